@@ -1,0 +1,44 @@
+"""Small combinational building blocks shared by the cores."""
+from __future__ import annotations
+
+from amaranth.hdl import Const, Signal, Value
+
+
+def tree_sum(values: list, m=None, name: str = "sum", levels_per_signal: int = 3) -> Value:
+    """Balanced adder tree.
+
+    Expression depth stays logarithmic; with a module ``m``, every few levels
+    the partial sums are named comb signals, because Python's compiler (used
+    by the Amaranth simulator) rejects very deeply nested expressions.
+    """
+    values = list(values)
+    if not values:
+        return Const(0, 1)
+    level = 0
+    while len(values) > 1:
+        paired = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            paired.append(values[-1])
+        values = paired
+        level += 1
+        if m is not None and level % levels_per_signal == 0 and len(values) > 1:
+            named = []
+            for i, value in enumerate(values):
+                signal = Signal(value.shape(), name=f"{name}_l{level}_{i}")
+                m.d.comb += signal.eq(value)
+                named.append(signal)
+            values = named
+    return values[0]
+
+
+def lanes(word: Value, width: int, count: int) -> list[Value]:
+    """Split a packed word into `count` elements of `width` bits, element 0 in the LSBs."""
+    return [word[i * width:(i + 1) * width] for i in range(count)]
+
+
+def pack_ints(values, width: int) -> int:
+    """Pack integer codes (already unsigned) into one word, element 0 in the LSBs."""
+    word = 0
+    for i, value in enumerate(values):
+        word |= (int(value) & ((1 << width) - 1)) << (i * width)
+    return word

@@ -1,0 +1,190 @@
+"""Matrix-vector-threshold unit (MVTU), folded by PE and SIMD.
+
+Each cycle the unit takes SIMD input elements and SIMD weights for each of PE
+output channels. An input vector arrives once (neuron fold 0) and is kept in
+an input buffer for the other MH/PE neuron folds. Beat order:
+
+* input beat ``sf`` carries elements ``sf*SIMD .. sf*SIMD+SIMD-1``;
+* output beat ``nf`` carries channels ``nf*PE .. nf*PE+PE-1``;
+  element 0 of a beat sits in the least significant bits.
+
+Pipeline (one global stall: everything advances when the output register can
+take a result, so backpressure never loses or duplicates data):
+
+  issue -> [buffer/weight ROM read] -> multiply-accumulate -> [threshold ROM read]
+        -> threshold compare -> output register
+
+Both operands bipolar: the dot product is an XNOR-popcount; the accumulator
+counts agreements ``pc`` and thresholds are translated from ``dot = 2*pc - MW``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..graph.datatypes import QType
+from ..graph.specs import MVTUSpec
+from .arith import lanes, pack_ints, tree_sum
+
+
+def _element_value(code, qtype: QType):
+    """Signed value of one wire element."""
+    if qtype.bipolar:
+        return Mux(code[0], 1, -1)
+    return code.as_signed() if qtype.signed else code.as_unsigned()
+
+
+class MVTU(wiring.Component):
+    def __init__(self, spec: MVTUSpec):
+        self.spec = spec
+        self.in_width = spec.simd * spec.input_type.bits
+        self.out_width = spec.pe * spec.output_type.bits
+        super().__init__({
+            "s": In(stream.Signature(unsigned(self.in_width))),
+            "m": Out(stream.Signature(unsigned(self.out_width))),
+        })
+
+    # -- constant tables ---------------------------------------------------------
+    def _hw_thresholds(self) -> np.ndarray:
+        """Thresholds in the hardware accumulator's domain (popcount for XNOR layers)."""
+        spec = self.spec
+        if not spec.binary_xnor:
+            return spec.thresholds
+        # dot >= T  <=>  2*pc - MW >= T  <=>  pc >= ceil((T + MW) / 2)
+        return np.clip(-((-(spec.thresholds + spec.mw)) // 2), 0, spec.mw + 1)
+
+    def _acc_shape(self):
+        spec = self.spec
+        if spec.binary_xnor:
+            return unsigned((spec.mw + 1).bit_length())
+        return signed(spec.acc_type.bits)
+
+    def _weight_rom_init(self) -> list[int]:
+        spec = self.spec
+        codes = spec.weight_type.encode(spec.weights)  # [mh, mw]
+        words = []
+        for nf in range(spec.neuron_fold):
+            for sf in range(spec.synapse_fold):
+                block = codes[nf * spec.pe:(nf + 1) * spec.pe, sf * spec.simd:(sf + 1) * spec.simd]
+                words.append(pack_ints(block.reshape(-1), spec.weight_type.bits))
+        return words
+
+    def _threshold_rom_init(self, width: int) -> list[int]:
+        spec = self.spec
+        thresholds = self._hw_thresholds()
+        words = []
+        for nf in range(spec.neuron_fold):
+            block = thresholds[nf * spec.pe:(nf + 1) * spec.pe]
+            words.append(pack_ints(block.reshape(-1), width))
+        return words
+
+    # -- hardware -------------------------------------------------------------------
+    def elaborate(self, platform):
+        spec = self.spec
+        m = Module()
+        PE, SIMD, NF, SF = spec.pe, spec.simd, spec.neuron_fold, spec.synapse_fold
+        ib, wb, ob = spec.input_type.bits, spec.weight_type.bits, spec.output_type.bits
+        acc_shape = self._acc_shape()
+
+        m.submodules.weights = weight_rom = Memory(
+            shape=unsigned(PE * SIMD * wb), depth=NF * SF, init=self._weight_rom_init())
+        m.submodules.input_buffer = input_buffer = Memory(
+            shape=unsigned(self.in_width), depth=SF, init=[])
+        weight_read = weight_rom.read_port()
+        buffer_read = input_buffer.read_port()
+        buffer_write = input_buffer.write_port()
+
+        out_valid = Signal()
+        advance = Signal()
+        m.d.comb += advance.eq(~out_valid | self.m.ready)
+        m.d.comb += [self.m.valid.eq(out_valid),
+                     weight_read.en.eq(advance), buffer_read.en.eq(advance)]
+
+        # -- issue: walk (nf, sf); the input stream is consumed only in neuron fold 0
+        nf = Signal(range(max(NF, 2)))
+        sf = Signal(range(max(SF, 2)))
+        weight_addr = Signal(range(max(NF * SF, 2)))
+        from_stream = nf == 0
+        issue = Signal()
+        m.d.comb += [
+            self.s.ready.eq(advance & from_stream),
+            issue.eq(advance & (~from_stream | self.s.valid)),
+            weight_read.addr.eq(weight_addr),
+            buffer_read.addr.eq(sf),
+            buffer_write.addr.eq(sf),
+            buffer_write.data.eq(self.s.payload),
+            buffer_write.en.eq(issue & from_stream),
+        ]
+        with m.If(issue):
+            m.d.sync += weight_addr.eq(Mux(weight_addr == NF * SF - 1, 0, weight_addr + 1))
+            with m.If(sf == SF - 1):
+                m.d.sync += [sf.eq(0), nf.eq(Mux(nf == NF - 1, 0, nf + 1))]
+            with m.Else():
+                m.d.sync += sf.eq(sf + 1)
+
+        # -- multiply-accumulate stage (operands arrive one cycle after issue)
+        mac_valid, mac_first, mac_last, mac_from_stream = Signal(), Signal(), Signal(), Signal()
+        mac_stream_word = Signal(self.in_width)
+        mac_nf = Signal.like(nf)
+        with m.If(advance):
+            m.d.sync += [mac_valid.eq(issue), mac_first.eq(sf == 0), mac_last.eq(sf == SF - 1),
+                         mac_from_stream.eq(from_stream), mac_stream_word.eq(self.s.payload),
+                         mac_nf.eq(nf)]
+        x_word = Mux(mac_from_stream, mac_stream_word, buffer_read.data)
+        x_lanes = lanes(x_word, ib, SIMD)
+        w_lanes = lanes(weight_read.data, wb, PE * SIMD)
+        acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
+        acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
+        for pe in range(PE):
+            row = w_lanes[pe * SIMD:(pe + 1) * SIMD]
+            if spec.binary_xnor:
+                terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
+            else:
+                terms = [_element_value(x, spec.input_type) * _element_value(w, spec.weight_type)
+                         for x, w in zip(x_lanes, row)]
+            m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + tree_sum(terms, m, f"dot{pe}"))
+            with m.If(advance & mac_valid):
+                m.d.sync += acc[pe].eq(acc_next[pe])
+
+        # -- threshold stage
+        act_valid = Signal()
+        act_acc = [Signal(acc_shape, name=f"act_acc{pe}") for pe in range(PE)]
+        with m.If(advance):
+            m.d.sync += act_valid.eq(mac_valid & mac_last)
+            m.d.sync += [a.eq(n) for a, n in zip(act_acc, acc_next)]
+        results = self._activations(m, act_acc, mac_nf, advance, acc_shape)
+
+        out_payload = Signal(self.out_width)
+        with m.If(advance):
+            m.d.sync += [out_valid.eq(act_valid),
+                         out_payload.eq(Cat(r.as_unsigned()[:ob] for r in results))]
+        m.d.comb += self.m.payload.eq(out_payload)
+        return m
+
+    def _activations(self, m, act_acc, mac_nf, advance, acc_shape):
+        """Per-PE output element values (before packing)."""
+        spec = self.spec
+        if spec.thresholds is None:
+            if spec.binary_xnor:
+                return [(a.as_signed() * 2 - spec.mw) for a in act_acc]
+            return act_acc
+        n = spec.thresholds.shape[1]
+        tw = acc_shape.width + (1 if not acc_shape.signed else 0)
+        threshold_shape = signed(tw) if acc_shape.signed else unsigned(tw)
+        m.submodules.thresholds = rom = Memory(
+            shape=unsigned(spec.pe * n * tw), depth=spec.neuron_fold, init=self._threshold_rom_init(tw))
+        read = rom.read_port()
+        m.d.comb += [read.addr.eq(mac_nf), read.en.eq(advance)]
+        per_lane = lanes(read.data, tw, spec.pe * n)
+        results = []
+        for pe, a in enumerate(act_acc):
+            passed = tree_sum([a >= t.as_signed() if threshold_shape.signed else a >= t
+                               for t in per_lane[pe * n:(pe + 1) * n]], m, f"passed{pe}")
+            if spec.output_type.bipolar:
+                results.append(passed)
+            else:
+                results.append(spec.out_base + passed)
+        return results
