@@ -1,0 +1,96 @@
+"""finn-rtl command line: build a QONNX model into verified RTL, verify a build directory."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .graph.errors import CompileError
+from .graph.specs import FoldingError
+
+
+def _add_verify_options(parser):
+    parser.add_argument("--data", help=".npy/.npz input set (npz: 'x' inputs, optional 'y' labels)")
+    parser.add_argument("--input-scale", type=float, default=None,
+                        help="multiply inputs by this (default: 1/255 for uint8 data, else 1)")
+    parser.add_argument("--ready-percent", type=int, default=100,
+                        help="output tready probability in rtlsim (backpressure), percent")
+    parser.add_argument("--valid-percent", type=int, default=100,
+                        help="input tvalid probability in rtlsim, percent")
+
+
+def _verify(b, count, args):
+    from .flow import load_inputs, random_inputs, verify
+
+    if args.data:
+        x, labels = load_inputs(args.data, input_scale=args.input_scale, count=count)
+    else:
+        x, labels = random_inputs(b.out_dir / "original.onnx", count, *args.input_range), None
+    if len(x) == 0:
+        raise CompileError("no input frames to verify")
+    return verify(b, x, labels, valid_percent=args.valid_percent, ready_percent=args.ready_percent)
+
+
+def _summary(result: dict) -> str:
+    text = (f"verified {result['frames']} frames: "
+            f"{'bit-exact' if result['bit_exact'] else str(result['mismatched_frames']) + ' mismatched'}; "
+            f"II {result['measured_ii_cycles']:.1f} cycles (expected {result['expected_ii_cycles']}), "
+            f"latency {result['latency_cycles']} cycles, rtlsim {result['rtlsim_cycles_per_second']:,} cycles/s")
+    if "top1_accuracy" in result:
+        text += f", top-1 accuracy {100 * result['top1_accuracy']:.2f}%"
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="finn-rtl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build_cmd = commands.add_parser("build", help="compile a QONNX model to Verilog")
+    build_cmd.add_argument("model", help="QONNX model file (.onnx)")
+    build_cmd.add_argument("-o", "--out", required=True, help="build directory")
+    build_cmd.add_argument("--folding", help="JSON file: {layer: {\"PE\": n, \"SIMD\": n}}")
+    build_cmd.add_argument("--target-ii", type=int, help="choose PE/SIMD to reach this many cycles per frame")
+    build_cmd.add_argument("--label-select", action="store_true", help="output the top-1 class index")
+    build_cmd.add_argument("--name", default="finn_rtl_top", help="top-level module name")
+    build_cmd.add_argument("--verify", type=int, metavar="N", help="verify N frames in rtlsim after building")
+    build_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                           help="range of random float inputs when --data is not given")
+    _add_verify_options(build_cmd)
+
+    verify_cmd = commands.add_parser("verify", help="verify a build directory in rtlsim against qonnx")
+    verify_cmd.add_argument("build_dir")
+    verify_cmd.add_argument("-n", "--count", type=int, help="number of frames (default: all)")
+    verify_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                            help="range of random float inputs when --data is not given")
+    _add_verify_options(verify_cmd)
+
+    args = parser.parse_args(argv)
+    from .flow import VerificationError, build, load_build, read_folding
+    from .sim.verilator import SimulationError
+
+    try:
+        if args.command == "build":
+            folding = read_folding(args.folding) if args.folding else None
+            b = build(args.model, args.out, folding=folding, target_ii=args.target_ii,
+                      label_select=args.label_select, name=args.name)
+            print(f"built {b.verilog_path} in {b.report['build']['seconds_to_verilog']:.1f} s; "
+                  f"expected II {b.network.analytic_ii} cycles (bottleneck {b.report['bottleneck_layer']})")
+            print("folding: " + json.dumps(b.network.folding))
+            if args.verify:
+                print(_summary(_verify(b, args.verify, args)))
+        else:
+            b = load_build(args.build_dir)
+            if not args.data and not args.count:
+                raise CompileError("verify needs --data or -n N random frames")
+            print(_summary(_verify(b, args.count, args)))
+    except (CompileError, FoldingError) as exc:
+        print(f"finn-rtl: error: {exc}", file=sys.stderr)
+        return 2
+    except (VerificationError, SimulationError) as exc:
+        print(f"finn-rtl: verification failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

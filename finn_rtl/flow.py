@@ -1,0 +1,246 @@
+"""Build and verify flows behind the CLI: model file -> build directory -> verified report.
+
+A build directory holds:
+  original.onnx          the input model, byte for byte (the golden model)
+  streamlined.onnx       the integer model the hardware implements (qonnx-executable)
+  input_quantizer.onnx   the host-side ops up to the first activation quantizer
+  <name>.v               the accelerator
+  folding.json           PE/SIMD per layer, same keys `--folding` accepts
+  report.json            per-layer cycles, expected II, build options, verification results
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .graph.datatypes import QType
+from .graph.errors import CompileError
+from .graph.export import to_streamlined_onnx
+from .graph.folding import fold_for_target
+from .graph.specs import FoldingError, NetworkSpec
+from .graph.streamline import Streamlined, streamline
+
+
+class VerificationError(RuntimeError):
+    """The hardware's outputs differ from the golden model's."""
+
+
+def read_folding(path) -> dict:
+    path = Path(path)
+    try:
+        folding = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CompileError(f"folding file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise CompileError(f"folding file {path} is not valid JSON: {exc}") from None
+    if not isinstance(folding, dict) or not all(isinstance(v, dict) for v in folding.values()):
+        raise CompileError(f"folding file {path} must map layer names to {{\"PE\": n, \"SIMD\": n}}")
+    return folding
+
+
+def layer_report(network: NetworkSpec) -> list[dict]:
+    rows = []
+    for layer in network.layers:
+        rows.append({
+            "name": layer.name, "MW": layer.mw, "MH": layer.mh, "PE": layer.pe, "SIMD": layer.simd,
+            "input_type": str(layer.input_type), "weight_type": str(layer.weight_type),
+            "output_type": str(layer.output_type), "accumulator_type": str(layer.acc_type),
+            "mode": "xnor-popcount" if layer.binary_xnor else "integer",
+            "thresholds_per_channel": 0 if layer.thresholds is None else int(layer.thresholds.shape[1]),
+            "weight_bits": int(layer.weights.size * layer.weight_type.bits),
+            "cycles_per_frame": layer.cycles_per_frame,
+        })
+    return rows
+
+
+@dataclass
+class Build:
+    out_dir: Path
+    streamlined: Streamlined
+    network: NetworkSpec
+    verilog: str
+    report: dict
+
+    @property
+    def verilog_path(self) -> Path:
+        return self.out_dir / f"{self.network.name}.v"
+
+    def write_report(self) -> None:
+        (self.out_dir / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+
+
+def _fold(network: NetworkSpec, folding: dict | None, target_ii: int | None) -> NetworkSpec:
+    if target_ii is not None:
+        network = fold_for_target(network, target_ii)
+    if folding:
+        network = network.with_folding(folding)
+    return network
+
+
+def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | None = None,
+          label_select: bool = False, name: str = "finn_rtl_top") -> Build:
+    from .cores.accelerator import PortGeometry, to_verilog
+
+    if not name.isidentifier():
+        raise CompileError(f"top-level name {name!r} must be a Verilog identifier")
+    start = time.perf_counter()
+    streamlined = streamline(model_path, name=name, label_select=label_select)
+    network = _fold(streamlined.network, folding, target_ii)
+    streamline_seconds = time.perf_counter() - start
+    verilog = to_verilog(network)
+    build_seconds = time.perf_counter() - start
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_path, out / "original.onnx")
+    onnx.save(to_streamlined_onnx(network), str(out / "streamlined.onnx"))
+    quantizer = streamlined.input_quantizer
+    if quantizer.prefix is not None:
+        (out / "input_quantizer.onnx").write_bytes(quantizer.prefix)
+    (out / f"{name}.v").write_text(verilog)
+    (out / "folding.json").write_text(json.dumps(network.folding, indent=2) + "\n")
+    layers = layer_report(network)
+    bottleneck = max(layers, key=lambda row: row["cycles_per_frame"])
+    geometry = PortGeometry.of(network)
+    report = {
+        "build": {"model": str(model_path), "name": name, "label_select": network.output.label_select,
+                  "target_ii": target_ii, "streamline_seconds": round(streamline_seconds, 3),
+                  "seconds_to_verilog": round(build_seconds, 3)},
+        "input": {"elements": network.in_elements, "type": str(network.input_type),
+                  "quantizer": "host runs input_quantizer.onnx, divides by scale" if quantizer.prefix
+                  else "integer model input", "scale": quantizer.scale,
+                  "axis_tdata_bits": geometry.in_width, "elements_per_beat": geometry.in_elements_per_beat,
+                  "beats_per_frame": geometry.in_beats_per_frame},
+        "output": {"elements": network.out_elements, "type": str(network.output_type),
+                   "label_select": network.output.label_select,
+                   "affine_scale": network.output.scale.tolist(),
+                   "affine_offset": network.output.offset.tolist(),
+                   "meaning": "model output = affine_scale * y + affine_offset per channel"
+                   if not network.output.label_select else "y = index of the top-1 class",
+                   "axis_tdata_bits": geometry.out_width, "elements_per_beat": geometry.out_elements_per_beat,
+                   "beats_per_frame": geometry.out_beats_per_frame},
+        "layers": layers,
+        "expected_ii_cycles": network.analytic_ii,
+        "bottleneck_layer": bottleneck["name"],
+        "notes": list(network.notes),
+    }
+    result = Build(out, streamlined, network, verilog, report)
+    result.write_report()
+    return result
+
+
+def load_build(out_dir) -> Build:
+    out = Path(out_dir)
+    try:
+        report = json.loads((out / "report.json").read_text())
+        options = report["build"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError) as exc:
+        raise CompileError(f"{out} is not a finn-rtl build directory ({exc})") from None
+    streamlined = streamline(out / "original.onnx", name=options["name"], label_select=options["label_select"])
+    network = _fold(streamlined.network, read_folding(out / "folding.json"), None)
+    verilog = (out / f"{options['name']}.v").read_text()
+    return Build(out, streamlined, network, verilog, report)
+
+
+def load_inputs(path, *, input_scale: float | None = None, count: int | None = None):
+    """(float inputs, labels or None) from .npy/.npz; uint8 data is divided by 255 unless scaled."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompileError(f"input file {path} does not exist")
+    try:
+        data = np.load(path)
+    except Exception as exc:
+        raise CompileError(f"{path} is not a readable .npy/.npz file ({exc})") from None
+    labels = None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        key = "x" if "x" in data.files else data.files[0]
+        x = data[key]
+        labels = data["y"] if "y" in data.files else None
+    else:
+        x = data
+    if count is not None:
+        x = x[:count]
+        labels = labels[:count] if labels is not None else None
+    scale = input_scale if input_scale is not None else (1 / 255 if x.dtype == np.uint8 else 1.0)
+    return x.astype(np.float32) * np.float32(scale), labels
+
+
+def random_inputs(model_path, count: int, low: float = 0.0, high: float = 1.0, seed: int = 0) -> np.ndarray:
+    from .graph.ingest import clean
+
+    model = clean(model_path)
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, (count, *shape[1:])).astype(np.float32)
+
+
+def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
+    """Bit-exact comparison of integer hardware outputs with the golden model's float outputs.
+
+    Label select: hardware index == argmax of golden. Otherwise the golden
+    outputs are mapped back through the output affine to integers; they must
+    sit on that integer grid (within float32 rounding) and equal the hardware's.
+    """
+    golden = np.asarray(golden, dtype=np.float64).reshape(len(hw), -1)
+    if network.output.label_select:
+        expected = golden.argmax(axis=1)[:, None]
+        grid_error = 0.0
+    else:
+        scale, offset = network.output.scale, network.output.offset
+        expected = np.round((golden - offset) / scale)
+        grid_error = float(np.max(np.abs(expected * scale + offset - golden) / np.abs(scale)))
+        if grid_error > 1e-3:
+            raise VerificationError(f"golden outputs are off the output affine's integer grid by "
+                                    f"{grid_error:.3g} steps: the streamlined tail is wrong")
+    mismatched = np.nonzero(np.any(expected != hw, axis=1))[0]
+    return {"frames": int(len(hw)), "mismatched_frames": int(len(mismatched)),
+            "first_mismatches": mismatched[:10].tolist(), "max_grid_error_steps": grid_error,
+            "bit_exact": bool(len(mismatched) == 0)}
+
+
+def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, ready_percent: int = 100,
+           seed: int = 1) -> dict:
+    from .graph.ingest import execute_batched
+    from .sim.rtlsim import simulate
+
+    start = time.perf_counter()
+    ints = b.streamlined.input_quantizer.quantize(x)
+    golden = execute_batched(b.out_dir / "original.onnx", x)
+    golden_seconds = time.perf_counter() - start
+    run = simulate(b.network, b.verilog, ints, valid_percent=valid_percent,
+                   ready_percent=ready_percent, seed=seed)
+    result = compare(b.network, run.outputs, golden)
+    reference_match = bool(np.array_equal(run.outputs, b.network.reference(ints)))
+    result.update({
+        "hardware_matches_numpy_reference": reference_match,
+        "measured_ii_cycles": run.cycles_per_frame,
+        "expected_ii_cycles": b.network.analytic_ii,
+        "ii_deviation": run.cycles_per_frame / b.network.analytic_ii - 1,
+        "latency_cycles": run.latency_cycles,
+        "total_cycles": run.total_cycles,
+        "rtlsim_seconds": round(run.wall_seconds, 3),
+        "rtlsim_cycles_per_second": round(run.cycles_per_second),
+        "verilator_build_seconds": round(run.build_seconds, 3),
+        "golden_seconds": round(golden_seconds, 3),
+        "valid_percent": valid_percent, "ready_percent": ready_percent,
+    })
+    if labels is not None:
+        predicted = run.outputs[:, 0] if b.network.output.label_select else \
+            b.network.output.apply(run.outputs).argmax(axis=1)
+        result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels).reshape(-1)))
+    b.report["verification"] = result
+    b.write_report()
+    if not result["bit_exact"]:
+        raise VerificationError(f"{result['mismatched_frames']} of {result['frames']} frames differ from "
+                                f"the golden model (first: {result['first_mismatches']}); see report.json")
+    return result
+
+
+__all__ = ["build", "load_build", "verify", "load_inputs", "random_inputs", "compare", "read_folding",
+           "Build", "VerificationError", "FoldingError", "QType"]

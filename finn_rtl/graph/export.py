@@ -1,0 +1,61 @@
+"""Write a NetworkSpec back out as a streamlined (integer) QONNX model.
+
+The model is executable with qonnx: integer input -> MatMul with integer
+weights -> MultiThreshold -> ... -> last MatMul -> output affine (Mul, Add)
+or ArgMax. Tensors carry qonnx datatype annotations. It documents exactly
+what the hardware computes and is checked against the hardware's numpy
+reference in the tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .specs import NetworkSpec
+
+
+def _dtype_name(qtype) -> str:
+    return str(qtype)
+
+
+def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    nodes, inits, annotations = [], [], {}
+    tensor = "x"
+    annotations[tensor] = network.input_type
+    for layer in network.layers:
+        w_name, acc = f"{layer.name}_W", f"{layer.name}_acc"
+        inits.append(numpy_helper.from_array(layer.weights.T.astype(np.float32), w_name))
+        annotations[w_name] = layer.weight_type
+        nodes.append(helper.make_node("MatMul", [tensor, w_name], [acc], name=layer.name))
+        tensor = acc
+        if layer.thresholds is not None:
+            t_name, out = f"{layer.name}_thresholds", f"{layer.name}_out"
+            inits.append(numpy_helper.from_array(layer.thresholds.astype(np.float32), t_name))
+            bipolar = layer.output_type.bipolar
+            nodes.append(helper.make_node(
+                "MultiThreshold", [tensor, t_name], [out], name=f"{layer.name}_MultiThreshold",
+                domain="qonnx.custom_op.general", out_dtype=_dtype_name(layer.output_type),
+                out_scale=2.0 if bipolar else 1.0, out_bias=float(layer.out_base)))
+            annotations[out] = layer.output_type
+            tensor = out
+    if network.output.label_select:
+        nodes.append(helper.make_node("ArgMax", [tensor], ["y"], axis=1, keepdims=1, name="LabelSelect"))
+        out_info = helper.make_tensor_value_info("y", TensorProto.INT64, [1, 1])
+    else:
+        inits += [numpy_helper.from_array(network.output.scale.astype(np.float32), "out_scale"),
+                  numpy_helper.from_array(network.output.offset.astype(np.float32), "out_offset")]
+        nodes += [helper.make_node("Mul", [tensor, "out_scale"], ["scaled"], name="OutputScale"),
+                  helper.make_node("Add", ["scaled", "out_offset"], ["y"], name="OutputOffset")]
+        out_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, network.out_elements])
+    graph = helper.make_graph(
+        nodes, network.name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, network.in_elements])],
+        [out_info], initializer=inits)
+    model = ModelWrapper(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    from qonnx.core.datatype import DataType
+    for name, qtype in annotations.items():
+        model.set_tensor_datatype(name, DataType[_dtype_name(qtype)])
+    from qonnx.transformation.infer_shapes import InferShapes
+    return model.transform(InferShapes()).model
