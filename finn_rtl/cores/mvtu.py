@@ -133,7 +133,9 @@ class MVTU(wiring.Component):
             m.d.sync += [mac_valid.eq(issue), mac_first.eq(sf == 0), mac_last.eq(sf == SF - 1),
                          mac_from_stream.eq(from_stream), mac_stream_word.eq(self.s.payload),
                          mac_nf.eq(nf)]
-        x_word = Mux(mac_from_stream, mac_stream_word, buffer_read.data)
+        # A named signal: slicing an expression per lane would rebuild the whole mux per lane.
+        x_word = Signal(self.in_width)
+        m.d.comb += x_word.eq(Mux(mac_from_stream, mac_stream_word, buffer_read.data))
         x_lanes = lanes(x_word, ib, SIMD)
         w_lanes = lanes(weight_read.data, wb, PE * SIMD)
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]

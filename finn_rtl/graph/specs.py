@@ -174,7 +174,7 @@ class NetworkSpec:
     layers: tuple[MVTUSpec, ...]
     input_type: QType
     output: OutputSpec
-    fifo_depth: int = 32
+    fifo_depth: Optional[int] = None  # beats between layers; None: one producer frame
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
