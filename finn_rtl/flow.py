@@ -189,7 +189,9 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
     """
     golden = np.asarray(golden, dtype=np.float64).reshape(len(hw), -1)
     if network.output.label_select:
-        expected = golden.argmax(axis=1)[:, None]
+        # A model ending in ArgMax already gives the index; with --label-select it gives scores.
+        scores = golden.shape[1] == network.layers[-1].mh
+        expected = golden.argmax(axis=1)[:, None] if scores else np.round(golden).astype(np.int64)
         grid_error = 0.0
     else:
         scale, offset = network.output.scale, network.output.offset

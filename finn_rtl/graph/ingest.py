@@ -55,7 +55,13 @@ def clean(source, batch_size: int | None = None):
     _normalise_domains(model)
     wrapper = ModelWrapper(model)
     try:
-        wrapper = cleanup_model(wrapper, override_inpsize=batch_size)
+        # Batch 1 first: shape inference then knows every tensor (the output too), which the
+        # batch-size change needs; it also rewrites the folded Reshape targets.
+        wrapper = cleanup_model(wrapper)
+        if batch_size is not None:
+            from qonnx.transformation.change_batchsize import ChangeBatchSize
+
+            wrapper = cleanup_model(wrapper.transform(ChangeBatchSize(batch_size)))
         from qonnx.transformation.gemm_to_matmul import GemmToMatMul
         from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
         from qonnx.transformation.infer_shapes import InferShapes

@@ -1,0 +1,41 @@
+"""FIFO, width converter and label select in the Amaranth simulator with random valid/ready."""
+import numpy as np
+import pytest
+
+from finn_rtl.cores.arith import pack_ints
+from finn_rtl.cores.fifo import StreamFIFO
+from finn_rtl.cores.label_select import LabelSelect
+from finn_rtl.cores.width_converter import WidthConverter
+from finn_rtl.graph.datatypes import QType
+from finn_rtl.sim.stream_sim import run_stream
+
+
+@pytest.mark.parametrize("lanes,channels", [(1, 10), (2, 10), (5, 10), (10, 10), (3, 12)])
+def test_label_select_first_maximum_wins(lanes, channels):
+    rng = np.random.default_rng(lanes * 100 + channels)
+    qtype = QType(5, True)
+    x = rng.integers(-16, 16, (24, channels))
+    x[0] = 3  # all tied: index 0
+    x[1, [2, 7]] = 15  # tie between two maxima: the lower index
+    beats = [pack_ints(qtype.encode(f[i * lanes:(i + 1) * lanes]), 5) for f in x for i in range(channels // lanes)]
+    out, _ = run_stream(LabelSelect(5, lanes, channels, 4), beats, len(x), valid_prob=0.7, ready_prob=0.5)
+    assert out == list(x.argmax(axis=1))
+
+
+@pytest.mark.parametrize("a,b", [(1, 4), (4, 1), (3, 2), (2, 3), (6, 4), (4, 6), (1, 7), (7, 1)])
+def test_width_converter_keeps_order_and_rate(a, b):
+    rng = np.random.default_rng(a * 10 + b)
+    n = a * b * 6
+    elements = rng.integers(0, 8, n)
+    beats = [pack_ints(elements[i:i + a], 3) for i in range(0, n, a)]
+    out, _ = run_stream(WidthConverter(3, a, b), beats, n // b, valid_prob=0.8, ready_prob=0.6)
+    assert [(w >> (3 * j)) & 7 for w in out for j in range(b)] == list(elements)
+    _, cycles = run_stream(WidthConverter(3, a, b), beats, n // b)
+    assert cycles <= n // min(a, b) + 2  # one beat per cycle on the wide side
+
+
+def test_fifo_passes_everything_in_order():
+    rng = np.random.default_rng(5)
+    beats = [int(v) for v in rng.integers(0, 256, 80)]
+    out, _ = run_stream(StreamFIFO(8, 4), beats, len(beats), valid_prob=0.5, ready_prob=0.5)
+    assert out == beats

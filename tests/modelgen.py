@@ -1,0 +1,226 @@
+"""Seeded QONNX MLP generator covering every op finn-rtl ingests.
+
+Parameters (BatchNorm statistics, activation scales) are calibrated on a
+random batch so that activations use their quantization levels instead of
+saturating, and some BatchNorm gains are negative so that decreasing
+channels are exercised.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+QDOMAIN = "qonnx.custom_op.general"
+
+
+@dataclass
+class LayerCfg:
+    width: int
+    w_bits: int = 2
+    w_signed: bool = True
+    w_narrow: bool = False
+    per_channel_w_scale: bool = False
+    gemm: bool = False  # Gemm (transB=1, bias) instead of MatMul
+    bias: bool = False  # Add after MatMul
+    norm: str = "bn"  # bn | affine (Mul+Add) | div (Div+Sub) | none
+    relu: bool = False
+    a_bits: int = 2
+    a_signed: bool = True
+    a_narrow: bool = False
+    bipolar_op: bool = False  # 1-bit activation as BipolarQuant (else Quant 1-bit signed)
+
+
+@dataclass
+class MLPCfg:
+    in_shape: tuple = (1, 16)
+    input: str = "float"  # float (Quant on input) | bipolar (2x-1, BipolarQuant) | int (typed input)
+    in_bits: int = 8
+    in_signed: bool = False
+    layers: list = field(default_factory=lambda: [LayerCfg(8), LayerCfg(4)])
+    tail: str = "affine"  # affine | none | quant | argmax
+    dyadic: bool = True  # power-of-two scales (float32-exact arithmetic)
+
+
+def _quant_int(values, scale, bits, signed, narrow):
+    lo = -(2 ** (bits - 1)) + (1 if narrow else 0) if signed else 0
+    hi = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1 - (1 if narrow else 0)
+    if bits == 1 and signed:
+        return np.where(values >= 0, 1.0, -1.0)
+    return np.round(np.clip(values / scale, lo, hi))
+
+
+class _Builder:
+    def __init__(self, cfg: MLPCfg, seed: int):
+        self.cfg, self.rng = cfg, np.random.default_rng(seed)
+        self.nodes, self.inits, self.counter = [], [], 0
+
+    def name(self, stem):
+        self.counter += 1
+        return f"{stem}_{self.counter}"
+
+    def const(self, value, stem="c"):
+        tensor = self.name(stem)
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), tensor))
+        return tensor
+
+    def node(self, op, inputs, domain="", **attrs):
+        out = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=self.name(op), domain=domain, **attrs))
+        return out
+
+    def scale(self, target):
+        target = float(target)
+        if self.cfg.dyadic:
+            return float(2.0 ** np.round(np.log2(target)))
+        return float(np.float32(target * self.rng.uniform(0.8, 1.25)))
+
+    def quant(self, tensor, scale, bits, signed, narrow, bipolar_op=False):
+        if bits == 1 and signed and bipolar_op:
+            return self.node("BipolarQuant", [tensor, self.const(scale)], domain=QDOMAIN)
+        return self.node("Quant", [tensor, self.const(scale), self.const(0.0), self.const(float(bits))],
+                         domain=QDOMAIN, signed=int(signed), narrow=int(narrow), rounding_mode="ROUND")
+
+    def build(self):
+        cfg, rng = self.cfg, self.rng
+        batch = 256
+        features = int(np.prod(cfg.in_shape[1:]))
+        x_in = helper.make_tensor_value_info("input", TensorProto.FLOAT, list(cfg.in_shape))
+        tensor = "input"
+        if len(cfg.in_shape) > 2:
+            tensor = self.node("Flatten", [tensor], axis=1)
+        if cfg.input == "int":
+            lo = -(2 ** (cfg.in_bits - 1)) if cfg.in_signed else 0
+            hi = 2 ** (cfg.in_bits - 1) - 1 if cfg.in_signed else 2 ** cfg.in_bits - 1
+            sample = rng.integers(lo, hi + 1, (batch, features)).astype(np.float64)
+        elif cfg.input == "bipolar":
+            raw = rng.uniform(0, 1, (batch, features))
+            tensor = self.node("Sub", [self.node("Mul", [tensor, self.const(2.0)]), self.const(1.0)])
+            tensor = self.node("BipolarQuant", [tensor, self.const(1.0)], domain=QDOMAIN)
+            sample = np.where(2 * raw - 1 >= 0, 1.0, -1.0)
+        else:
+            raw = rng.uniform(0, 1, (batch, features))
+            in_scale = self.scale(1.0 / (2 ** cfg.in_bits - 1) if not cfg.in_signed else 2.0 / 2 ** cfg.in_bits)
+            if cfg.in_signed:
+                tensor = self.node("Sub", [tensor, self.const(0.5)])
+                raw = raw - 0.5
+            tensor = self.quant(tensor, in_scale, cfg.in_bits, cfg.in_signed, False)
+            sample = _quant_int(raw, in_scale, cfg.in_bits, cfg.in_signed, False) * in_scale
+        width_in = features
+        for index, layer in enumerate(cfg.layers):
+            last = index == len(cfg.layers) - 1
+            tensor, sample = self.fc(tensor, sample, width_in, layer, last)
+            width_in = layer.width
+        if cfg.tail == "argmax":
+            tensor = self.node("ArgMax", [tensor], axis=1, keepdims=1)
+            out_type = TensorProto.INT64
+        else:
+            out_type = TensorProto.FLOAT
+        self.nodes[-1].output[0] = "output"
+        graph = helper.make_graph(self.nodes, "mlp", [x_in],
+                                  [helper.make_tensor_value_info("output", out_type, None)],
+                                  initializer=self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        if cfg.input == "int":
+            from qonnx.core.datatype import DataType
+            from qonnx.core.modelwrapper import ModelWrapper
+
+            wrapper = ModelWrapper(model)
+            wrapper.set_tensor_datatype("input", DataType[f"{'INT' if cfg.in_signed else 'UINT'}{cfg.in_bits}"])
+            model = wrapper.model
+        return model
+
+    def fc(self, tensor, sample, width_in, layer: LayerCfg, last: bool):
+        cfg, rng = self.cfg, self.rng
+        w_levels = 2 ** (layer.w_bits - 1) if layer.w_signed else 2 ** layer.w_bits
+        w_scale = np.array([self.scale(0.5 / w_levels) for _ in range(layer.width)]) \
+            if layer.per_channel_w_scale else np.full(layer.width, self.scale(0.5 / w_levels))
+        w_float = rng.normal(0, 0.6, (layer.width, width_in)) * w_scale[:, None] * w_levels
+        w_int = _quant_int(w_float, w_scale[:, None], layer.w_bits, layer.w_signed, layer.w_narrow)
+        w_real = w_int * w_scale[:, None]
+        scale_shape = (layer.width, 1) if layer.per_channel_w_scale else ()
+        scale_value = w_scale.reshape(scale_shape) if layer.per_channel_w_scale else w_scale[0]
+        if layer.w_bits == 1 and layer.w_signed:
+            w_q = self.node("BipolarQuant", [self.const(w_float, "W"), self.const(scale_value)], domain=QDOMAIN)
+        else:
+            w_q = self.node("Quant", [self.const(w_float, "W"), self.const(scale_value), self.const(0.0),
+                                      self.const(float(layer.w_bits))], domain=QDOMAIN,
+                            signed=int(layer.w_signed), narrow=int(layer.w_narrow), rounding_mode="ROUND")
+        pre = sample @ w_real.T
+        bias = rng.normal(0, 0.3 * (pre.std() + 1e-3), layer.width)
+        if cfg.dyadic:
+            bias = np.round(bias * 16) / 16
+        if layer.gemm:
+            tensor = self.node("Gemm", [tensor, w_q, self.const(bias, "bias")], transB=1)
+            pre = pre + bias
+        else:
+            tensor = self.node("MatMul", [tensor, self.node("Transpose", [w_q], perm=[1, 0])])
+            if layer.bias:
+                tensor = self.node("Add", [tensor, self.const(bias, "bias")])
+                pre = pre + bias
+        mean, std = pre.mean(axis=0), pre.std(axis=0) + 1e-3
+        if last:
+            return self.tail(tensor, pre, layer)
+        if layer.norm == "bn":
+            gamma = rng.uniform(0.5, 2.0, layer.width) * rng.choice([-1, 1], layer.width, p=[0.25, 0.75])
+            beta = rng.normal(0, 0.3, layer.width)
+            var = std ** 2
+            tensor = self.node("BatchNormalization", [tensor, self.const(gamma), self.const(beta),
+                                                      self.const(mean), self.const(var)], epsilon=1e-5)
+            post = (pre - mean) / np.sqrt(var + 1e-5) * gamma + beta
+        elif layer.norm == "affine":
+            mul = (1 / std) * rng.choice([-1, 1], layer.width, p=[0.25, 0.75])
+            add = -mean * mul + rng.normal(0, 0.2, layer.width)
+            if cfg.dyadic:
+                mul = 2.0 ** np.round(np.log2(np.abs(mul))) * np.sign(mul)
+                add = np.round(add * 8) / 8
+            tensor = self.node("Add", [self.node("Mul", [tensor, self.const(mul)]), self.const(add)])
+            post = pre * mul + add
+        elif layer.norm == "div":
+            div = float(2.0 ** np.round(np.log2(std.mean()))) if cfg.dyadic else float(std.mean())
+            sub = np.round(mean / div * 4) / 4
+            tensor = self.node("Sub", [self.node("Div", [tensor, self.const(div)]), self.const(sub)])
+            post = pre / div - sub
+        else:
+            post = pre
+        if layer.relu:
+            tensor = self.node("Relu", [tensor])
+            post = np.maximum(post, 0)
+        spread = float(np.percentile(np.abs(post), 90)) + 1e-3
+        if layer.a_bits == 1 and layer.a_signed:
+            a_scale = 1.0
+        else:
+            levels = 2 ** (layer.a_bits - 1) if layer.a_signed else 2 ** layer.a_bits - 1
+            a_scale = self.scale(spread / max(levels, 1))
+        tensor = self.quant(tensor, a_scale, layer.a_bits, layer.a_signed, layer.a_narrow, layer.bipolar_op)
+        sample = _quant_int(post, a_scale, layer.a_bits, layer.a_signed, layer.a_narrow) * a_scale
+        return tensor, sample
+
+    def tail(self, tensor, pre, layer):
+        cfg, rng = self.cfg, self.rng
+        if cfg.tail == "affine":
+            tensor = self.node("Mul", [tensor, self.const(self.scale(0.37))])
+            tensor = self.node("Add", [tensor, self.const(rng.normal(0, 0.5, layer.width))])
+        elif cfg.tail == "quant":
+            spread = float(np.percentile(np.abs(pre), 90)) + 1e-3
+            levels = 2 ** (layer.a_bits - 1) if layer.a_signed else 2 ** layer.a_bits - 1
+            tensor = self.quant(tensor, self.scale(spread / levels), layer.a_bits, layer.a_signed, layer.a_narrow)
+        elif cfg.tail == "argmax":
+            tensor = self.node("Mul", [tensor, self.const(self.scale(0.25))])
+        return tensor, None
+
+
+def make_mlp(cfg: MLPCfg, seed: int = 0) -> onnx.ModelProto:
+    return _Builder(cfg, seed).build()
+
+
+def random_inputs(cfg: MLPCfg, count: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if cfg.input == "int":
+        lo = -(2 ** (cfg.in_bits - 1)) if cfg.in_signed else 0
+        hi = 2 ** (cfg.in_bits - 1) - 1 if cfg.in_signed else 2 ** cfg.in_bits - 1
+        return rng.integers(lo, hi + 1, (count, *cfg.in_shape[1:])).astype(np.float32)
+    return rng.uniform(0, 1, (count, *cfg.in_shape[1:])).astype(np.float32)
