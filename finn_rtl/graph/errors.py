@@ -6,4 +6,5 @@ class CompileError(Exception):
 
     def __init__(self, message: str, node: str | None = None):
         self.node = node
-        super().__init__(f"node '{node}': {message}" if node else message)
+        super().__init__(f"node '{node}: {message}" if node and "'" in node else
+                         f"node '{node}': {message}" if node else message)

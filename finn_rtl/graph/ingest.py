@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from .errors import CompileError
 
 QUANT_OPS = ("Quant", "BipolarQuant", "Trunc")
 QONNX_DOMAIN = "qonnx.custom_op.general"
+ORIGIN = "finn-rtl original name: "  # kept in doc_string so errors can name nodes as the user's file does
 
 
 def _qonnx():
@@ -45,6 +47,18 @@ def _normalise_domains(model: onnx.ModelProto) -> None:
             node.domain = QONNX_DOMAIN
 
 
+def _check_weight_inputs(model: onnx.ModelProto, init_names: set) -> None:
+    """Name a graph input that feeds weights (before cleanup renames the tensors)."""
+    dynamic = [i.name for i in model.graph.input if i.name not in init_names]
+    for extra in dynamic[1:]:
+        for node in model.graph.node:
+            feeds_weights = node.op_type in ("MatMul", "Gemm") and extra in node.input[1:] or \
+                node.op_type in ("Quant", "BipolarQuant") and extra in node.input
+            if feeds_weights:
+                raise CompileError(f"weights come from graph input '{extra}': non-constant weights are "
+                                   "not supported; store the weights as an initializer", node.name)
+
+
 def clean(source, batch_size: int | None = None):
     """Return a cleaned qonnx ModelWrapper (shapes inferred, constants folded, Quant ops kept)."""
     ModelWrapper, _, cleanup_model = _qonnx()
@@ -52,7 +66,10 @@ def clean(source, batch_size: int | None = None):
     init_names = {i.name for i in model.graph.initializer}
     if not [i for i in model.graph.input if i.name not in init_names]:
         raise CompileError("the model has no dynamic input")
+    _check_weight_inputs(model, init_names)
     _normalise_domains(model)
+    for index, node in enumerate(model.graph.node):
+        node.doc_string = ORIGIN + (node.name or f"{node.op_type} #{index}")
     wrapper = ModelWrapper(model)
     try:
         # Batch 1 first: shape inference then knows every tensor (the output too), which the
@@ -67,7 +84,10 @@ def clean(source, batch_size: int | None = None):
         from qonnx.transformation.infer_shapes import InferShapes
 
         if wrapper.get_nodes_by_op_type("Gemm"):
-            wrapper = wrapper.transform(GemmToMatMul())
+            with warnings.catch_warnings():
+                # It warns about any Gemm opset but 9; the rewrite is the same for 11 and 13.
+                warnings.simplefilter("ignore", UserWarning)
+                wrapper = wrapper.transform(GemmToMatMul())
             wrapper = cleanup_model(wrapper)
         wrapper = wrapper.transform(InferShapes())
         wrapper = wrapper.transform(GiveUniqueNodeNames())
@@ -96,6 +116,9 @@ def execute_batched(source, x: np.ndarray) -> np.ndarray:
     oname = model.graph.output[0].name
     expected = tuple(model.get_tensor_shape(iname))
     if x.shape != expected:
+        if x[0].size != int(np.prod(expected[1:])):
+            raise CompileError(f"input frames have shape {tuple(x.shape[1:])}, the model expects "
+                               f"{tuple(expected[1:])} per frame")
         x = x.reshape(expected)
     return execute_onnx(model, {iname: x})[oname]
 

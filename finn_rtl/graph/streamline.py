@@ -27,7 +27,7 @@ from onnx import helper
 
 from .datatypes import QType
 from .errors import CompileError
-from .ingest import QUANT_OPS, _qonnx, clean
+from .ingest import ORIGIN, QUANT_OPS, _qonnx, clean
 from .specs import MVTUSpec, NetworkSpec, OutputSpec
 
 MAX_BITS = 8
@@ -78,6 +78,9 @@ class InputQuantizer:
     def quantize(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if self.prefix is None:
+            if x[0].size != self.elements:
+                raise CompileError(f"input frames have shape {tuple(x.shape[1:])}, the accelerator "
+                                   f"takes {self.elements} integers per frame")
             y = x.reshape(len(x), -1).astype(np.float64)
         else:
             from .ingest import execute_batched
@@ -113,6 +116,13 @@ class _Walker:
                 self.consumers.setdefault(tensor, []).append(node)
 
     # -- helpers --------------------------------------------------------------
+    @staticmethod
+    def label(node) -> str:
+        """The node's name as the user's file has it (cleanup renames nodes), and its op."""
+        original = node.doc_string[len(ORIGIN):] if node.doc_string.startswith(ORIGIN) else ""
+        shown = original or node.name
+        return f"{shown}' ({node.op_type}" + (f", cleaned name {node.name})" if original and original != node.name else ")")
+
     def init(self, tensor):
         return self.w.get_initializer(tensor)
 
@@ -129,14 +139,14 @@ class _Walker:
         value = self.init(node.input[index]) if len(node.input) > index else None
         if value is None:
             raise CompileError(f"{node.op_type} needs a constant input {index}; only one dynamic "
-                               "tensor per op is supported", node.name)
+                               "tensor per op is supported", self.label(node))
         return np.asarray(value)
 
     def next_node(self, tensor):
         users = [n for n in self.consumers.get(tensor, []) if not self.is_constant(n.output[0])]
         if len(users) > 1:
             raise CompileError(f"tensor '{tensor}' feeds {len(users)} nodes; only chains (MLPs) are "
-                               "supported", users[0].name)
+                               "supported", self.label(users[0]))
         return users[0] if users else None
 
     def channel_vector(self, node, value, channels):
@@ -147,7 +157,7 @@ class _Walker:
         flat = value.reshape(-1)
         if value.shape[-1] != channels or flat.size != channels:
             raise CompileError(f"constant of shape {list(value.shape)} is neither scalar nor "
-                               f"per-channel over {channels} channels", node.name)
+                               f"per-channel over {channels} channels", self.label(node))
         return flat
 
     def quant_params(self, node):
@@ -163,11 +173,11 @@ class _Walker:
             raise CompileError("Quant with a non-zero zero point is not supported (use zero point 0)",
                                node.name)
         if bits.size != 1 or float(bits) != int(bits):
-            raise CompileError(f"bit width {bits} must be a scalar integer", node.name)
+            raise CompileError(f"bit width {bits} must be a scalar integer", self.label(node))
         bits = int(bits)
         if not 1 <= bits <= MAX_BITS:
             raise CompileError(f"bit width {bits} is out of range: finn-rtl supports 1 to {MAX_BITS} "
-                               "bits", node.name)
+                               "bits", self.label(node))
         signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
         rounding = attrs.get("rounding_mode", b"ROUND")
         rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
@@ -184,28 +194,28 @@ class _Walker:
         tensor = node.input[1]
         if self.init(tensor) is not None:
             raise CompileError("MatMul weights are float (no Quant/BipolarQuant on them); quantize "
-                               "the weights to 1-8 bits in Brevitas/QKeras", node.name)
+                               "the weights to 1-8 bits in Brevitas/QKeras", self.label(node))
         producer = self.w.find_producer(tensor)
         if producer is None or producer.op_type not in ("Quant", "BipolarQuant") or \
                 self.init(producer.input[0]) is None:
             raise CompileError("MatMul weights must be a constant tensor through Quant/BipolarQuant; "
-                               "non-constant (dynamic) weights are not supported", node.name)
+                               "non-constant (dynamic) weights are not supported", self.label(node))
         scale, qtype, qmin, qmax = self.quant_params(producer)
         real = np.asarray(self._run_nodes([producer], {}, producer.output[0]), dtype=np.float64)
         scale_full = np.broadcast_to(np.asarray(scale, dtype=np.float64), real.shape)
         if np.any(scale_full <= 0):
-            raise CompileError("weight quantizer scale must be positive", producer.name)
+            raise CompileError("weight quantizer scale must be positive", self.label(producer))
         if real.ndim != 2:
-            raise CompileError(f"weights of rank {real.ndim}; expected a 2-D matrix", node.name)
+            raise CompileError(f"weights of rank {real.ndim}; expected a 2-D matrix", self.label(node))
         if not np.all(scale_full == scale_full[:1, :]):
             raise CompileError("weight scale varies along the input dimension; only per-tensor or "
-                               "per-output-channel weight scales are supported", producer.name)
+                               "per-output-channel weight scales are supported", self.label(producer))
         ints = np.round(real / scale_full)
         if not np.allclose(ints * scale_full, real, rtol=1e-6, atol=0):
-            raise CompileError("weights are not integer multiples of their scale", producer.name)
+            raise CompileError("weights are not integer multiples of their scale", self.label(producer))
         ints = ints.astype(np.int64)
         if qtype.bipolar and not qtype.contains(ints):
-            raise CompileError("bipolar weights must be +-1 times the scale", producer.name)
+            raise CompileError("bipolar weights must be +-1 times the scale", self.label(producer))
         return ints, qtype if qtype.bipolar else QType.for_range(min(ints.min(), qmin), max(ints.max(), qmax)), \
             scale_full[0, :]
 
@@ -238,7 +248,7 @@ class _Walker:
         for node in w.graph.node:
             if node.op_type not in SUPPORTED:
                 raise CompileError(f"op {node.op_type} is not supported; supported ops: "
-                                   f"{', '.join(sorted(set(SUPPORTED)))}", node.name)
+                                   f"{', '.join(sorted(set(SUPPORTED)))}", self.label(node))
         if not any(n.op_type in ("Quant", "BipolarQuant") for n in w.graph.node):
             raise CompileError("float-only model: there is no Quant/BipolarQuant node; export a "
                                "quantized model (Brevitas/QKeras) with 1-8 bit weights and activations")
@@ -256,7 +266,7 @@ class _Walker:
                 self.argmax(node)
             elif isinstance(current, _Pending):
                 if node.op_type not in CHAIN_OPS:
-                    raise CompileError(f"{node.op_type} cannot follow a MatMul", node.name)
+                    raise CompileError(f"{node.op_type} cannot follow a MatMul", self.label(node))
                 current.chain.append(node)
                 current.affine = self.affine_step(node, current.affine, len(current.acc_scale))
             else:
@@ -282,7 +292,7 @@ class _Walker:
         if shape is None or int(np.prod(shape[1:])) != shape[-1] and node.op_type != "Flatten" and \
                 self.consumers.get(node.output[0]) and self.next_node(node.output[0]).op_type != "MatMul":
             raise CompileError(f"{node.op_type} to shape {shape} inside the network; only flattening "
-                               "to [batch, features] is supported in MLPs", node.name)
+                               "to [batch, features] is supported in MLPs", self.label(node))
 
     def input_quantizer(self, tensor):
         """Collect the host-side prefix up to the first activation quantizer."""
@@ -299,7 +309,7 @@ class _Walker:
             if not input_dt.is_integer():
                 raise CompileError("the float input reaches a MatMul without an input quantizer; "
                                    "add a Quant node on the input or annotate the input with an "
-                                   "integer/bipolar qonnx datatype", node.name)
+                                   "integer/bipolar qonnx datatype", self.label(node))
             if any(n.op_type not in SHAPE_ONLY for n in prefix):
                 raise CompileError("an integer input may only be reshaped before the first MatMul",
                                    prefix[0].name)
@@ -314,7 +324,7 @@ class _Walker:
                     (qtype, _Affine(np.array(1.0), np.array(0.0))))
         scale, qtype, qmin, qmax = self.quant_params(node)
         if np.asarray(scale).size != 1:
-            raise CompileError("the input quantizer must have one (per-tensor) scale", node.name)
+            raise CompileError("the input quantizer must have one (per-tensor) scale", self.label(node))
         prefix.append(node)
         shape = w.get_tensor_shape(node.output[0])
         elements = int(np.prod(shape[1:]))
@@ -332,22 +342,22 @@ class _Walker:
     def matmul(self, node, current):
         if isinstance(current, _Pending):
             raise CompileError("two MatMuls without an activation quantizer between them; insert a "
-                               "Quant/BipolarQuant activation", node.name)
+                               "Quant/BipolarQuant activation", self.label(node))
         if len(self.dynamic_inputs(node)) != 1 or node.input[0] not in self.dynamic_inputs(node):
             raise CompileError("MatMul needs the activation as first input and constant weights as "
-                               "second; non-constant weights are not supported", node.name)
+                               "second; non-constant weights are not supported", self.label(node))
         qtype, affine = current
         weights_t, weight_type, w_scale = self.constant_weights(node)
         weights = weights_t.T  # [mh, mw]
         mh, mw = weights.shape
         in_shape = self.w.get_tensor_shape(node.input[0])
         if in_shape[-1] != mw:
-            raise CompileError(f"input has {in_shape[-1]} features, weights expect {mw}", node.name)
+            raise CompileError(f"input has {in_shape[-1]} features, weights expect {mw}", self.label(node))
         x_scale = np.asarray(affine.scale, dtype=np.float64)
         if x_scale.size != 1:
             if not np.all(x_scale == x_scale.reshape(-1)[0]):
                 raise CompileError("the MatMul input has per-channel scales; only a per-tensor "
-                                   "activation scale can be folded into integer weights", node.name)
+                                   "activation scale can be folded into integer weights", self.label(node))
             x_scale = x_scale.reshape(-1)[0]
         x_offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (mw,))
         acc_scale = float(x_scale) * w_scale
@@ -377,7 +387,7 @@ class _Walker:
             return _Affine(affine.scale, affine.offset - c)
         if node.op_type == "Div" and not const_first:
             return _Affine(affine.scale / c, affine.offset / c)
-        raise CompileError(f"{node.op_type} with a constant first operand is not affine", node.name)
+        raise CompileError(f"{node.op_type} with a constant first operand is not affine", self.label(node))
 
     def affine_step_on_ints(self, node, current):
         qtype, affine = current
@@ -386,9 +396,9 @@ class _Walker:
             if qtype.min >= 0 and np.all(np.asarray(affine.scale) > 0) and np.all(affine.offset == 0):
                 return current
             raise CompileError("Relu on a signed quantized activation cannot be folded; put the Relu "
-                               "before the activation quantizer", node.name)
+                               "before the activation quantizer", self.label(node))
         if node.op_type not in ELEMENTWISE + ("BatchNormalization",):
-            raise CompileError(f"{node.op_type} cannot follow a quantized activation here", node.name)
+            raise CompileError(f"{node.op_type} cannot follow a quantized activation here", self.label(node))
         return qtype, self.affine_step(node, affine, channels)
 
     def chain_quant(self, pending: _Pending, quant, acc: np.ndarray) -> np.ndarray:
@@ -402,10 +412,10 @@ class _Walker:
     def activation(self, quant, current):
         if not isinstance(current, _Pending):
             raise CompileError("an activation quantizer must follow a MatMul (a requantization "
-                               "between two quantizers is not supported)", quant.name)
+                               "between two quantizers is not supported)", self.label(quant))
         scale, out_type, qmin, qmax = self.quant_params(quant)
         if np.any(np.asarray(scale) <= 0):
-            raise CompileError("activation quantizer scale must be positive", quant.name)
+            raise CompileError("activation quantizer scale must be positive", self.label(quant))
         thresholds = self.find_thresholds(current, quant, out_type, qmin, qmax)
         self.layers.append(self.make_layer(current, (thresholds, out_type, qmin)))
         return out_type, _Affine(self.channel_vector(quant, scale, len(current.acc_scale)), np.zeros(()))
@@ -457,7 +467,7 @@ class _Walker:
         if len(bad[0]):
             channel = int(bad[1][0])
             raise CompileError(f"the activation of channel {channel} is not a monotonic step function "
-                               "of the accumulator, so it cannot be expressed as thresholds", quant.name)
+                               "of the accumulator, so it cannot be expressed as thresholds", self.label(quant))
 
     def make_layer(self, pending: _Pending, activation):
         weight_type = pending.weight_type
@@ -473,7 +483,7 @@ class _Walker:
     def argmax(self, node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("keepdims", 1) not in (0, 1) or attrs.get("axis", 0) not in (1, -1):
-            raise CompileError("ArgMax must reduce the feature axis", node.name)
+            raise CompileError("ArgMax must reduce the feature axis", self.label(node))
         self.label_select = True
 
     def output_spec(self, affine: _Affine) -> OutputSpec:

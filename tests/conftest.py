@@ -1,0 +1,22 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS = Path(__file__).parent
+SHARED = TESTS.parent.parent / "shared"
+sys.path.insert(0, str(TESTS))  # modelgen
+
+
+def shared_file(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    data = np.load(shared_file("data/mnist_test.npz"))
+    return (data["x"].astype(np.float32) / 255).reshape(-1, 1, 28, 28), data["y"]

@@ -1,0 +1,95 @@
+"""Streamlining: the integer specs reproduce qonnx execution of the original model exactly."""
+import numpy as np
+import onnx
+import pytest
+from conftest import shared_file
+from modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
+
+from finn_rtl.flow import compare
+from finn_rtl.graph.export import to_streamlined_onnx
+from finn_rtl.graph.ingest import execute_batched, execute_frames
+from finn_rtl.graph.streamline import streamline
+
+# Every ingested op and option appears in at least one of these.
+CONFIGS = {
+    "tfc-like-bipolar": MLPCfg(in_shape=(1, 1, 4, 4), input="bipolar", layers=[
+        LayerCfg(8, w_bits=1, a_bits=1, bipolar_op=True), LayerCfg(6, w_bits=1, a_bits=1),
+        LayerCfg(4, w_bits=1)]),
+    "gemm-relu-unsigned": MLPCfg(in_shape=(1, 12), layers=[
+        LayerCfg(8, w_bits=3, gemm=True, norm="none", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(6, w_bits=2, bias=True, norm="affine", relu=True, a_bits=4, a_signed=False),
+        LayerCfg(5, w_bits=3, gemm=True)]),
+    "int-input-div-narrow": MLPCfg(in_shape=(1, 10), input="int", in_bits=4, in_signed=True, layers=[
+        LayerCfg(6, w_bits=4, per_channel_w_scale=True, norm="div", a_bits=3, a_narrow=True),
+        LayerCfg(3, w_bits=5, w_narrow=True)], tail="quant"),
+    "8bit-argmax": MLPCfg(in_shape=(1, 8), layers=[
+        LayerCfg(6, w_bits=8, a_bits=8, a_signed=False, relu=True), LayerCfg(4, w_bits=2)], tail="argmax"),
+    "non-dyadic-scales": MLPCfg(in_shape=(1, 16), dyadic=False, layers=[
+        LayerCfg(8, w_bits=3, per_channel_w_scale=True, bias=True, a_bits=2),
+        LayerCfg(8, w_bits=2, norm="affine", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(4, w_bits=2)], tail="none"),
+    "signed-input-unsigned-weights": MLPCfg(in_shape=(1, 9), in_bits=5, in_signed=True, layers=[
+        LayerCfg(7, w_bits=3, w_signed=False, a_bits=5, a_signed=True, a_narrow=True),
+        LayerCfg(5, w_bits=6, a_bits=1, norm="bn"), LayerCfg(3, w_bits=7)]),
+    "bipolar-int-mix": MLPCfg(in_shape=(1, 12), in_bits=3, layers=[
+        LayerCfg(8, w_bits=1, a_bits=2), LayerCfg(6, w_bits=4, a_bits=1, bipolar_op=True),
+        LayerCfg(4, w_bits=3)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_generated_models_bit_exact_in_numpy(name):
+    cfg = CONFIGS[name]
+    model = make_mlp(cfg, seed=3)
+    s = streamline(model)
+    x = random_inputs(cfg, 300, seed=4)
+    hw = s.network.reference(s.input_quantizer.quantize(x))
+    result = compare(s.network, hw, execute_batched(model, x))
+    assert result["bit_exact"], result
+    # the activations really use several levels (the generator is not testing constants)
+    assert len(np.unique(hw)) > 1
+
+
+@pytest.mark.parametrize("name", ["TFC_1W1A", "TFC_2W2A"])
+def test_tfc_streamlines_to_expected_layers(name, mnist):
+    s = streamline(shared_file(f"models/{name}.onnx"))
+    net = s.network
+    assert [(layer.mw, layer.mh) for layer in net.layers] == [(784, 64), (64, 64), (64, 64), (64, 10)]
+    if name == "TFC_1W1A":
+        assert all(layer.binary_xnor for layer in net.layers)
+    x, y = mnist
+    hw = net.reference(s.input_quantizer.quantize(x[:2000]))
+    result = compare(net, hw, execute_batched(shared_file(f"models/{name}.onnx"), x[:2000]))
+    assert result["bit_exact"]
+
+
+@pytest.mark.parametrize("name", ["non-dyadic-scales", "8bit-argmax"])
+def test_batched_golden_agrees_with_frame_by_frame(name):
+    """Batched execution may differ from frame-by-frame in the last float bit (summation order
+    in MatMul), never on the integer grid the hardware is compared on."""
+    cfg = CONFIGS[name]
+    model = make_mlp(cfg, seed=5)
+    x = random_inputs(cfg, 12, seed=6)
+    s = streamline(model)
+    hw = s.network.reference(s.input_quantizer.quantize(x))
+    batched, frames = execute_batched(model, x), execute_frames(model, x)
+    assert np.allclose(batched, frames, rtol=1e-5, atol=1e-6)
+    assert compare(s.network, hw, batched)["bit_exact"]
+    assert compare(s.network, hw, frames)["bit_exact"]
+
+
+def test_streamlined_onnx_executes_like_the_hardware_model(tmp_path):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    cfg = CONFIGS["gemm-relu-unsigned"]
+    s = streamline(make_mlp(cfg, seed=2))
+    path = tmp_path / "streamlined.onnx"
+    onnx.save(to_streamlined_onnx(s.network), str(path))
+    model = ModelWrapper(str(path))
+    ints = s.input_quantizer.quantize(random_inputs(cfg, 20, seed=1))
+    reference = s.network.output.apply(s.network.reference(ints))
+    for frame, expected in zip(ints, reference):
+        out = execute_onnx(model, {"x": frame[None].astype(np.float32)})["y"]
+        assert np.allclose(out[0], expected, rtol=1e-6, atol=1e-6)
+    assert model.get_tensor_datatype("x").name == str(s.network.input_type)

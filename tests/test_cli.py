@@ -1,0 +1,122 @@
+"""The CLI: builds, verifies, and reports user errors without a traceback."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from modelgen import LayerCfg, MLPCfg, make_mlp
+from onnx import TensorProto, helper, numpy_helper
+
+CFG = MLPCfg(in_shape=(1, 12), layers=[LayerCfg(6, w_bits=2, a_bits=2), LayerCfg(4, w_bits=2)])
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "finn_rtl.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(make_mlp(CFG, seed=1), str(path))
+    return path
+
+
+def test_build_and_verify(model_file, tmp_path):
+    folding = tmp_path / "folding.json"
+    folding.write_text(json.dumps({"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 2, "SIMD": 2}}))
+    out = tmp_path / "out"
+    result = run_cli("build", model_file, "-o", out, "--folding", folding, "--verify", 50)
+    assert result.returncode == 0, result.stderr
+    assert "bit-exact" in result.stdout
+    for name in ("original.onnx", "streamlined.onnx", "input_quantizer.onnx", "finn_rtl_top.v",
+                 "folding.json", "report.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "folding.json").read_text()) == json.loads(folding.read_text())
+    report = json.loads((out / "report.json").read_text())
+    assert report["expected_ii_cycles"] == max(row["cycles_per_frame"] for row in report["layers"]) == 12
+    assert report["verification"]["bit_exact"]
+    # the written folding is accepted back as input
+    again = run_cli("build", model_file, "-o", tmp_path / "again", "--folding", out / "folding.json")
+    assert again.returncode == 0, again.stderr
+
+    data = tmp_path / "inputs.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 1, (40, 12)).astype(np.float32))
+    checked = run_cli("verify", out, "--data", data, "--ready-percent", 50)
+    assert checked.returncode == 0, checked.stderr
+    assert "verified 40 frames: bit-exact" in checked.stdout
+
+
+def _error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_illegal_folding_is_a_clear_error(model_file, tmp_path):
+    folding = tmp_path / "folding.json"
+    folding.write_text(json.dumps({"MatMul_0": {"PE": 4, "SIMD": 5}}))
+    _error(run_cli("build", model_file, "-o", tmp_path / "o", "--folding", folding),
+           "MatMul_0", "PE=4 must divide MH=6 (legal: [1, 2, 3, 6])", "SIMD=5 must divide MW=12")
+    folding.write_text(json.dumps({"fc9": {"PE": 1}}))
+    _error(run_cli("build", model_file, "-o", tmp_path / "o", "--folding", folding), "unknown layers ['fc9']")
+
+
+def _model_with(nodes, inits, in_shape=(1, 4)):
+    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(np.asarray(v, dtype=np.float32), k)
+                                           for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def _quant(inp, out, bits, name):
+    return helper.make_node("Quant", [inp, "s", "z", bits], [out], name=name,
+                            domain="qonnx.custom_op.general", signed=1, narrow=0, rounding_mode="ROUND")
+
+
+COMMON = {"s": 0.5, "z": 0.0, "b2": 2.0, "b16": 16.0, "W": np.ones((4, 3))}
+
+
+@pytest.mark.parametrize("case,fragments", [
+    ("unsupported-op", ["Softmax", "not supported"]),
+    ("wide-bits", ["Quant_w", "bit width 16", "1 to 8 bits"]),
+    ("float-only", ["float-only model"]),
+    ("dynamic-weights", ["W_in", "non-constant weights"]),
+])
+def test_bad_models_name_the_node(case, fragments, tmp_path):
+    q_in = _quant("x", "xq", "b2", "Quant_in")
+    if case == "unsupported-op":
+        nodes = [q_in, _quant("W", "Wq", "b2", "Quant_w"), helper.make_node("MatMul", ["xq", "Wq"], ["m"], name="MatMul_0"),
+                 helper.make_node("Softmax", ["m"], ["y"], name="Softmax_0")]
+    elif case == "wide-bits":
+        nodes = [q_in, _quant("W", "Wq", "b16", "Quant_w"), helper.make_node("MatMul", ["xq", "Wq"], ["y"], name="MatMul_0")]
+    elif case == "float-only":
+        nodes = [helper.make_node("MatMul", ["x", "W"], ["y"], name="MatMul_0")]
+    else:
+        nodes = [q_in, _quant("W_in", "Wq", "b2", "Quant_w"), helper.make_node("MatMul", ["xq", "Wq"], ["y"], name="MatMul_0")]
+    model = _model_with(nodes, COMMON)
+    if case == "dynamic-weights":
+        model.graph.input.append(helper.make_tensor_value_info("W_in", TensorProto.FLOAT, [4, 3]))
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    _error(run_cli("build", path, "-o", tmp_path / "o"), *fragments)
+
+
+def test_malformed_and_missing_files(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00this is not protobuf\xff" * 10)
+    _error(run_cli("build", junk, "-o", tmp_path / "o"), "junk.onnx")
+    _error(run_cli("build", tmp_path / "missing.onnx", "-o", tmp_path / "o"), "does not exist")
+
+
+def test_wrong_input_shape_is_a_clear_error(model_file, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("build", model_file, "-o", out).returncode == 0
+    data = tmp_path / "bad.npy"
+    np.save(data, np.zeros((5, 13), dtype=np.float32))
+    _error(run_cli("verify", out, "--data", data), "input frames", "(12,)")
