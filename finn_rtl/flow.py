@@ -109,7 +109,7 @@ def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | 
     bottleneck = max(layers, key=lambda row: row["cycles_per_frame"])
     geometry = PortGeometry.of(network)
     report = {
-        "build": {"model": str(model_path), "name": name, "label_select": network.output.label_select,
+        "build": {"model": str(model_path), "name": name, "label_select": label_select,
                   "target_ii": target_ii, "streamline_seconds": round(streamline_seconds, 3),
                   "seconds_to_verilog": round(build_seconds, 3)},
         "input": {"elements": network.in_elements, "type": str(network.input_type),
@@ -119,10 +119,12 @@ def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | 
                   "beats_per_frame": geometry.in_beats_per_frame},
         "output": {"elements": network.out_elements, "type": str(network.output_type),
                    "label_select": network.output.label_select,
+                   "host_argmax": network.output.host_argmax,
                    "affine_scale": network.output.scale.tolist(),
                    "affine_offset": network.output.offset.tolist(),
-                   "meaning": "model output = affine_scale * y + affine_offset per channel"
-                   if not network.output.label_select else "y = index of the top-1 class",
+                   "meaning": "y = index of the top-1 class" if network.output.label_select else
+                   "model output = argmax(affine_scale * y + affine_offset)" if network.output.host_argmax
+                   else "model output = affine_scale * y + affine_offset per channel",
                    "axis_tdata_bits": geometry.out_width, "elements_per_beat": geometry.out_elements_per_beat,
                    "beats_per_frame": geometry.out_beats_per_frame},
         "layers": layers,
@@ -188,21 +190,35 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
     sit on that integer grid (within float32 rounding) and equal the hardware's.
     """
     golden = np.asarray(golden, dtype=np.float64).reshape(len(hw), -1)
-    if network.output.label_select:
+    coarse_elements = 0
+    if network.output.label_select or network.output.host_argmax:
         # A model ending in ArgMax already gives the index; with --label-select it gives scores.
         scores = golden.shape[1] == network.layers[-1].mh
         expected = golden.argmax(axis=1)[:, None] if scores else np.round(golden).astype(np.int64)
+        wrong = expected != network.output.apply(hw)
         grid_error = 0.0
     else:
         scale, offset = network.output.scale, network.output.offset
         expected = np.round((golden - offset) / scale)
-        grid_error = float(np.max(np.abs(expected * scale + offset - golden) / np.abs(scale)))
-        if grid_error > 1e-3:
-            raise VerificationError(f"golden outputs are off the output affine's integer grid by "
-                                    f"{grid_error:.3g} steps: the streamlined tail is wrong")
-    mismatched = np.nonzero(np.any(expected != hw, axis=1))[0]
+        steps_off = np.abs(expected * scale + offset - golden) / np.abs(scale)
+        # The golden model computes in float32: allow its rounding, relative to the magnitudes
+        # involved. Where that allowance stays below a quarter step the integer is recovered
+        # exactly and compared; where the float32 output cannot resolve single steps (an offset
+        # that dwarfs the scale) the hardware value must match within float32 precision instead.
+        allowed = 1e-3 + 256 * np.finfo(np.float32).eps * (np.abs(golden) + np.abs(offset)) / np.abs(scale)
+        fine = allowed <= 0.25
+        coarse_elements = int(np.count_nonzero(~fine))
+        grid_error = float(np.max(np.where(fine, steps_off / allowed, 0.0))) if steps_off.size else 0.0
+        if grid_error > 1:
+            raise VerificationError(f"golden outputs are off the output affine's integer grid "
+                                    f"({float(np.max(steps_off[fine])):.3g} steps): the streamlined tail is wrong")
+        hw_steps_off = np.abs(network.output.apply(hw) - golden) / np.abs(scale)
+        wrong = np.where(fine, expected != hw, hw_steps_off > allowed)
+    mismatched = np.nonzero(np.any(wrong, axis=1))[0]
     return {"frames": int(len(hw)), "mismatched_frames": int(len(mismatched)),
-            "first_mismatches": mismatched[:10].tolist(), "max_grid_error_steps": grid_error,
+            "first_mismatches": mismatched[:10].tolist(),
+            "grid_error_vs_float32_tolerance": grid_error,
+            "elements_compared_within_float32_tolerance": coarse_elements,
             "bit_exact": bool(len(mismatched) == 0)}
 
 
@@ -233,8 +249,9 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "valid_percent": valid_percent, "ready_percent": ready_percent,
     })
     if labels is not None:
-        predicted = run.outputs[:, 0] if b.network.output.label_select else \
-            b.network.output.apply(run.outputs).argmax(axis=1)
+        out = b.network.output
+        predicted = out.apply(run.outputs)[:, 0] if out.label_select or out.host_argmax else \
+            out.apply(run.outputs).argmax(axis=1)
         result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels).reshape(-1)))
     b.report["verification"] = result
     b.write_report()

@@ -47,9 +47,14 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
     else:
         inits += [numpy_helper.from_array(network.output.scale.astype(np.float32), "out_scale"),
                   numpy_helper.from_array(network.output.offset.astype(np.float32), "out_offset")]
+        affine_out = "scores" if network.output.host_argmax else "y"
         nodes += [helper.make_node("Mul", [tensor, "out_scale"], ["scaled"], name="OutputScale"),
-                  helper.make_node("Add", ["scaled", "out_offset"], ["y"], name="OutputOffset")]
-        out_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, network.out_elements])
+                  helper.make_node("Add", ["scaled", "out_offset"], [affine_out], name="OutputOffset")]
+        if network.output.host_argmax:
+            nodes.append(helper.make_node("ArgMax", ["scores"], ["y"], axis=1, keepdims=1, name="HostArgMax"))
+            out_info = helper.make_tensor_value_info("y", TensorProto.INT64, [1, 1])
+        else:
+            out_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, network.out_elements])
     graph = helper.make_graph(
         nodes, network.name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, network.in_elements])],
         [out_info], initializer=inits)

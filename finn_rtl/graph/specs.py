@@ -149,12 +149,14 @@ class OutputSpec:
     """How the host turns the last layer's integers into the model's output.
 
     ``model output = scale * y + offset`` per channel (arrays broadcast over the
-    last axis). With ``label_select`` the accelerator returns the top-1 index.
+    last axis). With ``label_select`` the accelerator returns the top-1 index;
+    with ``host_argmax`` the host takes the argmax of that affine.
     """
 
     scale: np.ndarray
     offset: np.ndarray
     label_select: bool = False
+    host_argmax: bool = False  # the model's output is argmax(scale * y + offset), taken on the host
 
     def __post_init__(self):
         for name in ("scale", "offset"):
@@ -163,7 +165,11 @@ class OutputSpec:
             object.__setattr__(self, name, array)
 
     def apply(self, y: np.ndarray) -> np.ndarray:
-        return np.asarray(y, dtype=np.float64) * self.scale + self.offset
+        """The model's output for the accelerator's integers (label select: the index itself)."""
+        if self.label_select:
+            return np.asarray(y)
+        values = np.asarray(y, dtype=np.float64) * self.scale + self.offset
+        return values.argmax(axis=-1)[..., None] if self.host_argmax else values
 
 
 @dataclass(frozen=True, eq=False)

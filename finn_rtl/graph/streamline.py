@@ -108,6 +108,8 @@ class _Walker:
         self.w = wrapper
         self.name = name
         self.label_select = label_select
+        self.label_select_requested = label_select
+        self.graph_argmax = False
         self.layers: list[MVTUSpec] = []
         self.notes: list[str] = []
         self.consumers: dict[str, list] = {}
@@ -485,6 +487,7 @@ class _Walker:
         if attrs.get("keepdims", 1) not in (0, 1) or attrs.get("axis", 0) not in (1, -1):
             raise CompileError("ArgMax must reduce the feature axis", self.label(node))
         self.label_select = True
+        self.graph_argmax = True
 
     def output_spec(self, affine: _Affine) -> OutputSpec:
         last = self.layers[-1]
@@ -494,8 +497,14 @@ class _Walker:
                                last.name)
         scale = np.broadcast_to(affine.scale, (last.mh,)).astype(np.float64)
         offset = np.broadcast_to(affine.offset, (last.mh,)).astype(np.float64)
+        uniform = np.allclose(scale, scale[0], rtol=1e-6) and np.allclose(offset, offset[0], rtol=1e-6)
+        if self.label_select and not uniform and not self.label_select_requested:
+            # The model's own ArgMax follows per-class scaling: the integers alone cannot rank the
+            # classes, so the accelerator returns scores and the host applies affine and argmax.
+            self.notes.append("ArgMax after per-class output scaling: label select runs on the host")
+            return OutputSpec(scale, offset, label_select=False, host_argmax=True)
         if self.label_select:
-            if not (np.allclose(scale, scale[0], rtol=1e-6) and np.allclose(offset, offset[0], rtol=1e-6)):
+            if not uniform:
                 raise CompileError("label select needs one output scale and offset for all classes; "
                                    "this model has per-class output scaling", last.name)
             if scale[0] < 0:

@@ -72,7 +72,9 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     """
     inputs = np.asarray(inputs, dtype=np.int64).reshape(len(inputs), network.in_elements)
     top = PortGeometry.of(network)
-    design = verilator.compile_verilog(verilog, network.name)
+    expected_cycles = len(inputs) * network.analytic_ii
+    opt = verilator.FAST_SIM if expected_cycles > 20_000_000 else verilator.FAST_BUILD
+    design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt)
     jobs = jobs or os.cpu_count() or 1
     shards = [s for s in np.array_split(np.arange(len(inputs)), min(jobs, max(1, len(inputs) // 64))) if len(s)]
 
