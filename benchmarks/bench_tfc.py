@@ -1,0 +1,63 @@
+"""Speed table for the TFC MNIST models: build, Verilator build, rtlsim rate, II and latency.
+
+usage: python benchmarks/bench_tfc.py [--frames N] [--models TFC_1W1A TFC_2W2A]
+Targets (issue 2): build < 10 s to Verilog; rtlsim >= 1 M cycles/s; 10k-image verify < 60 s
+after Verilator compilation. Verilator builds are cached; the first run of a design pays for it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FOLDINGS = {
+    "unfolded": None,
+    "II<=64": {"MatMul_0": {"PE": 16, "SIMD": 49}, "MatMul_1": {"PE": 16, "SIMD": 64},
+               "MatMul_2": {"PE": 16, "SIMD": 64}, "MatMul_3": {"PE": 10, "SIMD": 64}},
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=10000)
+    parser.add_argument("--models", nargs="+", default=["TFC_1W1A", "TFC_2W2A"])
+    parser.add_argument("--foldings", nargs="+", default=list(FOLDINGS))
+    args = parser.parse_args()
+    data = SHARED / "data" / "mnist_test.npz"
+    if not data.is_file():
+        print(f"{data} not found", file=sys.stderr)
+        return 1
+    from finn_rtl.flow import build, load_inputs, verify
+
+    x, y = load_inputs(data, count=args.frames)
+    x = x.reshape(-1, 1, 28, 28)
+    header = (f"{'model':10} {'folding':9} {'to Verilog s':>12} {'Verilator s':>11} {'verify s':>9} "
+              f"{'rtlsim Mcyc/s':>13} {'frames/s':>10} {'II':>7} {'expected':>8} {'latency':>8} "
+              f"{'top-1 %':>7} {'exact':>5}")
+    print(header)
+    print("-" * len(header))
+    for model in args.models:
+        for name in args.foldings:
+            with tempfile.TemporaryDirectory() as out:
+                b = build(SHARED / "models" / f"{model}.onnx", out, folding=FOLDINGS[name])
+                start = time.perf_counter()
+                r = verify(b, x, y)
+                verify_seconds = time.perf_counter() - start - r["verilator_build_seconds"]
+                print(f"{model:10} {name:9} {b.report['build']['seconds_to_verilog']:12.2f} "
+                      f"{r['verilator_build_seconds']:11.1f} {verify_seconds:9.1f} "
+                      f"{r['rtlsim_cycles_per_second'] / 1e6:13.2f} {r['frames'] / r['rtlsim_seconds']:10.0f} "
+                      f"{r['measured_ii_cycles']:7.1f} {r['expected_ii_cycles']:8d} {r['latency_cycles']:8d} "
+                      f"{100 * r['top1_accuracy']:7.2f} {str(r['bit_exact']):>5}", flush=True)
+    print(f"\n{os.cpu_count()} cores; rtlsim runs one Verilator process per core; "
+          "Verilator s is 0 when the build was cached.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
