@@ -224,3 +224,25 @@ def random_inputs(cfg: MLPCfg, count: int, seed: int = 0) -> np.ndarray:
         hi = 2 ** (cfg.in_bits - 1) - 1 if cfg.in_signed else 2 ** cfg.in_bits - 1
         return rng.integers(lo, hi + 1, (count, *cfg.in_shape[1:])).astype(np.float32)
     return rng.uniform(0, 1, (count, *cfg.in_shape[1:])).astype(np.float32)
+
+
+# Topologies in the style of the QONNX model zoo MLPs, with seeded weights.
+ZOO_STYLE = {
+    # jet substructure tagging (hls4ml / LogicNets style): 16 features, Relu, BatchNorm, 5 classes
+    "jet-tagging": MLPCfg(in_shape=(1, 16), in_bits=8, in_signed=True, layers=[
+        LayerCfg(64, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(32, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(32, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(5, w_bits=3, gemm=True)], tail="none"),
+    # network intrusion detection (UNSW-NB15 style): 593 binarized features, 2-bit weights/acts
+    "network-intrusion": MLPCfg(in_shape=(1, 593), input="bipolar", layers=[
+        LayerCfg(64, w_bits=2, bias=True, norm="bn", a_bits=2),
+        LayerCfg(64, w_bits=2, bias=True, norm="bn", a_bits=2),
+        LayerCfg(64, w_bits=2, bias=True, norm="bn", a_bits=2),
+        LayerCfg(1, w_bits=2, bias=True)], tail="affine"),
+    # keyword spotting MLP (MFCC 10x49 input), 3-bit weights, Relu activations
+    "kws-mlp": MLPCfg(in_shape=(1, 1, 10, 49), in_bits=8, layers=[
+        LayerCfg(64, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(64, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(12, w_bits=3, gemm=True)], tail="argmax"),
+}

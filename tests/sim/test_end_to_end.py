@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import shared_file
-from modelgen import make_mlp, random_inputs
+from modelgen import ZOO_STYLE, make_mlp, random_inputs
 
 from finn_rtl.flow import build, verify
 from graph.test_streamline import CONFIGS
@@ -23,6 +23,16 @@ def test_generated_model_rtlsim_bit_exact_with_backpressure(name, tmp_path):
     assert result["bit_exact"] and result["hardware_matches_numpy_reference"]
     full_rate = verify(b, random_inputs(cfg, 150, seed=10))
     assert abs(full_rate["ii_deviation"]) <= 0.01, full_rate
+
+
+@pytest.mark.parametrize("name", sorted(ZOO_STYLE))
+def test_zoo_style_mlp_rtlsim_bit_exact(name, tmp_path):
+    cfg = ZOO_STYLE[name]
+    onnx.save(make_mlp(cfg, seed=21), str(tmp_path / "model.onnx"))
+    for folding, target in (("unfolded", None), ("fast", 64)):
+        b = build(tmp_path / "model.onnx", tmp_path / folding, target_ii=target)
+        result = verify(b, random_inputs(cfg, 300, seed=22), ready_percent=80)
+        assert result["bit_exact"], (folding, result)
 
 
 @pytest.mark.parametrize("name,accuracy", [("TFC_1W1A", 0.9296), ("TFC_2W2A", 0.9660)])
