@@ -75,7 +75,7 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     # Optimised C++ pays back when cycles x design size is large (measured: TFC_2W2A at II 64 on
     # 10k frames takes 101 s in total at -O0, 30 s at -O2; a small random MLP the other way round).
     work = len(inputs) * network.analytic_ii * len(verilog)
-    opt = verilator.FAST_SIM if work > 1e12 else verilator.FAST_BUILD
+    opt = verilator.FAST_SIM if work > 1e11 else verilator.FAST_BUILD
     design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt)
     jobs = jobs or os.cpu_count() or 1
     shards = [s for s in np.array_split(np.arange(len(inputs)), min(jobs, max(1, len(inputs) // 64))) if len(s)]
