@@ -25,7 +25,7 @@ def _verify(b, count, args):
     if args.data:
         x, labels = load_inputs(args.data, input_scale=args.input_scale, count=count)
     else:
-        x, labels = random_inputs(b.out_dir / "original.onnx", count, *args.input_range), None
+        x, labels = random_inputs(b, count, *args.input_range), None
     if len(x) == 0:
         raise CompileError("no input frames to verify")
     return verify(b, x, labels, valid_percent=args.valid_percent, ready_percent=args.ready_percent)

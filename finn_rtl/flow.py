@@ -173,13 +173,20 @@ def load_inputs(path, *, input_scale: float | None = None, count: int | None = N
     return x.astype(np.float32) * np.float32(scale), labels
 
 
-def random_inputs(model_path, count: int, low: float = 0.0, high: float = 1.0, seed: int = 0) -> np.ndarray:
+def random_inputs(b: "Build", count: int, low: float = 0.0, high: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Random frames for a build: uniform floats in [low, high] for a model with an input
+    quantizer, uniform integers of the input type for an integer-typed model input."""
     from .graph.ingest import clean
 
-    model = clean(model_path)
-    shape = model.get_tensor_shape(model.graph.input[0].name)
+    model = clean(b.out_dir / "original.onnx")
+    shape = (count, *model.get_tensor_shape(model.graph.input[0].name)[1:])
     rng = np.random.default_rng(seed)
-    return rng.uniform(low, high, (count, *shape[1:])).astype(np.float32)
+    quantizer = b.streamlined.input_quantizer
+    if quantizer.prefix is None:
+        qtype = quantizer.qtype
+        values = rng.choice([-1, 1], shape) if qtype.bipolar else rng.integers(qtype.min, qtype.max + 1, shape)
+        return values.astype(np.float32)
+    return rng.uniform(low, high, shape).astype(np.float32)
 
 
 def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:

@@ -114,6 +114,17 @@ def test_malformed_and_missing_files(tmp_path):
     _error(run_cli("build", tmp_path / "missing.onnx", "-o", tmp_path / "o"), "does not exist")
 
 
+def test_verify_random_frames_of_an_integer_input_model(tmp_path):
+    cfg = MLPCfg(in_shape=(1, 10), input="int", in_bits=4, in_signed=True,
+                 layers=[LayerCfg(6, w_bits=3, a_bits=2), LayerCfg(3, w_bits=2)])
+    path = tmp_path / "int.onnx"
+    onnx.save(make_mlp(cfg, seed=2), str(path))
+    result = run_cli("build", path, "-o", tmp_path / "out", "--target-ii", "6", "--verify", 64)
+    assert result.returncode == 0, result.stderr
+    assert "verified 64 frames: bit-exact" in result.stdout
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["input"]["type"] == "INT4"
+
+
 def test_wrong_input_shape_is_a_clear_error(model_file, tmp_path):
     out = tmp_path / "out"
     assert run_cli("build", model_file, "-o", out).returncode == 0

@@ -218,8 +218,9 @@ class _Walker:
         ints = ints.astype(np.int64)
         if qtype.bipolar and not qtype.contains(ints):
             raise CompileError("bipolar weights must be +-1 times the scale", self.label(producer))
-        return ints, qtype if qtype.bipolar else QType.for_range(min(ints.min(), qmin), max(ints.max(), qmax)), \
-            scale_full[0, :]
+        if not qtype.bipolar:
+            qtype = QType.for_range(min(ints.min(), qmin), max(ints.max(), qmax))
+        return ints, qtype, scale_full[0, :]
 
     def _run_nodes(self, nodes, inputs: dict, output: str, input_shapes: dict | None = None):
         """Execute nodes with qonnx (as the golden model does) on the given inputs."""
@@ -290,9 +291,12 @@ class _Walker:
         return Streamlined(network, input_quantizer, w.model)
 
     def check_vector_shape(self, node):
+        """Reshapes inside an MLP may only keep the tensor a [1, features] vector."""
         shape = self.w.get_tensor_shape(node.output[0])
-        if shape is None or int(np.prod(shape[1:])) != shape[-1] and node.op_type != "Flatten" and \
-                self.consumers.get(node.output[0]) and self.next_node(node.output[0]).op_type != "MatMul":
+        in_shape = self.w.get_tensor_shape(node.input[0])
+        is_vector = shape is not None and len(shape) >= 2 and shape[0] == 1 and \
+            int(np.prod(shape[1:])) == shape[-1] == int(np.prod(in_shape[1:]))
+        if not is_vector:
             raise CompileError(f"{node.op_type} to shape {shape} inside the network; only flattening "
                                "to [batch, features] is supported in MLPs", self.label(node))
 
