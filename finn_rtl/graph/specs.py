@@ -64,9 +64,11 @@ class MVTUSpec:
             if self.output_type is None:
                 raise ValueError(f"{self.name}: a thresholded layer needs an output type")
             levels = thresholds.shape[1]
-            if not (self.output_type.contains(self.out_base)
-                    and self.output_type.contains(self.out_base + levels)
-                    or self.output_type.bipolar and self.out_base == -1 and levels == 1):
+            if self.output_type.bipolar:
+                fits = self.out_base == -1 and levels == 1  # one step, from -1 to +1
+            else:
+                fits = self.output_type.contains([self.out_base, self.out_base + levels])
+            if not fits:
                 raise ValueError(f"{self.name}: {levels} thresholds from base {self.out_base}"
                                  f" do not fit {self.output_type}")
         else:
