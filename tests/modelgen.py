@@ -246,3 +246,30 @@ ZOO_STYLE = {
         LayerCfg(64, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
         LayerCfg(12, w_bits=3, gemm=True)], tail="argmax"),
 }
+
+
+# Every ingested op and option appears in at least one of these.
+OP_COVERAGE = {
+    "tfc-like-bipolar": MLPCfg(in_shape=(1, 1, 4, 4), input="bipolar", layers=[
+        LayerCfg(8, w_bits=1, a_bits=1, bipolar_op=True), LayerCfg(6, w_bits=1, a_bits=1),
+        LayerCfg(4, w_bits=1)]),
+    "gemm-relu-unsigned": MLPCfg(in_shape=(1, 12), layers=[
+        LayerCfg(8, w_bits=3, gemm=True, norm="none", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(6, w_bits=2, bias=True, norm="affine", relu=True, a_bits=4, a_signed=False),
+        LayerCfg(5, w_bits=3, gemm=True)]),
+    "int-input-div-narrow": MLPCfg(in_shape=(1, 10), input="int", in_bits=4, in_signed=True, layers=[
+        LayerCfg(6, w_bits=4, per_channel_w_scale=True, norm="div", a_bits=3, a_narrow=True),
+        LayerCfg(3, w_bits=5, w_narrow=True)], tail="quant"),
+    "8bit-argmax": MLPCfg(in_shape=(1, 8), layers=[
+        LayerCfg(6, w_bits=8, a_bits=8, a_signed=False, relu=True), LayerCfg(4, w_bits=2)], tail="argmax"),
+    "non-dyadic-scales": MLPCfg(in_shape=(1, 16), dyadic=False, layers=[
+        LayerCfg(8, w_bits=3, per_channel_w_scale=True, bias=True, a_bits=2),
+        LayerCfg(8, w_bits=2, norm="affine", relu=True, a_bits=3, a_signed=False),
+        LayerCfg(4, w_bits=2)], tail="none"),
+    "signed-input-unsigned-weights": MLPCfg(in_shape=(1, 9), in_bits=5, in_signed=True, layers=[
+        LayerCfg(7, w_bits=3, w_signed=False, a_bits=5, a_signed=True, a_narrow=True),
+        LayerCfg(5, w_bits=6, a_bits=1, norm="bn"), LayerCfg(3, w_bits=7)]),
+    "bipolar-int-mix": MLPCfg(in_shape=(1, 12), in_bits=3, layers=[
+        LayerCfg(8, w_bits=1, a_bits=2), LayerCfg(6, w_bits=4, a_bits=1, bipolar_op=True),
+        LayerCfg(4, w_bits=3)]),
+}

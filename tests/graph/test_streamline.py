@@ -3,39 +3,13 @@ import numpy as np
 import onnx
 import pytest
 from conftest import shared_file
-from modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
+from modelgen import OP_COVERAGE as CONFIGS
+from modelgen import make_mlp, random_inputs
 
 from finn_rtl.flow import compare
 from finn_rtl.graph.export import to_streamlined_onnx
 from finn_rtl.graph.ingest import execute_batched, execute_frames
 from finn_rtl.graph.streamline import streamline
-
-# Every ingested op and option appears in at least one of these.
-CONFIGS = {
-    "tfc-like-bipolar": MLPCfg(in_shape=(1, 1, 4, 4), input="bipolar", layers=[
-        LayerCfg(8, w_bits=1, a_bits=1, bipolar_op=True), LayerCfg(6, w_bits=1, a_bits=1),
-        LayerCfg(4, w_bits=1)]),
-    "gemm-relu-unsigned": MLPCfg(in_shape=(1, 12), layers=[
-        LayerCfg(8, w_bits=3, gemm=True, norm="none", relu=True, a_bits=3, a_signed=False),
-        LayerCfg(6, w_bits=2, bias=True, norm="affine", relu=True, a_bits=4, a_signed=False),
-        LayerCfg(5, w_bits=3, gemm=True)]),
-    "int-input-div-narrow": MLPCfg(in_shape=(1, 10), input="int", in_bits=4, in_signed=True, layers=[
-        LayerCfg(6, w_bits=4, per_channel_w_scale=True, norm="div", a_bits=3, a_narrow=True),
-        LayerCfg(3, w_bits=5, w_narrow=True)], tail="quant"),
-    "8bit-argmax": MLPCfg(in_shape=(1, 8), layers=[
-        LayerCfg(6, w_bits=8, a_bits=8, a_signed=False, relu=True), LayerCfg(4, w_bits=2)], tail="argmax"),
-    "non-dyadic-scales": MLPCfg(in_shape=(1, 16), dyadic=False, layers=[
-        LayerCfg(8, w_bits=3, per_channel_w_scale=True, bias=True, a_bits=2),
-        LayerCfg(8, w_bits=2, norm="affine", relu=True, a_bits=3, a_signed=False),
-        LayerCfg(4, w_bits=2)], tail="none"),
-    "signed-input-unsigned-weights": MLPCfg(in_shape=(1, 9), in_bits=5, in_signed=True, layers=[
-        LayerCfg(7, w_bits=3, w_signed=False, a_bits=5, a_signed=True, a_narrow=True),
-        LayerCfg(5, w_bits=6, a_bits=1, norm="bn"), LayerCfg(3, w_bits=7)]),
-    "bipolar-int-mix": MLPCfg(in_shape=(1, 12), in_bits=3, layers=[
-        LayerCfg(8, w_bits=1, a_bits=2), LayerCfg(6, w_bits=4, a_bits=1, bipolar_op=True),
-        LayerCfg(4, w_bits=3)]),
-}
-
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_generated_models_bit_exact_in_numpy(name):

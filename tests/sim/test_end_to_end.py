@@ -5,10 +5,10 @@ import numpy as np
 import onnx
 import pytest
 from conftest import shared_file
+from modelgen import OP_COVERAGE as CONFIGS
 from modelgen import ZOO_STYLE, make_mlp, random_inputs
 
 from finn_rtl.flow import build, verify
-from graph.test_streamline import CONFIGS
 
 FAST_FOLDING = {"MatMul_0": {"PE": 16, "SIMD": 49}, "MatMul_1": {"PE": 16, "SIMD": 64},
                 "MatMul_2": {"PE": 16, "SIMD": 64}, "MatMul_3": {"PE": 10, "SIMD": 64}}
