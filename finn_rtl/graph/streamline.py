@@ -27,7 +27,7 @@ from onnx import helper
 
 from .datatypes import QType
 from .errors import CompileError
-from .ingest import ORIGIN, QUANT_OPS, _qonnx, clean
+from .ingest import ORIGIN, _qonnx, clean
 from .specs import MVTUSpec, NetworkSpec, OutputSpec
 
 MAX_BITS = 8
