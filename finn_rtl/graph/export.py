@@ -31,6 +31,11 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
         annotations[w_name] = layer.weight_type
         nodes.append(helper.make_node("MatMul", [tensor, w_name], [acc], name=layer.name))
         tensor = acc
+        if layer.channel_sign is not None:
+            sign_name, signed_acc = f"{layer.name}_sign", f"{layer.name}_compared"
+            inits.append(numpy_helper.from_array(layer.channel_sign.astype(np.float32), sign_name))
+            nodes.append(helper.make_node("Mul", [tensor, sign_name], [signed_acc], name=f"{layer.name}_Sign"))
+            tensor = signed_acc
         if layer.thresholds is not None:
             t_name, out = f"{layer.name}_thresholds", f"{layer.name}_out"
             inits.append(numpy_helper.from_array(layer.thresholds.astype(np.float32), t_name))

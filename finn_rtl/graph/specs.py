@@ -47,9 +47,17 @@ class MVTUSpec:
     out_base: int = 0
     pe: int = 1
     simd: int = 1
+    channel_sign: Optional[np.ndarray] = None  # +-1 per channel: thresholds apply to sign * acc
 
     def __post_init__(self):
         object.__setattr__(self, "weights", _frozen_int_array(self.weights))
+        if self.channel_sign is not None:
+            sign = _frozen_int_array(self.channel_sign)
+            if sign.shape != (self.mh,) or not np.all(np.abs(sign) == 1):
+                raise ValueError(f"{self.name}: channel_sign must be +-1 per output channel")
+            if self.thresholds is None:
+                raise ValueError(f"{self.name}: channel_sign only applies to thresholded layers")
+            object.__setattr__(self, "channel_sign", None if np.all(sign == 1) else sign)
         if self.weights.ndim != 2:
             raise ValueError(f"{self.name}: weights must be 2-D [mh, mw]")
         if not self.weight_type.contains(self.weights):
@@ -125,9 +133,15 @@ class MVTUSpec:
         return lo, hi
 
     @property
+    def signs(self) -> np.ndarray:
+        return np.ones(self.mh, dtype=np.int64) if self.channel_sign is None else self.channel_sign
+
+    @property
     def acc_type(self) -> QType:
         lo, hi = self.acc_range
         lo_all, hi_all = int(lo.min()), int(hi.max())
+        if self.channel_sign is not None:  # the negated accumulator must fit too
+            lo_all, hi_all = min(lo_all, -hi_all), max(hi_all, -lo_all)
         if self.thresholds is not None:
             lo_all = min(lo_all, int(self.thresholds.min()))
             hi_all = max(hi_all, int(self.thresholds.max()))
@@ -139,7 +153,8 @@ class MVTUSpec:
         acc = np.asarray(x, dtype=np.int64) @ self.weights.T
         if self.thresholds is None:
             return acc
-        counts = (acc[:, :, None] >= self.thresholds[None, :, :]).sum(axis=2)
+        compared = acc * self.signs[None, :]
+        counts = (compared[:, :, None] >= self.thresholds[None, :, :]).sum(axis=2)
         out = self.out_base + counts
         if self.output_type.bipolar:
             out = np.where(counts > 0, 1, -1)

@@ -59,6 +59,7 @@ class _Pending:
     matmul_output: str
     chain: list  # onnx NodeProtos after the MatMul, in order
     affine: _Affine  # analytic (float64) view of the chain, valid while it stays affine
+    sign: np.ndarray = None  # per channel: -1 where the activation falls as the accumulator rises
 
 
 @dataclass(frozen=True)
@@ -434,10 +435,10 @@ class _Walker:
         q_hi = self.chain_quant(pending, quant, hi[None, :])[0]
         decreasing = q_lo > q_hi
         if np.any(decreasing):
-            # Negate those channels' weights so every channel's activation rises with its accumulator.
-            sign = np.where(decreasing, -1, 1)
-            pending.weights = pending.weights * sign[:, None]
-            pending.acc_scale = pending.acc_scale * sign
+            # Those channels compare the negated accumulator, so that every channel's activation
+            # rises with what is compared (negating the weights instead could widen them a bit).
+            pending.sign = np.where(decreasing, -1, 1)
+            pending.acc_scale = pending.acc_scale * pending.sign
             lo, hi = self._acc_bounds(pending)
         # A bipolar output has one step, from -1 straight to +1.
         levels = np.array([1]) if out_type.bipolar else np.arange(qmin + 1, qmax + 1)
@@ -459,8 +460,10 @@ class _Walker:
         return thresholds
 
     def _acc_bounds(self, pending):
-        spec = MVTUSpec("bounds", pending.weights, pending.input_type,
-                        QType.for_range(pending.weights.min(), pending.weights.max()))
+        """Bounds of the compared value: the accumulator, negated on decreasing channels."""
+        sign = np.ones(len(pending.weights), dtype=np.int64) if pending.sign is None else pending.sign
+        weights = pending.weights * sign[:, None]
+        spec = MVTUSpec("bounds", weights, pending.input_type, QType.for_range(weights.min(), weights.max()))
         return spec.acc_range
 
     def _check_steps(self, pending, quant, thresholds, lo, hi, out_type, qmin):
@@ -484,7 +487,8 @@ class _Walker:
             return MVTUSpec(pending.name, pending.weights, pending.input_type, weight_type)
         thresholds, out_type, qmin = activation
         return MVTUSpec(pending.name, pending.weights, pending.input_type, weight_type,
-                        thresholds=thresholds, output_type=out_type, out_base=qmin)
+                        thresholds=thresholds, output_type=out_type, out_base=qmin,
+                        channel_sign=pending.sign)
 
     def argmax(self, node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}

@@ -87,3 +87,23 @@ def test_illegal_folding_lists_legal_values():
         spec.folded(4, 5)
     with pytest.raises(FoldingError, match=r"SIMD=3 must divide MW=10 \(legal: \[1, 2, 5, 10\]\)"):
         spec.folded(2, 3)
+
+
+@pytest.mark.parametrize("in_type,w_type", [(BIPOLAR, BIPOLAR), (QType(3, True), QType(2, True))])
+def test_decreasing_channels_compare_the_negated_accumulator(in_type, w_type):
+    rng = np.random.default_rng(11)
+    base = make_spec(rng, 12, 6, 3, 4, in_type, w_type, 3 if not in_type.bipolar else 1,
+                     QType(2, True) if not in_type.bipolar else BIPOLAR)
+    sign = np.array([1, -1, -1, 1, -1, 1])
+    lo, hi = base.acc_range
+    thresholds = np.sort(rng.integers(-hi.max() - 1, hi.max() + 2, base.thresholds.shape), axis=1)
+    spec = MVTUSpec("t", base.weights, in_type, w_type, thresholds=thresholds, output_type=base.output_type,
+                    out_base=base.out_base, pe=3, simd=4, channel_sign=sign)
+    x = random_values(rng, in_type, (5, 12))
+    acc = x @ base.weights.T
+    expected_counts = ((acc * sign)[:, :, None] >= thresholds[None]).sum(axis=2)
+    reference = spec.reference(x)
+    assert np.array_equal(reference, np.where(expected_counts > 0, 1, -1) if spec.output_type.bipolar
+                          else spec.out_base + expected_counts)
+    got, _ = simulate_spec(spec, x, valid_prob=0.7, ready_prob=0.6, seed=5)
+    assert np.array_equal(got, reference)
