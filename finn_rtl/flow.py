@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .graph.datatypes import QType
 from .graph.errors import CompileError
 from .graph.export import to_streamlined_onnx
 from .graph.folding import fold_for_target
@@ -176,10 +175,8 @@ def load_inputs(path, *, input_scale: float | None = None, count: int | None = N
 def random_inputs(b: "Build", count: int, low: float = 0.0, high: float = 1.0, seed: int = 0) -> np.ndarray:
     """Random frames for a build: uniform floats in [low, high] for a model with an input
     quantizer, uniform integers of the input type for an integer-typed model input."""
-    from .graph.ingest import clean
-
-    model = clean(b.out_dir / "original.onnx")
-    shape = (count, *model.get_tensor_shape(model.graph.input[0].name)[1:])
+    dims = b.streamlined.model.graph.input[0].type.tensor_type.shape.dim  # the cleaned model
+    shape = (count, *(d.dim_value for d in dims[1:]))
     rng = np.random.default_rng(seed)
     quantizer = b.streamlined.input_quantizer
     if quantizer.prefix is None:
@@ -269,4 +266,4 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
 
 
 __all__ = ["build", "load_build", "verify", "load_inputs", "random_inputs", "compare", "read_folding",
-           "Build", "VerificationError", "FoldingError", "QType"]
+           "Build", "VerificationError", "FoldingError"]

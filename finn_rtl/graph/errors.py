@@ -4,7 +4,7 @@
 class CompileError(Exception):
     """The model cannot be compiled as given; the message says why and what would work."""
 
-    def __init__(self, message: str, node: str | None = None):
+    def __init__(self, message: str, node: str | None = None, detail: str | None = None):
         self.node = node
-        super().__init__(f"node '{node}: {message}" if node and "'" in node else
-                         f"node '{node}': {message}" if node else message)
+        where = f"node '{node}'" + (f" ({detail})" if detail else "") if node else ""
+        super().__init__(f"{where}: {message}" if where else message)

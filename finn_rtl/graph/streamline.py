@@ -110,7 +110,6 @@ class _Walker:
         self.name = name
         self.label_select = label_select
         self.label_select_requested = label_select
-        self.graph_argmax = False
         self.layers: list[MVTUSpec] = []
         self.notes: list[str] = []
         self.consumers: dict[str, list] = {}
@@ -120,11 +119,11 @@ class _Walker:
 
     # -- helpers --------------------------------------------------------------
     @staticmethod
-    def label(node) -> str:
-        """The node's name as the user's file has it (cleanup renames nodes), and its op."""
+    def error(message: str, node) -> CompileError:
+        """An error naming the node as the user's file has it (cleanup renames nodes)."""
         original = node.doc_string[len(ORIGIN):] if node.doc_string.startswith(ORIGIN) else ""
-        shown = original or node.name
-        return f"{shown}' ({node.op_type}" + (f", cleaned name {node.name})" if original and original != node.name else ")")
+        renamed = f", cleaned name {node.name}" if original and original != node.name else ""
+        return CompileError(message, original or node.name, node.op_type + renamed)
 
     def init(self, tensor):
         return self.w.get_initializer(tensor)
@@ -141,15 +140,15 @@ class _Walker:
     def const_input(self, node, index=1):
         value = self.init(node.input[index]) if len(node.input) > index else None
         if value is None:
-            raise CompileError(f"{node.op_type} needs a constant input {index}; only one dynamic "
-                               "tensor per op is supported", self.label(node))
+            raise self.error(f"{node.op_type} needs a constant input {index}; only one dynamic "
+                             "tensor per op is supported", node)
         return np.asarray(value)
 
     def next_node(self, tensor):
         users = [n for n in self.consumers.get(tensor, []) if not self.is_constant(n.output[0])]
         if len(users) > 1:
-            raise CompileError(f"tensor '{tensor}' feeds {len(users)} nodes; only chains (MLPs) are "
-                               "supported", self.label(users[0]))
+            raise self.error(f"tensor '{tensor}' feeds {len(users)} nodes; only chains (MLPs) are "
+                             "supported", users[0])
         return users[0] if users else None
 
     def channel_vector(self, node, value, channels):
@@ -159,8 +158,8 @@ class _Walker:
             return value.reshape(())
         flat = value.reshape(-1)
         if value.shape[-1] != channels or flat.size != channels:
-            raise CompileError(f"constant of shape {list(value.shape)} is neither scalar nor "
-                               f"per-channel over {channels} channels", self.label(node))
+            raise self.error(f"constant of shape {list(value.shape)} is neither scalar nor "
+                             f"per-channel over {channels} channels", node)
         return flat
 
     def quant_params(self, node):
@@ -168,25 +167,25 @@ class _Walker:
         if node.op_type == "BipolarQuant":
             return self.const_input(node, 1), QType.bipolar_type(), -1, 1
         if node.op_type != "Quant":
-            raise CompileError(f"{node.op_type} is not supported here (use Quant or BipolarQuant)",
-                               node.name)
+            raise self.error(f"{node.op_type} is not supported here (use Quant or BipolarQuant)",
+                             node)
         scale, zeropt, bits = (self.const_input(node, i) for i in (1, 2, 3))
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if np.any(zeropt != 0):
-            raise CompileError("Quant with a non-zero zero point is not supported (use zero point 0)",
-                               node.name)
+            raise self.error("Quant with a non-zero zero point is not supported (use zero point 0)",
+                             node)
         if bits.size != 1 or float(bits) != int(bits):
-            raise CompileError(f"bit width {bits} must be a scalar integer", self.label(node))
+            raise self.error(f"bit width {bits} must be a scalar integer", node)
         bits = int(bits)
         if not 1 <= bits <= MAX_BITS:
-            raise CompileError(f"bit width {bits} is out of range: finn-rtl supports 1 to {MAX_BITS} "
-                               "bits", self.label(node))
+            raise self.error(f"bit width {bits} is out of range: finn-rtl supports 1 to {MAX_BITS} "
+                             "bits", node)
         signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
         rounding = attrs.get("rounding_mode", b"ROUND")
         rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
         if rounding.upper() not in ("ROUND", "HALF_EVEN", "FLOOR", "CEIL"):
-            raise CompileError(f"rounding mode {rounding} is not supported (ROUND, FLOOR, CEIL)",
-                               node.name)
+            raise self.error(f"rounding mode {rounding} is not supported (ROUND, FLOOR, CEIL)",
+                             node)
         if bits == 1 and signed:
             return scale, QType.bipolar_type(), -1, 1
         from qonnx.custom_op.general.quant import max_int, min_int
@@ -196,34 +195,34 @@ class _Walker:
         """Integer weights [mw, mh] and per-output-channel scale [mh] of a MatMul's weight input."""
         tensor = node.input[1]
         if self.init(tensor) is not None:
-            raise CompileError("MatMul weights are float (no Quant/BipolarQuant on them); quantize "
-                               "the weights to 1-8 bits in Brevitas/QKeras", self.label(node))
+            raise self.error("MatMul weights are float (no Quant/BipolarQuant on them); quantize "
+                             "the weights to 1-8 bits in Brevitas/QKeras", node)
         producer = self.w.find_producer(tensor)
         if producer is None or producer.op_type not in ("Quant", "BipolarQuant") or \
                 self.init(producer.input[0]) is None:
-            raise CompileError("MatMul weights must be a constant tensor through Quant/BipolarQuant; "
-                               "non-constant (dynamic) weights are not supported", self.label(node))
+            raise self.error("MatMul weights must be a constant tensor through Quant/BipolarQuant; "
+                             "non-constant (dynamic) weights are not supported", node)
         scale, qtype, qmin, qmax = self.quant_params(producer)
         real = np.asarray(self._run_nodes([producer], {}, producer.output[0]), dtype=np.float64)
         scale_full = np.broadcast_to(np.asarray(scale, dtype=np.float64), real.shape)
         if np.any(scale_full <= 0):
-            raise CompileError("weight quantizer scale must be positive", self.label(producer))
+            raise self.error("weight quantizer scale must be positive", producer)
         if real.ndim != 2:
-            raise CompileError(f"weights of rank {real.ndim}; expected a 2-D matrix", self.label(node))
+            raise self.error(f"weights of rank {real.ndim}; expected a 2-D matrix", node)
         if not np.all(scale_full == scale_full[:1, :]):
-            raise CompileError("weight scale varies along the input dimension; only per-tensor or "
-                               "per-output-channel weight scales are supported", self.label(producer))
+            raise self.error("weight scale varies along the input dimension; only per-tensor or "
+                             "per-output-channel weight scales are supported", producer)
         ints = np.round(real / scale_full)
         if not np.allclose(ints * scale_full, real, rtol=1e-6, atol=0):
-            raise CompileError("weights are not integer multiples of their scale", self.label(producer))
+            raise self.error("weights are not integer multiples of their scale", producer)
         ints = ints.astype(np.int64)
         if qtype.bipolar and not qtype.contains(ints):
-            raise CompileError("bipolar weights must be +-1 times the scale", self.label(producer))
+            raise self.error("bipolar weights must be +-1 times the scale", producer)
         if not qtype.bipolar:
             qtype = QType.for_range(min(ints.min(), qmin), max(ints.max(), qmax))
         return ints, qtype, scale_full[0, :]
 
-    def _run_nodes(self, nodes, inputs: dict, output: str, input_shapes: dict | None = None):
+    def _run_nodes(self, nodes, inputs: dict, output: str):
         """Execute nodes with qonnx (as the golden model does) on the given inputs."""
         _, execute_onnx, _ = _qonnx()
         from qonnx.core.modelwrapper import ModelWrapper
@@ -251,8 +250,8 @@ class _Walker:
         w = self.w
         for node in w.graph.node:
             if node.op_type not in SUPPORTED:
-                raise CompileError(f"op {node.op_type} is not supported; supported ops: "
-                                   f"{', '.join(sorted(set(SUPPORTED)))}", self.label(node))
+                raise self.error(f"op {node.op_type} is not supported; supported ops: "
+                                 f"{', '.join(sorted(set(SUPPORTED)))}", node)
         if not any(n.op_type in ("Quant", "BipolarQuant") for n in w.graph.node):
             raise CompileError("float-only model: there is no Quant/BipolarQuant node; export a "
                                "quantized model (Brevitas/QKeras) with 1-8 bit weights and activations")
@@ -270,7 +269,7 @@ class _Walker:
                 self.argmax(node)
             elif isinstance(current, _Pending):
                 if node.op_type not in CHAIN_OPS:
-                    raise CompileError(f"{node.op_type} cannot follow a MatMul", self.label(node))
+                    raise self.error(f"{node.op_type} cannot follow a MatMul", node)
                 current.chain.append(node)
                 current.affine = self.affine_step(node, current.affine, len(current.acc_scale))
             else:
@@ -298,8 +297,8 @@ class _Walker:
         is_vector = shape is not None and len(shape) >= 2 and shape[0] == 1 and \
             int(np.prod(shape[1:])) == shape[-1] == int(np.prod(in_shape[1:]))
         if not is_vector:
-            raise CompileError(f"{node.op_type} to shape {shape} inside the network; only flattening "
-                               "to [batch, features] is supported in MLPs", self.label(node))
+            raise self.error(f"{node.op_type} to shape {shape} inside the network; only flattening "
+                             "to [batch, features] is supported in MLPs", node)
 
     def input_quantizer(self, tensor):
         """Collect the host-side prefix up to the first activation quantizer."""
@@ -314,24 +313,24 @@ class _Walker:
             raise CompileError("no layer found after the input")
         if node.op_type == "MatMul":
             if not input_dt.is_integer():
-                raise CompileError("the float input reaches a MatMul without an input quantizer; "
-                                   "add a Quant node on the input or annotate the input with an "
-                                   "integer/bipolar qonnx datatype", self.label(node))
+                raise self.error("the float input reaches a MatMul without an input quantizer; "
+                                 "add a Quant node on the input or annotate the input with an "
+                                 "integer/bipolar qonnx datatype", node)
             if any(n.op_type not in SHAPE_ONLY for n in prefix):
-                raise CompileError("an integer input may only be reshaped before the first MatMul",
-                                   prefix[0].name)
+                raise self.error("an integer input may only be reshaped before the first MatMul",
+                                 prefix[0])
             qtype = QType.bipolar_type() if input_dt.name == "BIPOLAR" else \
                 QType.for_range(int(input_dt.min()), int(input_dt.max()))
             if qtype.bits > MAX_BITS:
-                raise CompileError(f"input datatype {input_dt.name} is wider than {MAX_BITS} bits",
-                                   node.name)
+                raise self.error(f"input datatype {input_dt.name} is wider than {MAX_BITS} bits",
+                                 node)
             elements = int(np.prod(w.get_tensor_shape(node.input[0])[1:]))
             out_tensor = prefix[-1].output[0] if prefix else tensor
             return (InputQuantizer(None, 1.0, qtype, elements), out_tensor,
                     (qtype, _Affine(np.array(1.0), np.array(0.0))))
         scale, qtype, qmin, qmax = self.quant_params(node)
         if np.asarray(scale).size != 1:
-            raise CompileError("the input quantizer must have one (per-tensor) scale", self.label(node))
+            raise self.error("the input quantizer must have one (per-tensor) scale", node)
         prefix.append(node)
         shape = w.get_tensor_shape(node.output[0])
         elements = int(np.prod(shape[1:]))
@@ -348,23 +347,23 @@ class _Walker:
 
     def matmul(self, node, current):
         if isinstance(current, _Pending):
-            raise CompileError("two MatMuls without an activation quantizer between them; insert a "
-                               "Quant/BipolarQuant activation", self.label(node))
+            raise self.error("two MatMuls without an activation quantizer between them; insert a "
+                             "Quant/BipolarQuant activation", node)
         if len(self.dynamic_inputs(node)) != 1 or node.input[0] not in self.dynamic_inputs(node):
-            raise CompileError("MatMul needs the activation as first input and constant weights as "
-                               "second; non-constant weights are not supported", self.label(node))
+            raise self.error("MatMul needs the activation as first input and constant weights as "
+                             "second; non-constant weights are not supported", node)
         qtype, affine = current
         weights_t, weight_type, w_scale = self.constant_weights(node)
         weights = weights_t.T  # [mh, mw]
         mh, mw = weights.shape
         in_shape = self.w.get_tensor_shape(node.input[0])
         if in_shape[-1] != mw:
-            raise CompileError(f"input has {in_shape[-1]} features, weights expect {mw}", self.label(node))
+            raise self.error(f"input has {in_shape[-1]} features, weights expect {mw}", node)
         x_scale = np.asarray(affine.scale, dtype=np.float64)
         if x_scale.size != 1:
             if not np.all(x_scale == x_scale.reshape(-1)[0]):
-                raise CompileError("the MatMul input has per-channel scales; only a per-tensor "
-                                   "activation scale can be folded into integer weights", self.label(node))
+                raise self.error("the MatMul input has per-channel scales; only a per-tensor "
+                                 "activation scale can be folded into integer weights", node)
             x_scale = x_scale.reshape(-1)[0]
         x_offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (mw,))
         acc_scale = float(x_scale) * w_scale
@@ -394,7 +393,7 @@ class _Walker:
             return _Affine(affine.scale, affine.offset - c)
         if node.op_type == "Div" and not const_first:
             return _Affine(affine.scale / c, affine.offset / c)
-        raise CompileError(f"{node.op_type} with a constant first operand is not affine", self.label(node))
+        raise self.error(f"{node.op_type} with a constant first operand is not affine", node)
 
     def affine_step_on_ints(self, node, current):
         qtype, affine = current
@@ -402,10 +401,10 @@ class _Walker:
         if node.op_type == "Relu":
             if qtype.min >= 0 and np.all(np.asarray(affine.scale) > 0) and np.all(affine.offset == 0):
                 return current
-            raise CompileError("Relu on a signed quantized activation cannot be folded; put the Relu "
-                               "before the activation quantizer", self.label(node))
+            raise self.error("Relu on a signed quantized activation cannot be folded; put the Relu "
+                             "before the activation quantizer", node)
         if node.op_type not in ELEMENTWISE + ("BatchNormalization",):
-            raise CompileError(f"{node.op_type} cannot follow a quantized activation here", self.label(node))
+            raise self.error(f"{node.op_type} cannot follow a quantized activation here", node)
         return qtype, self.affine_step(node, affine, channels)
 
     def chain_quant(self, pending: _Pending, quant, acc: np.ndarray) -> np.ndarray:
@@ -418,11 +417,11 @@ class _Walker:
 
     def activation(self, quant, current):
         if not isinstance(current, _Pending):
-            raise CompileError("an activation quantizer must follow a MatMul (a requantization "
-                               "between two quantizers is not supported)", self.label(quant))
+            raise self.error("an activation quantizer must follow a MatMul (a requantization "
+                             "between two quantizers is not supported)", quant)
         scale, out_type, qmin, qmax = self.quant_params(quant)
         if np.any(np.asarray(scale) <= 0):
-            raise CompileError("activation quantizer scale must be positive", self.label(quant))
+            raise self.error("activation quantizer scale must be positive", quant)
         thresholds = self.find_thresholds(current, quant, out_type, qmin, qmax)
         self.layers.append(self.make_layer(current, (thresholds, out_type, qmin)))
         return out_type, _Affine(self.channel_vector(quant, scale, len(current.acc_scale)), np.zeros(()))
@@ -475,8 +474,8 @@ class _Walker:
         bad = np.nonzero(q != expect)
         if len(bad[0]):
             channel = int(bad[1][0])
-            raise CompileError(f"the activation of channel {channel} is not a monotonic step function "
-                               "of the accumulator, so it cannot be expressed as thresholds", self.label(quant))
+            raise self.error(f"the activation of channel {channel} is not a monotonic step function "
+                             "of the accumulator, so it cannot be expressed as thresholds", quant)
 
     def make_layer(self, pending: _Pending, activation):
         weight_type = pending.weight_type
@@ -493,9 +492,8 @@ class _Walker:
     def argmax(self, node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("keepdims", 1) not in (0, 1) or attrs.get("axis", 0) not in (1, -1):
-            raise CompileError("ArgMax must reduce the feature axis", self.label(node))
+            raise self.error("ArgMax must reduce the feature axis", node)
         self.label_select = True
-        self.graph_argmax = True
 
     def output_spec(self, affine: _Affine) -> OutputSpec:
         last = self.layers[-1]

@@ -145,27 +145,6 @@ def words_per_beat(bits: int) -> int:
     return -(-bits // 32)
 
 
-def beats_to_words(beats: np.ndarray, bits: int) -> np.ndarray:
-    """Python ints (arbitrary width) -> [n, words] uint32, least significant word first."""
-    n_words = words_per_beat(bits)
-    out = np.zeros((len(beats), n_words), dtype=np.uint32)
-    for i, beat in enumerate(beats):
-        beat = int(beat)
-        for w in range(n_words):
-            out[i, w] = (beat >> (32 * w)) & 0xFFFFFFFF
-    return out
-
-
-def words_to_beats(words: np.ndarray) -> list[int]:
-    beats = []
-    for row in words:
-        value = 0
-        for w, word in enumerate(row):
-            value |= int(word) << (32 * w)
-        beats.append(value)
-    return beats
-
-
 def run_stream(design: CompiledDesign, in_words: np.ndarray, in_beats_per_frame: int,
                out_bits: int, out_beats_per_frame: int, frames: int, *, valid_percent: int = 100,
                ready_percent: int = 100, seed: int = 1, max_idle: int = 100_000) -> StreamRun:
