@@ -44,17 +44,28 @@ def read_folding(path) -> dict:
 
 
 def layer_report(network: NetworkSpec) -> list[dict]:
+    from .graph.specs import MVTUSpec
+
     rows = []
     for layer in network.layers:
-        rows.append({
-            "name": layer.name, "MW": layer.mw, "MH": layer.mh, "PE": layer.pe, "SIMD": layer.simd,
-            "input_type": str(layer.input_type), "weight_type": str(layer.weight_type),
-            "output_type": str(layer.output_type), "accumulator_type": str(layer.acc_type),
-            "mode": "xnor-popcount" if layer.binary_xnor else "integer",
-            "thresholds_per_channel": 0 if layer.thresholds is None else int(layer.thresholds.shape[1]),
-            "weight_bits": int(layer.weights.size * layer.weight_type.bits),
-            "cycles_per_frame": layer.cycles_per_frame,
-        })
+        row = {"name": layer.name, "kind": type(layer).__name__.removesuffix("Spec"),
+               "input_type": str(layer.input_type), "output_type": str(layer.output_type),
+               "in_elements": layer.in_elements, "out_elements": layer.out_elements}
+        if isinstance(layer, MVTUSpec):
+            row.update({
+                "MW": layer.mw, "MH": layer.mh, "PE": layer.pe, "SIMD": layer.simd,
+                "vectors_per_frame": layer.vectors, "weight_type": str(layer.weight_type),
+                "accumulator_type": str(layer.acc_type),
+                "mode": "xnor-popcount" if layer.binary_xnor else "integer",
+                "thresholds_per_channel": 0 if layer.thresholds is None else int(layer.thresholds.shape[1]),
+                "weight_bits": int(layer.weights.size * layer.weight_type.bits),
+            })
+        else:
+            row.update({key: value for key, value in vars(layer).items()
+                        if key in ("channels", "in_h", "in_w", "kernel", "stride", "pads", "window",
+                                   "out_pixels", "op", "simd")})
+        row["cycles_per_frame"] = layer.cycles_per_frame
+        rows.append(row)
     return rows
 
 
@@ -197,7 +208,7 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
     coarse_elements = 0
     if network.output.label_select or network.output.host_argmax:
         # A model ending in ArgMax already gives the index; with --label-select it gives scores.
-        scores = golden.shape[1] == network.layers[-1].mh
+        scores = golden.shape[1] == network.layers[-1].out_elements
         expected = golden.argmax(axis=1)[:, None] if scores else np.round(golden).astype(np.int64)
         wrong = expected != network.output.apply(hw)
         grid_error = 0.0
@@ -235,10 +246,12 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
     ints = b.streamlined.input_quantizer.quantize(x)
     golden = execute_batched(b.out_dir / "original.onnx", x)
     golden_seconds = time.perf_counter() - start
-    run = simulate(b.network, b.verilog, ints, valid_percent=valid_percent,
+    stream = b.network.to_stream(ints)
+    run = simulate(b.network, b.verilog, stream, valid_percent=valid_percent,
                    ready_percent=ready_percent, seed=seed)
-    result = compare(b.network, run.outputs, golden)
-    reference_match = bool(np.array_equal(run.outputs, b.network.reference(ints)))
+    outputs = b.network.from_stream(run.outputs)
+    result = compare(b.network, outputs, golden)
+    reference_match = bool(np.array_equal(run.outputs, b.network.reference(stream)))
     result.update({
         "hardware_matches_numpy_reference": reference_match,
         "measured_ii_cycles": run.cycles_per_frame,
@@ -254,8 +267,8 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
     })
     if labels is not None:
         out = b.network.output
-        predicted = out.apply(run.outputs)[:, 0] if out.label_select or out.host_argmax else \
-            out.apply(run.outputs).argmax(axis=1)
+        predicted = out.apply(outputs)[:, 0] if out.label_select or out.host_argmax else \
+            out.apply(outputs).argmax(axis=1)
         result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels).reshape(-1)))
     b.report["verification"] = result
     b.write_report()

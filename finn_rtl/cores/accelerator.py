@@ -8,20 +8,25 @@ Ports (Vivado IP and cocotbext-axi connect without glue):
 Elements use the wire encoding of finn_rtl.graph.datatypes.
 
 Between layers: a FIFO, and a width converter where PE of the producer differs
-from SIMD of the consumer.
+from SIMD of the consumer. Both AXI-stream ports go through a register slice, so
+no top-level output depends combinationally on a top-level input.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Module, unsigned
+from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.specs import NetworkSpec
+from ..graph.specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec
 from .fifo import StreamFIFO
 from .label_select import LabelSelect
 from .mvtu import MVTU
+from .padding import Padding
+from .pool import WindowPool
+from .register_slice import RegisterSlice
+from .sliding_window import SlidingWindow
 from .width_converter import WidthConverter
 
 
@@ -48,10 +53,10 @@ class PortGeometry:
         if network.output.label_select:
             out_lanes, out_bits = 1, network.output_type.bits
         else:
-            out_lanes, out_bits = last.pe, last.output_type.bits
+            out_lanes, out_bits = last.out_lanes, last.output_type.bits
         return PortGeometry(
-            first.simd, first.input_type.bits, byte_aligned(first.simd * first.input_type.bits),
-            network.in_elements // first.simd,
+            first.in_lanes, first.input_type.bits, byte_aligned(first.in_lanes * first.input_type.bits),
+            network.in_elements // first.in_lanes,
             out_lanes, out_bits, byte_aligned(out_lanes * out_bits), network.out_elements // out_lanes)
 
 
@@ -68,6 +73,17 @@ class Accelerator(wiring.Component):
             "m_axis_tready": In(1),
         })
 
+    def fifo_frame_beats(self, index: int, lanes: int) -> int:
+        """Beats of one consumer input unit: an MVTU's vector, an image row, a pool window."""
+        layer = self.network.layers[index]
+        if isinstance(layer, MVTUSpec):
+            unit = layer.mw
+        elif isinstance(layer, PoolSpec):
+            unit = layer.window * layer.channels
+        else:
+            unit = layer.in_w * layer.channels
+        return max(1, unit // lanes)
+
     def fifo_depth(self, beats_per_frame: int) -> int:
         # A whole producer frame lets the consumer read its next input at full rate while the
         # producer runs ahead; smaller FIFOs throttle a consumer whose input phase is shorter
@@ -77,43 +93,70 @@ class Accelerator(wiring.Component):
         return max(2, beats_per_frame)
 
     def elaborate(self, platform):
+        top = Module()
+        # The cores see a registered copy of rst: a reset input that fans out combinationally into
+        # every register's next-state logic is a top-level input to all of it, so Verilator would
+        # re-evaluate the whole design on each input change, and Vivado prefers registered resets.
+        top.domains.core = ClockDomain("core")
+        top.d.comb += ClockSignal("core").eq(ClockSignal("sync"))
+        top.d.sync += ResetSignal("core").eq(ResetSignal("sync"))
+        in_reset = ResetSignal("core")
         m = Module()
+        top.submodules.datapath = DomainRenamer("core")(m)
         stages = []
         lanes = None
         for index, layer in enumerate(self.network.layers):
             if lanes is not None:
                 # The FIFO sits on the wide side of a width converter: on the narrow side it could
                 # only refill at the narrow rate, throttling a consumer that reads in bursts.
-                fifo_lanes = max(lanes, layer.simd)
-                fifo = StreamFIFO(fifo_lanes * layer.input_type.bits, self.fifo_depth(layer.mw // fifo_lanes))
-                converter = WidthConverter(layer.input_type.bits, lanes, layer.simd) \
-                    if lanes != layer.simd else None
+                fifo_lanes = max(lanes, layer.in_lanes)
+                fifo = StreamFIFO(fifo_lanes * layer.input_type.bits,
+                                  self.fifo_depth(self.fifo_frame_beats(index, fifo_lanes)))
+                converter = WidthConverter(layer.input_type.bits, lanes, layer.in_lanes) \
+                    if lanes != layer.in_lanes else None
                 m.submodules[f"fifo{index}"] = fifo
                 if converter is not None:
                     m.submodules[f"dwc{index}"] = converter
-                stages += [fifo, converter] if layer.simd <= lanes else [converter, fifo]
-            core = MVTU(layer)
+                stages += [fifo, converter] if layer.in_lanes <= lanes else [converter, fifo]
+            core = make_core(layer)
             m.submodules[layer.name] = core
             stages.append(core)
-            lanes = layer.pe
+            lanes = layer.out_lanes
         last = self.network.layers[-1]
         if self.network.output.label_select:
-            select = LabelSelect(last.output_type.bits, last.pe, last.mh, self.geometry.out_element_bits)
+            select = LabelSelect(last.output_type.bits, last.out_lanes, last.out_elements,
+                                 self.geometry.out_element_bits)
             m.submodules.label_select = select
             stages.append(select)
         stages = [stage for stage in stages if stage is not None]
+        m.submodules.in_slice = in_slice = RegisterSlice(stages[0].s.payload.shape().width)
+        m.submodules.out_slice = out_slice = RegisterSlice(stages[-1].m.payload.shape().width)
+        stages = [in_slice, *stages, out_slice]
         for producer, consumer in zip(stages, stages[1:]):
             wiring.connect(m, producer.m, consumer.s)
         head, tail = stages[0], stages[-1]
         m.d.comb += [
             head.s.payload.eq(self.s_axis_tdata),
-            head.s.valid.eq(self.s_axis_tvalid),
-            self.s_axis_tready.eq(head.s.ready),
+            head.s.valid.eq(self.s_axis_tvalid & ~in_reset),
+            self.s_axis_tready.eq(head.s.ready & ~in_reset),
             self.m_axis_tdata.eq(tail.m.payload),
             self.m_axis_tvalid.eq(tail.m.valid),
             tail.m.ready.eq(self.m_axis_tready),
         ]
-        return m
+        return top
+
+
+def make_core(layer) -> wiring.Component:
+    """The core that implements one layer spec."""
+    if isinstance(layer, MVTUSpec):
+        return MVTU(layer)
+    if isinstance(layer, SlidingWindowSpec):
+        return SlidingWindow(layer)
+    if isinstance(layer, PadSpec):
+        return Padding(layer)
+    if isinstance(layer, PoolSpec):
+        return WindowPool(layer)
+    raise TypeError(f"no core for {type(layer).__name__} ({layer.name})")
 
 
 def to_verilog(network: NetworkSpec) -> str:

@@ -1,10 +1,10 @@
 """Small combinational building blocks shared by the cores."""
 from __future__ import annotations
 
-from amaranth.hdl import Const, Signal, Value
+from amaranth.hdl import Const, Mux, Signal, Value
 
 
-def tree_sum(values: list, m=None, name: str = "sum", levels_per_signal: int = 3) -> Value:
+def tree_sum(values: list, m=None, name: str = "sum", levels_per_signal: int = 6) -> Value:
     """Balanced adder tree.
 
     Expression depth stays logarithmic; with a module ``m``, every few levels
@@ -42,3 +42,10 @@ def pack_ints(values, width: int) -> int:
     for i, value in enumerate(values):
         word |= (int(value) & ((1 << width) - 1)) << (i * width)
     return word
+
+
+def element_value(code: Value, qtype) -> Value:
+    """Signed value of one wire element (bipolar: bit 1 is +1, bit 0 is -1)."""
+    if qtype.bipolar:
+        return Mux(code[0], 1, -1)
+    return code.as_signed() if qtype.signed else code.as_unsigned()

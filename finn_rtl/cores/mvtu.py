@@ -25,16 +25,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..graph.datatypes import QType
 from ..graph.specs import MVTUSpec
-from .arith import lanes, pack_ints, tree_sum
-
-
-def _element_value(code, qtype: QType):
-    """Signed value of one wire element."""
-    if qtype.bipolar:
-        return Mux(code[0], 1, -1)
-    return code.as_signed() if qtype.signed else code.as_unsigned()
+from .arith import element_value, lanes, pack_ints, tree_sum
 
 
 class MVTU(wiring.Component):
@@ -149,7 +141,7 @@ class MVTU(wiring.Component):
             if spec.binary_xnor:
                 terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
             else:
-                terms = [_element_value(x, spec.input_type) * _element_value(w, spec.weight_type)
+                terms = [element_value(x, spec.input_type) * element_value(w, spec.weight_type)
                          for x, w in zip(x_lanes, row)]
             m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + tree_sum(terms, m, f"dot{pe}"))
             with m.If(advance & mac_valid):

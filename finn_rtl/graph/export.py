@@ -2,9 +2,12 @@
 
 The model is executable with qonnx: integer input -> MatMul with integer
 weights -> MultiThreshold -> ... -> last MatMul -> output affine (Mul, Add)
-or ArgMax. Tensors carry qonnx datatype annotations. It documents exactly
-what the hardware computes and is checked against the hardware's numpy
-reference in the tests.
+or ArgMax. Tensors are flat [1, elements] in the accelerator's stream order
+(images channels last); a convolution's windows are a Gather of the image
+(padding gathers from a prepended pad element), its MVTU a MatMul over
+[pixels, K*K*C], a pool a ReduceMax/ReduceSum over each window. Tensors carry
+qonnx datatype annotations. It documents exactly what the hardware computes
+and is checked against the hardware's numpy reference in the tests.
 """
 from __future__ import annotations
 
@@ -12,11 +15,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .specs import NetworkSpec
+from .specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec
 
 
 def _dtype_name(qtype) -> str:
     return str(qtype)
+
+
+def _index_type(n: int):
+    from .datatypes import QType
+    return QType.for_range(0, n + 1)
 
 
 def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
@@ -25,7 +33,46 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
     nodes, inits, annotations = [], [], {}
     tensor = "x"
     annotations[tensor] = network.input_type
+    def add(op, inputs, name, **attrs):
+        out = f"{name}_out"
+        nodes.append(helper.make_node(op, inputs, [out], name=name, **attrs))
+        return out
+
+    def shape_const(name, shape):
+        inits.append(numpy_helper.from_array(np.asarray(shape, dtype=np.int64), name))
+        return name
+
     for layer in network.layers:
+        if isinstance(layer, (SlidingWindowSpec, PadSpec)):
+            # A fixed rearrangement: gather each output element from the input (index 0: the pad value).
+            source = layer.reference(np.arange(1, layer.in_elements + 1)[None, :])[0] if \
+                isinstance(layer, SlidingWindowSpec) else \
+                PadSpec(layer.name, layer.channels, layer.in_h, layer.in_w, layer.pads,
+                        _index_type(layer.in_elements), 0).reference(np.arange(1, layer.in_elements + 1)[None, :])[0]
+            value = getattr(layer, "value", 0)
+            inits.append(numpy_helper.from_array(np.full((1, 1), value, dtype=np.float32), f"{layer.name}_padv"))
+            inits.append(numpy_helper.from_array(source.astype(np.int64), f"{layer.name}_index"))
+            padded = add("Concat", [f"{layer.name}_padv", tensor], f"{layer.name}_with_pad", axis=1)
+            tensor = add("Gather", [padded, f"{layer.name}_index"], layer.name, axis=1)
+            annotations[tensor] = layer.output_type
+            continue
+        if isinstance(layer, PoolSpec):
+            windows = add("Reshape", [tensor, shape_const(f"{layer.name}_shape",
+                                                          [layer.out_pixels, layer.window, layer.channels])],
+                          f"{layer.name}_windows")
+            reduce = "ReduceMax" if layer.op == "max" else "ReduceSum"
+            if reduce == "ReduceSum":  # opset 13: axes are an input
+                reduced = add(reduce, [windows, shape_const(f"{layer.name}_axes", [1])], layer.name, keepdims=0)
+            else:
+                reduced = add(reduce, [windows], layer.name, axes=[1], keepdims=0)
+            tensor = add("Reshape", [reduced, shape_const(f"{layer.name}_flat", [1, layer.out_elements])],
+                         f"{layer.name}_flat")
+            annotations[tensor] = layer.output_type
+            continue
+        assert isinstance(layer, MVTUSpec)
+        if layer.vectors > 1:
+            tensor = add("Reshape", [tensor, shape_const(f"{layer.name}_rows", [layer.vectors, layer.mw])],
+                         f"{layer.name}_im2col")
         w_name, acc = f"{layer.name}_W", f"{layer.name}_acc"
         inits.append(numpy_helper.from_array(layer.weights.T.astype(np.float32), w_name))
         annotations[w_name] = layer.weight_type
@@ -46,6 +93,10 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
                 out_scale=2.0 if bipolar else 1.0, out_bias=float(layer.out_base)))
             annotations[out] = layer.output_type
             tensor = out
+        if layer.vectors > 1:
+            tensor = add("Reshape", [tensor, shape_const(f"{layer.name}_image", [1, layer.out_elements])],
+                         f"{layer.name}_image")
+            annotations[tensor] = layer.output_type
     if network.output.label_select:
         nodes.append(helper.make_node("ArgMax", [tensor], ["y"], axis=1, keepdims=1, name="LabelSelect"))
         out_info = helper.make_tensor_value_info("y", TensorProto.INT64, [1, 1])

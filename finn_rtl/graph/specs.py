@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -36,6 +36,8 @@ class MVTUSpec:
     ([mh, n], ascending per row) the output element is
     ``out_base + count(acc >= thresholds[c])``; without, it is the accumulator.
     ``pe`` output channels and ``simd`` input elements are processed per cycle.
+    A convolution runs the same unit on ``vectors`` input vectors (one im2col
+    row per output pixel) per frame.
     """
 
     name: str
@@ -48,9 +50,15 @@ class MVTUSpec:
     pe: int = 1
     simd: int = 1
     channel_sign: Optional[np.ndarray] = None  # +-1 per channel: thresholds apply to sign * acc
+    vectors: int = 1
+    # A convolution's input channels: its window generator delivers SIMD channels of one pixel
+    # per beat, so SIMD must divide them (not just MW = K*K*channels).
+    conv_channels: Optional[int] = None
 
     def __post_init__(self):
         object.__setattr__(self, "weights", _frozen_int_array(self.weights))
+        if self.vectors < 1:
+            raise ValueError(f"{self.name}: vectors per frame must be at least 1")
         if self.channel_sign is not None:
             sign = _frozen_int_array(self.channel_sign)
             if sign.shape != (self.mh,) or not np.all(np.abs(sign) == 1):
@@ -96,7 +104,11 @@ class MVTUSpec:
         problems = []
         if pe < 1 or self.mh % pe:
             problems.append(f"PE={pe} must divide MH={self.mh} (legal: {divisors(self.mh)})")
-        if simd < 1 or self.mw % simd:
+        if self.conv_channels is not None:
+            if simd < 1 or self.conv_channels % simd:
+                problems.append(f"SIMD={simd} must divide the {self.conv_channels} input channels "
+                                f"(legal: {divisors(self.conv_channels)})")
+        elif simd < 1 or self.mw % simd:
             problems.append(f"SIMD={simd} must divide MW={self.mw} (legal: {divisors(self.mw)})")
         if problems:
             raise FoldingError(f"layer {self.name}: " + "; ".join(problems))
@@ -115,7 +127,28 @@ class MVTUSpec:
 
     @property
     def cycles_per_frame(self) -> int:
-        return self.neuron_fold * self.synapse_fold
+        return self.vectors * self.neuron_fold * self.synapse_fold
+
+    # -- stream interface (shared by every layer spec) ----------------------
+    @property
+    def in_elements(self) -> int:
+        return self.vectors * self.mw
+
+    @property
+    def out_elements(self) -> int:
+        return self.vectors * self.mh
+
+    @property
+    def in_lanes(self) -> int:
+        return self.simd
+
+    @property
+    def out_lanes(self) -> int:
+        return self.pe
+
+    @property
+    def fold_dims(self) -> dict[str, int]:
+        return {"PE": self.mh, "SIMD": self.conv_channels or self.mw}
 
     # -- arithmetic ----------------------------------------------------------
     @property
@@ -150,7 +183,11 @@ class MVTUSpec:
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         """Bit-exact numpy model of the layer: x [n, mw] ints -> [n, mh] ints."""
-        acc = np.asarray(x, dtype=np.int64) @ self.weights.T
+        n = len(x)
+        acc = np.asarray(x, dtype=np.int64).reshape(n * self.vectors, self.mw) @ self.weights.T
+        return self._activate(acc).reshape(n, self.vectors * self.mh)
+
+    def _activate(self, acc: np.ndarray) -> np.ndarray:
         if self.thresholds is None:
             return acc
         compared = acc * self.signs[None, :]
@@ -159,6 +196,189 @@ class MVTUSpec:
         if self.output_type.bipolar:
             out = np.where(counts > 0, 1, -1)
         return out
+
+
+def _check_channel_simd(name: str, channels: int, simd: int) -> None:
+    if simd < 1 or channels % simd:
+        raise FoldingError(f"layer {name}: SIMD={simd} must divide the {channels} channels "
+                           f"(legal: {divisors(channels)})")
+
+
+class _ImageRearrangement:
+    """Layers that move the elements of a channels-last image stream without computing on them;
+    their SIMD follows the consumer's (see NetworkSpec.with_folding)."""
+
+    input_type = property(lambda self: self.dtype)
+    output_type = property(lambda self: self.dtype)
+    in_lanes = property(lambda self: self.simd)
+    out_lanes = property(lambda self: self.simd)
+
+    @property
+    def in_elements(self) -> int:
+        return self.in_h * self.in_w * self.channels
+
+    def with_lanes(self, simd: int):
+        return dataclasses.replace(self, simd=simd)
+
+
+@dataclass(frozen=True, eq=False)
+class SlidingWindowSpec(_ImageRearrangement):
+    """Convolution windows of an image stream (channels last), in (ky, kx, channel) order.
+
+    ``simd`` channels per beat; it follows the consumer (the conv's MVTU or a pool).
+    """
+
+    name: str
+    channels: int
+    in_h: int
+    in_w: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dtype: QType
+    simd: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "kernel", tuple(int(k) for k in self.kernel))
+        object.__setattr__(self, "stride", tuple(int(k) for k in self.stride))
+        if min(self.kernel) < 1 or min(self.stride) < 1:
+            raise ValueError(f"{self.name}: kernel and stride must be positive")
+        if self.kernel[0] > self.in_h or self.kernel[1] > self.in_w:
+            raise ValueError(f"{self.name}: kernel {self.kernel} is larger than the "
+                             f"{self.in_h}x{self.in_w} image")
+        _check_channel_simd(self.name, self.channels, self.simd)
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h - self.kernel[0]) // self.stride[0] + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w - self.kernel[1]) // self.stride[1] + 1
+
+    @property
+    def window(self) -> int:
+        return self.kernel[0] * self.kernel[1]
+
+    @property
+    def out_elements(self) -> int:
+        return self.out_h * self.out_w * self.window * self.channels
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return max(self.out_elements, self.in_elements) // self.simd
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        img = np.asarray(x, dtype=np.int64).reshape(n, self.in_h, self.in_w, self.channels)
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        rows = []
+        for oy in range(self.out_h):
+            for ox in range(self.out_w):
+                rows.append(img[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw, :].reshape(n, -1))
+        return np.stack(rows, axis=1).reshape(n, -1)
+
+
+@dataclass(frozen=True, eq=False)
+class PadSpec(_ImageRearrangement):
+    """Constant padding of an image stream (channels last); ``value`` is the element value."""
+
+    name: str
+    channels: int
+    in_h: int
+    in_w: int
+    pads: tuple[int, int, int, int]  # top, left, bottom, right
+    dtype: QType
+    value: int = 0
+    simd: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "pads", tuple(int(p) for p in self.pads))
+        if min(self.pads) < 0:
+            raise ValueError(f"{self.name}: negative padding {self.pads}")
+        if not self.dtype.contains([self.value]):
+            raise ValueError(f"{self.name}: pad value {self.value} is not a {self.dtype} value")
+        _check_channel_simd(self.name, self.channels, self.simd)
+
+    @property
+    def out_h(self) -> int:
+        return self.in_h + self.pads[0] + self.pads[2]
+
+    @property
+    def out_w(self) -> int:
+        return self.in_w + self.pads[1] + self.pads[3]
+
+    @property
+    def out_elements(self) -> int:
+        return self.out_h * self.out_w * self.channels
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.out_elements // self.simd
+
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        img = np.asarray(x, dtype=np.int64).reshape(n, self.in_h, self.in_w, self.channels)
+        t, l, b, r = self.pads
+        return np.pad(img, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.value).reshape(n, -1)
+
+
+@dataclass(frozen=True, eq=False)
+class PoolSpec:
+    """Reduce each window of ``window`` pixels to one pixel, per channel: max or sum.
+
+    Its input is a sliding-window stream: ``out_pixels`` windows, each
+    ``window`` pixels of ``channels`` elements in (pixel, channel) order.
+    """
+
+    name: str
+    channels: int
+    window: int
+    out_pixels: int
+    op: str
+    input_type: QType
+    simd: int = 1
+
+    def __post_init__(self):
+        if self.op not in ("max", "sum"):
+            raise ValueError(f"{self.name}: pool op must be max or sum, not {self.op}")
+        _check_channel_simd(self.name, self.channels, self.simd)
+
+    @property
+    def output_type(self) -> QType:
+        if self.op == "max":
+            return self.input_type
+        lo, hi = self.input_type.min * self.window, self.input_type.max * self.window
+        return QType.for_range(lo, hi)
+
+    in_lanes = property(lambda self: self.simd)
+    out_lanes = property(lambda self: self.simd)
+
+    @property
+    def in_elements(self) -> int:
+        return self.out_pixels * self.window * self.channels
+
+    @property
+    def out_elements(self) -> int:
+        return self.out_pixels * self.channels
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.in_elements // self.simd
+
+    @property
+    def fold_dims(self) -> dict[str, int]:
+        return {"SIMD": self.channels}
+
+    def folded(self, pe, simd: int) -> "PoolSpec":  # pools have no PE
+        _check_channel_simd(self.name, self.channels, simd)
+        return dataclasses.replace(self, simd=simd)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        windows = np.asarray(x, dtype=np.int64).reshape(n, self.out_pixels, self.window, self.channels)
+        reduced = windows.max(axis=2) if self.op == "max" else windows.sum(axis=2)
+        return reduced.reshape(n, -1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,66 +409,112 @@ class OutputSpec:
         return values.argmax(axis=-1)[..., None] if self.host_argmax else values
 
 
+LayerSpec = Union[MVTUSpec, SlidingWindowSpec, PadSpec, PoolSpec]
+
+
 @dataclass(frozen=True, eq=False)
 class NetworkSpec:
-    """A chain of layers from the integer input stream to the output stream."""
+    """A chain of stream layers from the integer input stream to the output stream.
+
+    Elements travel in hardware order: images channels last, (row, column,
+    channel). ``input_order``/``output_order`` say where the model's own
+    (flattened, e.g. NCHW) elements sit in that order: stream element ``i`` is
+    model element ``order[i]``; None means the same order.
+    """
 
     name: str
-    layers: tuple[MVTUSpec, ...]
+    layers: tuple
     input_type: QType
     output: OutputSpec
     fifo_depth: Optional[int] = None  # beats between layers; None: one producer frame
     notes: tuple[str, ...] = field(default_factory=tuple)
+    input_order: Optional[np.ndarray] = None
+    output_order: Optional[np.ndarray] = None
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
+        for name in ("input_order", "output_order"):
+            order = getattr(self, name)
+            if order is not None:
+                order = _frozen_int_array(order)
+                object.__setattr__(self, name, None if np.array_equal(order, np.arange(len(order))) else order)
         if not self.layers:
             raise ValueError(f"{self.name}: a network needs at least one layer")
         for prev, nxt in zip(self.layers, self.layers[1:]):
-            if prev.mh != nxt.mw or prev.output_type != nxt.input_type:
-                raise ValueError(f"layer {prev.name} ({prev.mh} x {prev.output_type}) does not feed "
-                                 f"layer {nxt.name} ({nxt.mw} x {nxt.input_type})")
+            if prev.out_elements != nxt.in_elements or prev.output_type != nxt.input_type:
+                raise ValueError(f"layer {prev.name} ({prev.out_elements} x {prev.output_type}) does not "
+                                 f"feed layer {nxt.name} ({nxt.in_elements} x {nxt.input_type})")
         if self.layers[0].input_type != self.input_type:
             raise ValueError("network input type does not match the first layer")
+        if self.output.label_select and not (isinstance(self.layers[-1], MVTUSpec) and self.layers[-1].vectors == 1):
+            raise ValueError("label select needs a fully connected last layer")
 
     @property
     def in_elements(self) -> int:
-        return self.layers[0].mw
+        return self.layers[0].in_elements
 
     @property
     def out_elements(self) -> int:
-        return 1 if self.output.label_select else self.layers[-1].mh
+        return 1 if self.output.label_select else self.layers[-1].out_elements
 
     @property
     def output_type(self) -> QType:
         if self.output.label_select:
-            return QType.for_range(0, max(1, self.layers[-1].mh - 1))
+            return QType.for_range(0, max(1, self.layers[-1].out_elements - 1))
         return self.layers[-1].output_type
 
     @property
+    def foldable(self) -> tuple:
+        """Layers with their own folding entry (window generators and padding follow their consumer)."""
+        return tuple(layer for layer in self.layers if hasattr(layer, "fold_dims"))
+
+    @property
     def folding(self) -> dict[str, dict[str, int]]:
-        return {layer.name: {"PE": layer.pe, "SIMD": layer.simd} for layer in self.layers}
+        return {layer.name: {key: getattr(layer, key.lower()) for key in layer.fold_dims}
+                for layer in self.foldable}
 
     def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
-        names = {layer.name for layer in self.layers}
+        names = {layer.name for layer in self.foldable}
         unknown = sorted(set(folding) - names)
         if unknown:
             raise FoldingError(f"folding names unknown layers {unknown}; layers are {sorted(names)}")
         layers = []
         for layer in self.layers:
-            entry = folding.get(layer.name, {})
-            extra = sorted(set(entry) - {"PE", "SIMD"})
-            if extra:
-                raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} (use PE, SIMD)")
-            layers.append(layer.folded(int(entry.get("PE", layer.pe)), int(entry.get("SIMD", layer.simd))))
+            if hasattr(layer, "fold_dims"):
+                entry = folding.get(layer.name, {})
+                extra = sorted(set(entry) - set(layer.fold_dims))
+                if extra:
+                    raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} "
+                                       f"(use {', '.join(layer.fold_dims)})")
+                layer = layer.folded(int(entry.get("PE", getattr(layer, "pe", 1))),
+                                     int(entry.get("SIMD", layer.simd)))
+            layers.append(layer)
+        # Window generators and padding deliver whole channel groups at their consumer's SIMD.
+        for i in range(len(layers) - 2, -1, -1):
+            if hasattr(layers[i], "with_lanes"):
+                layers[i] = layers[i].with_lanes(layers[i + 1].in_lanes)
         return dataclasses.replace(self, layers=tuple(layers))
 
     @property
     def analytic_ii(self) -> int:
         return max(layer.cycles_per_frame for layer in self.layers)
 
+    def to_stream(self, x: np.ndarray) -> np.ndarray:
+        """Model-order input elements [n, in] -> stream order."""
+        x = np.asarray(x).reshape(len(x), -1)
+        return x if self.input_order is None else x[:, self.input_order]
+
+    def from_stream(self, y: np.ndarray) -> np.ndarray:
+        """Stream-order output elements [n, out] -> model order."""
+        y = np.asarray(y).reshape(len(y), -1)
+        if self.output_order is None or self.output.label_select:
+            return y
+        out = np.empty_like(y)
+        out[:, self.output_order] = y
+        return out
+
     def reference(self, x: np.ndarray) -> np.ndarray:
-        """Bit-exact numpy model of the whole accelerator: x [n, in] -> [n, out]."""
+        """Bit-exact numpy model of the whole accelerator: stream-order x [n, in] -> [n, out]."""
         y = np.asarray(x, dtype=np.int64)
         for layer in self.layers:
             y = layer.reference(y)

@@ -28,14 +28,22 @@ from onnx import helper
 from .datatypes import QType
 from .errors import CompileError
 from .ingest import ORIGIN, _qonnx, clean
-from .specs import MVTUSpec, NetworkSpec, OutputSpec
+from .specs import MVTUSpec, NetworkSpec, OutputSpec, PadSpec, PoolSpec, SlidingWindowSpec
 
 MAX_BITS = 8
 ELEMENTWISE = ("Mul", "Div", "Add", "Sub")
-SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze", "Transpose")
+SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze")  # keep the flat order
+LAYOUT = SHAPE_ONLY + ("Transpose",)
 CHAIN_OPS = ELEMENTWISE + ("BatchNormalization", "Relu")
-SUPPORTED = ("MatMul", "Gemm", "BipolarQuant", "Quant", "BatchNormalization", "Relu",
-             "ArgMax") + ELEMENTWISE + SHAPE_ONLY
+SUPPORTED = ("MatMul", "Gemm", "Conv", "MaxPool", "Pad", "BipolarQuant", "Quant", "BatchNormalization",
+             "Relu", "ArgMax") + ELEMENTWISE + LAYOUT
+
+
+def nhwc_order(shape) -> np.ndarray:
+    """Stream order of an [1, C, *spatial] tensor carried channels last: stream index -> flat index."""
+    channels, spatial = shape[1], tuple(shape[2:])
+    return np.arange(int(np.prod(shape))).reshape(channels, *spatial).transpose(
+        *range(1, len(spatial) + 1), 0).reshape(-1)
 
 
 @dataclass
@@ -60,6 +68,10 @@ class _Pending:
     chain: list  # onnx NodeProtos after the MatMul, in order
     affine: _Affine  # analytic (float64) view of the chain, valid while it stays affine
     sign: np.ndarray = None  # per channel: -1 where the activation falls as the accumulator rises
+    rank: int = 2  # rank of the MatMul/Conv output tensor: chain constants broadcast against it
+    vectors: int = 1  # output pixels of a convolution
+    conv_channels: int | None = None
+    pools: list = None  # max pools met in the chain: they commute with a rising activation
 
 
 @dataclass(frozen=True)
@@ -152,12 +164,22 @@ class _Walker:
         return users[0] if users else None
 
     def channel_vector(self, node, value, channels):
-        """A constant that varies at most along the last (channel) axis -> [channels] or scalar."""
+        """A constant that varies at most along the channel axis -> [channels] or scalar.
+
+        The channel axis is the last one of a [1, features] tensor and axis 1 of
+        an [1, C, H, W] or [1, C, W] tensor; constants broadcast from the right.
+        """
         value = np.asarray(value, dtype=np.float64)
         if value.size == 1:
             return value.reshape(())
+        if node.op_type == "BatchNormalization" and value.shape == (channels,):
+            return value  # BatchNormalization's parameters are per channel by definition
+        dynamic = [t for t in node.input if t and not self.is_constant(t)]
+        shape = self.w.get_tensor_shape(dynamic[0]) if dynamic else None
+        rank = len(shape) if shape else 2
+        axis = -1 if rank <= 2 else 1 - rank  # counted from the right
         flat = value.reshape(-1)
-        if value.shape[-1] != channels or flat.size != channels:
+        if flat.size != channels or value.ndim < -axis or value.shape[axis] != channels:
             raise self.error(f"constant of shape {list(value.shape)} is neither scalar nor "
                              f"per-channel over {channels} channels", node)
         return flat
@@ -191,8 +213,9 @@ class _Walker:
         from qonnx.custom_op.general.quant import max_int, min_int
         return scale, QType(bits, signed), int(min_int(signed, narrow, bits)), int(max_int(signed, narrow, bits))
 
-    def constant_weights(self, node):
-        """Integer weights [mw, mh] and per-output-channel scale [mh] of a MatMul's weight input."""
+    def constant_weights(self, node, out_axis: int = 1):
+        """Integer weights and per-output-channel scale of a MatMul's ([mw, mh], out_axis 1) or
+        a Conv's ([out, in, *kernel], out_axis 0) weight input."""
         tensor = node.input[1]
         if self.init(tensor) is not None:
             raise self.error("MatMul weights are float (no Quant/BipolarQuant on them); quantize "
@@ -207,9 +230,10 @@ class _Walker:
         scale_full = np.broadcast_to(np.asarray(scale, dtype=np.float64), real.shape)
         if np.any(scale_full <= 0):
             raise self.error("weight quantizer scale must be positive", producer)
-        if real.ndim != 2:
-            raise self.error(f"weights of rank {real.ndim}; expected a 2-D matrix", node)
-        if not np.all(scale_full == scale_full[:1, :]):
+        if (real.ndim != 2) if out_axis == 1 else (real.ndim not in (3, 4)):
+            raise self.error(f"weights of rank {real.ndim} do not fit {node.op_type}", node)
+        per_channel = np.moveaxis(scale_full, out_axis, 0).reshape(real.shape[out_axis], -1)
+        if not np.all(per_channel == per_channel[:, :1]):
             raise self.error("weight scale varies along the input dimension; only per-tensor or "
                              "per-output-channel weight scales are supported", producer)
         ints = np.round(real / scale_full)
@@ -220,7 +244,7 @@ class _Walker:
             raise self.error("bipolar weights must be +-1 times the scale", producer)
         if not qtype.bipolar:
             qtype = QType.for_range(min(ints.min(), qmin), max(ints.max(), qmax))
-        return ints, qtype, scale_full[0, :]
+        return ints, qtype, per_channel[:, 0]
 
     def _run_nodes(self, nodes, inputs: dict, output: str):
         """Execute nodes with qonnx (as the golden model does) on the given inputs."""
@@ -257,12 +281,26 @@ class _Walker:
                                "quantized model (Brevitas/QKeras) with 1-8 bit weights and activations")
         tensor = w.graph.input[0].name
         input_quantizer, tensor, current = self.input_quantizer(tensor)
+        # Stream order of the current tensor (stream index -> flat index); before the first layer
+        # the host may still choose it, tracked as flat index -> quantizer output flat index.
+        self.order = None
+        self.spatial_shape = None  # [C, H, W] of the last image tensor
+        self.free_source = np.arange(input_quantizer.elements)
+        self.input_order = None
         node = self.next_node(tensor)
         while node is not None:
-            if node.op_type in SHAPE_ONLY:
-                self.check_vector_shape(node)
+            if node.op_type == "Transpose":
+                self.transpose(node)
+            elif node.op_type in SHAPE_ONLY:
+                pass  # the flat order is unchanged; shapes come from shape inference
             elif node.op_type == "MatMul":
                 current = self.matmul(node, current)
+            elif node.op_type == "Conv":
+                current = self.conv(node, current)
+            elif node.op_type == "MaxPool":
+                current = self.maxpool(node, current)
+            elif node.op_type == "Pad":
+                current = self.pad(node, current)
             elif node.op_type in ("Quant", "BipolarQuant"):
                 current = self.activation(node, current)
             elif node.op_type == "ArgMax":
@@ -279,26 +317,43 @@ class _Walker:
         if tensor != w.graph.output[0].name:
             raise CompileError(f"the chain ends at '{tensor}', not at the graph output")
         if isinstance(current, _Pending):
-            self.layers.append(self.make_layer(current, None))
+            self.finish_layer(current, None)
             affine = current.affine
         else:
             qtype, affine = current
             if not self.layers:
                 raise CompileError("the model has no MatMul layer to map to hardware")
-        output = self.output_spec(affine)
+        output = self.output_spec(affine, w.get_tensor_shape(tensor))
         network = NetworkSpec(self.name, tuple(self.layers), input_quantizer.qtype, output,
-                              notes=tuple(self.notes))
+                              notes=tuple(self.notes), input_order=self.input_order,
+                              output_order=None if output.label_select else self.order)
         return Streamlined(network, input_quantizer, w.model)
 
-    def check_vector_shape(self, node):
-        """Reshapes inside an MLP may only keep the tensor a [1, features] vector."""
-        shape = self.w.get_tensor_shape(node.output[0])
-        in_shape = self.w.get_tensor_shape(node.input[0])
-        is_vector = shape is not None and len(shape) >= 2 and shape[0] == 1 and \
-            int(np.prod(shape[1:])) == shape[-1] == int(np.prod(in_shape[1:]))
-        if not is_vector:
-            raise self.error(f"{node.op_type} to shape {shape} inside the network; only flattening "
-                             "to [batch, features] is supported in MLPs", node)
+    # -- stream order -----------------------------------------------------------
+    def transpose(self, node):
+        shape = self.w.get_tensor_shape(node.input[0])
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        perm = attrs.get("perm", list(range(len(shape)))[::-1])
+        source = np.arange(int(np.prod(shape))).reshape(shape).transpose(perm).reshape(-1)
+        if self.order is None:
+            self.free_source = self.free_source[source]
+        else:
+            position = np.empty_like(source)
+            position[source] = np.arange(len(source))
+            self.order = position[self.order]
+
+    def stream_order(self, node, wanted: np.ndarray | None):
+        """Make the current tensor's stream order `wanted` (stream -> flat), or say why not.
+        None: any order (a MatMul permutes its weight columns); returns the order in use."""
+        if self.order is None:  # the host feeds the first layer in the order it wants
+            order = np.arange(len(self.free_source)) if wanted is None else wanted
+            self.input_order = self.free_source[order]
+            self.order = order
+        elif wanted is not None and not np.array_equal(self.order, wanted):
+            raise self.error(f"{node.op_type} needs its input channels last (NHWC) in the stream, "
+                             "but a Transpose inside the network reorders it; transposes are only "
+                             "supported before the first layer and before fully connected layers", node)
+        return self.order
 
     def input_quantizer(self, tensor):
         """Collect the host-side prefix up to the first activation quantizer."""
@@ -316,7 +371,7 @@ class _Walker:
                 raise self.error("the float input reaches a MatMul without an input quantizer; "
                                  "add a Quant node on the input or annotate the input with an "
                                  "integer/bipolar qonnx datatype", node)
-            if any(n.op_type not in SHAPE_ONLY for n in prefix):
+            if any(n.op_type not in LAYOUT for n in prefix):
                 raise self.error("an integer input may only be reshaped before the first MatMul",
                                  prefix[0])
             qtype = QType.bipolar_type() if input_dt.name == "BIPOLAR" else \
@@ -357,19 +412,198 @@ class _Walker:
         weights = weights_t.T  # [mh, mw]
         mh, mw = weights.shape
         in_shape = self.w.get_tensor_shape(node.input[0])
-        if in_shape[-1] != mw:
-            raise self.error(f"input has {in_shape[-1]} features, weights expect {mw}", node)
+        if in_shape[-1] != mw or int(np.prod(in_shape)) != mw:
+            raise self.error(f"MatMul input of shape {in_shape} with {mw}-input weights; only "
+                             "[1, features] inputs are supported (flatten first)", node)
+        channel_affine = affine
+        if np.asarray(affine.offset).size not in (1, mw):
+            # Per-channel offsets of a flattened image: per element, in the model's order.
+            channel_affine = _Affine(affine.scale, self.flat_offset(affine.offset))
+        weights = weights[:, self.stream_order(node, None)]
         x_scale = np.asarray(affine.scale, dtype=np.float64)
         if x_scale.size != 1:
             if not np.all(x_scale == x_scale.reshape(-1)[0]):
                 raise self.error("the MatMul input has per-channel scales; only a per-tensor "
                                  "activation scale can be folded into integer weights", node)
             x_scale = x_scale.reshape(-1)[0]
-        x_offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (mw,))
+        x_offset = np.broadcast_to(np.asarray(channel_affine.offset, dtype=np.float64), (mw,))
         acc_scale = float(x_scale) * w_scale
-        acc_offset = (weights @ x_offset) * w_scale
+        acc_offset = (weights_t.T @ x_offset) * w_scale  # model order on both sides
+        self.order = np.arange(mh)
         return _Pending(node.name, weights, weight_type, qtype, acc_scale, acc_offset, node.output[0], [],
-                        _Affine(acc_scale, acc_offset))
+                        _Affine(acc_scale, acc_offset), pools=[])
+
+    # -- convolutional layers ---------------------------------------------------------
+    def spatial_input(self, node):
+        """(channels, height, width, rank) of a [1, C, H, W] or [1, C, W] input (1-D: height 1)."""
+        shape = self.w.get_tensor_shape(node.input[0])
+        if shape is None or len(shape) not in (3, 4) or shape[0] != 1:
+            raise self.error(f"{node.op_type} input of shape {shape}; expected [1, C, H, W] or "
+                             "[1, C, W]", node)
+        return shape[1], (shape[2] if len(shape) == 4 else 1), shape[-1], len(shape)
+
+    def window_attrs(self, node, rank, kernel):
+        """Kernel, stride and (top, left, bottom, right) pads as 2-D, checking what is supported."""
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        dims = rank - 2
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        if auto_pad not in ("NOTSET", "VALID"):
+            raise self.error(f"auto_pad={auto_pad} is not supported; export explicit pads", node)
+        if any(d != 1 for d in attrs.get("dilations", [1] * dims)):
+            raise self.error(f"dilations {attrs['dilations']} are not supported (only 1)", node)
+        strides = list(attrs.get("strides", [1] * dims))
+        pads = list(attrs.get("pads", [0] * 2 * dims))
+        kernel = list(kernel)
+        if dims == 1:
+            kernel, strides, pads = [1] + kernel, [1] + strides, [0, pads[0], 0, pads[1]]
+        else:
+            pads = [pads[0], pads[1], pads[2], pads[3]]
+        return tuple(kernel), tuple(strides), tuple(pads), attrs
+
+    def pad_value(self, node, qtype, affine, channels, real=0.0):
+        """The integer whose real value is `real` (default 0, the padding of Conv and Pad)."""
+        scale = np.broadcast_to(np.asarray(affine.scale, dtype=np.float64), (channels,))
+        offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,))
+        values = (real - offset) / scale
+        value = float(np.round(values[0]))
+        if not np.allclose(values, value, atol=1e-6) or qtype.bipolar or not qtype.contains([int(value)]):
+            raise self.error(f"padding with {real} needs an integer {values[0]:.4g} of {qtype}, which "
+                             "does not exist (bipolar and offset tensors cannot be zero-padded)", node)
+        return int(value)
+
+    def add_window(self, node, tag, channels, height, width, kernel, stride, pads, qtype, affine):
+        """Padding (if any) and the sliding-window generator in front of a conv or pool."""
+        if any(pads):
+            value = self.pad_value(node, qtype, affine, channels)
+            self.layers.append(PadSpec(f"{node.name}_pad", channels, height, width, pads, qtype, value))
+            height, width = height + pads[0] + pads[2], width + pads[1] + pads[3]
+        if kernel[0] > height or kernel[1] > width:
+            raise self.error(f"kernel {kernel} is larger than the padded {height}x{width} input", node)
+        window = SlidingWindowSpec(f"{node.name}_{tag}", channels, height, width, kernel, stride, qtype)
+        self.layers.append(window)
+        return window
+
+    def conv(self, node, current):
+        if isinstance(current, _Pending):
+            raise self.error("two layers without an activation quantizer between them; insert a "
+                             "Quant/BipolarQuant activation", node)
+        qtype, affine = current
+        channels, height, width, rank = self.spatial_input(node)
+        weights, weight_type, w_scale = self.constant_weights(node, out_axis=0)
+        out_channels = weights.shape[0]
+        kernel, stride, pads, attrs = self.window_attrs(node, rank, weights.shape[2:])
+        group = attrs.get("group", 1)
+        weights = weights.reshape(out_channels, weights.shape[1], *kernel)  # 1-D: kernel height 1
+        if group == channels and group == out_channels and weights.shape[1] == 1 and group > 1:
+            # Depthwise: a dense MVTU whose weights are zero off the channel diagonal.
+            dense = np.zeros((out_channels, channels, *kernel), dtype=np.int64)
+            dense[np.arange(channels), np.arange(channels)] = weights[:, 0]
+            weights = dense
+            self.notes.append(f"{node.name}: depthwise conv runs as a dense MVTU ({channels}x more MACs)")
+        elif group != 1:
+            raise self.error(f"grouped convolution (group={group}) is not supported; use group=1 or "
+                             "depthwise (group = in channels = out channels)", node)
+        if len(node.input) > 2 and node.input[2]:
+            if not self.is_constant(node.input[2]):
+                raise self.error("Conv bias must be constant", node)
+        x_scale = np.asarray(affine.scale, dtype=np.float64).reshape(-1)
+        if not np.all(x_scale == x_scale[0]):
+            raise self.error("the Conv input has per-channel scales; only a per-tensor activation "
+                             "scale can be folded into integer weights", node)
+        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        window = self.add_window(node, "swg", channels, height, width, kernel, stride, pads, qtype, affine)
+        x_offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,))
+        bias = np.zeros(out_channels)
+        if len(node.input) > 2 and node.input[2]:
+            bias = np.asarray(self._run_nodes([n for n in self._constant_producers(node.input[2])], {},
+                                              node.input[2]), dtype=np.float64).reshape(-1) \
+                if self.init(node.input[2]) is None else np.asarray(self.init(node.input[2]), np.float64).reshape(-1)
+        acc_scale = float(x_scale[0]) * w_scale
+        acc_offset = np.einsum("oikl,i->o", weights, x_offset) * w_scale + bias
+        matrix = weights.transpose(0, 2, 3, 1).reshape(out_channels, -1)  # columns in (ky, kx, c) order
+        out_shape = self.w.get_tensor_shape(node.output[0])
+        if int(np.prod(out_shape[2:])) != window.out_h * window.out_w:
+            raise self.error(f"output shape {out_shape} does not match {window.out_h}x{window.out_w} "
+                             "windows", node)
+        self.order = nhwc_order(out_shape)
+        self.spatial_shape = tuple(out_shape[1:])
+        return _Pending(node.name, matrix, weight_type, qtype, acc_scale, acc_offset, node.output[0], [],
+                        _Affine(acc_scale, acc_offset), rank=rank, vectors=window.out_h * window.out_w,
+                        conv_channels=channels, pools=[])
+
+    def _constant_producers(self, tensor):
+        """The nodes computing a constant tensor, in execution order."""
+        producer = self.w.find_producer(tensor)
+        if producer is None:
+            return []
+        nodes = []
+        for t in producer.input:
+            if t and self.init(t) is None:
+                nodes += self._constant_producers(t)
+        return nodes + [producer]
+
+    def maxpool(self, node, current):
+        if isinstance(current, _Pending):
+            pending = current
+            pending.pools.append(node)  # moved past the activation (see finish_layer)
+            return pending
+        qtype, affine = current
+        if np.any(np.asarray(affine.scale) <= 0):
+            raise self.error("MaxPool on a negatively scaled tensor is a min pool, which is not "
+                             "supported", node)
+        self.add_maxpool(node, qtype)
+        return current
+
+    def add_maxpool(self, node, qtype):
+        channels, height, width, rank = self.spatial_input(node)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        kernel, stride, pads, _ = self.window_attrs(node, rank, attrs["kernel_shape"])
+        if any(pads):
+            raise self.error("MaxPool with pads is not supported; pad before pooling", node)
+        out_shape = self.w.get_tensor_shape(node.output[0])
+        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        window = self.add_window(node, "swg", channels, height, width, kernel, stride, pads, qtype, None)
+        if int(np.prod(out_shape[2:])) != window.out_h * window.out_w:
+            raise self.error(f"MaxPool output {out_shape} needs ceil_mode, which is not supported", node)
+        self.layers.append(PoolSpec(f"{node.name}", channels, window.window,
+                                    window.out_h * window.out_w, "max", qtype))
+        self.order = nhwc_order(out_shape)
+        self.spatial_shape = tuple(out_shape[1:])
+
+    def pad(self, node, current):
+        if isinstance(current, _Pending):
+            raise self.error("Pad between a layer and its activation quantizer is not supported", node)
+        qtype, affine = current
+        channels, height, width, rank = self.spatial_input(node)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        mode = attrs.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        pads = attrs.get("pads")
+        if pads is None:
+            pads = [int(v) for v in self.const_input(node, 1)]
+        constant = float(self.const_input(node, 2)) if len(node.input) > 2 and node.input[2] else 0.0
+        if mode != "constant":
+            raise self.error(f"Pad mode {mode} is not supported (only constant)", node)
+        half = len(pads) // 2
+        begin, end = pads[:half], pads[half:]
+        if begin[:2] != [0, 0] or end[:2] != [0, 0] or min(pads) < 0:
+            raise self.error(f"Pad {pads} pads batch or channel axes (or crops); only spatial "
+                             "padding is supported", node)
+        four = (begin[2], begin[3], end[2], end[3]) if rank == 4 else (0, begin[2], 0, end[2])
+        value = self.pad_value(node, qtype, affine, channels, constant)
+        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        self.layers.append(PadSpec(node.name, channels, height, width, four, qtype, value))
+        out_shape = self.w.get_tensor_shape(node.output[0])
+        self.order = nhwc_order(out_shape)
+        self.spatial_shape = tuple(out_shape[1:])
+        return current
+
+    def flat_offset(self, offset):
+        """Per-channel offsets of the last image tensor, per element of its flattened form."""
+        shape = self.spatial_shape
+        return np.broadcast_to(np.asarray(offset, dtype=np.float64).reshape(-1, *([1] * (len(shape) - 1))),
+                               shape).reshape(-1)
 
     def affine_step(self, node, affine: _Affine, channels: int) -> _Affine:
         """Analytic float64 composition of one op on an affine view; non-affine ops give None."""
@@ -410,8 +644,12 @@ class _Walker:
     def chain_quant(self, pending: _Pending, quant, acc: np.ndarray) -> np.ndarray:
         """Integer quantizer output for accumulator values acc [rows, mh] (ints)."""
         values = acc * pending.acc_scale + pending.acc_offset
-        real = self._run_nodes(pending.chain + [quant], {pending.matmul_output: values},
-                               quant.output[0])
+        rows, channels = values.shape
+        values = values.reshape(rows, channels, *([1] * (pending.rank - 2)))
+        # A max pool moved past the activation is skipped: its output is fed the same values.
+        feeds = {pending.matmul_output: values, **{pool.output[0]: values for pool in pending.pools}}
+        real = self._run_nodes(pending.chain + [quant], feeds, quant.output[0])
+        real = np.asarray(real).reshape(rows, channels)
         scale = self.channel_vector(quant, self.const_input(quant, 1), len(pending.acc_scale))
         return np.round(np.asarray(real, dtype=np.float64) / scale).astype(np.int64)
 
@@ -423,7 +661,7 @@ class _Walker:
         if np.any(np.asarray(scale) <= 0):
             raise self.error("activation quantizer scale must be positive", quant)
         thresholds = self.find_thresholds(current, quant, out_type, qmin, qmax)
-        self.layers.append(self.make_layer(current, (thresholds, out_type, qmin)))
+        self.finish_layer(current, (thresholds, out_type, qmin), quant)
         return out_type, _Affine(self.channel_vector(quant, scale, len(current.acc_scale)), np.zeros(()))
 
     def find_thresholds(self, pending: _Pending, quant, out_type, qmin, qmax) -> np.ndarray:
@@ -482,12 +720,27 @@ class _Walker:
         if not weight_type.bipolar:
             weight_type = QType.for_range(min(weight_type.min, pending.weights.min()),
                                           max(weight_type.max, pending.weights.max()))
+        shape = {"vectors": pending.vectors, "conv_channels": pending.conv_channels}
         if activation is None:
-            return MVTUSpec(pending.name, pending.weights, pending.input_type, weight_type)
+            return MVTUSpec(pending.name, pending.weights, pending.input_type, weight_type, **shape)
         thresholds, out_type, qmin = activation
         return MVTUSpec(pending.name, pending.weights, pending.input_type, weight_type,
                         thresholds=thresholds, output_type=out_type, out_base=qmin,
-                        channel_sign=pending.sign)
+                        channel_sign=pending.sign, **shape)
+
+    def finish_layer(self, pending: _Pending, activation, quant=None):
+        """Emit the MVTU and then the max pools met in its chain (moved past the activation)."""
+        layer = self.make_layer(pending, activation)
+        self.layers.append(layer)
+        for pool in pending.pools:
+            if activation is not None and pending.sign is not None:
+                raise self.error("MaxPool between a layer and its activation, where the activation "
+                                 "falls as the accumulator rises for some channels: the pool cannot "
+                                 "move past it; pool after the activation quantizer instead", pool)
+            if activation is None and np.any(np.asarray(pending.acc_scale) < 0):
+                raise self.error("MaxPool on an output with a negative scale is a min pool, which "
+                                 "is not supported", pool)
+            self.add_maxpool(pool, layer.output_type)
 
     def argmax(self, node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -495,14 +748,20 @@ class _Walker:
             raise self.error("ArgMax must reduce the feature axis", node)
         self.label_select = True
 
-    def output_spec(self, affine: _Affine) -> OutputSpec:
+    def output_spec(self, affine: _Affine, shape) -> OutputSpec:
         last = self.layers[-1]
         if affine is None:
             raise CompileError("the ops after the last MatMul are not affine (e.g. a Relu without a "
                                "quantizer); end the model with an affine tail or a quantizer",
                                last.name)
-        scale = np.broadcast_to(affine.scale, (last.mh,)).astype(np.float64)
-        offset = np.broadcast_to(affine.offset, (last.mh,)).astype(np.float64)
+        if shape is not None and len(shape) > 2:  # an image output: per-channel values per element
+            self.spatial_shape = tuple(shape[1:])
+            scale, offset = (self.flat_offset(np.broadcast_to(v, (shape[1],))) for v in (affine.scale, affine.offset))
+        else:
+            scale = np.broadcast_to(affine.scale, (last.out_elements,)).astype(np.float64)
+            offset = np.broadcast_to(affine.offset, (last.out_elements,)).astype(np.float64)
+        if self.label_select and not (isinstance(last, MVTUSpec) and last.vectors == 1):
+            raise CompileError("label select (ArgMax) needs a fully connected last layer", last.name)
         uniform = np.allclose(scale, scale[0], rtol=1e-6) and np.allclose(offset, offset[0], rtol=1e-6)
         if self.label_select and not uniform and not self.label_select_requested:
             # The model's own ArgMax follows per-class scaling: the integers alone cannot rank the

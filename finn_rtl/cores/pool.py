@@ -1,0 +1,76 @@
+"""Window pooling: reduce each window of a sliding-window stream to one pixel (max or sum).
+
+Input per output pixel: ``window`` pixels, each ``channels/simd`` beats, in
+(pixel, channel group) order; output: ``channels/simd`` beats. Partial results
+per channel group live in a small RAM read combinationally (LUT RAM), so the
+core takes one beat per cycle.
+"""
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..graph.specs import PoolSpec
+from .arith import element_value, lanes
+
+
+class WindowPool(wiring.Component):
+    def __init__(self, spec: PoolSpec):
+        self.spec = spec
+        super().__init__({
+            "s": In(stream.Signature(unsigned(spec.simd * spec.input_type.bits))),
+            "m": Out(stream.Signature(unsigned(spec.simd * spec.output_type.bits))),
+        })
+
+    def elaborate(self, platform):
+        spec = self.spec
+        m = Module()
+        ib, ob = spec.input_type.bits, spec.output_type.bits
+        beats = spec.channels // spec.simd
+        m.submodules.partial = partial = Memory(shape=unsigned(spec.simd * ob), depth=max(beats, 2), init=[])
+        read = partial.read_port(domain="comb")
+        write = partial.write_port()
+
+        pixel = Signal(range(max(spec.window, 2)))
+        group = Signal(range(max(beats, 2)))
+        first, last = pixel == 0, pixel == spec.window - 1
+        m.d.comb += [read.addr.eq(group), write.addr.eq(group)]
+
+        reduced = []
+        for i, (x, acc) in enumerate(zip(lanes(self.s.payload, ib, spec.simd), lanes(read.data, ob, spec.simd))):
+            value = element_value(x, spec.input_type)
+            previous = element_value(acc, spec.output_type)
+            if spec.op == "max":
+                combined = Mux(value > previous, value, previous)
+            else:
+                combined = previous + value
+            chosen = Mux(first, value, combined)
+            lane = Signal(ob, name=f"lane{i}")
+            # Wire code: two's complement low bits, or for bipolar the bit "is +1".
+            m.d.comb += lane.eq(chosen > 0 if spec.output_type.bipolar else chosen)
+            reduced.append(lane)
+        result = Cat(*reduced)
+
+        # The last pixel of a window goes out instead of into the RAM; the output register is
+        # free when empty or being read.
+        out_valid, out_data = Signal(), Signal(spec.simd * ob)
+        room = ~out_valid | self.m.ready
+        m.d.comb += [
+            self.s.ready.eq(~last | room),
+            self.m.valid.eq(out_valid),
+            self.m.payload.eq(out_data),
+            write.data.eq(result),
+        ]
+        accept = self.s.valid & self.s.ready
+        m.d.comb += write.en.eq(accept & ~last)
+        with m.If(room):
+            m.d.sync += out_valid.eq(accept & last)
+        with m.If(accept & last):
+            m.d.sync += out_data.eq(result)
+        with m.If(accept):
+            m.d.sync += group.eq(Mux(group == beats - 1, 0, group + 1))
+            with m.If(group == beats - 1):
+                m.d.sync += pixel.eq(Mux(last, 0, pixel + 1))
+        return m

@@ -1,0 +1,138 @@
+"""Sliding-window generator: an image stream in, the stream of its convolution windows out.
+
+Input: pixels in raster order, channels last, SIMD channels per beat
+(``channels / simd`` beats per pixel). Output: for each output pixel in raster
+order, its window in (ky, kx, channel) order, SIMD channels per beat; this is
+the order of an im2col row and of the MVTU's weight columns.
+
+Storage is a line buffer of ``2*kernel_h + stride_h - 1`` image rows, not a
+frame: while the reader walks the windows of one output row, the writer fills
+the ``stride_h`` rows the next output row needs in addition, and during a
+frame's last output row it can fill the unused bottom rows (fewer than
+``stride_h``) and the next frame's first ``kernel_h`` rows, so frames follow
+each other without a gap. Rows are tracked with
+two counters relative to the oldest row still needed (released rows free their
+slot), so a frame's unused bottom rows and the next frame's first rows flow
+through without a special case.
+"""
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..graph.specs import SlidingWindowSpec
+
+
+def _counter(m, limit: int, name: str) -> Signal:
+    return Signal(range(max(limit, 2)), name=name)
+
+
+class SlidingWindow(wiring.Component):
+    def __init__(self, spec: SlidingWindowSpec):
+        self.spec = spec
+        width = spec.simd * spec.dtype.bits
+        super().__init__({
+            "s": In(stream.Signature(unsigned(width))),
+            "m": Out(stream.Signature(unsigned(width))),
+        })
+
+    @staticmethod
+    def line_buffer_rows(spec: SlidingWindowSpec) -> int:
+        kernel_h, stride_h = spec.kernel[0], spec.stride[0]
+        return 2 * kernel_h + stride_h - 1
+
+    def elaborate(self, platform):
+        spec = self.spec
+        m = Module()
+        H, W = spec.in_h, spec.in_w
+        KH, KW = spec.kernel
+        SH, SW = spec.stride
+        OH, OW = spec.out_h, spec.out_w
+        CF = spec.channels // spec.simd  # beats per pixel
+        rows = self.line_buffer_rows(spec)
+        row_beats = W * CF
+
+        m.submodules.lines = lines = Memory(shape=unsigned(spec.simd * spec.dtype.bits),
+                                            depth=rows * row_beats, init=[])
+        write = lines.write_port()
+        read = lines.read_port()
+
+        # Rows relative to the oldest row still needed: `started` gates the writer (a slot must be
+        # free), `complete` gates the reader (the rows of a window must be whole). A frame's last
+        # release also frees its unused bottom rows before they arrive, so both may go negative.
+        span = H + rows + 1
+        started = Signal(signed(span.bit_length() + 1))
+        complete = Signal(signed(span.bit_length() + 1))
+
+        # -- writer
+        w_slot = _counter(m, rows, "w_slot")
+        w_pos = _counter(m, row_beats, "w_pos")
+        row_start_ok = started < rows
+        m.d.comb += [
+            self.s.ready.eq((w_pos != 0) | row_start_ok),
+            write.addr.eq(w_slot * row_beats + w_pos),
+            write.data.eq(self.s.payload),
+        ]
+        accept = self.s.valid & self.s.ready
+        m.d.comb += write.en.eq(accept)
+        row_started = accept & (w_pos == 0)
+        row_done = accept & (w_pos == row_beats - 1)
+        with m.If(accept):
+            with m.If(w_pos == row_beats - 1):
+                m.d.sync += [w_pos.eq(0), w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))]
+            with m.Else():
+                m.d.sync += w_pos.eq(w_pos + 1)
+
+        # -- reader: (oy, ox, ky, kx, cf), one beat per cycle; the read port is the output register
+        oy, ox = _counter(m, OH, "oy"), _counter(m, OW, "ox")
+        ky, kx, cf = _counter(m, KH, "ky"), _counter(m, KW, "kx"), _counter(m, CF, "cf")
+        base_slot = _counter(m, rows, "base_slot")  # slot of input row oy*SH
+        out_valid = Signal()
+        advance = ~out_valid | self.m.ready
+        can_issue = complete >= KH
+        issue = advance & can_issue
+        slot = Signal(range(2 * rows))
+        m.d.comb += slot.eq(base_slot + ky)
+        wrapped = Mux(slot >= rows, slot - rows, slot)
+        col = Signal(range(W + 1))
+        m.d.comb += col.eq(ox * SW + kx)
+        m.d.comb += [
+            read.en.eq(advance),
+            read.addr.eq(wrapped * row_beats + col * CF + cf),
+            self.m.valid.eq(out_valid),
+            self.m.payload.eq(read.data),
+        ]
+        with m.If(advance):
+            m.d.sync += out_valid.eq(issue)
+
+        last_cf, last_kx, last_ky = cf == CF - 1, kx == KW - 1, ky == KH - 1
+        window_done = last_cf & last_kx & last_ky
+        out_row_done = issue & window_done & (ox == OW - 1)
+        frame_done = out_row_done & (oy == OH - 1)
+        # A finished output row releases SH rows; a finished frame releases the rest of the frame.
+        tail_rows = H - (OH - 1) * SH
+        release = Signal(range(max(SH, tail_rows) + 1))
+        with m.If(frame_done):
+            m.d.comb += release.eq(tail_rows)
+        with m.Elif(out_row_done):
+            m.d.comb += release.eq(SH)
+        m.d.sync += [started.eq(started + row_started - release),
+                     complete.eq(complete + row_done - release)]
+        with m.If(out_row_done):
+            step = Mux(frame_done, tail_rows % rows, SH % rows)
+            moved = base_slot + step
+            m.d.sync += base_slot.eq(Mux(moved >= rows, moved - rows, moved))
+
+        with m.If(issue):
+            m.d.sync += cf.eq(Mux(last_cf, 0, cf + 1))
+            with m.If(last_cf):
+                m.d.sync += kx.eq(Mux(last_kx, 0, kx + 1))
+                with m.If(last_kx):
+                    m.d.sync += ky.eq(Mux(last_ky, 0, ky + 1))
+                    with m.If(last_ky):
+                        m.d.sync += ox.eq(Mux(ox == OW - 1, 0, ox + 1))
+                        with m.If(ox == OW - 1):
+                            m.d.sync += oy.eq(Mux(oy == OH - 1, 0, oy + 1))
+        return m

@@ -1,0 +1,174 @@
+"""Seeded QONNX conv-net generator (Conv 1-D/2-D, depthwise, padding, MaxPool, FC).
+
+Like modelgen's MLPs, BatchNorm statistics and activation scales are
+calibrated on a random batch (numpy convolution) so activations use their
+levels; some BatchNorm gains are negative so decreasing channels occur.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import TensorProto, helper
+
+from modelgen import QDOMAIN, _Builder, _quant_int, LayerCfg, MLPCfg
+
+
+@dataclass
+class ConvCfg:
+    channels: int
+    kernel: int = 3
+    stride: int = 1
+    pad: int = 0
+    depthwise: bool = False
+    w_bits: int = 2
+    a_bits: int = 2
+    a_signed: bool = False
+    relu: bool = True
+    bias: bool = False  # Conv's third input
+
+
+@dataclass
+class PoolCfg:
+    kernel: int = 2
+    stride: int = 2
+    in_chain: bool = False  # between the conv and its activation quantizer (else after it)
+
+
+@dataclass
+class ConvNetCfg:
+    in_shape: tuple = (1, 3, 8, 8)
+    in_bits: int = 8
+    features: list = field(default_factory=lambda: [ConvCfg(4), PoolCfg()])
+    fc: list = field(default_factory=lambda: [LayerCfg(10, norm="none")])
+    tail: str = "affine"  # affine | argmax
+    pad_op: int = 0  # a separate Pad node before the first conv
+    bipolar: bool = False  # 1-bit weights and activations after the first layer (CNV-w1a1 style)
+
+
+def _conv(x, w, stride, pad, groups):
+    """NCHW float convolution (numpy) for calibration; x [n, c, h, w], w [o, c/g, kh, kw]."""
+    x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    windows = sliding_window_view(x, w.shape[2:], axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    if groups == 1:
+        return np.einsum("nchwij,ocij->nohw", windows, w)
+    return np.einsum("nchwij,cij->nchw", windows, w[:, 0])
+
+
+class _ConvBuilder(_Builder):
+    def build(self):
+        cfg, rng = self.cfg, self.rng
+        one_d = len(cfg.in_shape) == 3
+        shape = cfg.in_shape if not one_d else (cfg.in_shape[0], cfg.in_shape[1], 1, cfg.in_shape[2])
+        batch = 64
+        x_in = helper.make_tensor_value_info("input", TensorProto.FLOAT, list(cfg.in_shape))
+        in_scale = self.scale(1.0 / (2 ** cfg.in_bits - 1))
+        tensor = self.quant("input", in_scale, cfg.in_bits, False, False)
+        raw = rng.uniform(0, 1, (batch, *shape[1:]))
+        sample = _quant_int(raw, in_scale, cfg.in_bits, False, False) * in_scale
+        if cfg.pad_op:
+            p = cfg.pad_op
+            pads = [0, 0, p, p, 0, 0, p, p] if not one_d else [0, 0, p, 0, 0, p]
+            tensor = self.node("Pad", [tensor, self._int_const(pads)], mode="constant")
+            sample = np.pad(sample, ((0, 0), (0, 0), (0 if one_d else p, 0 if one_d else p), (p, p)))
+        pending = []  # pools waiting for the next activation
+        first = True
+        for layer in cfg.features:
+            if isinstance(layer, PoolCfg):
+                k = (1, layer.kernel) if one_d else (layer.kernel, layer.kernel)
+                s = (1, layer.stride) if one_d else (layer.stride, layer.stride)
+                attrs = dict(kernel_shape=list(k[1:] if one_d else k), strides=list(s[1:] if one_d else s))
+                tensor = self.node("MaxPool", [tensor], **attrs)
+                if layer.in_chain:
+                    pending.append((k, s))
+                else:
+                    sample = sliding_window_view(sample, k, axis=(2, 3))[:, :, ::s[0], ::s[1]].max(axis=(4, 5))
+                continue
+            tensor, sample = self.conv(tensor, sample, layer, one_d, first, pending)
+            pending, first = [], False
+        tensor = self.node("Flatten", [tensor], axis=1)
+        sample = sample.reshape(batch, -1)
+        width_in = sample.shape[1]
+        for index, layer in enumerate(cfg.fc):
+            tensor, sample = self.fc(tensor, sample, width_in, layer, index == len(cfg.fc) - 1)
+            width_in = layer.width
+        out_type = TensorProto.FLOAT
+        if cfg.tail == "argmax":
+            tensor = self.node("ArgMax", [tensor], axis=1, keepdims=1)
+            out_type = TensorProto.INT64
+        self.nodes[-1].output[0] = "output"
+        graph = helper.make_graph(self.nodes, "convnet", [x_in],
+                                  [helper.make_tensor_value_info("output", out_type, None)],
+                                  initializer=self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        return model
+
+    def _int_const(self, values):
+        from onnx import numpy_helper
+        name = self.name("pads")
+        self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
+        return name
+
+    def conv(self, tensor, sample, layer: ConvCfg, one_d, first, pools):
+        cfg, rng = self.cfg, self.rng
+        c_in = sample.shape[1]
+        c_out = c_in if layer.depthwise else layer.channels
+        k = (1, layer.kernel) if one_d else (layer.kernel, layer.kernel)
+        s = (1, layer.stride) if one_d else (layer.stride, layer.stride)
+        p = (0, layer.pad) if one_d else (layer.pad, layer.pad)
+        groups = c_in if layer.depthwise else 1
+        bipolar_w = cfg.bipolar and not first or layer.w_bits == 1
+        w_bits = 1 if bipolar_w else layer.w_bits
+        levels = 1 if bipolar_w else 2 ** (w_bits - 1)
+        w_scale = self.scale(0.5 / levels)
+        w_shape = (c_out, c_in // groups, *k)
+        w_float = rng.normal(0, 0.6, w_shape) * w_scale * levels
+        w_int = _quant_int(w_float, w_scale, w_bits, True, False)
+        onnx_w = w_float if not one_d else w_float[:, :, 0]
+        if bipolar_w:
+            w_q = self.node("BipolarQuant", [self.const(onnx_w, "W"), self.const(w_scale)], domain=QDOMAIN)
+        else:
+            w_q = self.node("Quant", [self.const(onnx_w, "W"), self.const(w_scale), self.const(0.0),
+                                      self.const(float(w_bits))], domain=QDOMAIN, signed=1, narrow=0,
+                            rounding_mode="ROUND")
+        pre = _conv(sample, w_int * w_scale, s, p, groups)
+        inputs = [tensor, w_q]
+        if layer.bias:
+            bias = np.round(rng.normal(0, 0.3 * (pre.std() + 1e-3), c_out) * 16) / 16
+            inputs.append(self.const(bias, "bias"))
+            pre = pre + bias[None, :, None, None]
+        attrs = dict(kernel_shape=list(k[1:] if one_d else k), strides=list(s[1:] if one_d else s),
+                     pads=[p[1], p[1]] if one_d else [p[0], p[1], p[0], p[1]], group=groups)
+        tensor = self.node("Conv", inputs, **attrs)
+        for pk, ps in pools:  # pooled before the activation: statistics after the pool
+            pre = sliding_window_view(pre, pk, axis=(2, 3))[:, :, ::ps[0], ::ps[1]].max(axis=(4, 5))
+        mean, std = pre.mean(axis=(0, 2, 3)), pre.std(axis=(0, 2, 3)) + 1e-3
+        # Negative gains only without a pool in the chain (a falling activation cannot pass a max pool).
+        flip = [1.0] if pools else [-1, 1]
+        gamma = rng.uniform(0.5, 2.0, c_out) * rng.choice(flip, c_out)
+        beta = rng.normal(0, 0.3, c_out)
+        tensor = self.node("BatchNormalization", [tensor, self.const(gamma), self.const(beta),
+                                                  self.const(mean), self.const(std ** 2)], epsilon=1e-5)
+        post = (pre - mean[None, :, None, None]) / np.sqrt(std[None, :, None, None] ** 2 + 1e-5) \
+            * gamma[None, :, None, None] + beta[None, :, None, None]
+        if cfg.bipolar:
+            tensor = self.node("BipolarQuant", [tensor, self.const(1.0)], domain=QDOMAIN)
+            return tensor, np.where(post >= 0, 1.0, -1.0)
+        if layer.relu:
+            tensor = self.node("Relu", [tensor])
+            post = np.maximum(post, 0)
+        spread = float(np.percentile(np.abs(post), 90)) + 1e-3
+        a_levels = 2 ** (layer.a_bits - 1) if layer.a_signed else 2 ** layer.a_bits - 1
+        a_scale = self.scale(spread / max(a_levels, 1))
+        tensor = self.quant(tensor, a_scale, layer.a_bits, layer.a_signed, False)
+        return tensor, _quant_int(post, a_scale, layer.a_bits, layer.a_signed, False) * a_scale
+
+
+def make_convnet(cfg: ConvNetCfg, seed: int = 0):
+    mlp_view = MLPCfg(in_shape=cfg.in_shape)  # the shared helpers read dyadic/input from it
+    builder = _ConvBuilder(mlp_view, seed)
+    builder.cfg = cfg
+    cfg.dyadic = True
+    return builder.build()
