@@ -61,7 +61,7 @@ class _ConvBuilder(_Builder):
         cfg, rng = self.cfg, self.rng
         one_d = len(cfg.in_shape) == 3
         shape = cfg.in_shape if not one_d else (cfg.in_shape[0], cfg.in_shape[1], 1, cfg.in_shape[2])
-        batch = 64
+        batch = 16  # calibration images: enough for BatchNorm statistics, quick for CNV sizes
         x_in = helper.make_tensor_value_info("input", TensorProto.FLOAT, list(cfg.in_shape))
         in_scale = self.scale(1.0 / (2 ** cfg.in_bits - 1))
         tensor = self.quant("input", in_scale, cfg.in_bits, False, False)
@@ -72,21 +72,18 @@ class _ConvBuilder(_Builder):
             pads = [0, 0, p, p, 0, 0, p, p] if not one_d else [0, 0, p, 0, 0, p]
             tensor = self.node("Pad", [tensor, self._int_const(pads)], mode="constant")
             sample = np.pad(sample, ((0, 0), (0, 0), (0 if one_d else p, 0 if one_d else p), (p, p)))
-        pending = []  # pools waiting for the next activation
         first = True
-        for layer in cfg.features:
+        features = list(cfg.features)
+        for index, layer in enumerate(features):
             if isinstance(layer, PoolCfg):
-                k = (1, layer.kernel) if one_d else (layer.kernel, layer.kernel)
-                s = (1, layer.stride) if one_d else (layer.stride, layer.stride)
-                attrs = dict(kernel_shape=list(k[1:] if one_d else k), strides=list(s[1:] if one_d else s))
-                tensor = self.node("MaxPool", [tensor], **attrs)
-                if layer.in_chain:
-                    pending.append((k, s))
-                else:
-                    sample = sliding_window_view(sample, k, axis=(2, 3))[:, :, ::s[0], ::s[1]].max(axis=(4, 5))
+                if layer.in_chain and index > 0 and isinstance(features[index - 1], ConvCfg):
+                    continue  # emitted by the conv before it, between the conv and its activation
+                tensor, sample = self.maxpool(tensor, sample, layer, one_d)
                 continue
-            tensor, sample = self.conv(tensor, sample, layer, one_d, first, pending)
-            pending, first = [], False
+            following = features[index + 1] if index + 1 < len(features) else None
+            chain_pool = following if isinstance(following, PoolCfg) and following.in_chain else None
+            tensor, sample = self.conv(tensor, sample, layer, one_d, first, chain_pool)
+            first = False
         tensor = self.node("Flatten", [tensor], axis=1)
         sample = sample.reshape(batch, -1)
         width_in = sample.shape[1]
@@ -111,7 +108,14 @@ class _ConvBuilder(_Builder):
         self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
         return name
 
-    def conv(self, tensor, sample, layer: ConvCfg, one_d, first, pools):
+    def maxpool(self, tensor, sample, layer: PoolCfg, one_d):
+        k = (1, layer.kernel) if one_d else (layer.kernel, layer.kernel)
+        s = (1, layer.stride) if one_d else (layer.stride, layer.stride)
+        tensor = self.node("MaxPool", [tensor], kernel_shape=list(k[1:] if one_d else k),
+                           strides=list(s[1:] if one_d else s))
+        return tensor, sliding_window_view(sample, k, axis=(2, 3))[:, :, ::s[0], ::s[1]].max(axis=(4, 5))
+
+    def conv(self, tensor, sample, layer: ConvCfg, one_d, first, chain_pool):
         cfg, rng = self.cfg, self.rng
         c_in = sample.shape[1]
         c_out = c_in if layer.depthwise else layer.channels
@@ -142,11 +146,11 @@ class _ConvBuilder(_Builder):
         attrs = dict(kernel_shape=list(k[1:] if one_d else k), strides=list(s[1:] if one_d else s),
                      pads=[p[1], p[1]] if one_d else [p[0], p[1], p[0], p[1]], group=groups)
         tensor = self.node("Conv", inputs, **attrs)
-        for pk, ps in pools:  # pooled before the activation: statistics after the pool
-            pre = sliding_window_view(pre, pk, axis=(2, 3))[:, :, ::ps[0], ::ps[1]].max(axis=(4, 5))
+        if chain_pool is not None:  # pooled before the activation: statistics after the pool
+            tensor, pre = self.maxpool(tensor, pre, chain_pool, one_d)
         mean, std = pre.mean(axis=(0, 2, 3)), pre.std(axis=(0, 2, 3)) + 1e-3
         # Negative gains only without a pool in the chain (a falling activation cannot pass a max pool).
-        flip = [1.0] if pools else [-1, 1]
+        flip = [1.0] if chain_pool else [-1, 1]
         gamma = rng.uniform(0.5, 2.0, c_out) * rng.choice(flip, c_out)
         beta = rng.normal(0, 0.3, c_out)
         tensor = self.node("BatchNormalization", [tensor, self.const(gamma), self.const(beta),
@@ -172,3 +176,19 @@ def make_convnet(cfg: ConvNetCfg, seed: int = 0):
     builder.cfg = cfg
     cfg.dyadic = True
     return builder.build()
+
+
+def cnv(weight_bits: int, act_bits: int) -> ConvNetCfg:
+    """The FINN/Brevitas CNV topology: 3x32x32 8-bit input, six 3x3 convs 64-64-128-128-256-256
+    with two 2x2 max pools, FC 512-512-10. 1-bit: bipolar (XNOR) layers after the first."""
+    bipolar = weight_bits == 1 and act_bits == 1
+    conv = [ConvCfg(c, w_bits=weight_bits, a_bits=act_bits, a_signed=True, relu=False)
+            for c in (64, 64, 128, 128, 256, 256)]
+    features = conv[:2] + [PoolCfg()] + conv[2:4] + [PoolCfg()] + conv[4:]
+    fc = [LayerCfg(512, w_bits=weight_bits, a_bits=act_bits, a_signed=True, bipolar_op=bipolar)
+          for _ in range(2)] + [LayerCfg(10, w_bits=weight_bits, norm="none")]
+    return ConvNetCfg(in_shape=(1, 3, 32, 32), in_bits=8, features=features, fc=fc, bipolar=bipolar)
+
+
+CNV_W1A1 = cnv(1, 1)
+CNV_W2A2 = cnv(2, 2)

@@ -500,6 +500,8 @@ class _Walker:
             dense = np.zeros((out_channels, channels, *kernel), dtype=np.int64)
             dense[np.arange(channels), np.arange(channels)] = weights[:, 0]
             weights = dense
+            if weight_type.bipolar:  # the zeros off the diagonal need a ternary weight type
+                weight_type = QType(2, True)
             self.notes.append(f"{node.name}: depthwise conv runs as a dense MVTU ({channels}x more MACs)")
         elif group != 1:
             raise self.error(f"grouped convolution (group={group}) is not supported; use group=1 or "

@@ -1,0 +1,30 @@
+"""CNV topologies (FINN/Brevitas CNV, seeded weights) on real CIFAR-10 images, bit-exact in rtlsim."""
+import numpy as np
+import onnx
+import pytest
+from conftest import shared_file
+from convgen import CNV_W1A1, CNV_W2A2, make_convnet
+
+from finn_rtl.flow import build, verify
+
+TARGET_II = 40_000
+IMAGES = 100
+
+
+@pytest.fixture(scope="module")
+def cifar10():
+    data = np.load(shared_file("data/cifar10_test_jpeg.npz"))
+    x = data["x"][:IMAGES].astype(np.float32) / 255  # HWC uint8 -> the model's NCHW floats in [0, 1]
+    return x.transpose(0, 3, 1, 2).copy(), data["y"][:IMAGES]
+
+
+@pytest.mark.parametrize("name,cfg", [("w1a1", CNV_W1A1), ("w2a2", CNV_W2A2)])
+def test_cnv_cifar10_bit_exact_at_target_ii(name, cfg, cifar10, tmp_path):
+    onnx.save(make_convnet(cfg, seed=7), str(tmp_path / "cnv.onnx"))
+    b = build(tmp_path / "cnv.onnx", tmp_path / "out", target_ii=TARGET_II)
+    assert b.network.analytic_ii <= TARGET_II
+    x, y = cifar10
+    result = verify(b, x, y)
+    assert result["bit_exact"] and result["hardware_matches_numpy_reference"], result
+    assert result["frames"] == IMAGES
+    assert abs(result["ii_deviation"]) <= 0.01, result

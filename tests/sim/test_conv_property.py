@@ -1,0 +1,69 @@
+"""Property: any random quantized conv net with any legal folding is bit-exact in rtlsim.
+
+Random 1-D and 2-D nets: kernel 1-5, stride 1-2, padding, 1-6 channels,
+depthwise layers, max pools after or inside the activation chain, 1-4 bit
+weights and activations (or all bipolar), random PE/SIMD and backpressure.
+"""
+import os
+
+import onnx
+from convgen import ConvCfg, ConvNetCfg, PoolCfg, make_convnet
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from modelgen import LayerCfg
+
+from finn_rtl.flow import build, random_inputs, verify
+from finn_rtl.graph.specs import divisors
+
+
+@st.composite
+def conv_net_cfgs(draw):
+    one_d = draw(st.booleans())
+    channels = draw(st.integers(1, 4))
+    width = draw(st.integers(4, 12))
+    height = 1 if one_d else draw(st.integers(4, 10))
+    in_shape = (1, channels, width) if one_d else (1, channels, height, width)
+    bipolar = draw(st.booleans())
+    features = []
+    for index in range(draw(st.integers(1, 3))):
+        first = index == 0
+        # Bipolar activations have no zero to pad with; only the 8-bit input can be padded then.
+        pad = draw(st.integers(0, 2)) if (first or not bipolar) else 0
+        smallest = width if one_d else min(width, height)
+        kernel = draw(st.integers(1, min(5, smallest + 2 * pad)))
+        pad = min(pad, kernel - 1)  # padding beyond the kernel would only add border
+        stride = draw(st.integers(1, 2))
+        features.append(ConvCfg(
+            draw(st.integers(1, 6)), kernel=kernel, stride=stride, pad=pad,
+            depthwise=not first and not bipolar and draw(st.booleans()),
+            w_bits=draw(st.integers(1, 4)), a_bits=draw(st.integers(1, 4)), a_signed=draw(st.booleans()),
+            relu=draw(st.booleans()), bias=draw(st.booleans())))
+        width = (width + 2 * pad - kernel) // stride + 1
+        if not one_d:
+            height = (height + 2 * pad - kernel) // stride + 1
+        if min(width, height if not one_d else width) >= 2 and draw(st.booleans()):
+            features.append(PoolCfg(in_chain=draw(st.booleans())))
+            width, height = width // 2, height if one_d else height // 2
+        if min(width, height) < 3:
+            break
+    fc = [LayerCfg(draw(st.integers(2, 6)), w_bits=1 if bipolar else draw(st.integers(1, 4)), norm="none")]
+    return ConvNetCfg(in_shape=in_shape, features=features, fc=fc, bipolar=bipolar)
+
+
+@settings(max_examples=int(os.environ.get("FINN_RTL_CONV_PROPERTY_EXAMPLES", 25)), deadline=None,
+          database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), data=st.data())
+def test_random_conv_net_bit_exact_in_rtlsim(seed, data, tmp_path_factory):
+    cfg = data.draw(conv_net_cfgs())
+    work = tmp_path_factory.mktemp("conv")
+    onnx.save(make_convnet(cfg, seed=seed), str(work / "model.onnx"))
+    unfolded = build(work / "model.onnx", work / "plan")
+    folding = {}
+    for layer in unfolded.network.foldable:
+        folding[layer.name] = {key: data.draw(st.sampled_from(divisors(n)), label=f"{layer.name}.{key}")
+                               for key, n in layer.fold_dims.items()}
+    b = build(work / "model.onnx", work / "out", folding=folding)
+    busy = data.draw(st.sampled_from([100, 70, 40]))
+    result = verify(b, random_inputs(b, 8, seed=seed), valid_percent=busy, ready_percent=busy, seed=seed)
+    assert result["bit_exact"] and result["hardware_matches_numpy_reference"], result
