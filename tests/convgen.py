@@ -37,6 +37,12 @@ class PoolCfg:
 
 
 @dataclass
+class AvgPoolCfg:
+    """Brevitas-style quantized average pool: (Global)AveragePool -> Mul(window) -> Trunc."""
+    kernel: int = 0  # 0: GlobalAveragePool
+
+
+@dataclass
 class ConvNetCfg:
     in_shape: tuple = (1, 3, 8, 8)
     in_bits: int = 8
@@ -65,6 +71,7 @@ class _ConvBuilder(_Builder):
         x_in = helper.make_tensor_value_info("input", TensorProto.FLOAT, list(cfg.in_shape))
         in_scale = self.scale(1.0 / (2 ** cfg.in_bits - 1))
         tensor = self.quant("input", in_scale, cfg.in_bits, False, False)
+        self.act = (in_scale, cfg.in_bits, False)  # the latest activation's scale, bits, signedness
         raw = rng.uniform(0, 1, (batch, *shape[1:]))
         sample = _quant_int(raw, in_scale, cfg.in_bits, False, False) * in_scale
         if cfg.pad_op:
@@ -75,6 +82,9 @@ class _ConvBuilder(_Builder):
         first = True
         features = list(cfg.features)
         for index, layer in enumerate(features):
+            if isinstance(layer, AvgPoolCfg):
+                tensor, sample = self.avgpool(tensor, sample, layer, one_d)
+                continue
             if isinstance(layer, PoolCfg):
                 if layer.in_chain and index > 0 and isinstance(features[index - 1], ConvCfg):
                     continue  # emitted by the conv before it, between the conv and its activation
@@ -114,6 +124,26 @@ class _ConvBuilder(_Builder):
         tensor = self.node("MaxPool", [tensor], kernel_shape=list(k[1:] if one_d else k),
                            strides=list(s[1:] if one_d else s))
         return tensor, sliding_window_view(sample, k, axis=(2, 3))[:, :, ::s[0], ::s[1]].max(axis=(4, 5))
+
+    def avgpool(self, tensor, sample, layer: AvgPoolCfg, one_d):
+        scale, bits, signed = self.act
+        if self.cfg.bipolar:
+            raise ValueError("average pooling of bipolar activations is not generated")
+        if layer.kernel:
+            k = (1, layer.kernel) if one_d else (layer.kernel, layer.kernel)
+            tensor = self.node("AveragePool", [tensor], kernel_shape=list(k[1:] if one_d else k),
+                               strides=list(k[1:] if one_d else k))
+            windows = sliding_window_view(sample, k, axis=(2, 3))[:, :, ::k[0], ::k[1]]
+            sums, window = windows.sum(axis=(4, 5)), k[0] * k[1]
+        else:
+            tensor = self.node("GlobalAveragePool", [tensor])
+            sums, window = sample.sum(axis=(2, 3), keepdims=True), sample.shape[2] * sample.shape[3]
+        tensor = self.node("Mul", [tensor, self.const(float(window))])  # back to the window sum
+        extra = int(np.ceil(np.log2(window)))
+        tensor = self.node("Trunc", [tensor, self.const(scale), self.const(0.0), self.const(float(bits + extra)),
+                                     self.const(float(bits))], domain=QDOMAIN, rounding_mode="FLOOR")
+        q = np.floor(np.round(sums / scale) / 2 ** extra)
+        return tensor, q * scale
 
     def conv(self, tensor, sample, layer: ConvCfg, one_d, first, chain_pool):
         cfg, rng = self.cfg, self.rng
@@ -167,6 +197,7 @@ class _ConvBuilder(_Builder):
         a_levels = 2 ** (layer.a_bits - 1) if layer.a_signed else 2 ** layer.a_bits - 1
         a_scale = self.scale(spread / max(a_levels, 1))
         tensor = self.quant(tensor, a_scale, layer.a_bits, layer.a_signed, False)
+        self.act = (a_scale, layer.a_bits, layer.a_signed)
         return tensor, _quant_int(post, a_scale, layer.a_bits, layer.a_signed, False) * a_scale
 
 

@@ -19,7 +19,7 @@ from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSigna
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec
+from ..graph.specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
 from .fifo import StreamFIFO
 from .label_select import LabelSelect
 from .mvtu import MVTU
@@ -27,6 +27,7 @@ from .padding import Padding
 from .pool import WindowPool
 from .register_slice import RegisterSlice
 from .sliding_window import SlidingWindow
+from .thresholding import Thresholding
 from .width_converter import WidthConverter
 
 
@@ -80,6 +81,8 @@ class Accelerator(wiring.Component):
             unit = layer.mw
         elif isinstance(layer, PoolSpec):
             unit = layer.window * layer.channels
+        elif isinstance(layer, ThresholdSpec):
+            unit = layer.channels
         else:
             unit = layer.in_w * layer.channels
         return max(1, unit // lanes)
@@ -156,6 +159,8 @@ def make_core(layer) -> wiring.Component:
         return Padding(layer)
     if isinstance(layer, PoolSpec):
         return WindowPool(layer)
+    if isinstance(layer, ThresholdSpec):
+        return Thresholding(layer)
     raise TypeError(f"no core for {type(layer).__name__} ({layer.name})")
 
 

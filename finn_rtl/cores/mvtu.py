@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
 from .arith import element_value, lanes, pack_ints, tree_sum
+from .threshold import threshold_stage
 
 
 class MVTU(wiring.Component):
@@ -62,19 +63,6 @@ class MVTU(wiring.Component):
             for sf in range(spec.synapse_fold):
                 block = codes[nf * spec.pe:(nf + 1) * spec.pe, sf * spec.simd:(sf + 1) * spec.simd]
                 words.append(pack_ints(block.reshape(-1), spec.weight_type.bits))
-        return words
-
-    def _threshold_rom_init(self, width: int) -> list[int]:
-        spec = self.spec
-        thresholds = self._hw_thresholds()
-        negated = (spec.signs < 0).astype(np.int64)
-        words = []
-        for nf in range(spec.neuron_fold):
-            channels = slice(nf * spec.pe, (nf + 1) * spec.pe)
-            word = pack_ints(thresholds[channels].reshape(-1), width)
-            if spec.channel_sign is not None:  # one "compare the negated accumulator" bit per PE on top
-                word |= pack_ints(negated[channels], 1) << (spec.pe * thresholds.shape[1] * width)
-            words.append(word)
         return words
 
     # -- hardware -------------------------------------------------------------------
@@ -169,28 +157,8 @@ class MVTU(wiring.Component):
             if spec.binary_xnor:
                 return [(a.as_signed() * 2 - spec.mw) for a in act_acc]
             return act_acc
-        n = spec.thresholds.shape[1]
-        tw = acc_shape.width + (1 if not acc_shape.signed else 0)
-        threshold_shape = signed(tw) if acc_shape.signed else unsigned(tw)
-        sign_bits = spec.pe if spec.channel_sign is not None else 0
-        m.submodules.thresholds = rom = Memory(
-            shape=unsigned(spec.pe * n * tw + sign_bits), depth=spec.neuron_fold,
-            init=self._threshold_rom_init(tw))
-        read = rom.read_port()
-        m.d.comb += [read.addr.eq(mac_nf), read.en.eq(advance)]
-        per_lane = lanes(read.data, tw, spec.pe * n)
-        results = []
-        for pe, acc in enumerate(act_acc):
-            a = acc
-            if sign_bits:
-                # Decreasing channel: compare -dot, which for XNOR layers is the count of mismatches.
-                a = Signal(acc_shape, name=f"compared{pe}")
-                negated = (spec.mw - acc) if spec.binary_xnor else -acc
-                m.d.comb += a.eq(Mux(read.data[spec.pe * n * tw + pe], negated, acc))
-            passed = tree_sum([a >= t.as_signed() if threshold_shape.signed else a >= t
-                               for t in per_lane[pe * n:(pe + 1) * n]], m, f"passed{pe}")
-            if spec.output_type.bipolar:
-                results.append(passed)
-            else:
-                results.append(spec.out_base + passed)
-        return results
+        # Decreasing channels compare -dot, which for XNOR layers is the count of mismatches.
+        negate = (lambda acc: spec.mw - acc) if spec.binary_xnor else (lambda acc: -acc)
+        return threshold_stage(m, act_acc, mac_nf, advance, thresholds=self._hw_thresholds(),
+                               signs=spec.channel_sign, value_shape=acc_shape,
+                               output_type=spec.output_type, out_base=spec.out_base, negate=negate)

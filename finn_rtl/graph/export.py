@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec
+from .specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
 
 
 def _dtype_name(qtype) -> str:
@@ -42,7 +42,31 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
         inits.append(numpy_helper.from_array(np.asarray(shape, dtype=np.int64), name))
         return name
 
+    def thresholds(layer, tensor):
+        """[rows, channels] -> per-channel sign -> MultiThreshold."""
+        if layer.channel_sign is not None:
+            sign_name, signed_acc = f"{layer.name}_sign", f"{layer.name}_compared"
+            inits.append(numpy_helper.from_array(layer.channel_sign.astype(np.float32), sign_name))
+            nodes.append(helper.make_node("Mul", [tensor, sign_name], [signed_acc], name=f"{layer.name}_Sign"))
+            tensor = signed_acc
+        t_name, out = f"{layer.name}_thresholds", f"{layer.name}_out"
+        inits.append(numpy_helper.from_array(layer.thresholds.astype(np.float32), t_name))
+        bipolar = layer.output_type.bipolar
+        nodes.append(helper.make_node(
+            "MultiThreshold", [tensor, t_name], [out], name=f"{layer.name}_MultiThreshold",
+            domain="qonnx.custom_op.general", out_dtype=_dtype_name(layer.output_type),
+            out_scale=2.0 if bipolar else 1.0, out_bias=float(layer.out_base)))
+        annotations[out] = layer.output_type
+        return out
+
     for layer in network.layers:
+        if isinstance(layer, ThresholdSpec):
+            rows = add("Reshape", [tensor, shape_const(f"{layer.name}_rows", [layer.pixels, layer.channels])],
+                       f"{layer.name}_rows")
+            tensor = add("Reshape", [thresholds(layer, rows), shape_const(f"{layer.name}_flat", [1, layer.out_elements])],
+                         f"{layer.name}_flat")
+            annotations[tensor] = layer.output_type
+            continue
         if isinstance(layer, (SlidingWindowSpec, PadSpec)):
             # A fixed rearrangement: gather each output element from the input (index 0: the pad value).
             source = layer.reference(np.arange(1, layer.in_elements + 1)[None, :])[0] if \
@@ -78,21 +102,8 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
         annotations[w_name] = layer.weight_type
         nodes.append(helper.make_node("MatMul", [tensor, w_name], [acc], name=layer.name))
         tensor = acc
-        if layer.channel_sign is not None:
-            sign_name, signed_acc = f"{layer.name}_sign", f"{layer.name}_compared"
-            inits.append(numpy_helper.from_array(layer.channel_sign.astype(np.float32), sign_name))
-            nodes.append(helper.make_node("Mul", [tensor, sign_name], [signed_acc], name=f"{layer.name}_Sign"))
-            tensor = signed_acc
         if layer.thresholds is not None:
-            t_name, out = f"{layer.name}_thresholds", f"{layer.name}_out"
-            inits.append(numpy_helper.from_array(layer.thresholds.astype(np.float32), t_name))
-            bipolar = layer.output_type.bipolar
-            nodes.append(helper.make_node(
-                "MultiThreshold", [tensor, t_name], [out], name=f"{layer.name}_MultiThreshold",
-                domain="qonnx.custom_op.general", out_dtype=_dtype_name(layer.output_type),
-                out_scale=2.0 if bipolar else 1.0, out_bias=float(layer.out_base)))
-            annotations[out] = layer.output_type
-            tensor = out
+            tensor = thresholds(layer, tensor)
         if layer.vectors > 1:
             tensor = add("Reshape", [tensor, shape_const(f"{layer.name}_image", [1, layer.out_elements])],
                          f"{layer.name}_image")

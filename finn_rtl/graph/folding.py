@@ -15,14 +15,14 @@ def fold_layer(layer, target_cycles: int):
     best = None
     for values in itertools.product(*(divisors(dims[k]) for k in keys)):
         choice = dict(zip(keys, values))
-        folded = layer.folded(choice.get("PE"), choice["SIMD"])
+        folded = layer.folded(choice.get("PE"), choice.get("SIMD"))
         if folded.cycles_per_frame <= target_cycles:
-            lanes = choice.get("PE", 1) * choice["SIMD"]
+            lanes = choice.get("PE", 1) * choice.get("SIMD", 1)
             key = (lanes, choice.get("PE", 1))
             if best is None or key < best[0]:
                 best = (key, folded)
     if best is None:
-        fastest = layer.folded(dims.get("PE"), dims["SIMD"]).cycles_per_frame
+        fastest = layer.folded(dims.get("PE"), dims.get("SIMD")).cycles_per_frame
         raise CompileError(f"cannot reach {target_cycles} cycles per frame: fully parallel "
                            f"({', '.join(f'{k}={v}' for k, v in dims.items())}) it takes {fastest}",
                            layer.name)

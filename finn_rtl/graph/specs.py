@@ -382,6 +382,75 @@ class PoolSpec:
 
 
 @dataclass(frozen=True, eq=False)
+class ThresholdSpec:
+    """Standalone multi-thresholding of a channels-last stream (e.g. after a quantized average
+    pool): element of channel c -> ``out_base + count(sign[c] * x >= thresholds[c])``."""
+
+    name: str
+    channels: int
+    pixels: int
+    input_type: QType
+    thresholds: np.ndarray
+    output_type: QType
+    out_base: int = 0
+    channel_sign: Optional[np.ndarray] = None
+    pe: int = 1
+
+    def __post_init__(self):
+        thresholds = _frozen_int_array(self.thresholds)
+        if thresholds.ndim != 2 or thresholds.shape[0] != self.channels or np.any(np.diff(thresholds, axis=1) < 0):
+            raise ValueError(f"{self.name}: thresholds must be [channels={self.channels}, n], ascending")
+        object.__setattr__(self, "thresholds", thresholds)
+        if self.channel_sign is not None:
+            sign = _frozen_int_array(self.channel_sign)
+            object.__setattr__(self, "channel_sign", None if np.all(sign == 1) else sign)
+        _check_channel_simd(self.name, self.channels, self.pe)
+
+    @property
+    def simd(self) -> int:
+        return self.pe
+
+    in_lanes = property(lambda self: self.pe)
+    out_lanes = property(lambda self: self.pe)
+
+    @property
+    def in_elements(self) -> int:
+        return self.pixels * self.channels
+
+    out_elements = in_elements
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.in_elements // self.pe
+
+    @property
+    def fold_dims(self) -> dict[str, int]:
+        return {"PE": self.channels}
+
+    @property
+    def value_type(self) -> QType:
+        """The compared value: the input, or its negation on decreasing channels."""
+        lo, hi = self.input_type.min, self.input_type.max
+        lo_all, hi_all = (min(lo, -hi), max(hi, -lo)) if self.channel_sign is not None else (lo, hi)
+        lo_all, hi_all = min(lo_all, int(self.thresholds.min())), max(hi_all, int(self.thresholds.max()))
+        rng = QType.for_range(lo_all, hi_all)
+        return QType(rng.bits + (0 if rng.signed else 1), True)
+
+    def folded(self, pe: int, simd=None) -> "ThresholdSpec":
+        _check_channel_simd(self.name, self.channels, pe)
+        return dataclasses.replace(self, pe=pe)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        values = np.asarray(x, dtype=np.int64).reshape(n, self.pixels, self.channels)
+        if self.channel_sign is not None:
+            values = values * self.channel_sign
+        counts = (values[..., None] >= self.thresholds[None, None]).sum(axis=-1)
+        out = np.where(counts > 0, 1, -1) if self.output_type.bipolar else self.out_base + counts
+        return out.reshape(n, -1)
+
+
+@dataclass(frozen=True, eq=False)
 class OutputSpec:
     """How the host turns the last layer's integers into the model's output.
 
@@ -409,7 +478,7 @@ class OutputSpec:
         return values.argmax(axis=-1)[..., None] if self.host_argmax else values
 
 
-LayerSpec = Union[MVTUSpec, SlidingWindowSpec, PadSpec, PoolSpec]
+LayerSpec = Union[MVTUSpec, SlidingWindowSpec, PadSpec, PoolSpec, ThresholdSpec]
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,15 +28,16 @@ from onnx import helper
 from .datatypes import QType
 from .errors import CompileError
 from .ingest import ORIGIN, _qonnx, clean
-from .specs import MVTUSpec, NetworkSpec, OutputSpec, PadSpec, PoolSpec, SlidingWindowSpec
+from .specs import MVTUSpec, NetworkSpec, OutputSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
 
 MAX_BITS = 8
 ELEMENTWISE = ("Mul", "Div", "Add", "Sub")
 SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze")  # keep the flat order
 LAYOUT = SHAPE_ONLY + ("Transpose",)
 CHAIN_OPS = ELEMENTWISE + ("BatchNormalization", "Relu")
-SUPPORTED = ("MatMul", "Gemm", "Conv", "MaxPool", "Pad", "BipolarQuant", "Quant", "BatchNormalization",
-             "Relu", "ArgMax") + ELEMENTWISE + LAYOUT
+ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc")
+SUPPORTED = ("MatMul", "Gemm", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad", "BatchNormalization",
+             "Relu", "ArgMax") + ACTIVATIONS + ELEMENTWISE + LAYOUT
 
 
 def nhwc_order(shape) -> np.ndarray:
@@ -72,6 +73,7 @@ class _Pending:
     vectors: int = 1  # output pixels of a convolution
     conv_channels: int | None = None
     pools: list = None  # max pools met in the chain: they commute with a rising activation
+    sum_window: int = 0  # an average pool's window sum instead of a dot product (weights None)
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,9 @@ class _Walker:
                 current = self.maxpool(node, current)
             elif node.op_type == "Pad":
                 current = self.pad(node, current)
-            elif node.op_type in ("Quant", "BipolarQuant"):
+            elif node.op_type in ("AveragePool", "GlobalAveragePool"):
+                current = self.avgpool(node, current)
+            elif node.op_type in ACTIVATIONS:
                 current = self.activation(node, current)
             elif node.op_type == "ArgMax":
                 self.argmax(node)
@@ -573,6 +577,37 @@ class _Walker:
         self.order = nhwc_order(out_shape)
         self.spatial_shape = tuple(out_shape[1:])
 
+    def avgpool(self, node, current):
+        """Average pooling as a window sum; the scale 1/window joins the following chain, so a
+        Trunc or Quant after it becomes thresholds on the sum."""
+        if isinstance(current, _Pending):
+            raise self.error(f"{node.op_type} between a layer and its activation quantizer is not "
+                             "supported; pool after the activation", node)
+        qtype, affine = current
+        channels, height, width, rank = self.spatial_input(node)
+        out_shape = self.w.get_tensor_shape(node.output[0])
+        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        if node.op_type == "GlobalAveragePool":
+            window, pixels = height * width, 1  # the stream of one image is one window
+        else:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            kernel, stride, pads, _ = self.window_attrs(node, rank, attrs["kernel_shape"])
+            if any(pads) or attrs.get("ceil_mode", 0):
+                raise self.error("AveragePool with pads or ceil_mode is not supported", node)
+            swg = self.add_window(node, "swg", channels, height, width, kernel, stride, pads, qtype, None)
+            window, pixels = swg.window, swg.out_h * swg.out_w
+        pool = PoolSpec(node.name, channels, window, pixels, "sum", qtype)
+        self.layers.append(pool)
+        if int(np.prod(out_shape[2:])) != pixels:
+            raise self.error(f"output shape {out_shape} does not match {pixels} windows", node)
+        self.order = nhwc_order(out_shape)
+        self.spatial_shape = tuple(out_shape[1:])
+        scale = np.broadcast_to(np.asarray(affine.scale, dtype=np.float64), (channels,)) / window
+        offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,)).copy()
+        return _Pending(node.name, None, None, pool.output_type, scale, offset, node.output[0], [],
+                        _Affine(scale, offset), rank=len(out_shape), vectors=pixels, pools=[],
+                        sum_window=window)
+
     def pad(self, node, current):
         if isinstance(current, _Pending):
             raise self.error("Pad between a layer and its activation quantizer is not supported", node)
@@ -652,14 +687,37 @@ class _Walker:
         feeds = {pending.matmul_output: values, **{pool.output[0]: values for pool in pending.pools}}
         real = self._run_nodes(pending.chain + [quant], feeds, quant.output[0])
         real = np.asarray(real).reshape(rows, channels)
-        scale = self.channel_vector(quant, self.const_input(quant, 1), len(pending.acc_scale))
+        scale = self.channel_vector(quant, self.output_scale(quant), len(pending.acc_scale))
         return np.round(np.asarray(real, dtype=np.float64) / scale).astype(np.int64)
+
+    def output_scale(self, node):
+        """The real value of one integer step at an activation's output."""
+        if node.op_type == "Trunc" and len(node.input) == 6:  # Trunc v2 has an output scale input
+            return self.const_input(node, 4)
+        return self.const_input(node, 1)
+
+    def trunc_params(self, node, pending):
+        """Scale, type and integer range of a Trunc output, from the accumulator's bounds."""
+        for index in range(1, len(node.input)):
+            self.const_input(node, index)
+        if np.any(self.const_input(node, 2) != 0):
+            raise self.error("Trunc with a non-zero zero point is not supported", node)
+        lo, hi = self._acc_bounds(pending)
+        ends = self.chain_quant(pending, node, np.stack([lo, hi]))
+        qmin, qmax = int(ends.min()), int(ends.max())
+        out_type = QType.for_range(qmin, qmax)
+        if out_type.bits > MAX_BITS:
+            raise self.error(f"Trunc output needs {out_type.bits} bits; finn-rtl supports up to {MAX_BITS}", node)
+        return self.output_scale(node), out_type, qmin, qmax
 
     def activation(self, quant, current):
         if not isinstance(current, _Pending):
             raise self.error("an activation quantizer must follow a MatMul (a requantization "
                              "between two quantizers is not supported)", quant)
-        scale, out_type, qmin, qmax = self.quant_params(quant)
+        if quant.op_type == "Trunc":
+            scale, out_type, qmin, qmax = self.trunc_params(quant, current)
+        else:
+            scale, out_type, qmin, qmax = self.quant_params(quant)
         if np.any(np.asarray(scale) <= 0):
             raise self.error("activation quantizer scale must be positive", quant)
         thresholds = self.find_thresholds(current, quant, out_type, qmin, qmax)
@@ -668,7 +726,7 @@ class _Walker:
 
     def find_thresholds(self, pending: _Pending, quant, out_type, qmin, qmax) -> np.ndarray:
         """Per-channel integer thresholds by binary search on the exact qonnx evaluation."""
-        mh = pending.weights.shape[0]
+        mh = len(pending.acc_scale)
         lo, hi = self._acc_bounds(pending)
         q_lo = self.chain_quant(pending, quant, lo[None, :])[0]
         q_hi = self.chain_quant(pending, quant, hi[None, :])[0]
@@ -700,7 +758,11 @@ class _Walker:
 
     def _acc_bounds(self, pending):
         """Bounds of the compared value: the accumulator, negated on decreasing channels."""
-        sign = np.ones(len(pending.weights), dtype=np.int64) if pending.sign is None else pending.sign
+        sign = np.ones(len(pending.acc_scale), dtype=np.int64) if pending.sign is None else pending.sign
+        if pending.sum_window:
+            lo = pending.sum_window * pending.input_type.min
+            hi = pending.sum_window * pending.input_type.max
+            return np.where(sign > 0, lo, -hi), np.where(sign > 0, hi, -lo)
         weights = pending.weights * sign[:, None]
         spec = MVTUSpec("bounds", weights, pending.input_type, QType.for_range(weights.min(), weights.max()))
         return spec.acc_range
@@ -718,6 +780,12 @@ class _Walker:
                              "of the accumulator, so it cannot be expressed as thresholds", quant)
 
     def make_layer(self, pending: _Pending, activation):
+        if pending.sum_window:  # thresholds on a pooled sum: a standalone thresholding layer
+            if activation is None:
+                return None  # the pool's sums are the output
+            thresholds, out_type, qmin = activation
+            return ThresholdSpec(f"{pending.name}_thresholds", len(pending.acc_scale), pending.vectors,
+                                 pending.input_type, thresholds, out_type, qmin, pending.sign)
         weight_type = pending.weight_type
         if not weight_type.bipolar:
             weight_type = QType.for_range(min(weight_type.min, pending.weights.min()),
@@ -733,6 +801,8 @@ class _Walker:
     def finish_layer(self, pending: _Pending, activation, quant=None):
         """Emit the MVTU and then the max pools met in its chain (moved past the activation)."""
         layer = self.make_layer(pending, activation)
+        if layer is None:
+            return
         self.layers.append(layer)
         for pool in pending.pools:
             if activation is not None and pending.sign is not None:

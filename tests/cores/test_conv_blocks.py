@@ -6,8 +6,9 @@ from finn_rtl.cores.arith import pack_ints
 from finn_rtl.cores.padding import Padding
 from finn_rtl.cores.pool import WindowPool
 from finn_rtl.cores.sliding_window import SlidingWindow
+from finn_rtl.cores.thresholding import Thresholding
 from finn_rtl.graph.datatypes import QType
-from finn_rtl.graph.specs import FoldingError, PadSpec, PoolSpec, SlidingWindowSpec
+from finn_rtl.graph.specs import FoldingError, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
 from finn_rtl.sim.stream_sim import run_stream
 
 
@@ -76,3 +77,17 @@ def test_window_pool_matches_numpy(op, qtype, window, simd):
 def test_illegal_channel_folding_names_legal_values():
     with pytest.raises(FoldingError, match=r"SIMD=3 must divide the 4 channels \(legal: \[1, 2, 4\]\)"):
         SlidingWindowSpec("conv0_swg", 4, 5, 5, (3, 3), (1, 1), QType(2, False), 3)
+
+
+@pytest.mark.parametrize("qin,qout,base,pe,signed_channels", [
+    (QType(7, True), QType(2, False), 0, 2, True), (QType(5, False), QType(3, True), -4, 3, False),
+    (QType(6, True), QType.bipolar_type(), -1, 6, True)])
+def test_thresholding_matches_numpy(qin, qout, base, pe, signed_channels):
+    rng = np.random.default_rng(pe)
+    channels, levels = 6, 1 if qout.bipolar else 2 ** qout.bits - 1
+    thresholds = np.sort(rng.integers(qin.min - 2, qin.max + 3, (channels, levels)), axis=1)
+    sign = rng.choice([-1, 1], channels) if signed_channels else None
+    spec = ThresholdSpec("thr", channels, 5, qin, thresholds, qout, base, sign, pe)
+    frames = random_frames(spec, 3, pe)
+    out, _ = stream_through(Thresholding(spec), spec, frames, 0.7, 0.6)
+    assert np.array_equal(out, spec.reference(frames))

@@ -67,3 +67,26 @@ def test_streamlined_onnx_executes_like_the_hardware_model(tmp_path):
         out = execute_onnx(model, {"x": frame[None].astype(np.float32)})["y"]
         assert np.allclose(out[0], expected, rtol=1e-6, atol=1e-6)
     assert model.get_tensor_datatype("x").name == str(s.network.input_type)
+
+
+def test_streamlined_conv_onnx_executes_like_the_hardware_model(tmp_path):
+    """Conv nets export as Gather (windows, padding), MatMul over pixels, ReduceMax/ReduceSum pools
+    and MultiThreshold, all on the stream-order elements."""
+    from convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg
+    from convgen import make_convnet
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    cfg = ConvNetCfg(in_shape=(1, 2, 8, 8), features=[ConvCfg(3, pad=1), PoolCfg(), ConvCfg(4, kernel=2),
+                                                      AvgPoolCfg()])
+    s = streamline(make_convnet(cfg, seed=4))
+    path = tmp_path / "streamlined.onnx"
+    onnx.save(to_streamlined_onnx(s.network), str(path))
+    model = ModelWrapper(str(path))
+    rng = np.random.default_rng(0)
+    ints = rng.integers(0, 256, (6, s.network.in_elements))
+    stream = s.network.to_stream(ints)
+    reference = s.network.output.apply(s.network.reference(stream))
+    for frame, expected in zip(stream, reference):
+        out = execute_onnx(model, {"x": frame[None].astype(np.float32)})["y"]
+        assert np.allclose(out[0], expected, rtol=1e-6, atol=1e-6)

@@ -1,7 +1,7 @@
 """Conv nets: build -> Verilog -> Verilator rtlsim, bit-exact against qonnx on the original model."""
 import onnx
 import pytest
-from convgen import ConvCfg, ConvNetCfg, PoolCfg, make_convnet
+from convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
 from modelgen import LayerCfg
 
 from finn_rtl.flow import build, random_inputs, verify
@@ -22,6 +22,13 @@ CONV_CONFIGS = {
         ConvCfg(6, kernel=1), ConvCfg(6, kernel=3, pad=1, depthwise=True), ConvCfg(4, kernel=1)]),
     # an explicit Pad node, 4-bit weights
     "pad_node": ConvNetCfg(in_shape=(1, 2, 6, 6), pad_op=1, features=[ConvCfg(4, w_bits=4)]),
+    # quantized average pools (AveragePool/GlobalAveragePool -> Mul -> Trunc) become window sums
+    # followed by a thresholding layer
+    "global_avg_pool": ConvNetCfg(in_shape=(1, 3, 6, 6), features=[ConvCfg(4, a_bits=3), AvgPoolCfg()]),
+    "avg_pool_signed": ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
+        ConvCfg(4, a_signed=True, relu=False), AvgPoolCfg(2), ConvCfg(4)]),
+    "global_avg_pool_1d": ConvNetCfg(in_shape=(1, 4, 12), features=[ConvCfg(6, kernel=3), AvgPoolCfg()],
+                                     fc=[LayerCfg(5, norm="none")]),
     # CNV-w1a1 style: 8-bit input into integer x bipolar, then XNOR convs, pools, bipolar FCs, ArgMax
     "bipolar_cnv_style": ConvNetCfg(in_shape=(1, 3, 10, 10), bipolar=True, features=[
         ConvCfg(8), ConvCfg(8), PoolCfg(), ConvCfg(16)], fc=[

@@ -1,13 +1,14 @@
 """Property: any random quantized conv net with any legal folding is bit-exact in rtlsim.
 
 Random 1-D and 2-D nets: kernel 1-5, stride 1-2, padding, 1-6 channels,
-depthwise layers, max pools after or inside the activation chain, 1-4 bit
+depthwise layers, max pools after or inside the activation chain, quantized
+average pools (Trunc), 1-4 bit
 weights and activations (or all bipolar), random PE/SIMD and backpressure.
 """
 import os
 
 import onnx
-from convgen import ConvCfg, ConvNetCfg, PoolCfg, make_convnet
+from convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from modelgen import LayerCfg
@@ -41,8 +42,9 @@ def conv_net_cfgs(draw):
         width = (width + 2 * pad - kernel) // stride + 1
         if not one_d:
             height = (height + 2 * pad - kernel) // stride + 1
-        if min(width, height if not one_d else width) >= 2 and draw(st.booleans()):
-            features.append(PoolCfg(in_chain=draw(st.booleans())))
+        pool = draw(st.sampled_from(["none", "max", "avg"] if not bipolar else ["none", "max"]))
+        if min(width, height if not one_d else width) >= 2 and pool != "none":
+            features.append(PoolCfg(in_chain=draw(st.booleans())) if pool == "max" else AvgPoolCfg(2))
             width, height = width // 2, height if one_d else height // 2
         if min(width, height) < 3:
             break

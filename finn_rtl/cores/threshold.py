@@ -1,0 +1,58 @@
+"""Multi-threshold stage shared by the MVTU and the standalone thresholding core.
+
+Per cycle, PE values of one channel group are compared against that group's
+thresholds (one ROM word: PE x n thresholds, plus one "compare the negated
+value" bit per lane where a channel's activation falls as its value rises).
+The output element is ``out_base + count(value >= threshold)``; bipolar
+outputs are the single comparison bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Mux, Signal, signed, unsigned
+from amaranth.lib.memory import Memory
+
+from .arith import lanes, pack_ints, tree_sum
+
+
+def _rom_init(thresholds: np.ndarray, negated: np.ndarray | None, pe: int, width: int) -> list[int]:
+    words = []
+    for group in range(len(thresholds) // pe):
+        channels = slice(group * pe, (group + 1) * pe)
+        word = pack_ints(thresholds[channels].reshape(-1), width)
+        if negated is not None:  # one sign bit per lane, above the thresholds
+            word |= pack_ints(negated[channels], 1) << (pe * thresholds.shape[1] * width)
+        words.append(word)
+    return words
+
+
+def threshold_stage(m, values, group, enable, *, thresholds: np.ndarray, signs: np.ndarray | None,
+                    value_shape, output_type, out_base: int, negate=lambda v: -v, name="thresholds"):
+    """Compare `values` (PE signals) with the thresholds of channel group `group`.
+
+    The ROM is read synchronously with `enable`: `values` must be the signals
+    that are registered in the same cycle `group` is presented. Returns the PE
+    output element values.
+    """
+    pe = len(values)
+    n = thresholds.shape[1]
+    width = value_shape.width + (0 if value_shape.signed else 1)
+    threshold_shape = signed(width) if value_shape.signed else unsigned(width)
+    negated = None if signs is None else (np.asarray(signs) < 0).astype(np.int64)
+    sign_bits = pe if negated is not None else 0
+    m.submodules[name] = rom = Memory(shape=unsigned(pe * n * width + sign_bits),
+                                      depth=max(2, len(thresholds) // pe),
+                                      init=_rom_init(thresholds, negated, pe, width))
+    read = rom.read_port()
+    m.d.comb += [read.addr.eq(group), read.en.eq(enable)]
+    per_lane = lanes(read.data, width, pe * n)
+    results = []
+    for lane, value in enumerate(values):
+        compared = value
+        if sign_bits:
+            compared = Signal(value_shape, name=f"{name}_compared{lane}")
+            m.d.comb += compared.eq(Mux(read.data[pe * n * width + lane], negate(value), value))
+        passed = tree_sum([compared >= (t.as_signed() if threshold_shape.signed else t)
+                           for t in per_lane[lane * n:(lane + 1) * n]], m, f"{name}_passed{lane}")
+        results.append(passed if output_type.bipolar else out_base + passed)
+    return results

@@ -1,0 +1,47 @@
+"""Standalone thresholding core: PE channels per beat, each mapped through its thresholds."""
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..graph.specs import ThresholdSpec
+from .arith import element_value, lanes
+from .threshold import threshold_stage
+
+
+class Thresholding(wiring.Component):
+    def __init__(self, spec: ThresholdSpec):
+        self.spec = spec
+        super().__init__({
+            "s": In(stream.Signature(unsigned(spec.pe * spec.input_type.bits))),
+            "m": Out(stream.Signature(unsigned(spec.pe * spec.output_type.bits))),
+        })
+
+    def elaborate(self, platform):
+        spec = self.spec
+        m = Module()
+        groups = spec.channels // spec.pe
+        value_shape = signed(spec.value_type.bits)
+        out_valid, out_data = Signal(), Signal(spec.pe * spec.output_type.bits)
+        advance = ~out_valid | self.m.ready
+        group = Signal(range(max(groups, 2)))
+        accept = self.s.valid & advance
+        m.d.comb += [self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data)]
+        with m.If(accept):
+            m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+
+        # Stage 1 holds the beat while its channel group's thresholds are read.
+        held_valid = Signal()
+        held = [Signal(value_shape, name=f"held{i}") for i in range(spec.pe)]
+        with m.If(advance):
+            m.d.sync += held_valid.eq(accept)
+            m.d.sync += [h.eq(element_value(x, spec.input_type))
+                         for h, x in zip(held, lanes(self.s.payload, spec.input_type.bits, spec.pe))]
+        results = threshold_stage(m, held, group, advance, thresholds=spec.thresholds,
+                                  signs=spec.channel_sign, value_shape=value_shape,
+                                  output_type=spec.output_type, out_base=spec.out_base)
+        with m.If(advance):
+            m.d.sync += [out_valid.eq(held_valid),
+                         out_data.eq(Cat(r.as_unsigned()[:spec.output_type.bits] for r in results))]
+        return m
