@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     build_cmd.add_argument("--folding", help="JSON file: {layer: {\"PE\": n, \"SIMD\": n}}")
     build_cmd.add_argument("--target-ii", type=int, help="choose PE/SIMD to reach this many cycles per frame")
     build_cmd.add_argument("--label-select", action="store_true", help="output the top-1 class index")
+    build_cmd.add_argument("--size-fifos", action="store_true",
+                           help="size the FIFOs between layers from a short rtlsim run (default: one "
+                                "consumer input vector, image row or window each)")
     build_cmd.add_argument("--name", default="finn_rtl_top", help="top-level module name")
     build_cmd.add_argument("--verify", type=int, metavar="N", help="verify N frames in rtlsim after building")
     build_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
         if args.command == "build":
             folding = read_folding(args.folding) if args.folding else None
             b = build(args.model, args.out, folding=folding, target_ii=args.target_ii,
-                      label_select=args.label_select, name=args.name)
+                      label_select=args.label_select, name=args.name, fifo_sizing=args.size_fifos)
             print(f"built {b.verilog_path} in {b.report['build']['seconds_to_verilog']:.1f} s; "
                   f"expected II {b.network.analytic_ii} cycles (bottleneck {b.report['bottleneck_layer']})")
             print("folding: " + json.dumps(b.network.folding))

@@ -93,9 +93,54 @@ def _fold(network: NetworkSpec, folding: dict | None, target_ii: int | None) -> 
     return network
 
 
+def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[NetworkSpec, dict]:
+    """FIFO depths from simulation: run a few random frames with deep, monitored FIFOs and give
+    each FIFO its peak fill level (plus one). With those depths no producer ever sees a full
+    FIFO, so the design keeps the timing, and the II, of the deep run."""
+    import dataclasses
+
+    from .cores.accelerator import PortGeometry, default_fifo_depth, fifo_lanes, to_verilog
+    from .sim.rtlsim import simulate
+
+    start = time.perf_counter()
+    if len(network.layers) < 2:
+        return network, {"depths": [], "peaks": [], "seconds": 0.0}
+    deep = []
+    for index in range(1, len(network.layers)):
+        # Deep enough never to throttle: a whole producer frame (capped for very large frames).
+        frame = network.layers[index - 1].out_elements // fifo_lanes(network, index)
+        deep.append(max(default_fifo_depth(network, index), min(frame, (1 << 15) - 1)))
+    sizing = dataclasses.replace(network, fifo_depths=tuple(deep))
+    qtype = network.input_type
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-1, 1], (frames, network.in_elements)) if qtype.bipolar else \
+        rng.integers(qtype.min, qtype.max + 1, (frames, network.in_elements))
+    # Input arrives at the rate the design sustains (one frame per analytic II), as it would in
+    # a system that keeps up with the accelerator: at full rate, upstream layers would run ahead
+    # into the deep FIFOs and the peaks would measure that, not what the II needs.
+    in_beats = PortGeometry.of(network).in_beats_per_frame
+    valid_percent = max(1, min(100, -(-100 * in_beats // network.analytic_ii)))
+    run = simulate(sizing, to_verilog(sizing, monitor_fifos=True), x, jobs=1, seed=seed,
+                   valid_percent=valid_percent, monitored_fifos=len(deep))
+    peaks = [int(p) for p in run.fifo_peaks]
+    # A FIFO behind a fast producer fills up to the producer's lead, which a shallower FIFO would
+    # only turn into producer stalls that cost no throughput; so take the smaller of the peak
+    # and the default depth, and fall back to the peaks if a check run misses the analytic II.
+    safe = tuple(max(2, p + 1) for p in peaks)
+    lean = tuple(min(d, default_fifo_depth(network, i + 1)) for i, d in enumerate(safe))
+    candidate = dataclasses.replace(network, fifo_depths=lean)
+    check = simulate(candidate, to_verilog(candidate), x, jobs=1, seed=seed, valid_percent=100)
+    deep_ii = run.cycles_per_frame
+    depths = lean if check.cycles_per_frame <= network.analytic_ii * 1.01 else safe
+    info = {"depths": list(depths), "peaks": peaks, "check_run_ii_cycles": check.cycles_per_frame,
+            "used": "min(peak + 1, default)" if depths == lean else "peak + 1",
+            "deep_run_ii_cycles": deep_ii, "frames": frames, "seconds": round(time.perf_counter() - start, 3)}
+    return dataclasses.replace(network, fifo_depths=depths), info
+
+
 def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | None = None,
-          label_select: bool = False, name: str = "finn_rtl_top") -> Build:
-    from .cores.accelerator import PortGeometry, to_verilog
+          label_select: bool = False, name: str = "finn_rtl_top", fifo_sizing: bool = False) -> Build:
+    from .cores.accelerator import PortGeometry, fifo_depth, to_verilog
 
     if not name.isidentifier():
         raise CompileError(f"top-level name {name!r} must be a Verilog identifier")
@@ -103,6 +148,9 @@ def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | 
     streamlined = streamline(model_path, name=name, label_select=label_select)
     network = _fold(streamlined.network, folding, target_ii)
     streamline_seconds = time.perf_counter() - start
+    sizing = None
+    if fifo_sizing:
+        network, sizing = size_fifos(network)
     verilog = to_verilog(network)
     build_seconds = time.perf_counter() - start
 
@@ -138,6 +186,8 @@ def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | 
                    "axis_tdata_bits": geometry.out_width, "elements_per_beat": geometry.out_elements_per_beat,
                    "beats_per_frame": geometry.out_beats_per_frame},
         "layers": layers,
+        "fifos": {"depths": [fifo_depth(network, i) for i in range(1, len(network.layers))],
+                  "sized_by_simulation": sizing},
         "expected_ii_cycles": network.analytic_ii,
         "bottleneck_layer": bottleneck["name"],
         "notes": list(network.notes),
@@ -156,6 +206,9 @@ def load_build(out_dir) -> Build:
         raise CompileError(f"{out} is not a finn-rtl build directory ({exc})") from None
     streamlined = streamline(out / "original.onnx", name=options["name"], label_select=options["label_select"])
     network = _fold(streamlined.network, read_folding(out / "folding.json"), None)
+    if (report.get("fifos") or {}).get("sized_by_simulation"):
+        import dataclasses
+        network = dataclasses.replace(network, fifo_depths=tuple(report["fifos"]["depths"]))
     verilog = (out / f"{options['name']}.v").read_text()
     return Build(out, streamlined, network, verilog, report)
 

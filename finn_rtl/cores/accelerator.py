@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, unsigned
+from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
-from .fifo import StreamFIFO
+from .fifo import PEAK_BITS, StreamFIFO
 from .label_select import LabelSelect
 from .mvtu import MVTU
 from .padding import Padding
@@ -61,11 +61,49 @@ class PortGeometry:
             out_lanes, out_bits, byte_aligned(out_lanes * out_bits), network.out_elements // out_lanes)
 
 
+def fifo_lanes(network: NetworkSpec, index: int) -> int:
+    """Elements per beat of the FIFO in front of layer `index`: the wider of the two sides."""
+    return max(network.layers[index - 1].out_lanes, network.layers[index].in_lanes)
+
+
+def default_fifo_depth(network: NetworkSpec, index: int) -> int:
+    """One consumer input unit: an MVTU's vector, a window generator's image row, a pool window.
+
+    A whole MVTU input vector lets the consumer read its next vector at full rate while the
+    producer runs ahead; smaller FIFOs throttle a consumer whose input phase is shorter than the
+    producer's (measured: II 92 instead of 64 on TFC with a 32-deep FIFO). flow.size_fifos sets
+    exact depths from simulation instead.
+    """
+    layer = network.layers[index]
+    if isinstance(layer, MVTUSpec):
+        unit = layer.mw
+    elif isinstance(layer, PoolSpec):
+        unit = layer.window * layer.channels
+    elif isinstance(layer, ThresholdSpec):
+        unit = layer.channels
+    else:
+        unit = layer.in_w * layer.channels
+    return max(2, unit // fifo_lanes(network, index))
+
+
+def fifo_depth(network: NetworkSpec, index: int) -> int:
+    if network.fifo_depths is not None:
+        return network.fifo_depths[index - 1]
+    return default_fifo_depth(network, index)
+
+
 class Accelerator(wiring.Component):
-    def __init__(self, network: NetworkSpec):
+    """With `monitor_fifos`, an extra output `fifo_peaks` carries each FIFO's highest fill level
+    (PEAK_BITS per FIFO, the FIFO in front of layer 1 in the LSBs): for FIFO sizing runs only."""
+
+    def __init__(self, network: NetworkSpec, monitor_fifos: bool = False):
         self.network = network
         self.geometry = PortGeometry.of(network)
+        self.monitor_fifos = monitor_fifos
+        extra = {"fifo_peaks": Out(PEAK_BITS * (len(network.layers) - 1))} \
+            if monitor_fifos and len(network.layers) > 1 else {}
         super().__init__({
+            **extra,
             "s_axis_tdata": In(unsigned(self.geometry.in_width)),
             "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1),
@@ -73,27 +111,6 @@ class Accelerator(wiring.Component):
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
         })
-
-    def fifo_frame_beats(self, index: int, lanes: int) -> int:
-        """Beats of one consumer input unit: an MVTU's vector, an image row, a pool window."""
-        layer = self.network.layers[index]
-        if isinstance(layer, MVTUSpec):
-            unit = layer.mw
-        elif isinstance(layer, PoolSpec):
-            unit = layer.window * layer.channels
-        elif isinstance(layer, ThresholdSpec):
-            unit = layer.channels
-        else:
-            unit = layer.in_w * layer.channels
-        return max(1, unit // lanes)
-
-    def fifo_depth(self, beats_per_frame: int) -> int:
-        # A whole producer frame lets the consumer read its next input at full rate while the
-        # producer runs ahead; smaller FIFOs throttle a consumer whose input phase is shorter
-        # than the producer's frame (measured: II 92 instead of 64 on TFC with a 32-deep FIFO).
-        if self.network.fifo_depth is not None:
-            return max(2, self.network.fifo_depth)
-        return max(2, beats_per_frame)
 
     def elaborate(self, platform):
         top = Module()
@@ -106,15 +123,16 @@ class Accelerator(wiring.Component):
         in_reset = ResetSignal("core")
         m = Module()
         top.submodules.datapath = DomainRenamer("core")(m)
-        stages = []
+        stages, fifos = [], []
         lanes = None
         for index, layer in enumerate(self.network.layers):
             if lanes is not None:
                 # The FIFO sits on the wide side of a width converter: on the narrow side it could
                 # only refill at the narrow rate, throttling a consumer that reads in bursts.
-                fifo_lanes = max(lanes, layer.in_lanes)
-                fifo = StreamFIFO(fifo_lanes * layer.input_type.bits,
-                                  self.fifo_depth(self.fifo_frame_beats(index, fifo_lanes)))
+                fifo = StreamFIFO(fifo_lanes(self.network, index) * layer.input_type.bits,
+                                  fifo_depth(self.network, index),
+                                  monitor=self.monitor_fifos)
+                fifos.append(fifo)
                 converter = WidthConverter(layer.input_type.bits, lanes, layer.in_lanes) \
                     if lanes != layer.in_lanes else None
                 m.submodules[f"fifo{index}"] = fifo
@@ -138,6 +156,8 @@ class Accelerator(wiring.Component):
         for producer, consumer in zip(stages, stages[1:]):
             wiring.connect(m, producer.m, consumer.s)
         head, tail = stages[0], stages[-1]
+        if fifos and self.monitor_fifos:
+            m.d.comb += self.fifo_peaks.eq(Cat(fifo.peak for fifo in fifos))
         m.d.comb += [
             head.s.payload.eq(self.s_axis_tdata),
             head.s.valid.eq(self.s_axis_tvalid & ~in_reset),
@@ -164,8 +184,8 @@ def make_core(layer) -> wiring.Component:
     raise TypeError(f"no core for {type(layer).__name__} ({layer.name})")
 
 
-def to_verilog(network: NetworkSpec) -> str:
+def to_verilog(network: NetworkSpec, monitor_fifos: bool = False) -> str:
     from amaranth.back import verilog
 
-    top = Accelerator(network)
+    top = Accelerator(network, monitor_fifos)
     return verilog.convert(top, name=network.name, emit_src=False)

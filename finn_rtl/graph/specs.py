@@ -495,7 +495,8 @@ class NetworkSpec:
     layers: tuple
     input_type: QType
     output: OutputSpec
-    fifo_depth: Optional[int] = None  # beats between layers; None: one producer frame
+    # Beats of the FIFO in front of each layer after the first; None: the default sizing.
+    fifo_depths: Optional[tuple] = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     input_order: Optional[np.ndarray] = None
     output_order: Optional[np.ndarray] = None
@@ -513,6 +514,10 @@ class NetworkSpec:
             if prev.out_elements != nxt.in_elements or prev.output_type != nxt.input_type:
                 raise ValueError(f"layer {prev.name} ({prev.out_elements} x {prev.output_type}) does not "
                                  f"feed layer {nxt.name} ({nxt.in_elements} x {nxt.input_type})")
+        if self.fifo_depths is not None:
+            object.__setattr__(self, "fifo_depths", tuple(int(d) for d in self.fifo_depths))
+            if len(self.fifo_depths) != len(self.layers) - 1 or min(self.fifo_depths, default=2) < 2:
+                raise ValueError(f"{self.name}: need {len(self.layers) - 1} FIFO depths of at least 2")
         if self.layers[0].input_type != self.input_type:
             raise ValueError("network input type does not match the first layer")
         if self.output.label_select and not (isinstance(self.layers[-1], MVTUSpec) and self.layers[-1].vectors == 1):

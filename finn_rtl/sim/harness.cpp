@@ -4,6 +4,8 @@
 // usage: Vtop IN_WORDS IN_BEATS_PER_FRAME OUT_WORDS OUT_BEATS_PER_FRAME FRAMES
 //             input.bin output.bin stats.txt VALID_PERCENT READY_PERCENT SEED MAX_IDLE
 // input.bin/output.bin: little-endian uint32 words, IN_WORDS/OUT_WORDS per beat.
+// Built with -DFIFO_PEAK_WORDS=n for a design with a `fifo_peaks` output (FIFO sizing runs), the
+// stats end with a line "fifo_peaks w0 w1 ..." holding that port's value after the run.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -126,6 +128,15 @@ int main(int argc, char** argv) {
     std::fclose(f);
     f = std::fopen(argv[8], "w");
     std::fprintf(f, "cycles %llu\n", static_cast<unsigned long long>(cycle));
+#ifdef FIFO_PEAK_WORDS
+    {
+        uint32_t peaks[FIFO_PEAK_WORDS];
+        get_port(top->fifo_peaks, peaks, FIFO_PEAK_WORDS);
+        std::fprintf(f, "fifo_peaks");
+        for (int i = 0; i < FIFO_PEAK_WORDS; ++i) std::fprintf(f, " %u", peaks[i]);
+        std::fprintf(f, "\n");
+    }
+#endif
     for (long i = 0; i < frames; ++i)
         std::fprintf(f, "frame %ld %llu %llu\n", i,
                      static_cast<unsigned long long>(in_cycle[i * in_bpf]),

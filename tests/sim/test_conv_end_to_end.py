@@ -66,3 +66,16 @@ def test_window_generator_is_a_line_buffer_not_a_frame(tmp_path):
     window = next(layer for layer in b.network.layers if layer.name.endswith("_swg"))
     depth = SlidingWindow.line_buffer_rows(window) * window.in_w * window.channels // window.simd
     assert depth < window.in_h * window.in_w * window.channels // 4
+
+
+@pytest.mark.parametrize("name", ["bipolar_cnv_style", "conv1d"])
+def test_fifo_sizing_from_simulation_keeps_the_analytic_ii(name, tmp_path):
+    onnx.save(make_convnet(CONV_CONFIGS[name], seed=3), str(tmp_path / "model.onnx"))
+    b = build(tmp_path / "model.onnx", tmp_path / "out", target_ii=1000, fifo_sizing=True)
+    sizing = b.report["fifos"]["sized_by_simulation"]
+    assert b.report["fifos"]["depths"] == sizing["depths"] == list(b.network.fifo_depths)
+    assert all(2 <= depth <= peak + 1 for depth, peak in zip(sizing["depths"], sizing["peaks"]))
+    result = verify(b, random_inputs(b, 16, seed=8))
+    assert result["bit_exact"] and abs(result["ii_deviation"]) <= 0.01, result
+    from finn_rtl.flow import load_build
+    assert load_build(tmp_path / "out").network.fifo_depths == b.network.fifo_depths
