@@ -19,7 +19,8 @@ from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Reset
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
+from ..graph.specs import (MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec,
+                           VectorUnitSpec)
 from .fifo import PEAK_BITS, StreamFIFO
 from .label_select import LabelSelect
 from .mvtu import MVTU
@@ -28,6 +29,7 @@ from .pool import WindowPool
 from .register_slice import RegisterSlice
 from .sliding_window import SlidingWindow
 from .thresholding import Thresholding
+from .vector_unit import VectorUnit
 from .width_converter import WidthConverter
 
 
@@ -77,7 +79,7 @@ def default_fifo_depth(network: NetworkSpec, index: int) -> int:
     layer = network.layers[index]
     if isinstance(layer, MVTUSpec):
         unit = layer.mw
-    elif isinstance(layer, PoolSpec):
+    elif isinstance(layer, (PoolSpec, VectorUnitSpec)):
         unit = layer.window * layer.channels
     elif isinstance(layer, ThresholdSpec):
         unit = layer.channels
@@ -181,6 +183,8 @@ def make_core(layer) -> wiring.Component:
         return WindowPool(layer)
     if isinstance(layer, ThresholdSpec):
         return Thresholding(layer)
+    if isinstance(layer, VectorUnitSpec):
+        return VectorUnit(layer)
     raise TypeError(f"no core for {type(layer).__name__} ({layer.name})")
 
 

@@ -9,7 +9,7 @@ outputs are the single comparison bit.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Mux, Signal, signed, unsigned
+from amaranth import Cat, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
 from .arith import lanes, pack_ints, tree_sum
@@ -56,3 +56,16 @@ def threshold_stage(m, values, group, enable, *, thresholds: np.ndarray, signs: 
                            for t in per_lane[lane * n:(lane + 1) * n]], m, f"{name}_passed{lane}")
         results.append(passed if output_type.bipolar else out_base + passed)
     return results
+
+
+def register_thresholded(m, spec, held, held_valid, group, advance, value_shape, out_valid, out_data):
+    """Output register of a core whose `held` values (registered with `advance`, channel group
+    `group`) go through the spec's thresholds, if it has any."""
+    results = held
+    if spec.thresholds is not None:
+        results = threshold_stage(m, held, group, advance, thresholds=spec.thresholds,
+                                  signs=spec.channel_sign, value_shape=value_shape,
+                                  output_type=spec.output_type, out_base=spec.out_base)
+    with m.If(advance):
+        m.d.sync += [out_valid.eq(held_valid),
+                     out_data.eq(Cat(r.as_unsigned()[:spec.output_type.bits] for r in results))]

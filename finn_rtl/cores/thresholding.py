@@ -1,13 +1,13 @@
 """Standalone thresholding core: PE channels per beat, each mapped through its thresholds."""
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import ThresholdSpec
 from .arith import element_value, lanes
-from .threshold import threshold_stage
+from .threshold import register_thresholded
 
 
 class Thresholding(wiring.Component):
@@ -38,10 +38,5 @@ class Thresholding(wiring.Component):
             m.d.sync += held_valid.eq(accept)
             m.d.sync += [h.eq(element_value(x, spec.input_type))
                          for h, x in zip(held, lanes(self.s.payload, spec.input_type.bits, spec.pe))]
-        results = threshold_stage(m, held, group, advance, thresholds=spec.thresholds,
-                                  signs=spec.channel_sign, value_shape=value_shape,
-                                  output_type=spec.output_type, out_base=spec.out_base)
-        with m.If(advance):
-            m.d.sync += [out_valid.eq(held_valid),
-                         out_data.eq(Cat(r.as_unsigned()[:spec.output_type.bits] for r in results))]
+        register_thresholded(m, spec, held, held_valid, group, advance, value_shape, out_valid, out_data)
         return m

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
+from .specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
 
 
 def _dtype_name(qtype) -> str:
@@ -60,6 +60,21 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
         return out
 
     for layer in network.layers:
+        if isinstance(layer, VectorUnitSpec):  # weighted window sums per channel
+            windows = add("Reshape", [tensor, shape_const(f"{layer.name}_shape",
+                                                          [layer.out_pixels, layer.window, layer.channels])],
+                          f"{layer.name}_windows")
+            inits.append(numpy_helper.from_array(layer.weights.T.astype(np.float32), f"{layer.name}_W"))
+            annotations[f"{layer.name}_W"] = layer.weight_type
+            products = add("Mul", [windows, f"{layer.name}_W"], f"{layer.name}_products")
+            tensor = add("ReduceSum", [products, shape_const(f"{layer.name}_axes", [1])], f"{layer.name}_sum",
+                         keepdims=0)
+            if layer.thresholds is not None:
+                tensor = thresholds(layer, tensor)
+            tensor = add("Reshape", [tensor, shape_const(f"{layer.name}_flat", [1, layer.out_elements])],
+                         f"{layer.name}_flat")
+            annotations[tensor] = layer.output_type
+            continue
         if isinstance(layer, ThresholdSpec):
             rows = add("Reshape", [tensor, shape_const(f"{layer.name}_rows", [layer.pixels, layer.channels])],
                        f"{layer.name}_rows")

@@ -24,6 +24,15 @@ def _frozen_int_array(values) -> np.ndarray:
     return array
 
 
+def apply_thresholds(values: np.ndarray, thresholds: np.ndarray, sign, output_type: QType,
+                     out_base: int) -> np.ndarray:
+    """Multi-threshold values [..., channels]: out_base + count(sign * value >= threshold),
+    or for a bipolar output +1 where any threshold is passed, else -1."""
+    compared = values if sign is None else values * sign
+    counts = (compared[..., None] >= thresholds).sum(axis=-1)
+    return np.where(counts > 0, 1, -1) if output_type.bipolar else out_base + counts
+
+
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -190,12 +199,7 @@ class MVTUSpec:
     def _activate(self, acc: np.ndarray) -> np.ndarray:
         if self.thresholds is None:
             return acc
-        compared = acc * self.signs[None, :]
-        counts = (compared[:, :, None] >= self.thresholds[None, :, :]).sum(axis=2)
-        out = self.out_base + counts
-        if self.output_type.bipolar:
-            out = np.where(counts > 0, 1, -1)
-        return out
+        return apply_thresholds(acc, self.thresholds, self.channel_sign, self.output_type, self.out_base)
 
 
 def _check_channel_simd(name: str, channels: int, simd: int) -> None:
@@ -323,8 +327,38 @@ class PadSpec(_ImageRearrangement):
         return np.pad(img, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.value).reshape(n, -1)
 
 
+class _WindowReduction:
+    """Layers that reduce each window of a sliding-window stream to one pixel, a beat of channels
+    at a time: their one folding key (`lane_key`) counts channels per beat."""
+
+    lane_key = "SIMD"
+    in_lanes = property(lambda self: getattr(self, self.lane_key.lower()))
+    out_lanes = in_lanes
+
+    @property
+    def in_elements(self) -> int:
+        return self.out_pixels * self.window * self.channels
+
+    @property
+    def out_elements(self) -> int:
+        return self.out_pixels * self.channels
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.in_elements // self.in_lanes
+
+    @property
+    def fold_dims(self) -> dict[str, int]:
+        return {self.lane_key: self.channels}
+
+    def folded(self, pe, simd):
+        lanes = pe if self.lane_key == "PE" else simd
+        _check_channel_simd(self.name, self.channels, lanes)
+        return dataclasses.replace(self, **{self.lane_key.lower(): lanes})
+
+
 @dataclass(frozen=True, eq=False)
-class PoolSpec:
+class PoolSpec(_WindowReduction):
     """Reduce each window of ``window`` pixels to one pixel, per channel: max or sum.
 
     Its input is a sliding-window stream: ``out_pixels`` windows, each
@@ -351,28 +385,6 @@ class PoolSpec:
         lo, hi = self.input_type.min * self.window, self.input_type.max * self.window
         return QType.for_range(lo, hi)
 
-    in_lanes = property(lambda self: self.simd)
-    out_lanes = property(lambda self: self.simd)
-
-    @property
-    def in_elements(self) -> int:
-        return self.out_pixels * self.window * self.channels
-
-    @property
-    def out_elements(self) -> int:
-        return self.out_pixels * self.channels
-
-    @property
-    def cycles_per_frame(self) -> int:
-        return self.in_elements // self.simd
-
-    @property
-    def fold_dims(self) -> dict[str, int]:
-        return {"SIMD": self.channels}
-
-    def folded(self, pe, simd: int) -> "PoolSpec":  # pools have no PE
-        _check_channel_simd(self.name, self.channels, simd)
-        return dataclasses.replace(self, simd=simd)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -443,11 +455,68 @@ class ThresholdSpec:
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
         values = np.asarray(x, dtype=np.int64).reshape(n, self.pixels, self.channels)
+        return apply_thresholds(values, self.thresholds, self.channel_sign, self.output_type,
+                                self.out_base).reshape(n, -1)
+
+
+@dataclass(frozen=True, eq=False)
+class VectorUnitSpec(_WindowReduction):
+    """Depthwise convolution on a sliding-window stream: channel c of each output pixel is
+    ``sum_k weights[c, k] * window[k, c]``, optionally thresholded like an MVTU.
+
+    ``pe`` channels per beat, one kernel position per beat (the window generator's order).
+    """
+
+    lane_key = "PE"
+
+    name: str
+    weights: np.ndarray  # [channels, window]
+    out_pixels: int
+    input_type: QType
+    weight_type: QType
+    thresholds: Optional[np.ndarray] = None
+    output_type: Optional[QType] = None
+    out_base: int = 0
+    channel_sign: Optional[np.ndarray] = None
+    pe: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "weights", _frozen_int_array(self.weights))
+        if self.weights.ndim != 2 or not self.weight_type.contains(self.weights):
+            raise ValueError(f"{self.name}: weights must be [channels, window] of {self.weight_type}")
         if self.channel_sign is not None:
-            values = values * self.channel_sign
-        counts = (values[..., None] >= self.thresholds[None, None]).sum(axis=-1)
-        out = np.where(counts > 0, 1, -1) if self.output_type.bipolar else self.out_base + counts
-        return out.reshape(n, -1)
+            sign = _frozen_int_array(self.channel_sign)
+            object.__setattr__(self, "channel_sign", None if np.all(sign == 1) else sign)
+        if self.thresholds is not None:
+            object.__setattr__(self, "thresholds", _frozen_int_array(self.thresholds))
+        else:
+            object.__setattr__(self, "output_type", self.acc_type)
+        _check_channel_simd(self.name, self.channels, self.pe)
+
+    channels = property(lambda self: self.weights.shape[0])
+    window = property(lambda self: self.weights.shape[1])
+    simd = property(lambda self: self.pe)
+
+    @property
+    def acc_type(self) -> QType:
+        """Fits every channel's sum, its negation on decreasing channels, and the thresholds."""
+        dense = MVTUSpec("acc", self.weights, self.input_type, self.weight_type)
+        lo, hi = dense.acc_range
+        lo_all, hi_all = int(lo.min()), int(hi.max())
+        if self.channel_sign is not None:
+            lo_all, hi_all = min(lo_all, -hi_all), max(hi_all, -lo_all)
+        if self.thresholds is not None:
+            lo_all, hi_all = min(lo_all, int(self.thresholds.min())), max(hi_all, int(self.thresholds.max()))
+        rng = QType.for_range(lo_all, hi_all)
+        return QType(rng.bits + (0 if rng.signed else 1), True)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        windows = np.asarray(x, dtype=np.int64).reshape(n, self.out_pixels, self.window, self.channels)
+        acc = np.einsum("npkc,ck->npc", windows, self.weights)
+        if self.thresholds is not None:
+            acc = apply_thresholds(acc, self.thresholds, self.channel_sign, self.output_type, self.out_base)
+        return acc.reshape(n, -1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -478,7 +547,7 @@ class OutputSpec:
         return values.argmax(axis=-1)[..., None] if self.host_argmax else values
 
 
-LayerSpec = Union[MVTUSpec, SlidingWindowSpec, PadSpec, PoolSpec, ThresholdSpec]
+LayerSpec = Union[MVTUSpec, SlidingWindowSpec, PadSpec, PoolSpec, ThresholdSpec, VectorUnitSpec]
 
 
 @dataclass(frozen=True, eq=False)

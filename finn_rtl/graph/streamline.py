@@ -28,7 +28,8 @@ from onnx import helper
 from .datatypes import QType
 from .errors import CompileError
 from .ingest import ORIGIN, _qonnx, clean
-from .specs import MVTUSpec, NetworkSpec, OutputSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
+from .specs import (MVTUSpec, NetworkSpec, OutputSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec,
+                    VectorUnitSpec)
 
 MAX_BITS = 8
 ELEMENTWISE = ("Mul", "Div", "Add", "Sub")
@@ -74,6 +75,7 @@ class _Pending:
     conv_channels: int | None = None
     pools: list = None  # max pools met in the chain: they commute with a rising activation
     sum_window: int = 0  # an average pool's window sum instead of a dot product (weights None)
+    depthwise: bool = False  # weights [channels, window]: a vector unit, not an MVTU
 
 
 @dataclass(frozen=True)
@@ -499,15 +501,8 @@ class _Walker:
         kernel, stride, pads, attrs = self.window_attrs(node, rank, weights.shape[2:])
         group = attrs.get("group", 1)
         weights = weights.reshape(out_channels, weights.shape[1], *kernel)  # 1-D: kernel height 1
-        if group == channels and group == out_channels and weights.shape[1] == 1 and group > 1:
-            # Depthwise: a dense MVTU whose weights are zero off the channel diagonal.
-            dense = np.zeros((out_channels, channels, *kernel), dtype=np.int64)
-            dense[np.arange(channels), np.arange(channels)] = weights[:, 0]
-            weights = dense
-            if weight_type.bipolar:  # the zeros off the diagonal need a ternary weight type
-                weight_type = QType(2, True)
-            self.notes.append(f"{node.name}: depthwise conv runs as a dense MVTU ({channels}x more MACs)")
-        elif group != 1:
+        depthwise = group == channels == out_channels and weights.shape[1] == 1 and group > 1
+        if not depthwise and group != 1:
             raise self.error(f"grouped convolution (group={group}) is not supported; use group=1 or "
                              "depthwise (group = in channels = out channels)", node)
         if len(node.input) > 2 and node.input[2]:
@@ -526,8 +521,12 @@ class _Walker:
                                               node.input[2]), dtype=np.float64).reshape(-1) \
                 if self.init(node.input[2]) is None else np.asarray(self.init(node.input[2]), np.float64).reshape(-1)
         acc_scale = float(x_scale[0]) * w_scale
-        acc_offset = np.einsum("oikl,i->o", weights, x_offset) * w_scale + bias
-        matrix = weights.transpose(0, 2, 3, 1).reshape(out_channels, -1)  # columns in (ky, kx, c) order
+        if depthwise:  # a vector unit: channel c sees only input channel c, weights [C, K*K]
+            acc_offset = np.einsum("okl,o->o", weights[:, 0], x_offset) * w_scale + bias
+            matrix = weights[:, 0].reshape(out_channels, -1)
+        else:
+            acc_offset = np.einsum("oikl,i->o", weights, x_offset) * w_scale + bias
+            matrix = weights.transpose(0, 2, 3, 1).reshape(out_channels, -1)  # columns in (ky, kx, c) order
         out_shape = self.w.get_tensor_shape(node.output[0])
         if int(np.prod(out_shape[2:])) != window.out_h * window.out_w:
             raise self.error(f"output shape {out_shape} does not match {window.out_h}x{window.out_w} "
@@ -536,7 +535,7 @@ class _Walker:
         self.spatial_shape = tuple(out_shape[1:])
         return _Pending(node.name, matrix, weight_type, qtype, acc_scale, acc_offset, node.output[0], [],
                         _Affine(acc_scale, acc_offset), rank=rank, vectors=window.out_h * window.out_w,
-                        conv_channels=channels, pools=[])
+                        conv_channels=channels, pools=[], depthwise=depthwise)
 
     def _constant_producers(self, tensor):
         """The nodes computing a constant tensor, in execution order."""
@@ -790,6 +789,13 @@ class _Walker:
         if not weight_type.bipolar:
             weight_type = QType.for_range(min(weight_type.min, pending.weights.min()),
                                           max(weight_type.max, pending.weights.max()))
+        if pending.depthwise:
+            thresholds = {}
+            if activation is not None:
+                thresholds = dict(zip(("thresholds", "output_type", "out_base"), activation),
+                                  channel_sign=pending.sign)
+            return VectorUnitSpec(pending.name, pending.weights, pending.vectors, pending.input_type,
+                                  weight_type, **thresholds)
         shape = {"vectors": pending.vectors, "conv_channels": pending.conv_channels}
         if activation is None:
             return MVTUSpec(pending.name, pending.weights, pending.input_type, weight_type, **shape)

@@ -7,8 +7,9 @@ from finn_rtl.cores.padding import Padding
 from finn_rtl.cores.pool import WindowPool
 from finn_rtl.cores.sliding_window import SlidingWindow
 from finn_rtl.cores.thresholding import Thresholding
+from finn_rtl.cores.vector_unit import VectorUnit
 from finn_rtl.graph.datatypes import QType
-from finn_rtl.graph.specs import FoldingError, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec
+from finn_rtl.graph.specs import FoldingError, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
 from finn_rtl.sim.stream_sim import run_stream
 
 
@@ -90,4 +91,23 @@ def test_thresholding_matches_numpy(qin, qout, base, pe, signed_channels):
     spec = ThresholdSpec("thr", channels, 5, qin, thresholds, qout, base, sign, pe)
     frames = random_frames(spec, 3, pe)
     out, _ = stream_through(Thresholding(spec), spec, frames, 0.7, 0.6)
+    assert np.array_equal(out, spec.reference(frames))
+
+
+@pytest.mark.parametrize("qin,qw,window,pe,thresholded", [
+    (QType(3, False), QType(2, True), 9, 2, True), (QType(4, True), QType(3, True), 4, 4, False),
+    (QType.bipolar_type(), QType(2, True), 9, 1, True), (QType(2, False), QType.bipolar_type(), 3, 4, True)])
+def test_vector_unit_matches_numpy(qin, qw, window, pe, thresholded):
+    rng = np.random.default_rng(window * 10 + pe)
+    channels = 4
+    weights = rng.choice([-1, 1], (channels, window)) if qw.bipolar else rng.integers(qw.min, qw.max + 1, (channels, window))
+    kwargs = {}
+    if thresholded:
+        dense = VectorUnitSpec("v", weights, 3, qin, qw)
+        lo, hi = dense.acc_type.min // 2, dense.acc_type.max // 2
+        kwargs = dict(thresholds=np.sort(rng.integers(lo, hi + 1, (channels, 3)), axis=1), output_type=QType(2, False),
+                      out_base=0, channel_sign=rng.choice([-1, 1], channels))
+    spec = VectorUnitSpec("dw", weights, 3, qin, qw, pe=pe, **kwargs)
+    frames = random_frames(spec, 2, pe)
+    out, _ = stream_through(VectorUnit(spec), spec, frames, 0.7, 0.6)
     assert np.array_equal(out, spec.reference(frames))

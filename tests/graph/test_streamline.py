@@ -70,15 +70,15 @@ def test_streamlined_onnx_executes_like_the_hardware_model(tmp_path):
 
 
 def test_streamlined_conv_onnx_executes_like_the_hardware_model(tmp_path):
-    """Conv nets export as Gather (windows, padding), MatMul over pixels, ReduceMax/ReduceSum pools
-    and MultiThreshold, all on the stream-order elements."""
+    """Conv nets export as Gather (windows, padding), MatMul over pixels, Mul+ReduceSum for
+    depthwise, ReduceMax/ReduceSum pools and MultiThreshold, all on the stream-order elements."""
     from convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg
     from convgen import make_convnet
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
     cfg = ConvNetCfg(in_shape=(1, 2, 8, 8), features=[ConvCfg(3, pad=1), PoolCfg(), ConvCfg(4, kernel=2),
-                                                      AvgPoolCfg()])
+                                                      ConvCfg(4, kernel=2, depthwise=True), AvgPoolCfg()])
     s = streamline(make_convnet(cfg, seed=4))
     path = tmp_path / "streamlined.onnx"
     onnx.save(to_streamlined_onnx(s.network), str(path))

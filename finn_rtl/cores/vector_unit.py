@@ -1,0 +1,84 @@
+"""Vector unit for depthwise convolutions: weighted window sums per channel, then thresholds.
+
+Input: the sliding-window stream, per output pixel ``window`` kernel positions
+of ``channels/pe`` beats each (PE channels per beat). Partial sums per channel
+group live in a small RAM read combinationally (LUT RAM), the weights of
+kernel position k and channel group g in a ROM word at k*groups + g. When a
+window's last position arrives its sums go to the threshold stage (or out).
+"""
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..graph.specs import VectorUnitSpec
+from .arith import element_value, lanes, pack_ints
+from .threshold import register_thresholded
+
+
+class VectorUnit(wiring.Component):
+    def __init__(self, spec: VectorUnitSpec):
+        self.spec = spec
+        super().__init__({
+            "s": In(stream.Signature(unsigned(spec.pe * spec.input_type.bits))),
+            "m": Out(stream.Signature(unsigned(spec.pe * spec.output_type.bits))),
+        })
+
+    def _weight_rom_init(self) -> list[int]:
+        spec = self.spec
+        codes = spec.weight_type.encode(spec.weights)  # [channels, window]
+        groups = spec.channels // spec.pe
+        return [pack_ints(codes[g * spec.pe:(g + 1) * spec.pe, k], spec.weight_type.bits)
+                for k in range(spec.window) for g in range(groups)]
+
+    def elaborate(self, platform):
+        spec = self.spec
+        m = Module()
+        PE, groups = spec.pe, spec.channels // spec.pe
+        acc_shape = signed(spec.acc_type.bits)
+        aw = acc_shape.width
+
+        m.submodules.weights = weights = Memory(shape=unsigned(PE * spec.weight_type.bits),
+                                                depth=max(2, spec.window * groups), init=self._weight_rom_init())
+        m.submodules.partial = partial = Memory(shape=unsigned(PE * aw), depth=max(groups, 2), init=[])
+        weight_read = weights.read_port(domain="comb")
+        partial_read = partial.read_port(domain="comb")
+        partial_write = partial.write_port()
+
+        out_valid, out_data = Signal(), Signal(PE * spec.output_type.bits)
+        advance = ~out_valid | self.m.ready
+        accept = self.s.valid & advance
+        position = Signal(range(max(spec.window, 2)))
+        group = Signal(range(max(groups, 2)))
+        first, last = position == 0, position == spec.window - 1
+        m.d.comb += [
+            self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data),
+            weight_read.addr.eq(position * groups + group),
+            partial_read.addr.eq(group), partial_write.addr.eq(group),
+        ]
+        with m.If(accept):
+            m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+            with m.If(group == groups - 1):
+                m.d.sync += position.eq(Mux(last, 0, position + 1))
+
+        sums = []
+        x_lanes = lanes(self.s.payload, spec.input_type.bits, PE)
+        w_lanes = lanes(weight_read.data, spec.weight_type.bits, PE)
+        p_lanes = lanes(partial_read.data, aw, PE)
+        for lane in range(PE):
+            total = Signal(acc_shape, name=f"sum{lane}")
+            product = element_value(x_lanes[lane], spec.input_type) * element_value(w_lanes[lane], spec.weight_type)
+            m.d.comb += total.eq(Mux(first, 0, p_lanes[lane].as_signed()) + product)
+            sums.append(total)
+        m.d.comb += [partial_write.data.eq(Cat(sums)), partial_write.en.eq(accept & ~last)]
+
+        # A finished window is held one cycle while its channel group's thresholds are read.
+        held_valid = Signal()
+        held = [Signal(acc_shape, name=f"held{lane}") for lane in range(PE)]
+        with m.If(advance):
+            m.d.sync += held_valid.eq(accept & last)
+            m.d.sync += [h.eq(t) for h, t in zip(held, sums)]
+        register_thresholded(m, spec, held, held_valid, group, advance, acc_shape, out_valid, out_data)
+        return m
