@@ -95,14 +95,16 @@ def fifo_depth(network: NetworkSpec, index: int) -> int:
 
 
 class Accelerator(wiring.Component):
-    """With `monitor_fifos`, an extra output `fifo_peaks` carries each FIFO's highest fill level
-    (PEAK_BITS per FIFO, the FIFO in front of layer 1 in the LSBs): for FIFO sizing runs only."""
+    """With `monitor_fifos`, extra outputs carry each FIFO's highest (`fifo_peaks`) and current
+    (`fifo_levels`) fill level, PEAK_BITS per FIFO, the FIFO in front of layer 1 in the LSBs: for
+    FIFO sizing runs and stall diagnosis only."""
 
     def __init__(self, network: NetworkSpec, monitor_fifos: bool = False):
         self.network = network
         self.geometry = PortGeometry.of(network)
         self.monitor_fifos = monitor_fifos
-        extra = {"fifo_peaks": Out(PEAK_BITS * (len(network.layers) - 1))} \
+        monitored = PEAK_BITS * (len(network.layers) - 1)
+        extra = {"fifo_peaks": Out(monitored), "fifo_levels": Out(monitored)} \
             if monitor_fifos and len(network.layers) > 1 else {}
         super().__init__({
             **extra,
@@ -159,7 +161,8 @@ class Accelerator(wiring.Component):
             wiring.connect(m, producer.m, consumer.s)
         head, tail = stages[0], stages[-1]
         if fifos and self.monitor_fifos:
-            m.d.comb += self.fifo_peaks.eq(Cat(fifo.peak for fifo in fifos))
+            m.d.comb += [self.fifo_peaks.eq(Cat(fifo.peak for fifo in fifos)),
+                         self.fifo_levels.eq(Cat(fifo.level for fifo in fifos))]
         m.d.comb += [
             head.s.payload.eq(self.s_axis_tdata),
             head.s.valid.eq(self.s_axis_tvalid & ~in_reset),

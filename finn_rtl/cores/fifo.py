@@ -9,7 +9,8 @@ PEAK_BITS = 16  # width of a monitored FIFO's peak level
 
 
 class StreamFIFO(wiring.Component):
-    """With `monitor`, a `peak` output holds the highest fill level seen (for FIFO sizing runs)."""
+    """With `monitor`, outputs `level` (the fill level) and `peak` (the highest level seen), for
+    FIFO sizing runs and stall diagnosis."""
 
     def __init__(self, width: int, depth: int, monitor: bool = False):
         if depth < 1:
@@ -23,6 +24,7 @@ class StreamFIFO(wiring.Component):
         }
         if monitor:
             ports["peak"] = Out(PEAK_BITS)
+            ports["level"] = Out(PEAK_BITS)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -32,4 +34,5 @@ class StreamFIFO(wiring.Component):
         wiring.connect(m, buffer.r_stream, wiring.flipped(self.m))
         if self.monitor:
             m.d.sync += self.peak.eq(Mux(buffer.level > self.peak, buffer.level, self.peak))
+            m.d.comb += self.level.eq(buffer.level)
         return m

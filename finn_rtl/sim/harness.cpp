@@ -4,8 +4,9 @@
 // usage: Vtop IN_WORDS IN_BEATS_PER_FRAME OUT_WORDS OUT_BEATS_PER_FRAME FRAMES
 //             input.bin output.bin stats.txt VALID_PERCENT READY_PERCENT SEED MAX_IDLE
 // input.bin/output.bin: little-endian uint32 words, IN_WORDS/OUT_WORDS per beat.
-// Built with -DFIFO_PEAK_WORDS=n for a design with a `fifo_peaks` output (FIFO sizing runs), the
-// stats end with a line "fifo_peaks w0 w1 ..." holding that port's value after the run.
+// Built with -DFIFO_PEAK_WORDS=n for a design with `fifo_peaks`/`fifo_levels` outputs (FIFO sizing
+// and stall diagnosis), the stats end with a line "fifo_peaks w0 w1 ..." holding that port's value
+// after the run, and a stall report ends with a line "fifo_levels w0 w1 ...".
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -115,6 +116,13 @@ int main(int argc, char** argv) {
                          max_idle, static_cast<unsigned long long>(cycle), next_in, in_beats,
                          static_cast<int>(top->s_axis_tready), next_out, out_beats,
                          static_cast<int>(top->m_axis_tvalid));
+#ifdef FIFO_PEAK_WORDS
+            uint32_t levels[FIFO_PEAK_WORDS];
+            get_port(top->fifo_levels, levels, FIFO_PEAK_WORDS);
+            std::fprintf(stderr, "fifo_levels");
+            for (int i = 0; i < FIFO_PEAK_WORDS; ++i) std::fprintf(stderr, " %u", levels[i]);
+            std::fprintf(stderr, "\n");
+#endif
             return 3;
         }
         top->clk = 1;

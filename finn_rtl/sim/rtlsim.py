@@ -64,6 +64,27 @@ class RtlsimResult:
         return self.total_cycles / self.wall_seconds if self.wall_seconds else float("inf")
 
 
+def describe_fifo_levels(network: NetworkSpec, stall_report: str) -> str:
+    """Name, from a monitored stall report, the FIFOs that are full or empty: a full FIFO's
+    consumer stopped taking data, an empty one's producer stopped delivering."""
+    from ..cores.accelerator import fifo_depth
+
+    lines = [line for line in stall_report.splitlines() if line.startswith("fifo_levels")]
+    if not lines:
+        return "(no FIFO levels in the stall report)"
+    count = len(network.layers) - 1
+    words = np.array(lines[-1].split()[1:], dtype=np.uint64).astype("<u4")[None, :]
+    levels = unpack_beats(words, QType(PEAK_BITS, False), count)
+    rows = []
+    for index, level in enumerate(levels, start=1):
+        depth = fifo_depth(network, index)
+        producer, consumer = network.layers[index - 1].name, network.layers[index].name
+        state = "full: its consumer stopped taking data" if level >= depth else \
+            "empty" if level == 0 else "partly filled"
+        rows.append(f"  FIFO {producer} -> {consumer}: {int(level)}/{depth} beats ({state})")
+    return "FIFO levels at the stall:\n" + "\n".join(rows)
+
+
 def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_percent: int = 100,
              ready_percent: int = 100, seed: int = 1, jobs: int | None = None,
              monitored_fifos: int = 0) -> RtlsimResult:
@@ -93,8 +114,21 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
                                     max_idle=max(10_000, 4 * network.analytic_ii))
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(shards)) as pool:
-        runs = list(pool.map(run, enumerate(shards)))
+    try:
+        with ThreadPoolExecutor(max_workers=len(shards)) as pool:
+            runs = list(pool.map(run, enumerate(shards)))
+    except verilator.SimulationError as error:
+        if "stall:" not in str(error) or monitored_fifos or len(network.layers) < 2:
+            raise
+        # Rerun the stalled case with FIFO levels exposed, to say where the stream stopped.
+        from ..cores.accelerator import to_verilog
+        try:
+            simulate(network, to_verilog(network, monitor_fifos=True), inputs, valid_percent=valid_percent,
+                     ready_percent=ready_percent, seed=seed, jobs=jobs,
+                     monitored_fifos=len(network.layers) - 1)
+        except verilator.SimulationError as diagnosed:
+            raise verilator.SimulationError(f"{error}\n{describe_fifo_levels(network, str(diagnosed))}") from None
+        raise
     wall = time.perf_counter() - start
     outputs = np.concatenate([unpack_beats(r.output_words, network.output_type, top.out_elements_per_beat)
                               for r in runs])

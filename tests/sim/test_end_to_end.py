@@ -73,5 +73,8 @@ def test_stall_watchdog_names_the_stuck_stream(tmp_path):
     onnx.save(make_mlp(cfg, seed=3), str(tmp_path / "model.onnx"))
     b = build(tmp_path / "model.onnx", tmp_path / "out")
     ints = b.streamlined.input_quantizer.quantize(random_inputs(cfg, 4, seed=1))
-    with pytest.raises(SimulationError, match=r"stall: no stream moved.*output produced 0/\d+ beats \(tvalid=1\)"):
+    with pytest.raises(SimulationError, match=r"stall: no stream moved.*output produced 0/\d+ beats \(tvalid=1\)") as info:
         simulate(b.network, b.verilog, ints, ready_percent=0)
+    # The rerun with monitored FIFOs says where the data backed up: the last FIFO is full.
+    last = b.network.layers[-1].name
+    assert f"-> {last}: " in str(info.value) and "(full: its consumer stopped taking data)" in str(info.value)
