@@ -38,6 +38,17 @@ static void get_port(const VlWide<N>& port, uint32_t* words, int n) {
     for (int i = 0; i < n; ++i) words[i] = static_cast<std::size_t>(i) < N ? port[i] : 0;
 }
 
+#ifdef FIFO_PEAK_WORDS
+template <typename T>
+static void print_words(FILE* f, const char* label, const T& port) {
+    uint32_t words[FIFO_PEAK_WORDS];
+    get_port(port, words, FIFO_PEAK_WORDS);
+    std::fprintf(f, "%s", label);
+    for (int i = 0; i < FIFO_PEAK_WORDS; ++i) std::fprintf(f, " %u", words[i]);
+    std::fprintf(f, "\n");
+}
+#endif
+
 int main(int argc, char** argv) {
     if (argc != 13) {
         std::fprintf(stderr, "usage: %s IN_WORDS IN_BPF OUT_WORDS OUT_BPF FRAMES in out stats "
@@ -117,11 +128,7 @@ int main(int argc, char** argv) {
                          static_cast<int>(top->s_axis_tready), next_out, out_beats,
                          static_cast<int>(top->m_axis_tvalid));
 #ifdef FIFO_PEAK_WORDS
-            uint32_t levels[FIFO_PEAK_WORDS];
-            get_port(top->fifo_levels, levels, FIFO_PEAK_WORDS);
-            std::fprintf(stderr, "fifo_levels");
-            for (int i = 0; i < FIFO_PEAK_WORDS; ++i) std::fprintf(stderr, " %u", levels[i]);
-            std::fprintf(stderr, "\n");
+            print_words(stderr, "fifo_levels", top->fifo_levels);
 #endif
             return 3;
         }
@@ -137,13 +144,7 @@ int main(int argc, char** argv) {
     f = std::fopen(argv[8], "w");
     std::fprintf(f, "cycles %llu\n", static_cast<unsigned long long>(cycle));
 #ifdef FIFO_PEAK_WORDS
-    {
-        uint32_t peaks[FIFO_PEAK_WORDS];
-        get_port(top->fifo_peaks, peaks, FIFO_PEAK_WORDS);
-        std::fprintf(f, "fifo_peaks");
-        for (int i = 0; i < FIFO_PEAK_WORDS; ++i) std::fprintf(f, " %u", peaks[i]);
-        std::fprintf(f, "\n");
-    }
+    print_words(f, "fifo_peaks", top->fifo_peaks);
 #endif
     for (long i = 0; i < frames; ++i)
         std::fprintf(f, "frame %ld %llu %llu\n", i,
