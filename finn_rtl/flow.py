@@ -101,6 +101,7 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
 
     from .cores.accelerator import PortGeometry, default_fifo_depth, fifo_lanes, to_verilog
     from .sim.rtlsim import simulate
+    from .sim.verilator import FAST_BUILD
 
     start = time.perf_counter()
     if len(network.layers) < 2:
@@ -120,8 +121,9 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
     # into the deep FIFOs and the peaks would measure that, not what the II needs.
     in_beats = PortGeometry.of(network).in_beats_per_frame
     valid_percent = max(1, min(100, -(-100 * in_beats // network.analytic_ii)))
+    # A few frames: unoptimised C++ compiles several times faster and runs fast enough.
     run = simulate(sizing, to_verilog(sizing, monitor_fifos=True), x, jobs=1, seed=seed,
-                   valid_percent=valid_percent, monitored_fifos=len(deep))
+                   valid_percent=valid_percent, monitored_fifos=len(deep), cxx_opt=FAST_BUILD)
     peaks = [int(p) for p in run.fifo_peaks]
     # A FIFO behind a fast producer fills up to the producer's lead, which a shallower FIFO would
     # only turn into producer stalls that cost no throughput; so take the smaller of the peak
@@ -129,7 +131,8 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
     safe = tuple(max(2, p + 1) for p in peaks)
     lean = tuple(min(d, default_fifo_depth(network, i + 1)) for i, d in enumerate(safe))
     candidate = dataclasses.replace(network, fifo_depths=lean)
-    check = simulate(candidate, to_verilog(candidate), x, jobs=1, seed=seed, valid_percent=100)
+    check = simulate(candidate, to_verilog(candidate), x, jobs=1, seed=seed, valid_percent=100,
+                     cxx_opt=FAST_BUILD)
     deep_ii = run.cycles_per_frame
     depths = lean if check.cycles_per_frame <= network.analytic_ii * 1.01 else safe
     info = {"depths": list(depths), "peaks": peaks, "check_run_ii_cycles": check.cycles_per_frame,

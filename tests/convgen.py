@@ -34,6 +34,7 @@ class PoolCfg:
     kernel: int = 2
     stride: int = 2
     in_chain: bool = False  # between the conv and its activation quantizer (else after it)
+    mul_after: float = 0.0  # a scalar Mul after the pool (FINN's streamliner cannot move it)
 
 
 @dataclass
@@ -89,6 +90,9 @@ class _ConvBuilder(_Builder):
                 if layer.in_chain and index > 0 and isinstance(features[index - 1], ConvCfg):
                     continue  # emitted by the conv before it, between the conv and its activation
                 tensor, sample = self.maxpool(tensor, sample, layer, one_d)
+                if layer.mul_after:
+                    tensor = self.node("Mul", [tensor, self.const(layer.mul_after)])
+                    sample = sample * layer.mul_after
                 continue
             following = features[index + 1] if index + 1 < len(features) else None
             chain_pool = following if isinstance(following, PoolCfg) and following.in_chain else None

@@ -87,7 +87,7 @@ def describe_fifo_levels(network: NetworkSpec, stall_report: str) -> str:
 
 def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_percent: int = 100,
              ready_percent: int = 100, seed: int = 1, jobs: int | None = None,
-             monitored_fifos: int = 0) -> RtlsimResult:
+             monitored_fifos: int = 0, cxx_opt: str | None = None) -> RtlsimResult:
     """Run int frames [n, in_elements] through the compiled design; returns int outputs.
 
     Large batches are split over `jobs` simulator processes (default: one per
@@ -99,7 +99,7 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     # Optimised C++ pays back when cycles x design size is large (measured: TFC_2W2A at II 64 on
     # 10k frames takes 101 s in total at -O0, 30 s at -O2; a small random MLP the other way round).
     work = len(inputs) * network.analytic_ii * len(verilog)
-    opt = verilator.FAST_SIM if work > 1e11 else verilator.FAST_BUILD
+    opt = cxx_opt or (verilator.FAST_SIM if work > 1e11 else verilator.FAST_BUILD)
     peak_words = verilator.words_per_beat(PEAK_BITS * monitored_fifos) if monitored_fifos else 0
     design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words)
     jobs = jobs or os.cpu_count() or 1

@@ -11,6 +11,9 @@ CONV_CONFIGS = {
     # stride 2 with padding, then a signed activation without Relu
     "pad_stride": ConvNetCfg(in_shape=(1, 2, 9, 9), features=[
         ConvCfg(4, kernel=3, stride=2, pad=1, a_bits=3), ConvCfg(6, kernel=2, a_signed=True, relu=False)]),
+    # a scalar Mul after a max pool, the pattern FINN's streamliner cannot move past the pool
+    "mul_after_pool": ConvNetCfg(in_shape=(1, 2, 8, 8), features=[
+        ConvCfg(4, a_bits=3), PoolCfg(mul_after=0.375), ConvCfg(4, kernel=2)]),
     # a max pool between the conv (with bias input) and its activation, then a 1x1 conv
     "pool_in_chain": ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
         ConvCfg(4, bias=True), PoolCfg(in_chain=True), ConvCfg(4, kernel=1)]),
