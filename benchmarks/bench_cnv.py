@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,29 +34,21 @@ def main() -> int:
         return 1
     from convgen import CNV_W1A1, CNV_W2A2, make_convnet
 
-    from finn_rtl.flow import build, verify
+    from finn_rtl.flow import build
+    from table import header, measure, row
 
     cifar = np.load(data)
     x = (cifar["x"][:args.images].astype(np.float32) / 255).transpose(0, 3, 1, 2).copy()
     y = cifar["y"][:args.images]
-    header = (f"{'model':8} {'to Verilog s':>12} {'Verilator s':>11} {'verify s':>9} {'rtlsim Mcyc/s':>13} "
-              f"{'frames/s':>9} {'II':>9} {'expected':>8} {'latency':>8} {'exact':>5}")
-    print(header)
-    print("-" * len(header))
+    keys = [("model", 8)]
+    print(header(keys))
     for name in args.models:
         cfg = {"w1a1": CNV_W1A1, "w2a2": CNV_W2A2}[name]
         with tempfile.TemporaryDirectory() as out:
             model = Path(out) / f"cnv_{name}.onnx"
             onnx.save(make_convnet(cfg, seed=7), str(model))
             b = build(model, Path(out) / "build", target_ii=args.target_ii)
-            start = time.perf_counter()
-            r = verify(b, x, y)
-            verify_seconds = time.perf_counter() - start - r["verilator_build_seconds"]
-            print(f"CNV-{name:4} {b.report['build']['seconds_to_verilog']:12.2f} "
-                  f"{r['verilator_build_seconds']:11.1f} {verify_seconds:9.1f} "
-                  f"{r['rtlsim_cycles_per_second'] / 1e6:13.3f} {r['frames'] / r['rtlsim_seconds']:9.1f} "
-                  f"{r['measured_ii_cycles']:9.1f} {r['expected_ii_cycles']:8d} {r['latency_cycles']:8d} "
-                  f"{str(r['bit_exact']):>5}", flush=True)
+            print(row(keys, [f"CNV-{name}"], measure(b, x, y)), flush=True)
     print(f"\n{args.images} CIFAR-10 images, {os.cpu_count()} cores; rtlsim runs one Verilator process per "
           "core; Verilator s is 0 when the build was cached.")
     return 0

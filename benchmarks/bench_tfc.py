@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -37,28 +36,19 @@ def main() -> int:
     if not data.is_file():
         print(f"{data} not found", file=sys.stderr)
         return 1
-    from finn_rtl.flow import build, load_inputs, verify
+    from finn_rtl.flow import build, load_inputs
+    from table import header, measure, row
 
     x, y = load_inputs(data, count=args.frames)
     x = x.reshape(-1, 1, 28, 28)
-    header = (f"{'model':10} {'folding':9} {'to Verilog s':>12} {'Verilator s':>11} {'verify s':>9} "
-              f"{'rtlsim Mcyc/s':>13} {'frames/s':>10} {'II':>7} {'expected':>8} {'latency':>8} "
-              f"{'top-1 %':>7} {'exact':>5}")
-    print(header)
-    print("-" * len(header))
+    keys = [("model", 10), ("folding", 9)]
+    print(header(keys))
     for model in args.models:
         for name in args.foldings:
             with tempfile.TemporaryDirectory() as out:
                 folding, target_ii = FOLDINGS[name]
                 b = build(SHARED / "models" / f"{model}.onnx", out, folding=folding, target_ii=target_ii)
-                start = time.perf_counter()
-                r = verify(b, x, y)
-                verify_seconds = time.perf_counter() - start - r["verilator_build_seconds"]
-                print(f"{model:10} {name:9} {b.report['build']['seconds_to_verilog']:12.2f} "
-                      f"{r['verilator_build_seconds']:11.1f} {verify_seconds:9.1f} "
-                      f"{r['rtlsim_cycles_per_second'] / 1e6:13.2f} {r['frames'] / r['rtlsim_seconds']:10.0f} "
-                      f"{r['measured_ii_cycles']:7.1f} {r['expected_ii_cycles']:8d} {r['latency_cycles']:8d} "
-                      f"{100 * r['top1_accuracy']:7.2f} {str(r['bit_exact']):>5}", flush=True)
+                print(row(keys, [model, name], measure(b, x, y)), flush=True)
     print(f"\n{os.cpu_count()} cores; rtlsim runs one Verilator process per core; "
           "Verilator s is 0 when the build was cached.")
     return 0

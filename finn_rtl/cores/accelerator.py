@@ -174,21 +174,16 @@ class Accelerator(wiring.Component):
         return top
 
 
+CORES = {MVTUSpec: MVTU, SlidingWindowSpec: SlidingWindow, PadSpec: Padding, PoolSpec: WindowPool,
+         ThresholdSpec: Thresholding, VectorUnitSpec: VectorUnit}
+
+
 def make_core(layer) -> wiring.Component:
     """The core that implements one layer spec."""
-    if isinstance(layer, MVTUSpec):
-        return MVTU(layer)
-    if isinstance(layer, SlidingWindowSpec):
-        return SlidingWindow(layer)
-    if isinstance(layer, PadSpec):
-        return Padding(layer)
-    if isinstance(layer, PoolSpec):
-        return WindowPool(layer)
-    if isinstance(layer, ThresholdSpec):
-        return Thresholding(layer)
-    if isinstance(layer, VectorUnitSpec):
-        return VectorUnit(layer)
-    raise TypeError(f"no core for {type(layer).__name__} ({layer.name})")
+    core = CORES.get(type(layer))
+    if core is None:
+        raise TypeError(f"no core for {type(layer).__name__} ({layer.name})")
+    return core(layer)
 
 
 def to_verilog(network: NetworkSpec, monitor_fifos: bool = False) -> str:
