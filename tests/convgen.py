@@ -27,6 +27,7 @@ class ConvCfg:
     a_signed: bool = False
     relu: bool = True
     bias: bool = False  # Conv's third input
+    bias_bits: int = 0  # > 0: the bias goes through a Quant of that width (as Brevitas exports it)
 
 
 @dataclass
@@ -175,7 +176,11 @@ class _ConvBuilder(_Builder):
         inputs = [tensor, w_q]
         if layer.bias:
             bias = np.round(rng.normal(0, 0.3 * (pre.std() + 1e-3), c_out) * 16) / 16
-            inputs.append(self.const(bias, "bias"))
+            bias_tensor = self.const(bias, "bias")
+            if layer.bias_bits:
+                bias_tensor = self.quant(bias_tensor, 1 / 64, layer.bias_bits, True, False)
+                bias = _quant_int(bias, 1 / 64, layer.bias_bits, True, False) / 64
+            inputs.append(bias_tensor)
             pre = pre + bias[None, :, None, None]
         attrs = dict(kernel_shape=list(k[1:] if one_d else k), strides=list(s[1:] if one_d else s),
                      pads=[p[1], p[1]] if one_d else [p[0], p[1], p[0], p[1]], group=groups)

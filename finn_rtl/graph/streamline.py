@@ -361,6 +361,15 @@ class _Walker:
                              "supported before the first layer and before fully connected layers", node)
         return self.order
 
+    def channels_last_input(self, node):
+        """An image op reads its input channels last (NHWC) from the stream."""
+        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+
+    def image_output(self, shape):
+        """An image op writes its output channels last."""
+        self.order = nhwc_order(shape)
+        self.spatial_shape = tuple(shape[1:])
+
     def input_quantizer(self, tensor):
         """Collect the host-side prefix up to the first activation quantizer."""
         w = self.w
@@ -505,21 +514,18 @@ class _Walker:
         if not depthwise and group != 1:
             raise self.error(f"grouped convolution (group={group}) is not supported; use group=1 or "
                              "depthwise (group = in channels = out channels)", node)
-        if len(node.input) > 2 and node.input[2]:
-            if not self.is_constant(node.input[2]):
-                raise self.error("Conv bias must be constant", node)
         x_scale = np.asarray(affine.scale, dtype=np.float64).reshape(-1)
         if not np.all(x_scale == x_scale[0]):
             raise self.error("the Conv input has per-channel scales; only a per-tensor activation "
                              "scale can be folded into integer weights", node)
-        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        self.channels_last_input(node)
         window = self.add_window(node, "swg", channels, height, width, kernel, stride, pads, qtype, affine)
         x_offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,))
         bias = np.zeros(out_channels)
         if len(node.input) > 2 and node.input[2]:
-            bias = np.asarray(self._run_nodes([n for n in self._constant_producers(node.input[2])], {},
-                                              node.input[2]), dtype=np.float64).reshape(-1) \
-                if self.init(node.input[2]) is None else np.asarray(self.init(node.input[2]), np.float64).reshape(-1)
+            if not self.is_constant(node.input[2]):
+                raise self.error("Conv bias must be constant", node)
+            bias = self.constant_value(node.input[2]).reshape(-1)
         acc_scale = float(x_scale[0]) * w_scale
         if depthwise:  # a vector unit: channel c sees only input channel c, weights [C, K*K]
             acc_offset = np.einsum("okl,o->o", weights[:, 0], x_offset) * w_scale + bias
@@ -531,22 +537,28 @@ class _Walker:
         if int(np.prod(out_shape[2:])) != window.out_h * window.out_w:
             raise self.error(f"output shape {out_shape} does not match {window.out_h}x{window.out_w} "
                              "windows", node)
-        self.order = nhwc_order(out_shape)
-        self.spatial_shape = tuple(out_shape[1:])
+        self.image_output(out_shape)
         return _Pending(node.name, matrix, weight_type, qtype, acc_scale, acc_offset, node.output[0], [],
                         _Affine(acc_scale, acc_offset), rank=rank, vectors=window.out_h * window.out_w,
                         conv_channels=channels, pools=[], depthwise=depthwise)
 
-    def _constant_producers(self, tensor):
-        """The nodes computing a constant tensor, in execution order."""
-        producer = self.w.find_producer(tensor)
-        if producer is None:
-            return []
+    def constant_value(self, tensor) -> np.ndarray:
+        """A constant tensor's value: an initializer, or computed (e.g. a quantized bias) with qonnx."""
+        value = self.init(tensor)
+        if value is not None:
+            return np.asarray(value, dtype=np.float64)
         nodes = []
-        for t in producer.input:
-            if t and self.init(t) is None:
-                nodes += self._constant_producers(t)
-        return nodes + [producer]
+
+        def producers(t):
+            producer = self.w.find_producer(t)
+            if producer is not None:
+                for source in producer.input:
+                    if source and self.init(source) is None:
+                        producers(source)
+                nodes.append(producer)
+
+        producers(tensor)
+        return np.asarray(self._run_nodes(nodes, {}, tensor), dtype=np.float64)
 
     def maxpool(self, node, current):
         if isinstance(current, _Pending):
@@ -567,14 +579,13 @@ class _Walker:
         if any(pads):
             raise self.error("MaxPool with pads is not supported; pad before pooling", node)
         out_shape = self.w.get_tensor_shape(node.output[0])
-        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        self.channels_last_input(node)
         window = self.add_window(node, "swg", channels, height, width, kernel, stride, pads, qtype, None)
         if int(np.prod(out_shape[2:])) != window.out_h * window.out_w:
             raise self.error(f"MaxPool output {out_shape} needs ceil_mode, which is not supported", node)
         self.layers.append(PoolSpec(f"{node.name}", channels, window.window,
                                     window.out_h * window.out_w, "max", qtype))
-        self.order = nhwc_order(out_shape)
-        self.spatial_shape = tuple(out_shape[1:])
+        self.image_output(out_shape)
 
     def avgpool(self, node, current):
         """Average pooling as a window sum; the scale 1/window joins the following chain, so a
@@ -585,7 +596,7 @@ class _Walker:
         qtype, affine = current
         channels, height, width, rank = self.spatial_input(node)
         out_shape = self.w.get_tensor_shape(node.output[0])
-        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        self.channels_last_input(node)
         if node.op_type == "GlobalAveragePool":
             window, pixels = height * width, 1  # the stream of one image is one window
         else:
@@ -599,8 +610,7 @@ class _Walker:
         self.layers.append(pool)
         if int(np.prod(out_shape[2:])) != pixels:
             raise self.error(f"output shape {out_shape} does not match {pixels} windows", node)
-        self.order = nhwc_order(out_shape)
-        self.spatial_shape = tuple(out_shape[1:])
+        self.image_output(out_shape)
         scale = np.broadcast_to(np.asarray(affine.scale, dtype=np.float64), (channels,)) / window
         offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,)).copy()
         return _Pending(node.name, None, None, pool.output_type, scale, offset, node.output[0], [],
@@ -628,11 +638,10 @@ class _Walker:
                              "padding is supported", node)
         four = (begin[2], begin[3], end[2], end[3]) if rank == 4 else (0, begin[2], 0, end[2])
         value = self.pad_value(node, qtype, affine, channels, constant)
-        self.stream_order(node, nhwc_order(self.w.get_tensor_shape(node.input[0])))
+        self.channels_last_input(node)
         self.layers.append(PadSpec(node.name, channels, height, width, four, qtype, value))
         out_shape = self.w.get_tensor_shape(node.output[0])
-        self.order = nhwc_order(out_shape)
-        self.spatial_shape = tuple(out_shape[1:])
+        self.image_output(out_shape)
         return current
 
     def flat_offset(self, offset):

@@ -14,9 +14,10 @@ CONV_CONFIGS = {
     # a scalar Mul after a max pool, the pattern FINN's streamliner cannot move past the pool
     "mul_after_pool": ConvNetCfg(in_shape=(1, 2, 8, 8), features=[
         ConvCfg(4, a_bits=3), PoolCfg(mul_after=0.375), ConvCfg(4, kernel=2)]),
-    # a max pool between the conv (with bias input) and its activation, then a 1x1 conv
+    # a max pool between the conv (with bias input) and its activation, then a 1x1 conv with a
+    # quantized bias
     "pool_in_chain": ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
-        ConvCfg(4, bias=True), PoolCfg(in_chain=True), ConvCfg(4, kernel=1)]),
+        ConvCfg(4, bias=True), PoolCfg(in_chain=True), ConvCfg(4, kernel=1, bias=True, bias_bits=12)]),
     # KWS-like 1-D net: [1, C, W] input, padding, pooling, stride
     "conv1d": ConvNetCfg(in_shape=(1, 10, 49), features=[
         ConvCfg(8, kernel=5, pad=2), PoolCfg(), ConvCfg(8, kernel=3, stride=2)], fc=[LayerCfg(12, norm="none")]),
