@@ -10,6 +10,7 @@ A build directory holds:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -94,11 +95,10 @@ def _fold(network: NetworkSpec, folding: dict | None, target_ii: int | None) -> 
 
 
 def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[NetworkSpec, dict]:
-    """FIFO depths from simulation: run a few random frames with deep, monitored FIFOs and give
-    each FIFO its peak fill level (plus one). With those depths no producer ever sees a full
-    FIFO, so the design keeps the timing, and the II, of the deep run."""
-    import dataclasses
-
+    """FIFO depths from simulation: a few random frames through deep, monitored FIFOs give each
+    FIFO's peak fill level; peak + 1 never lets a producer see a full FIFO, so it keeps the deep
+    run's timing. Each FIFO gets the smaller of that and its default depth if a check run still
+    reaches the analytic II, else peak + 1."""
     from .cores.accelerator import PortGeometry, default_fifo_depth, fifo_lanes, to_verilog
     from .sim.rtlsim import simulate
     from .sim.verilator import FAST_BUILD
@@ -133,11 +133,11 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
     candidate = dataclasses.replace(network, fifo_depths=lean)
     check = simulate(candidate, to_verilog(candidate), x, jobs=1, seed=seed, valid_percent=100,
                      cxx_opt=FAST_BUILD)
-    deep_ii = run.cycles_per_frame
     depths = lean if check.cycles_per_frame <= network.analytic_ii * 1.01 else safe
     info = {"depths": list(depths), "peaks": peaks, "check_run_ii_cycles": check.cycles_per_frame,
             "used": "min(peak + 1, default)" if depths == lean else "peak + 1",
-            "deep_run_ii_cycles": deep_ii, "frames": frames, "seconds": round(time.perf_counter() - start, 3)}
+            "deep_run_ii_cycles": run.cycles_per_frame, "frames": frames,
+            "seconds": round(time.perf_counter() - start, 3)}
     return dataclasses.replace(network, fifo_depths=depths), info
 
 
@@ -210,7 +210,6 @@ def load_build(out_dir) -> Build:
     streamlined = streamline(out / "original.onnx", name=options["name"], label_select=options["label_select"])
     network = _fold(streamlined.network, read_folding(out / "folding.json"), None)
     if (report.get("fifos") or {}).get("sized_by_simulation"):
-        import dataclasses
         network = dataclasses.replace(network, fifo_depths=tuple(report["fifos"]["depths"]))
     verilog = (out / f"{options['name']}.v").read_text()
     return Build(out, streamlined, network, verilog, report)
