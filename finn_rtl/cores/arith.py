@@ -49,3 +49,17 @@ def element_value(code: Value, qtype) -> Value:
     if qtype.bipolar:
         return Mux(code[0], 1, -1)
     return code.as_signed() if qtype.signed else code.as_unsigned()
+
+
+def nested_counters(m, enable: Value, limits, names) -> list[Signal]:
+    """Counters that step like an odometer (the last one fastest) each cycle `enable` is high:
+    e.g. (row, column, channel group) for the beats of an image."""
+    counters = [Signal(range(max(limit, 2)), name=name) for limit, name in zip(limits, names)]
+    carry = Const(1, 1)
+    with m.If(enable):
+        for counter, limit in zip(reversed(counters), reversed(limits)):
+            at_end = counter == limit - 1
+            with m.If(carry):
+                m.d.sync += counter.eq(Mux(at_end, 0, counter + 1))
+            carry = carry & at_end
+    return counters

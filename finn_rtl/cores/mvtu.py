@@ -26,7 +26,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
-from .arith import element_value, lanes, pack_ints, tree_sum
+from .arith import element_value, lanes, nested_counters, pack_ints, tree_sum
 from .threshold import threshold_stage
 
 
@@ -88,11 +88,10 @@ class MVTU(wiring.Component):
                      weight_read.en.eq(advance), buffer_read.en.eq(advance)]
 
         # -- issue: walk (nf, sf); the input stream is consumed only in neuron fold 0
-        nf = Signal(range(max(NF, 2)))
-        sf = Signal(range(max(SF, 2)))
-        weight_addr = Signal(range(max(NF * SF, 2)))
-        from_stream = nf == 0
         issue = Signal()
+        nf, sf = nested_counters(m, issue, (NF, SF), ("nf", "sf"))
+        weight_addr, = nested_counters(m, issue, (NF * SF,), ("weight_addr",))
+        from_stream = nf == 0
         m.d.comb += [
             self.s.ready.eq(advance & from_stream),
             issue.eq(advance & (~from_stream | self.s.valid)),
@@ -102,12 +101,6 @@ class MVTU(wiring.Component):
             buffer_write.data.eq(self.s.payload),
             buffer_write.en.eq(issue & from_stream),
         ]
-        with m.If(issue):
-            m.d.sync += weight_addr.eq(Mux(weight_addr == NF * SF - 1, 0, weight_addr + 1))
-            with m.If(sf == SF - 1):
-                m.d.sync += [sf.eq(0), nf.eq(Mux(nf == NF - 1, 0, nf + 1))]
-            with m.Else():
-                m.d.sync += sf.eq(sf + 1)
 
         # -- multiply-accumulate stage (operands arrive one cycle after issue)
         mac_valid, mac_first, mac_last, mac_from_stream = Signal(), Signal(), Signal(), Signal()

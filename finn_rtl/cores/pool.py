@@ -13,7 +13,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import PoolSpec
-from .arith import element_value, lanes
+from .arith import element_value, lanes, nested_counters
 
 
 class WindowPool(wiring.Component):
@@ -33,8 +33,8 @@ class WindowPool(wiring.Component):
         read = partial.read_port(domain="comb")
         write = partial.write_port()
 
-        pixel = Signal(range(max(spec.window, 2)))
-        group = Signal(range(max(beats, 2)))
+        accept = Signal()
+        pixel, group = nested_counters(m, accept, (spec.window, beats), ("pixel", "group"))
         first, last = pixel == 0, pixel == spec.window - 1
         m.d.comb += [read.addr.eq(group), write.addr.eq(group)]
 
@@ -63,14 +63,9 @@ class WindowPool(wiring.Component):
             self.m.payload.eq(out_data),
             write.data.eq(result),
         ]
-        accept = self.s.valid & self.s.ready
-        m.d.comb += write.en.eq(accept & ~last)
+        m.d.comb += [accept.eq(self.s.valid & self.s.ready), write.en.eq(accept & ~last)]
         with m.If(room):
             m.d.sync += out_valid.eq(accept & last)
         with m.If(accept & last):
             m.d.sync += out_data.eq(result)
-        with m.If(accept):
-            m.d.sync += group.eq(Mux(group == beats - 1, 0, group + 1))
-            with m.If(group == beats - 1):
-                m.d.sync += pixel.eq(Mux(last, 0, pixel + 1))
         return m

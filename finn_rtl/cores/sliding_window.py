@@ -23,10 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import SlidingWindowSpec
-
-
-def _counter(m, limit: int, name: str) -> Signal:
-    return Signal(range(max(limit, 2)), name=name)
+from .arith import nested_counters
 
 
 class SlidingWindow(wiring.Component):
@@ -67,32 +64,25 @@ class SlidingWindow(wiring.Component):
         complete = Signal(signed(span.bit_length() + 1))
 
         # -- writer
-        w_slot = _counter(m, rows, "w_slot")
-        w_pos = _counter(m, row_beats, "w_pos")
+        accept = self.s.valid & self.s.ready
+        w_slot, w_pos = nested_counters(m, accept, (rows, row_beats), ("w_slot", "w_pos"))
         row_start_ok = started < rows
         m.d.comb += [
             self.s.ready.eq((w_pos != 0) | row_start_ok),
             write.addr.eq(w_slot * row_beats + w_pos),
             write.data.eq(self.s.payload),
+            write.en.eq(accept),
         ]
-        accept = self.s.valid & self.s.ready
-        m.d.comb += write.en.eq(accept)
         row_started = accept & (w_pos == 0)
         row_done = accept & (w_pos == row_beats - 1)
-        with m.If(accept):
-            with m.If(w_pos == row_beats - 1):
-                m.d.sync += [w_pos.eq(0), w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))]
-            with m.Else():
-                m.d.sync += w_pos.eq(w_pos + 1)
 
         # -- reader: (oy, ox, ky, kx, cf), one beat per cycle; the read port is the output register
-        oy, ox = _counter(m, OH, "oy"), _counter(m, OW, "ox")
-        ky, kx, cf = _counter(m, KH, "ky"), _counter(m, KW, "kx"), _counter(m, CF, "cf")
-        base_slot = _counter(m, rows, "base_slot")  # slot of input row oy*SH
         out_valid = Signal()
         advance = ~out_valid | self.m.ready
         can_issue = complete >= KH
         issue = advance & can_issue
+        oy, ox, ky, kx, cf = nested_counters(m, issue, (OH, OW, KH, KW, CF), ("oy", "ox", "ky", "kx", "cf"))
+        base_slot = Signal(range(max(rows, 2)))  # slot of input row oy*SH
         slot = Signal(range(2 * rows))
         m.d.comb += slot.eq(base_slot + ky)
         wrapped = Mux(slot >= rows, slot - rows, slot)
@@ -107,8 +97,7 @@ class SlidingWindow(wiring.Component):
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
 
-        last_cf, last_kx, last_ky = cf == CF - 1, kx == KW - 1, ky == KH - 1
-        window_done = last_cf & last_kx & last_ky
+        window_done = (cf == CF - 1) & (kx == KW - 1) & (ky == KH - 1)
         out_row_done = issue & window_done & (ox == OW - 1)
         frame_done = out_row_done & (oy == OH - 1)
         # A finished output row releases SH rows; a finished frame releases the rest of the frame.
@@ -125,14 +114,4 @@ class SlidingWindow(wiring.Component):
             moved = base_slot + step
             m.d.sync += base_slot.eq(Mux(moved >= rows, moved - rows, moved))
 
-        with m.If(issue):
-            m.d.sync += cf.eq(Mux(last_cf, 0, cf + 1))
-            with m.If(last_cf):
-                m.d.sync += kx.eq(Mux(last_kx, 0, kx + 1))
-                with m.If(last_kx):
-                    m.d.sync += ky.eq(Mux(last_ky, 0, ky + 1))
-                    with m.If(last_ky):
-                        m.d.sync += ox.eq(Mux(ox == OW - 1, 0, ox + 1))
-                        with m.If(ox == OW - 1):
-                            m.d.sync += oy.eq(Mux(oy == OH - 1, 0, oy + 1))
         return m

@@ -1,12 +1,12 @@
 """Standalone thresholding core: PE channels per beat, each mapped through its thresholds."""
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import ThresholdSpec
-from .arith import element_value, lanes
+from .arith import element_value, lanes, nested_counters
 from .threshold import register_thresholded
 
 
@@ -25,11 +25,9 @@ class Thresholding(wiring.Component):
         value_shape = signed(spec.value_type.bits)
         out_valid, out_data = Signal(), Signal(spec.pe * spec.output_type.bits)
         advance = ~out_valid | self.m.ready
-        group = Signal(range(max(groups, 2)))
         accept = self.s.valid & advance
+        group, = nested_counters(m, accept, (groups,), ("group",))
         m.d.comb += [self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data)]
-        with m.If(accept):
-            m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
 
         # Stage 1 holds the beat while its channel group's thresholds are read.
         held_valid = Signal()

@@ -14,7 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
-from .arith import element_value, lanes, pack_ints
+from .arith import element_value, lanes, nested_counters, pack_ints
 from .threshold import register_thresholded
 
 
@@ -50,18 +50,13 @@ class VectorUnit(wiring.Component):
         out_valid, out_data = Signal(), Signal(PE * spec.output_type.bits)
         advance = ~out_valid | self.m.ready
         accept = self.s.valid & advance
-        position = Signal(range(max(spec.window, 2)))
-        group = Signal(range(max(groups, 2)))
+        position, group = nested_counters(m, accept, (spec.window, groups), ("position", "group"))
         first, last = position == 0, position == spec.window - 1
         m.d.comb += [
             self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data),
             weight_read.addr.eq(position * groups + group),
             partial_read.addr.eq(group), partial_write.addr.eq(group),
         ]
-        with m.If(accept):
-            m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
-            with m.If(group == groups - 1):
-                m.d.sync += position.eq(Mux(last, 0, position + 1))
 
         sums = []
         x_lanes = lanes(self.s.payload, spec.input_type.bits, PE)

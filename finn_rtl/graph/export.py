@@ -11,6 +11,8 @@ and is checked against the hardware's numpy reference in the tests.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -84,10 +86,10 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
             continue
         if isinstance(layer, (SlidingWindowSpec, PadSpec)):
             # A fixed rearrangement: gather each output element from the input (index 0: the pad value).
-            source = layer.reference(np.arange(1, layer.in_elements + 1)[None, :])[0] if \
-                isinstance(layer, SlidingWindowSpec) else \
-                PadSpec(layer.name, layer.channels, layer.in_h, layer.in_w, layer.pads,
-                        _index_type(layer.in_elements), 0).reference(np.arange(1, layer.in_elements + 1)[None, :])[0]
+            # The layer's own reference, run on element positions 1..n, says where each output comes from.
+            positions = layer if isinstance(layer, SlidingWindowSpec) else \
+                dataclasses.replace(layer, dtype=_index_type(layer.in_elements), value=0)
+            source = positions.reference(np.arange(1, layer.in_elements + 1)[None, :])[0]
             value = getattr(layer, "value", 0)
             inits.append(numpy_helper.from_array(np.full((1, 1), value, dtype=np.float32), f"{layer.name}_padv"))
             inits.append(numpy_helper.from_array(source.astype(np.int64), f"{layer.name}_index"))

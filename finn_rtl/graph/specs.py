@@ -33,6 +33,26 @@ def apply_thresholds(values: np.ndarray, thresholds: np.ndarray, sign, output_ty
     return np.where(counts > 0, 1, -1) if output_type.bipolar else out_base + counts
 
 
+def compared_type(lo: int, hi: int, channel_sign, thresholds) -> QType:
+    """Signed type of a value compared against thresholds: it fits the value's range [lo, hi],
+    its negation where some channel compares the negated value, and every threshold."""
+    lo, hi = int(lo), int(hi)
+    if channel_sign is not None:
+        lo, hi = min(lo, -hi), max(hi, -lo)
+    if thresholds is not None:
+        lo, hi = min(lo, int(thresholds.min())), max(hi, int(thresholds.max()))
+    rng = QType.for_range(lo, hi)
+    return QType(rng.bits + (0 if rng.signed else 1), True)
+
+
+def _channel_sign(sign) -> Optional[np.ndarray]:
+    """A frozen per-channel +-1 array, or None when every channel is +1."""
+    if sign is None:
+        return None
+    sign = _frozen_int_array(sign)
+    return None if np.all(sign == 1) else sign
+
+
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -69,12 +89,12 @@ class MVTUSpec:
         if self.vectors < 1:
             raise ValueError(f"{self.name}: vectors per frame must be at least 1")
         if self.channel_sign is not None:
-            sign = _frozen_int_array(self.channel_sign)
+            sign = np.asarray(self.channel_sign)
             if sign.shape != (self.mh,) or not np.all(np.abs(sign) == 1):
                 raise ValueError(f"{self.name}: channel_sign must be +-1 per output channel")
             if self.thresholds is None:
                 raise ValueError(f"{self.name}: channel_sign only applies to thresholded layers")
-            object.__setattr__(self, "channel_sign", None if np.all(sign == 1) else sign)
+            object.__setattr__(self, "channel_sign", _channel_sign(sign))
         if self.weights.ndim != 2:
             raise ValueError(f"{self.name}: weights must be 2-D [mh, mw]")
         if not self.weight_type.contains(self.weights):
@@ -175,20 +195,9 @@ class MVTUSpec:
         return lo, hi
 
     @property
-    def signs(self) -> np.ndarray:
-        return np.ones(self.mh, dtype=np.int64) if self.channel_sign is None else self.channel_sign
-
-    @property
     def acc_type(self) -> QType:
         lo, hi = self.acc_range
-        lo_all, hi_all = int(lo.min()), int(hi.max())
-        if self.channel_sign is not None:  # the negated accumulator must fit too
-            lo_all, hi_all = min(lo_all, -hi_all), max(hi_all, -lo_all)
-        if self.thresholds is not None:
-            lo_all = min(lo_all, int(self.thresholds.min()))
-            hi_all = max(hi_all, int(self.thresholds.max()))
-        rng = QType.for_range(lo_all, hi_all)
-        return QType(rng.bits + (0 if rng.signed else 1), True)
+        return compared_type(lo.min(), hi.max(), self.channel_sign, self.thresholds)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         """Bit-exact numpy model of the layer: x [n, mw] ints -> [n, mh] ints."""
@@ -319,7 +328,6 @@ class PadSpec(_ImageRearrangement):
     def cycles_per_frame(self) -> int:
         return self.out_elements // self.simd
 
-
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
         img = np.asarray(x, dtype=np.int64).reshape(n, self.in_h, self.in_w, self.channels)
@@ -385,7 +393,6 @@ class PoolSpec(_WindowReduction):
         lo, hi = self.input_type.min * self.window, self.input_type.max * self.window
         return QType.for_range(lo, hi)
 
-
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
         windows = np.asarray(x, dtype=np.int64).reshape(n, self.out_pixels, self.window, self.channels)
@@ -413,9 +420,7 @@ class ThresholdSpec:
         if thresholds.ndim != 2 or thresholds.shape[0] != self.channels or np.any(np.diff(thresholds, axis=1) < 0):
             raise ValueError(f"{self.name}: thresholds must be [channels={self.channels}, n], ascending")
         object.__setattr__(self, "thresholds", thresholds)
-        if self.channel_sign is not None:
-            sign = _frozen_int_array(self.channel_sign)
-            object.__setattr__(self, "channel_sign", None if np.all(sign == 1) else sign)
+        object.__setattr__(self, "channel_sign", _channel_sign(self.channel_sign))
         _check_channel_simd(self.name, self.channels, self.pe)
 
     @property
@@ -442,11 +447,7 @@ class ThresholdSpec:
     @property
     def value_type(self) -> QType:
         """The compared value: the input, or its negation on decreasing channels."""
-        lo, hi = self.input_type.min, self.input_type.max
-        lo_all, hi_all = (min(lo, -hi), max(hi, -lo)) if self.channel_sign is not None else (lo, hi)
-        lo_all, hi_all = min(lo_all, int(self.thresholds.min())), max(hi_all, int(self.thresholds.max()))
-        rng = QType.for_range(lo_all, hi_all)
-        return QType(rng.bits + (0 if rng.signed else 1), True)
+        return compared_type(self.input_type.min, self.input_type.max, self.channel_sign, self.thresholds)
 
     def folded(self, pe: int, simd=None) -> "ThresholdSpec":
         _check_channel_simd(self.name, self.channels, pe)
@@ -484,9 +485,7 @@ class VectorUnitSpec(_WindowReduction):
         object.__setattr__(self, "weights", _frozen_int_array(self.weights))
         if self.weights.ndim != 2 or not self.weight_type.contains(self.weights):
             raise ValueError(f"{self.name}: weights must be [channels, window] of {self.weight_type}")
-        if self.channel_sign is not None:
-            sign = _frozen_int_array(self.channel_sign)
-            object.__setattr__(self, "channel_sign", None if np.all(sign == 1) else sign)
+        object.__setattr__(self, "channel_sign", _channel_sign(self.channel_sign))
         if self.thresholds is not None:
             object.__setattr__(self, "thresholds", _frozen_int_array(self.thresholds))
         else:
@@ -500,15 +499,8 @@ class VectorUnitSpec(_WindowReduction):
     @property
     def acc_type(self) -> QType:
         """Fits every channel's sum, its negation on decreasing channels, and the thresholds."""
-        dense = MVTUSpec("acc", self.weights, self.input_type, self.weight_type)
-        lo, hi = dense.acc_range
-        lo_all, hi_all = int(lo.min()), int(hi.max())
-        if self.channel_sign is not None:
-            lo_all, hi_all = min(lo_all, -hi_all), max(hi_all, -lo_all)
-        if self.thresholds is not None:
-            lo_all, hi_all = min(lo_all, int(self.thresholds.min())), max(hi_all, int(self.thresholds.max()))
-        rng = QType.for_range(lo_all, hi_all)
-        return QType(rng.bits + (0 if rng.signed else 1), True)
+        lo, hi = MVTUSpec("acc", self.weights, self.input_type, self.weight_type).acc_range
+        return compared_type(lo.min(), hi.max(), self.channel_sign, self.thresholds)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)

@@ -729,7 +729,7 @@ class _Walker:
         if np.any(np.asarray(scale) <= 0):
             raise self.error("activation quantizer scale must be positive", quant)
         thresholds = self.find_thresholds(current, quant, out_type, qmin, qmax)
-        self.finish_layer(current, (thresholds, out_type, qmin), quant)
+        self.finish_layer(current, (thresholds, out_type, qmin))
         return out_type, _Affine(self.channel_vector(quant, scale, len(current.acc_scale)), np.zeros(()))
 
     def find_thresholds(self, pending: _Pending, quant, out_type, qmin, qmax) -> np.ndarray:
@@ -813,12 +813,12 @@ class _Walker:
                         thresholds=thresholds, output_type=out_type, out_base=qmin,
                         channel_sign=pending.sign, **shape)
 
-    def finish_layer(self, pending: _Pending, activation, quant=None):
-        """Emit the MVTU and then the max pools met in its chain (moved past the activation)."""
+    def finish_layer(self, pending: _Pending, activation):
+        """Emit the layer and then the max pools met in its chain (moved past the activation)."""
         layer = self.make_layer(pending, activation)
-        if layer is None:
-            return
-        self.layers.append(layer)
+        if layer is not None:
+            self.layers.append(layer)
+        pooled_type = pending.input_type if layer is None else layer.output_type  # None: pool sums
         for pool in pending.pools:
             if activation is not None and pending.sign is not None:
                 raise self.error("MaxPool between a layer and its activation, where the activation "
@@ -827,7 +827,7 @@ class _Walker:
             if activation is None and np.any(np.asarray(pending.acc_scale) < 0):
                 raise self.error("MaxPool on an output with a negative scale is a min pool, which "
                                  "is not supported", pool)
-            self.add_maxpool(pool, layer.output_type)
+            self.add_maxpool(pool, pooled_type)
 
     def argmax(self, node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
