@@ -293,7 +293,9 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
 
 
 def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, ready_percent: int = 100,
-           seed: int = 1) -> dict:
+           seed: int = 1, cxx_opt: str | None = None) -> dict:
+    """rtlsim `x` through the build and compare with qonnx on the original model. `cxx_opt`: g++
+    optimisation of the simulator (default: chosen from the expected cycles and design size)."""
     from .graph.ingest import execute_batched
     from .sim.rtlsim import simulate
 
@@ -303,7 +305,7 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
     golden_seconds = time.perf_counter() - start
     stream = b.network.to_stream(ints)
     run = simulate(b.network, b.verilog, stream, valid_percent=valid_percent,
-                   ready_percent=ready_percent, seed=seed)
+                   ready_percent=ready_percent, seed=seed, cxx_opt=cxx_opt)
     outputs = b.network.from_stream(run.outputs)
     result = compare(b.network, outputs, golden)
     reference_match = bool(np.array_equal(run.outputs, b.network.reference(stream)))
@@ -315,6 +317,7 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "latency_cycles": run.latency_cycles,
         "total_cycles": run.total_cycles,
         "rtlsim_seconds": round(run.wall_seconds, 3),
+        "rtlsim_loop_seconds": round(run.loop_seconds, 3),
         "rtlsim_cycles_per_second": round(run.cycles_per_second),
         "verilator_build_seconds": round(run.build_seconds, 3),
         "golden_seconds": round(golden_seconds, 3),

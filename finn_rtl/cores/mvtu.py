@@ -14,8 +14,11 @@ take a result, so backpressure never loses or duplicates data):
   issue -> [buffer/weight ROM read] -> multiply-accumulate -> [threshold ROM read]
         -> threshold compare -> output register
 
-Both operands bipolar: the dot product is an XNOR-popcount; the accumulator
-counts agreements ``pc`` and thresholds are translated from ``dot = 2*pc - MW``.
+The dot product is computed on bit planes (`bitplane`): input words are
+re-packed plane by plane as they arrive (into the input buffer, which every
+later neuron fold reads), weights are stored plane by plane in the ROM. Both
+operands bipolar: the dot product is an XNOR-popcount; the accumulator counts
+agreements ``pc`` and thresholds are translated from ``dot = 2*pc - MW``.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
-from .arith import element_value, lanes, nested_counters, pack_ints, tree_sum
+from .arith import nested_counters
+from .bitplane import agreement_count, chunks, dot_product, pack_planes, planar
 from .threshold import threshold_stage
 
 
@@ -62,7 +66,7 @@ class MVTU(wiring.Component):
         for nf in range(spec.neuron_fold):
             for sf in range(spec.synapse_fold):
                 block = codes[nf * spec.pe:(nf + 1) * spec.pe, sf * spec.simd:(sf + 1) * spec.simd]
-                words.append(pack_ints(block.reshape(-1), spec.weight_type.bits))
+                words.append(pack_planes(block, spec.weight_type.bits))
         return words
 
     # -- hardware -------------------------------------------------------------------
@@ -75,17 +79,12 @@ class MVTU(wiring.Component):
 
         m.submodules.weights = weight_rom = Memory(
             shape=unsigned(PE * SIMD * wb), depth=NF * SF, init=self._weight_rom_init())
-        m.submodules.input_buffer = input_buffer = Memory(
-            shape=unsigned(self.in_width), depth=SF, init=[])
         weight_read = weight_rom.read_port()
-        buffer_read = input_buffer.read_port()
-        buffer_write = input_buffer.write_port()
 
         out_valid = Signal()
         advance = Signal()
         m.d.comb += advance.eq(~out_valid | self.m.ready)
-        m.d.comb += [self.m.valid.eq(out_valid),
-                     weight_read.en.eq(advance), buffer_read.en.eq(advance)]
+        m.d.comb += [self.m.valid.eq(out_valid), weight_read.en.eq(advance)]
 
         # -- issue: walk (nf, sf); the input stream is consumed only in neuron fold 0
         issue = Signal()
@@ -96,10 +95,6 @@ class MVTU(wiring.Component):
             self.s.ready.eq(advance & from_stream),
             issue.eq(advance & (~from_stream | self.s.valid)),
             weight_read.addr.eq(weight_addr),
-            buffer_read.addr.eq(sf),
-            buffer_write.addr.eq(sf),
-            buffer_write.data.eq(self.s.payload),
-            buffer_write.en.eq(issue & from_stream),
         ]
 
         # -- multiply-accumulate stage (operands arrive one cycle after issue)
@@ -108,23 +103,34 @@ class MVTU(wiring.Component):
         mac_nf = Signal.like(nf)
         with m.If(advance):
             m.d.sync += [mac_valid.eq(issue), mac_first.eq(sf == 0), mac_last.eq(sf == SF - 1),
-                         mac_from_stream.eq(from_stream), mac_stream_word.eq(self.s.payload),
-                         mac_nf.eq(nf)]
-        # A named signal: slicing an expression per lane would rebuild the whole mux per lane.
-        x_word = Signal(self.in_width)
-        m.d.comb += x_word.eq(Mux(mac_from_stream, mac_stream_word, buffer_read.data))
-        x_lanes = lanes(x_word, ib, SIMD)
-        w_lanes = lanes(weight_read.data, wb, PE * SIMD)
+                         mac_from_stream.eq(from_stream), mac_nf.eq(nf)]
+        # Re-packed only when a beat is taken, so a simulator does the bit shuffle once per beat.
+        with m.If(issue & from_stream):
+            m.d.sync += mac_stream_word.eq(planar(self.s.payload, ib, SIMD))
+        x_planes = [mac_stream_word[a * SIMD:(a + 1) * SIMD] for a in range(ib)]
+        if SF > 1:
+            # Later neuron folds read the vector's beats back from the input buffer. (With one
+            # beat per vector the stream word itself is the buffer: it changes only with the next
+            # vector.)
+            m.submodules.input_buffer = input_buffer = Memory(
+                shape=unsigned(self.in_width), depth=SF, init=[])
+            buffer_read, buffer_write = input_buffer.read_port(), input_buffer.write_port()
+            m.d.comb += [buffer_read.en.eq(advance), buffer_read.addr.eq(sf),
+                         buffer_write.addr.eq(sf), buffer_write.data.eq(planar(self.s.payload, ib, SIMD)),
+                         buffer_write.en.eq(issue & from_stream)]
+            # One multiplexer per compressor chunk, not per plane, so that no wide word is copied.
+            x_planes = [Cat(*(Mux(mac_from_stream, new, kept) for new, kept in zip(
+                            chunks(plane), chunks(buffer_read.data[a * SIMD:(a + 1) * SIMD]))))
+                        for a, plane in enumerate(x_planes)]
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
         acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         for pe in range(PE):
-            row = w_lanes[pe * SIMD:(pe + 1) * SIMD]
+            w_planes = [weight_read.data[(pe * wb + b) * SIMD:(pe * wb + b + 1) * SIMD] for b in range(wb)]
             if spec.binary_xnor:
-                terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
+                dot = agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}")
             else:
-                terms = [element_value(x, spec.input_type) * element_value(w, spec.weight_type)
-                         for x, w in zip(x_lanes, row)]
-            m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + tree_sum(terms, m, f"dot{pe}"))
+                dot = dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}")
+            m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + dot)
             with m.If(advance & mac_valid):
                 m.d.sync += acc[pe].eq(acc_next[pe])
 

@@ -1,14 +1,18 @@
 """Element-granular stream width converter: `in_elems` per input beat -> `out_elems` per output beat.
 
-Elements keep their order (element 0 in the LSBs of a beat). The buffer holds
-in_elems + out_elems elements, enough to accept and emit in the same cycle, so
-the converter sustains one beat per cycle on the wider side.
+Elements keep their order (element 0 in the LSBs of a beat), and the converter
+sustains one beat per cycle on the narrower side. When one width divides the
+other (every folding FINN allows), beats are shifted in or out of a register by
+a constant amount; otherwise a buffer of 2*(in+out) elements inserts each beat
+at its fill level, which costs a variable shifter.
 """
 from __future__ import annotations
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from .arith import nested_counters
 
 
 class WidthConverter(wiring.Component):
@@ -25,6 +29,10 @@ class WidthConverter(wiring.Component):
         if a == b:
             wiring.connect(m, wiring.flipped(self.s), wiring.flipped(self.m))
             return m
+        if b % a == 0:
+            return self._gather(m, b // a)
+        if a % b == 0:
+            return self._scatter(m, a // b)
         capacity = 2 * (a + b)
         buf = Signal(eb * capacity)
         count = Signal(range(capacity + 1))
@@ -48,4 +56,37 @@ class WidthConverter(wiring.Component):
             ]
         with m.Else():
             m.d.sync += [buf.eq(shifted), count.eq(remaining)]
+        return m
+
+    def _gather(self, m, beats: int):
+        """`beats` input beats per output beat: shift each in at the top; the last one completes
+        the output register, which may be taken in the same cycle."""
+        eb, a = self.element_bits, self.in_elems
+        fill = Signal(len(self.m.payload))
+        filled, = nested_counters(m, self.s.valid & self.s.ready, (beats,), ("filled",))
+        out_valid = Signal()
+        completing = filled == beats - 1
+        m.d.comb += [self.s.ready.eq(~completing | ~out_valid | self.m.ready),
+                     self.m.valid.eq(out_valid)]
+        with m.If(self.m.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(self.s.valid & self.s.ready):
+            shifted_in = Cat(fill[a * eb:], self.s.payload)
+            m.d.sync += fill.eq(shifted_in)
+            with m.If(completing):
+                m.d.sync += [self.m.payload.eq(shifted_in), out_valid.eq(1)]
+        return m
+
+    def _scatter(self, m, beats: int):
+        """One input beat gives `beats` output beats, shifted out of a register from the bottom."""
+        eb, b = self.element_bits, self.out_elems
+        hold = Signal(len(self.s.payload))
+        left = Signal(range(beats + 1))
+        taken = self.m.valid & self.m.ready
+        m.d.comb += [self.m.valid.eq(left != 0), self.m.payload.eq(hold[:b * eb]),
+                     self.s.ready.eq((left == 0) | ((left == 1) & self.m.ready))]
+        with m.If(self.s.valid & self.s.ready):
+            m.d.sync += [hold.eq(self.s.payload), left.eq(beats)]
+        with m.Elif(taken):
+            m.d.sync += [hold.eq(hold[b * eb:]), left.eq(left - 1)]
         return m

@@ -145,6 +145,7 @@ class StreamRun:
     frame_out_cycle: np.ndarray  # cycle of each frame's last output beat
     total_cycles: int
     wall_seconds: float
+    loop_seconds: float  # the harness's clock loop alone: the simulator's own speed
     fifo_peak_words: np.ndarray | None = None  # the `fifo_peaks` port after the run, if monitored
 
 
@@ -171,7 +172,8 @@ def run_stream(design: CompiledDesign, in_words: np.ndarray, in_beats_per_frame:
         output = np.fromfile(tmp / "out.bin", dtype="<u4").reshape(-1, out_words)
         lines = (tmp / "stats.txt").read_text().split("\n")
     total = int(lines[0].split()[1])
+    loop_seconds = float(lines[1].split()[1])
     stamps = np.array([[int(v) for v in line.split()[2:]] for line in lines if line.startswith("frame ")],
                       dtype=np.int64).reshape(-1, 2)
     peaks = [np.array(line.split()[1:], dtype=np.uint64) for line in lines if line.startswith("fifo_peaks")]
-    return StreamRun(output, stamps[:, 0], stamps[:, 1], total, wall, peaks[0] if peaks else None)
+    return StreamRun(output, stamps[:, 0], stamps[:, 1], total, wall, loop_seconds, peaks[0] if peaks else None)

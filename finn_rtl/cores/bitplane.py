@@ -1,0 +1,130 @@
+"""Dot products of low-precision vectors as weighted popcounts of bit-plane ANDs.
+
+A vector of b-bit integers is held as b *bit planes*: plane ``a`` is the word of bit ``a`` of
+every element. For two's complement the top plane counts negatively; a bipolar element
+(bit 1 is +1, bit 0 is -1) is its bit plane minus the complemented plane. Then
+
+    sum_i x_i * w_i = sum over plane pairs (p, q) of  +-2^(shift_p + shift_q) * popcount(X_p & W_q)
+
+and every popcount term is summed by one carry-save compressor that works on whole words: a
+full adder applied to three words at once (sum = a^b^c, carry = majority) keeps the bit count,
+and words narrower than the compressor's chunk are folded in halves until single bits remain.
+
+On an FPGA this is a Wallace tree of full adders (one LUT6_2 per three bits) with no carry
+chain until the final two-operand add, the structure of a good popcount or multiplier array.
+In a cycle-based simulator each full adder on a 32-bit chunk is five word operations instead
+of 32 bit-level multiply-and-add steps, which is why the MVTU uses it.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Signal, Value
+
+from ..graph.datatypes import QType
+
+CHUNK = 64  # compressor word width: a machine word in the simulator, fine-grained for synthesis
+
+
+@dataclass(frozen=True)
+class BitPlane:
+    bit: int  # which bit of the element code
+    shift: int  # weight 2^shift
+    negative: bool  # counts -2^shift (two's complement sign bit, bipolar's complement plane)
+    complemented: bool  # the plane is ~bit (bipolar -1 elements)
+
+
+def bit_planes(qtype: QType) -> list[BitPlane]:
+    """Planes whose signed, weighted sum is the element value."""
+    if qtype.bipolar:
+        return [BitPlane(0, 0, False, False), BitPlane(0, 0, True, True)]
+    top = qtype.bits - 1
+    return [BitPlane(a, a, qtype.signed and a == top, False) for a in range(qtype.bits)]
+
+
+def planar(word: Value, width: int, count: int) -> Value:
+    """Re-pack `count` packed elements of `width` bits (element 0 in the LSBs) as `width` planes
+    of `count` bits, plane 0 first. Pure wiring in hardware."""
+    return Cat(*(word[i * width + a] for a in range(width) for i in range(count)))
+
+
+def pack_planes(codes: np.ndarray, width: int) -> int:
+    """Integer codes [rows, count] (unsigned) packed row after row, each row as `width` planes."""
+    codes = np.asarray(codes, dtype=np.int64)
+    word, offset = 0, 0
+    for row in codes.reshape(codes.shape[0], -1):
+        for a in range(width):
+            for i, bit in enumerate((row >> a) & 1):
+                word |= int(bit) << (offset + i)
+            offset += row.size
+    return word
+
+
+def chunks(word: Value) -> list[Value]:
+    return [word[i:i + CHUNK] for i in range(0, len(word), CHUNK)]
+
+
+def weighted_popcount(m, terms: list[tuple[int, Value]], name: str) -> Value:
+    """Unsigned sum of ``2^shift * popcount(word)`` over `terms`, as a carry-save compressor.
+
+    Each column (weight) is reduced with full adders while it holds three or more words; a
+    column left with wider-than-one-bit words has them split in halves (a popcount does not
+    care where a bit sits) and is reduced again. Carries move to the next column. Each column
+    ends with at most two bits, which one final adder sums. Full-adder outputs are named signals
+    so that no expression grows deep.
+    """
+    columns: dict[int, list[Value]] = defaultdict(list)
+    for shift, word in terms:
+        columns[shift].append(word)
+    final_a, final_b = [], []
+    serial = 0
+    shift = 0
+    while any(columns[k] for k in list(columns) if k >= shift):
+        words = sorted(columns.pop(shift, []), key=len, reverse=True)
+        while True:
+            while len(words) >= 3:
+                a, b, c = words.pop(0), words.pop(0), words.pop(0)
+                total = Signal(len(a), name=f"{name}_s{shift}_{serial}")
+                # A carry needs two ones, so it is no wider than the second widest word.
+                carry = Signal(len(b), name=f"{name}_c{shift}_{serial}")
+                serial += 1
+                m.d.comb += [total.eq(a ^ b ^ c), carry.eq(((a & b) | (c & (a ^ b)))[:len(b)])]
+                columns[shift + 1].append(carry)
+                words = sorted(words + [total], key=len, reverse=True)
+            if all(len(w) <= 1 for w in words):
+                break
+            words = sorted([half for w in words for half in ((w[:len(w) // 2], w[len(w) // 2:])
+                                                              if len(w) > 1 else (w,))],
+                           key=len, reverse=True)
+        final_a.append(words[0] if words else Const(0, 1))
+        final_b.append(words[1] if len(words) > 1 else Const(0, 1))
+        shift += 1
+    if not final_a:
+        return Const(0, 1)
+    return Cat(*final_a) + Cat(*final_b)
+
+
+def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
+                name: str) -> Value:
+    """Signed dot product of two vectors given as bit planes (`bit_planes` order for each type)."""
+    positive, negative = [], []
+    for px in bit_planes(x_type):
+        for pw in bit_planes(w_type):
+            for xc, wc in zip(chunks(x_planes[px.bit]), chunks(w_planes[pw.bit])):
+                xc = ~xc if px.complemented else xc
+                wc = ~wc if pw.complemented else wc
+                term = Signal(max(len(xc), len(wc)), name=f"{name}_x{px.bit}{int(px.complemented)}"
+                              f"_w{pw.bit}{int(pw.complemented)}_{len(positive) + len(negative)}")
+                m.d.comb += term.eq(xc & wc)
+                (negative if px.negative != pw.negative else positive).append((px.shift + pw.shift, term))
+    total = weighted_popcount(m, positive, f"{name}_p")
+    if not negative:
+        return total
+    return total - weighted_popcount(m, negative, f"{name}_n")
+
+
+def agreement_count(m, x_plane: Value, w_plane: Value, name: str) -> Value:
+    """Number of equal bits of two words (the XNOR-popcount of bipolar vectors)."""
+    return weighted_popcount(m, [(0, ~(xc ^ wc)) for xc, wc in zip(chunks(x_plane), chunks(w_plane))], name)
