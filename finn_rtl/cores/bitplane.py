@@ -108,21 +108,24 @@ def weighted_popcount(m, terms: list[tuple[int, Value]], name: str) -> Value:
 
 def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
                 name: str) -> Value:
-    """Signed dot product of two vectors given as bit planes (`bit_planes` order for each type)."""
-    positive, negative = [], []
+    """Signed dot product of two vectors given as bit planes (`bit_planes` order for each type).
+
+    A negative term is counted by its complement, ``-popcount(t) = popcount(~t) - len(t)``, so that
+    one compressor sums every term and a constant corrects the total."""
+    terms, offset = [], 0
     for px in bit_planes(x_type):
         for pw in bit_planes(w_type):
+            negative = px.negative != pw.negative
             for xc, wc in zip(chunks(x_planes[px.bit]), chunks(w_planes[pw.bit])):
                 xc = ~xc if px.complemented else xc
                 wc = ~wc if pw.complemented else wc
                 term = Signal(max(len(xc), len(wc)), name=f"{name}_x{px.bit}{int(px.complemented)}"
-                              f"_w{pw.bit}{int(pw.complemented)}_{len(positive) + len(negative)}")
-                m.d.comb += term.eq(xc & wc)
-                (negative if px.negative != pw.negative else positive).append((px.shift + pw.shift, term))
-    total = weighted_popcount(m, positive, f"{name}_p")
-    if not negative:
-        return total
-    return total - weighted_popcount(m, negative, f"{name}_n")
+                              f"_w{pw.bit}{int(pw.complemented)}_{len(terms)}")
+                m.d.comb += term.eq(~(xc & wc) if negative else xc & wc)
+                terms.append((px.shift + pw.shift, term))
+                offset += len(term) << (px.shift + pw.shift) if negative else 0
+    total = weighted_popcount(m, terms, name)
+    return total - offset if offset else total
 
 
 def agreement_count(m, x_plane: Value, w_plane: Value, name: str) -> Value:
