@@ -14,11 +14,14 @@ take a result, so backpressure never loses or duplicates data):
   issue -> [buffer/weight ROM read] -> multiply-accumulate -> [threshold ROM read]
         -> threshold compare -> output register
 
-The dot product is computed on bit planes (`bitplane`): input words are
-re-packed plane by plane as they arrive (into the input buffer, which every
-later neuron fold reads), weights are stored plane by plane in the ROM. Both
-operands bipolar: the dot product is an XNOR-popcount; the accumulator counts
-agreements ``pc`` and thresholds are translated from ``dot = 2*pc - MW``.
+Dot products: with SIMD >= BIT_PLANE_MIN_SIMD lanes, on bit planes (`bitplane`):
+input words are re-packed plane by plane as they arrive (into the input buffer,
+which every later neuron fold reads), weights are stored plane by plane in the
+ROM, and one carry-save compressor per PE sums plane-pair popcounts. With fewer
+lanes the plane words would be a few bits wide, so each lane is multiplied and
+an adder tree sums the products. Both operands bipolar: the dot product is an
+XNOR-popcount; the accumulator counts agreements ``pc`` and thresholds are
+translated from ``dot = 2*pc - MW``.
 """
 from __future__ import annotations
 
@@ -29,14 +32,20 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
-from .arith import nested_counters
+from .arith import element_value, lanes, nested_counters, pack_ints, tree_sum
 from .bitplane import agreement_count, chunks, dot_product, pack_planes, planar
 from .threshold import threshold_stage
 
 
+# Measured in Verilator: TFC_2W2A with 784 lanes runs 5x faster on bit planes, while CNV's first
+# layer (3 lanes of 8-bit pixels) runs 6x slower, its plane words being 3 bits wide.
+BIT_PLANE_MIN_SIMD = 32
+
+
 class MVTU(wiring.Component):
-    def __init__(self, spec: MVTUSpec):
+    def __init__(self, spec: MVTUSpec, bit_planes: bool | None = None):
         self.spec = spec
+        self.bit_planes = spec.simd >= BIT_PLANE_MIN_SIMD if bit_planes is None else bit_planes
         self.in_width = spec.simd * spec.input_type.bits
         self.out_width = spec.pe * spec.output_type.bits
         super().__init__({
@@ -66,7 +75,8 @@ class MVTU(wiring.Component):
         for nf in range(spec.neuron_fold):
             for sf in range(spec.synapse_fold):
                 block = codes[nf * spec.pe:(nf + 1) * spec.pe, sf * spec.simd:(sf + 1) * spec.simd]
-                words.append(pack_planes(block, spec.weight_type.bits))
+                words.append(pack_planes(block, spec.weight_type.bits) if self.bit_planes
+                             else pack_ints(block.reshape(-1), spec.weight_type.bits))
         return words
 
     # -- hardware -------------------------------------------------------------------
@@ -105,8 +115,10 @@ class MVTU(wiring.Component):
             m.d.sync += [mac_valid.eq(issue), mac_first.eq(sf == 0), mac_last.eq(sf == SF - 1),
                          mac_from_stream.eq(from_stream), mac_nf.eq(nf)]
         # Re-packed only when a beat is taken, so a simulator does the bit shuffle once per beat.
+        repack = (lambda word: planar(word, ib, SIMD)) if self.bit_planes else (lambda word: word)
         with m.If(issue & from_stream):
-            m.d.sync += mac_stream_word.eq(planar(self.s.payload, ib, SIMD))
+            m.d.sync += mac_stream_word.eq(repack(self.s.payload))
+        x_word = mac_stream_word
         x_planes = [mac_stream_word[a * SIMD:(a + 1) * SIMD] for a in range(ib)]
         if SF > 1:
             # Later neuron folds read the vector's beats back from the input buffer. (With one
@@ -116,20 +128,24 @@ class MVTU(wiring.Component):
                 shape=unsigned(self.in_width), depth=SF, init=[])
             buffer_read, buffer_write = input_buffer.read_port(), input_buffer.write_port()
             m.d.comb += [buffer_read.en.eq(advance), buffer_read.addr.eq(sf),
-                         buffer_write.addr.eq(sf), buffer_write.data.eq(planar(self.s.payload, ib, SIMD)),
+                         buffer_write.addr.eq(sf), buffer_write.data.eq(repack(self.s.payload)),
                          buffer_write.en.eq(issue & from_stream)]
-            # One multiplexer per compressor chunk, not per plane, so that no wide word is copied.
-            x_planes = [Cat(*(Mux(mac_from_stream, new, kept) for new, kept in zip(
-                            chunks(plane), chunks(buffer_read.data[a * SIMD:(a + 1) * SIMD]))))
-                        for a, plane in enumerate(x_planes)]
+            if self.bit_planes:
+                # One multiplexer per compressor chunk, not per plane, so that no wide word is copied.
+                x_planes = [Cat(*(Mux(mac_from_stream, new, kept) for new, kept in zip(
+                                chunks(plane), chunks(buffer_read.data[a * SIMD:(a + 1) * SIMD]))))
+                            for a, plane in enumerate(x_planes)]
+            else:
+                # A named signal: slicing an expression per lane would rebuild the whole mux per lane.
+                x_word = Signal(self.in_width)
+                m.d.comb += x_word.eq(Mux(mac_from_stream, mac_stream_word, buffer_read.data))
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
         acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         for pe in range(PE):
-            w_planes = [weight_read.data[(pe * wb + b) * SIMD:(pe * wb + b + 1) * SIMD] for b in range(wb)]
-            if spec.binary_xnor:
-                dot = agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}")
+            if self.bit_planes:
+                dot = self._plane_dot(m, x_planes, weight_read.data, pe)
             else:
-                dot = dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}")
+                dot = self._lane_dot(m, lanes(x_word, ib, SIMD), weight_read.data, pe)
             m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + dot)
             with m.If(advance & mac_valid):
                 m.d.sync += acc[pe].eq(acc_next[pe])
@@ -148,6 +164,23 @@ class MVTU(wiring.Component):
                          out_payload.eq(Cat(r.as_unsigned()[:ob] for r in results))]
         m.d.comb += self.m.payload.eq(out_payload)
         return m
+
+    def _plane_dot(self, m, x_planes, weight_word, pe):
+        spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
+        w_planes = [weight_word[(pe * wb + b) * SIMD:(pe * wb + b + 1) * SIMD] for b in range(wb)]
+        if spec.binary_xnor:
+            return agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}")
+        return dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}")
+
+    def _lane_dot(self, m, x_lanes, weight_word, pe):
+        spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
+        row = lanes(weight_word[pe * SIMD * wb:(pe + 1) * SIMD * wb], wb, SIMD)
+        if spec.binary_xnor:
+            terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
+        else:
+            terms = [element_value(x, spec.input_type) * element_value(w, spec.weight_type)
+                     for x, w in zip(x_lanes, row)]
+        return tree_sum(terms, m, f"dot{pe}")
 
     def _activations(self, m, act_acc, mac_nf, advance, acc_shape):
         """Per-PE output element values (before packing)."""

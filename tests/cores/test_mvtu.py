@@ -31,11 +31,11 @@ def make_spec(rng, mw, mh, pe, simd, in_type, w_type, levels, out_type):
                     out_base=base, pe=pe, simd=simd)
 
 
-def simulate_spec(spec, x, **kwargs):
+def simulate_spec(spec, x, bit_planes=None, **kwargs):
     it = spec.input_type
     beats = [pack_ints(it.encode(frame[i * spec.simd:(i + 1) * spec.simd]), it.bits)
              for frame in x for i in range(spec.synapse_fold)]
-    out, cycles = run_stream(MVTU(spec), beats, len(x) * spec.neuron_fold, **kwargs)
+    out, cycles = run_stream(MVTU(spec, bit_planes=bit_planes), beats, len(x) * spec.neuron_fold, **kwargs)
     ob = spec.output_type.bits
     codes = np.array([[(beat >> (i * ob)) & ((1 << ob) - 1) for i in range(spec.pe)] for beat in out])
     return spec.output_type.decode(codes.reshape(len(x), spec.mh)), cycles
@@ -54,13 +54,15 @@ CASES = [
 ]
 
 
+# Both dot-product datapaths, whatever the SIMD (the MVTU picks one from the SIMD).
+@pytest.mark.parametrize("bit_planes", [False, True], ids=["lanes", "bit_planes"])
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}x{c[1]}-pe{c[2]}-simd{c[3]}-{c[4]}-{c[5]}" for c in CASES])
-def test_mvtu_matches_numpy_under_backpressure(case):
+def test_mvtu_matches_numpy_under_backpressure(case, bit_planes):
     rng = np.random.default_rng(zlib.crc32(str(case).encode()))
     mw, mh, pe, simd, in_type, w_type, levels, out_type = case
     spec = make_spec(rng, mw, mh, pe, simd, in_type, w_type, levels, out_type)
     x = random_values(rng, in_type, (4, mw))
-    got, _ = simulate_spec(spec, x, valid_prob=0.6, ready_prob=0.5, seed=3)
+    got, _ = simulate_spec(spec, x, bit_planes=bit_planes, valid_prob=0.6, ready_prob=0.5, seed=3)
     assert np.array_equal(got, spec.reference(x))
 
 
