@@ -52,14 +52,10 @@ def planar(word: Value, width: int, count: int) -> Value:
 
 def pack_planes(codes: np.ndarray, width: int) -> int:
     """Integer codes [rows, count] (unsigned) packed row after row, each row as `width` planes."""
-    codes = np.asarray(codes, dtype=np.int64)
-    word, offset = 0, 0
-    for row in codes.reshape(codes.shape[0], -1):
-        for a in range(width):
-            for i, bit in enumerate((row >> a) & 1):
-                word |= int(bit) << (offset + i)
-            offset += row.size
-    return word
+    codes = np.asarray(codes, dtype=np.int64).reshape(len(codes), -1)
+    # bits[row, plane, element], flattened in that order: element 0 of plane 0 of row 0 is the LSB
+    bits = ((codes[:, None, :] >> np.arange(width)[None, :, None]) & 1).astype(np.uint8)
+    return int.from_bytes(np.packbits(bits.reshape(-1), bitorder="little").tobytes(), "little")
 
 
 def chunks(word: Value) -> list[Value]:
