@@ -139,13 +139,14 @@ class MVTU(wiring.Component):
                 # A named signal: slicing an expression per lane would rebuild the whole mux per lane.
                 x_word = Signal(self.in_width)
                 m.d.comb += x_word.eq(Mux(mac_from_stream, mac_stream_word, buffer_read.data))
+        x_lanes = None if self.bit_planes else lanes(x_word, ib, SIMD)
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
         acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         for pe in range(PE):
             if self.bit_planes:
                 dot = self._plane_dot(m, x_planes, weight_read.data, pe)
             else:
-                dot = self._lane_dot(m, lanes(x_word, ib, SIMD), weight_read.data, pe)
+                dot = self._lane_dot(m, x_lanes, weight_read.data, pe)
             m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + dot)
             with m.If(advance & mac_valid):
                 m.d.sync += acc[pe].eq(acc_next[pe])
