@@ -4,7 +4,8 @@ Ports (Vivado IP and cocotbext-axi connect without glue):
   s_axis_tdata/tvalid/tready  input: one beat carries SIMD of the first layer
                               elements, element 0 in the LSBs, zero-padded to bytes;
   m_axis_tdata/tvalid/tready  output: one beat carries PE of the last layer elements
-                              (or one label index with label select), same packing.
+                              (or one label index with label select), same packing;
+  m_axis_tlast                on the last beat of each frame (for AXI DMA and friends).
 Elements use the wire encoding of finn_rtl.graph.datatypes.
 
 Between layers: a FIFO, and a width converter where PE of the producer differs
@@ -21,6 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import (MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec,
                            VectorUnitSpec)
+from .arith import nested_counters
 from .fifo import PEAK_BITS, StreamFIFO
 from .label_select import LabelSelect
 from .mvtu import MVTU
@@ -114,6 +116,7 @@ class Accelerator(wiring.Component):
             "m_axis_tdata": Out(unsigned(self.geometry.out_width)),
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
+            "m_axis_tlast": Out(1),
         })
 
     def elaborate(self, platform):
@@ -171,6 +174,9 @@ class Accelerator(wiring.Component):
             self.m_axis_tvalid.eq(tail.m.valid),
             tail.m.ready.eq(self.m_axis_tready),
         ]
+        out_beat, = nested_counters(m, tail.m.valid & self.m_axis_tready, (self.geometry.out_beats_per_frame,),
+                                    ("out_beat",))
+        m.d.comb += self.m_axis_tlast.eq(out_beat == self.geometry.out_beats_per_frame - 1)
         return top
 
 

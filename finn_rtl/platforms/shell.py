@@ -1,0 +1,189 @@
+"""AcceleratorShell: the stitched accelerator as a memory-mapped kernel for Zynq and Alveo.
+
+The host writes a buffer address for the input frames, one for the results and a frame
+count, then starts the kernel; the shell reads the frames from memory, streams them through
+the accelerator and writes the results back (layout: finn_rtl.platforms.gearbox).
+
+Ports, named as Vivado and Vitis expect of an RTL kernel:
+  ap_clk, ap_rst_n (active low, registered inside), interrupt
+  s_axi_control_*  AXI4-Lite slave, 7-bit addresses, the register map below (ap_ctrl_hs)
+  m_axi_gmem_*     AXI4 master, 64-bit addresses, data width from the board
+
+Register map (32-bit registers; writes take the whole word, WSTRB is ignored):
+  0x00 CTRL     bit 0 ap_start (write 1 to start; reads 1 while running), bit 1 ap_done (clears
+                on read), bit 2 ap_idle, bit 3 ap_ready (clears on read)
+  0x04 GIE      bit 0: global interrupt enable
+  0x08 IER      bit 0: interrupt on done, bit 1: on ready
+  0x0C ISR      interrupt status, same bits; writing 1 toggles a bit
+  0x10/0x14     input buffer address, low/high word
+  0x1C/0x20     output buffer address, low/high word
+  0x28 FRAMES   frames to process
+  0x40 STATUS   (read only) STATUS_BITS below, cleared by the next accepted start
+  0x44 DESIGN_ID, 0x48 IN_FRAME_BYTES, 0x4C OUT_FRAME_BYTES, 0x60 WORD_BYTES (read only)
+  0x50/0x54     cycles from start to done of the last run (counting while running)
+  0x58/0x5C     memory words read / written so far in this run
+A start written while the kernel runs is ignored (and flagged in STATUS): the host starts the
+next run after ap_done.
+"""
+from __future__ import annotations
+
+from amaranth import ClockDomain, ClockSignal, Module, ResetSignal, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..cores.accelerator import Accelerator, PortGeometry
+from ..graph.specs import NetworkSpec
+from .axi import ReadMaster, WriteMaster, forward_ports, read_channel_members, write_channel_members
+from .gearbox import BeatsToWords, MemoryLayout, WordsToBeats
+
+REGISTERS = {
+    "CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C,
+    "INPUT_LO": 0x10, "INPUT_HI": 0x14, "OUTPUT_LO": 0x1C, "OUTPUT_HI": 0x20, "FRAMES": 0x28,
+    "STATUS": 0x40, "DESIGN_ID": 0x44, "IN_FRAME_BYTES": 0x48, "OUT_FRAME_BYTES": 0x4C,
+    "CYCLES_LO": 0x50, "CYCLES_HI": 0x54, "WORDS_READ": 0x58, "WORDS_WRITTEN": 0x5C, "WORD_BYTES": 0x60,
+}
+CONTROL_ADDR_BITS = 7
+STATUS_BITS = {
+    0: "read error: the memory answered a read burst with SLVERR/DECERR (is the input address mapped?)",
+    1: "write error: the memory answered a write burst with SLVERR/DECERR (is the output address mapped?)",
+    2: "a buffer address is not aligned to the memory word: nothing was transferred",
+    3: "ap_start was written while the kernel was running and was ignored",
+}
+AP_START, AP_DONE, AP_IDLE, AP_READY = 1, 2, 4, 8
+
+
+def control_members() -> dict:
+    """The AXI4-Lite slave, as seen by the kernel."""
+    a = CONTROL_ADDR_BITS
+    return {
+        "awaddr": In(a), "awvalid": In(1), "awready": Out(1), "wdata": In(32), "wstrb": In(4),
+        "wvalid": In(1), "wready": Out(1), "bresp": Out(2), "bvalid": Out(1), "bready": In(1),
+        "araddr": In(a), "arvalid": In(1), "arready": Out(1), "rdata": Out(32), "rresp": Out(2),
+        "rvalid": Out(1), "rready": In(1),
+    }
+
+
+def prefixed(prefix: str, members: dict) -> dict:
+    return {prefix + name: member for name, member in members.items()}
+
+
+class AcceleratorShell(wiring.Component):
+    def __init__(self, network: NetworkSpec, word_bytes: int, design_id: int = 0):
+        self.network = network
+        self.geometry = geometry = PortGeometry.of(network)
+        self.word_bytes = word_bytes
+        self.design_id = design_id & 0xFFFF_FFFF
+        self.input_layout = MemoryLayout(word_bytes, geometry.in_width // 8, geometry.in_beats_per_frame)
+        self.output_layout = MemoryLayout(word_bytes, geometry.out_width // 8, geometry.out_beats_per_frame)
+        data_bits = 8 * word_bytes
+        super().__init__({
+            "ap_clk": In(1), "ap_rst_n": In(1), "interrupt": Out(1),
+            **prefixed("s_axi_control_", control_members()),
+            **prefixed("m_axi_gmem_", read_channel_members(data_bits)),
+            **prefixed("m_axi_gmem_", write_channel_members(data_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        # ap_rst_n comes from another clock domain's reset block in Vivado: register it.
+        m.domains.sync = ClockDomain("sync")
+        m.domains.reset_sync = ClockDomain("reset_sync", reset_less=True)
+        reset = Signal(init=1)
+        m.d.comb += [ClockSignal("sync").eq(self.ap_clk), ClockSignal("reset_sync").eq(self.ap_clk),
+                     ResetSignal("sync").eq(reset)]
+        m.d.reset_sync += reset.eq(~self.ap_rst_n)
+
+        m.submodules.accelerator = accel = Accelerator(self.network)
+        m.submodules.reader = reader = ReadMaster(self.word_bytes)
+        m.submodules.writer = writer = WriteMaster(self.word_bytes)
+        m.submodules.unpack = unpack = WordsToBeats(self.input_layout)
+        m.submodules.pack = pack = BeatsToWords(self.output_layout)
+        forward_ports(m, self, "m_axi_gmem_", reader, read_channel_members(8 * self.word_bytes))
+        forward_ports(m, self, "m_axi_gmem_", writer, write_channel_members(8 * self.word_bytes))
+        wiring.connect(m, reader.data, unpack.s)
+        wiring.connect(m, pack.m, writer.data)
+        m.d.comb += [accel.s_axis_tdata.eq(unpack.m.payload), accel.s_axis_tvalid.eq(unpack.m.valid),
+                     unpack.m.ready.eq(accel.s_axis_tready),
+                     pack.s.payload.eq(accel.m_axis_tdata), pack.s.valid.eq(accel.m_axis_tvalid),
+                     accel.m_axis_tready.eq(pack.s.ready)]
+        self._control(m, reader, writer)
+        return m
+
+    def _control(self, m: Module, reader: ReadMaster, writer: WriteMaster) -> None:
+        bus = {name: getattr(self, "s_axi_control_" + name) for name in control_members()}
+        regs = {name: Signal(32, name=name.lower()) for name in ("GIE", "IER", "ISR", "INPUT_LO", "INPUT_HI",
+                                                                   "OUTPUT_LO", "OUTPUT_HI", "FRAMES")}
+        running, done, ready = Signal(), Signal(), Signal()
+        status, cycles = Signal(4), Signal(64)
+        read_only = {
+            "CTRL": (ready << 3) | (~running << 2) | (done << 1) | running,
+            "STATUS": status, "DESIGN_ID": self.design_id,
+            "IN_FRAME_BYTES": self.input_layout.frame_bytes, "OUT_FRAME_BYTES": self.output_layout.frame_bytes,
+            "CYCLES_LO": cycles[:32], "CYCLES_HI": cycles[32:], "WORDS_READ": reader.moved[:32],
+            "WORDS_WRITTEN": writer.moved[:32], "WORD_BYTES": self.word_bytes,
+        }
+
+        # Write channel: take address and data together, answer OKAY.
+        write = bus["awvalid"] & bus["wvalid"] & ~bus["bvalid"]
+        m.d.comb += [bus["awready"].eq(write), bus["wready"].eq(write)]
+        with m.If(bus["bvalid"] & bus["bready"]):
+            m.d.sync += bus["bvalid"].eq(0)
+        with m.If(write):
+            m.d.sync += bus["bvalid"].eq(1)
+        start = Signal()
+        with m.If(write):
+            with m.Switch(bus["awaddr"] & ~3):
+                for name, reg in regs.items():
+                    with m.Case(REGISTERS[name]):
+                        m.d.sync += reg.eq(bus["wdata"] ^ regs["ISR"] if name == "ISR" else bus["wdata"])
+                with m.Case(REGISTERS["CTRL"]):
+                    with m.If(bus["wdata"][0]):
+                        with m.If(running):
+                            m.d.sync += status[3].eq(1)
+                        with m.Else():
+                            m.d.comb += start.eq(1)
+
+        # Read channel: one registered answer per address.
+        read_ctrl = Signal()
+        m.d.comb += bus["arready"].eq(~bus["rvalid"])
+        with m.If(bus["rvalid"] & bus["rready"]):
+            m.d.sync += bus["rvalid"].eq(0)
+        with m.If(bus["arvalid"] & bus["arready"]):
+            m.d.sync += [bus["rvalid"].eq(1), bus["rdata"].eq(0)]
+            with m.Switch(bus["araddr"] & ~3):
+                for name, value in {**regs, **read_only}.items():
+                    with m.Case(REGISTERS[name]):
+                        m.d.sync += bus["rdata"].eq(value)
+                        if name == "CTRL":
+                            m.d.comb += read_ctrl.eq(1)
+
+        # A run: start both movers, count cycles, finish when the last result is acknowledged.
+        input_addr = (regs["INPUT_HI"] << 32) | regs["INPUT_LO"]
+        output_addr = (regs["OUTPUT_HI"] << 32) | regs["OUTPUT_LO"]
+        align = self.word_bytes - 1
+        misaligned = ((input_addr & align) != 0) | ((output_addr & align) != 0)
+        go = start & ~misaligned & (regs["FRAMES"] != 0)
+        m.d.comb += [reader.start.eq(go), reader.address.eq(input_addr),
+                     reader.words.eq(regs["FRAMES"] * self.input_layout.frame_words),
+                     writer.start.eq(go), writer.address.eq(output_addr),
+                     writer.words.eq(regs["FRAMES"] * self.output_layout.frame_words)]
+        finished = (running & ~reader.busy & ~writer.busy) | (start & ~go)
+        with m.If(read_ctrl):
+            m.d.sync += [done.eq(0), ready.eq(0)]
+        with m.If(running):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(start):
+            m.d.sync += [running.eq(go), cycles.eq(0), status.eq(misaligned << 2)]
+        with m.If(finished):
+            m.d.sync += [running.eq(0), done.eq(1), ready.eq(1),
+                         regs["ISR"].eq(regs["ISR"] | (regs["IER"] & 0b11))]
+        with m.If(running):
+            m.d.sync += status[:2].eq(status[:2] | (writer.error << 1) | reader.error)
+        m.d.comb += [bus["bresp"].eq(0), bus["rresp"].eq(0),
+                     self.interrupt.eq(regs["GIE"][0] & (regs["ISR"][:2] != 0))]
+
+
+def shell_verilog(network: NetworkSpec, word_bytes: int, design_id: int = 0, name: str = "finn_rtl_shell") -> str:
+    from amaranth.back import verilog
+
+    return verilog.convert(AcceleratorShell(network, word_bytes, design_id), name=name, emit_src=False)

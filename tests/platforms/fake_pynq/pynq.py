@@ -1,0 +1,62 @@
+"""A stand-in for the `pynq` package whose registers and memory are a running simulation.
+
+Only what finn-rtl's driver uses: `Overlay(path)` with its IP as an attribute (`read`/`write` of
+32-bit registers), and `allocate(shape, dtype, target=None)` giving arrays with a
+`physical_address` and `sync_to_device`/`sync_from_device`. The cocotb bench calls `attach`
+with blocking register accessors (cocotb `resume` wrappers) and the simulated memory, and runs
+the driver in a `bridge` thread, so every register access is an AXI4-Lite transaction in
+simulation and every buffer lives in the AXI RAM model the shell reads and writes.
+"""
+import numpy as np
+
+_backend = None
+
+
+class _Backend:
+    def __init__(self, read, write, memory, ip_name, base, offset):
+        self.read, self.write, self.memory, self.ip_name = read, write, memory, ip_name
+        self.next_address = base + offset  # buffers start `offset` bytes into a page, as tests choose
+        self.allocated = []
+
+
+def attach(read, write, memory, ip_name, base=0x10000, offset=0):
+    """Serve registers through `read(offset)`/`write(offset, value)`; buffers in `memory`
+    (an object with `read(address, length)` and `write(address, data)`)."""
+    global _backend
+    _backend = _Backend(read, write, memory, ip_name, base, offset)
+    return _backend
+
+
+class DefaultIP:
+    def read(self, offset):
+        return _backend.read(offset)
+
+    def write(self, offset, value):
+        _backend.write(offset, int(value))
+
+
+class Overlay:
+    def __init__(self, bitfile, *args, **kwargs):
+        self.bitfile = bitfile
+        setattr(self, _backend.ip_name, DefaultIP())
+
+
+class PynqBuffer(np.ndarray):
+    def sync_to_device(self):
+        _backend.memory.write(self.physical_address, np.ascontiguousarray(self).tobytes())
+
+    def sync_from_device(self):
+        data = _backend.memory.read(self.physical_address, self.nbytes)
+        self[...] = np.frombuffer(data, dtype=self.dtype).reshape(self.shape)
+
+    flush, invalidate = sync_to_device, sync_from_device
+
+
+def allocate(shape, dtype=np.uint32, target=None, **kwargs):
+    buffer = np.zeros(shape, dtype=dtype).view(PynqBuffer)
+    buffer.physical_address = _backend.next_address
+    _backend.allocated.append(buffer)
+    # The next buffer starts on the same offset into a later page.
+    pages = -(-(buffer.nbytes + 1) // 4096)
+    _backend.next_address += pages * 4096
+    return buffer
