@@ -201,7 +201,7 @@ async def driver_end_to_end(dut):
     def host():
         accel = driver.Accelerator(CASE["bitfile"], CASE["description"], timeout=3600,
                                    max_frames=int(CASE.get("max_frames", 4096)))
-        return accel.execute(x), accel.throughput_test(int(CASE.get("throughput_frames", 100)))
+        return accel.execute(x), [accel.throughput_test(n) for n in CASE.get("throughput_frames", [100])]
 
     outputs, throughput = await bridge(host)()
     np.save(CASE["driver_outputs"], outputs)
