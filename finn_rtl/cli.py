@@ -41,6 +41,35 @@ def _summary(result: dict) -> str:
     return text
 
 
+def _add_deploy_options(parser, required: bool):
+    from .platforms.boards import BOARDS
+
+    parser.add_argument("--board", required=required, choices=sorted(BOARDS), metavar="BOARD",
+                        help=f"target board: {', '.join(BOARDS)}")
+    parser.add_argument("--clock-mhz", type=float, help="accelerator clock (default: the board's)")
+    parser.add_argument("--shell", choices=("memory", "none"), default="memory",
+                        help="memory: the AXI memory-mapped kernel with driver (default); none: the bare "
+                             "AXI-stream IP (TLAST per frame) for your own DMA")
+    parser.add_argument("--vivado-timeout", type=float, default=6 * 3600, metavar="SECONDS",
+                        help="stop Vivado/Vitis after this long (default 6 h)")
+
+
+def _deploy(build_dir, args, out_dir=None) -> None:
+    from .platforms.boards import get_board
+    from .platforms.deploy import deploy
+
+    d = deploy(build_dir, get_board(args.board), clock_mhz=args.clock_mhz, out_dir=out_dir,
+               stream_only=args.shell == "none", timeout=args.vivado_timeout)
+    print(f"deploy for {d.board.name} at {d.clock_mhz:g} MHz in {d.out_dir}: {', '.join(d.files)}")
+    for check in d.checks:
+        print(f"  {check}")
+    if d.ran is not None:
+        print(f"built {', '.join(d.ran.get('products', ['the IP']))} in {d.out_dir}")
+    else:
+        tools = "vivado and v++ are" if d.board.kind == "alveo" and args.shell != "none" else "vivado is"
+        print(f"project prepared ({tools} not on PATH here); to build it: bash {d.out_dir / 'build.sh'}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="finn-rtl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +88,7 @@ def main(argv=None) -> int:
     build_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                            help="range of random float inputs when --data is not given")
     _add_verify_options(build_cmd)
+    _add_deploy_options(build_cmd, required=False)
 
     verify_cmd = commands.add_parser("verify", help="verify a build directory in rtlsim against qonnx")
     verify_cmd.add_argument("build_dir")
@@ -66,6 +96,11 @@ def main(argv=None) -> int:
     verify_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                             help="range of random float inputs when --data is not given")
     _add_verify_options(verify_cmd)
+
+    deploy_cmd = commands.add_parser("deploy", help="Vivado/Vitis project, shell and host driver for a board")
+    deploy_cmd.add_argument("build_dir")
+    deploy_cmd.add_argument("-o", "--out", help="deploy directory (default: BUILD_DIR/deploy_BOARD)")
+    _add_deploy_options(deploy_cmd, required=True)
 
     args = parser.parse_args(argv)
     from .flow import VerificationError, build, load_build, read_folding
@@ -81,6 +116,10 @@ def main(argv=None) -> int:
             print("folding: " + json.dumps(b.network.folding))
             if args.verify:
                 print(_summary(_verify(b, args.verify, args)))
+            if args.board:
+                _deploy(args.out, args)
+        elif args.command == "deploy":
+            _deploy(args.build_dir, args, args.out)
         else:
             b = load_build(args.build_dir)
             if not args.data and not args.count:

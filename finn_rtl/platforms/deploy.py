@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +63,128 @@ def write_shell(b, out_dir, word_bytes: int, *, clock_mhz: float, platform: str,
 
 def board_platform(board: Board) -> str:
     return "alveo" if isinstance(board, AlveoBoard) else "zynq"
+
+
+def _check_scripts(out: Path, names, board: Board, clock_mhz: float, stream_only: bool) -> list[str]:
+    """Run every generated Tcl script against the Vivado stub, in a scratch copy of `out`."""
+    import tempfile
+
+    from .tclcheck import VivadoStub, run_script
+
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        return ["not checked: this Python has no tkinter (Tcl)"]
+    scripts = ["package_ip.tcl"]
+    if not stream_only:
+        scripts.append("package_xo.tcl" if isinstance(board, AlveoBoard) else "block_design.tcl")
+    scripts.append("synth_ooc.tcl")
+    with tempfile.TemporaryDirectory(prefix="finn-rtl-tclcheck-") as scratch:
+        shutil.copytree(out, scratch, dirs_exist_ok=True)
+        checked = []
+        for script in scripts:
+            calls = run_script(Path(scratch) / script, VivadoStub(board.part, clock_mhz))
+            checked.append(f"{script}: {len(calls)} Vivado commands checked")
+    if isinstance(board, AlveoBoard) and not stream_only:
+        checked.append(_check_link_config(out / "link.cfg", names, board))
+    return checked
+
+
+def _check_link_config(path: Path, names, board: AlveoBoard) -> str:
+    from ..graph.errors import CompileError
+
+    text = path.read_text()
+    instance = f"{names.kernel}_1"
+    if f"nk={names.kernel}:1:{instance}" not in text or f"sp={instance}.m_axi_gmem:{board.memory}" not in text:
+        raise CompileError(f"{path}: the kernel instance or its memory bank does not match {board.name}")
+    if f"platform={board.platform}" not in text:
+        raise CompileError(f"{path}: platform is not {board.platform}")
+    return f"link.cfg: {instance}.m_axi_gmem -> {board.memory} on {board.platform}"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    out_dir: Path
+    board: Board
+    clock_mhz: float
+    files: list
+    checks: list
+    tools_found: bool
+    ran: dict | None  # the Vivado/Vitis run's outcome, when the tools were found
+
+
+def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=None, stream_only: bool = False,
+           run_tools: bool = True, timeout: float = 6 * 3600, log=print) -> Deployment:
+    """Everything `board` needs for the build in `build_dir`; runs Vivado/Vitis when on PATH."""
+    from ..flow import load_build
+    from .vivado import DeployNames, project_files
+
+    b = load_build(build_dir)
+    clock_mhz = board.default_mhz if clock_mhz is None else clock_mhz
+    board.check_clock(clock_mhz)
+    out = Path(out_dir) if out_dir is not None else Path(build_dir) / f"deploy_{board.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    name = b.network.name
+    written = []
+    if stream_only:
+        kernel = name
+    else:
+        files = write_shell(b, out, board.word_bytes, clock_mhz=clock_mhz, platform=board_platform(board),
+                            base_name=name, memory_bank=getattr(board, "memory", None))
+        kernel = files.kernel
+        written += [files.verilog.name, files.description.name, files.driver.name]
+    shutil.copyfile(b.verilog_path, out / b.verilog_path.name)
+    written.append(b.verilog_path.name)
+    names = DeployNames(kernel, name, name)
+    for file_name, text in project_files(names, board, clock_mhz, stream_only).items():
+        (out / file_name).write_text(text)
+        written.append(file_name)
+    (out / "build.sh").chmod(0o755)
+    checks = _check_scripts(out, names, board, clock_mhz, stream_only)
+    tools = ["vivado"] + (["v++"] if isinstance(board, AlveoBoard) and not stream_only else [])
+    found = all(shutil.which(tool) for tool in tools)
+    ran = run_build(out, names, board, stream_only, timeout, log) if found and run_tools else None
+    return Deployment(out, board, clock_mhz, written, checks, found, ran)
+
+
+def run_build(out: Path, names, board: Board, stream_only: bool, timeout: float, log) -> dict:
+    """Run the build steps with a timeout, report progress, check the outcome and timing."""
+    import subprocess
+    import time
+
+    from ..graph.errors import CompileError
+    from .vivado import build_steps
+
+    result = {"steps": []}
+    deadline = time.monotonic() + timeout
+    for step, command, log_file in build_steps(names, board, stream_only):
+        start = time.monotonic()
+        log(f"  {step}: running {' '.join(command)} (log {out / log_file})")
+        try:
+            proc = subprocess.run(command, cwd=out, capture_output=True, text=True,
+                                  timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise CompileError(f"{step} did not finish within the {timeout:.0f} s timeout; see {out / log_file}") \
+                from None
+        seconds = time.monotonic() - start
+        output = proc.stdout + proc.stderr
+        log_path = out / log_file
+        if log_path.is_file():
+            output += log_path.read_text(errors="replace")
+        errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+        if proc.returncode != 0 or errors:
+            first = "\n    ".join(errors[:5]) or f"exit status {proc.returncode}"
+            raise CompileError(f"{step} failed after {seconds:.0f} s:\n    {first}\n  full log: {log_path}")
+        wns = [float(value) for value in re.findall(r"^WNS (-?[0-9.]+)", output, re.M)]
+        result["steps"].append({"step": step, "seconds": round(seconds, 1), **({"wns_ns": wns[-1]} if wns else {})})
+        log(f"  {step}: done in {seconds:.0f} s" + (f", WNS {wns[-1]:+.3f} ns" if wns else ""))
+        if wns and wns[-1] < 0:
+            raise CompileError(f"timing not met: WNS {wns[-1]:.3f} ns at {board.name}'s requested clock; "
+                               f"deploy again with a lower --clock-mhz")
+    products = [f"{names.base}.xclbin"] if isinstance(board, AlveoBoard) else [f"{names.base}.bit", f"{names.base}.hwh"]
+    if not stream_only:
+        missing = [p for p in products if not (out / p).is_file()]
+        if missing:
+            raise CompileError(f"the build finished but did not write {', '.join(missing)} in {out}")
+        result["products"] = products
+    return result

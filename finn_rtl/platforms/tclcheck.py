@@ -55,6 +55,8 @@ def infer_interfaces(ports: dict[str, str]) -> dict[str, str]:
             full = set(AXI_MASTER) <= signals
             mode = "master" if ports[f"{prefix}_awaddr"] == "output" else "slave"
             interfaces[prefix] = f"{mode}:{'aximm' if full else 'aximm-lite'}"
+        elif {"tdata", "tvalid", "tready"} <= signals:
+            interfaces[prefix] = f"{'slave' if ports[prefix + '_tdata'] == 'input' else 'master'}:axis"
     return interfaces
 
 
@@ -83,6 +85,7 @@ class VivadoStub:
     def __init__(self, part: str, clock_mhz: float | None = None):
         self.part, self.clock_mhz = part, clock_mhz
         self.calls: list[tuple] = []
+        self.messages: list[str] = []
         self.project = None
         self.sources: list[Path] = []
         self.top = None
@@ -266,7 +269,7 @@ class VivadoStub:
         for name, kind in core["interfaces"].items():
             if kind.startswith(("master", "slave")) and name not in core["clocks"]:
                 raise StubError(f"bus interface {name} has no associated clock")
-        if not core.get("memory_map_of"):
+        if any(kind.startswith("slave:aximm") for kind in core["interfaces"].values()) and not core.get("memory_map_of"):
             raise StubError("no AXI slave interface references the register memory map")
         spans = sorted((r["address_offset"], r["address_offset"] + r.get("size", 32) // 8, name)
                        for name, r in core["registers"].items())
@@ -631,6 +634,9 @@ def run_script(script: Path, stub: VivadoStub) -> list[tuple]:
 
     for tcl_name, method in COMMANDS.items():
         bind(tcl_name, method)
+    # The scripts' messages are recorded, not printed.
+    interp.createcommand("py_puts", lambda *args: stub.messages.append(args[-1]) or "")
+    interp.eval("rename puts tcl_puts; proc puts {args} { py_puts {*}$args }")
     cwd = os.getcwd()  # Tcl's cd changes the process's directory
     try:
         interp.eval(f"cd {{{script.parent}}}")

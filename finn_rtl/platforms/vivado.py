@@ -34,6 +34,46 @@ def _tcl_list(items) -> str:
     return " ".join(f"{{{item}}}" for item in items)
 
 
+def _package_header(module: str, board: Board) -> str:
+    return f"""# Package {module} as an IP-XACT core in {IP_DIR}/.
+set part {board.part}
+create_project -force {module}_ip {PROJECT_DIR}/ip_project -part $part
+add_files -norecurse {module}.v
+set_property top {module} [current_fileset]
+update_compile_order -fileset sources_1
+ipx::package_project -root_dir {IP_DIR} -vendor {VENDOR} -library {LIBRARY} -taxonomy /UserIP -import_files -set_current true
+set core [ipx::current_core]
+set_property name {module} $core
+set_property version {VERSION} $core
+set_property display_name "finn-rtl accelerator {module}" $core
+"""
+
+
+def _package_trailer(vlnv: str, kernel: bool) -> str:
+    return f"""
+ipx::create_xgui_files $core
+ipx::update_checksums $core
+ipx::check_integrity {'-kernel ' if kernel else ''}$core
+ipx::save_core $core
+close_project
+puts "packaged {vlnv} in {IP_DIR}/"
+"""
+
+
+def package_stream_ip_tcl(names: DeployNames, board: Board) -> str:
+    """The bare accelerator as an AXI-stream IP (`--shell none`), for users who bring a DMA."""
+    vlnv = f"{VENDOR}:{LIBRARY}:{names.accelerator}:{VERSION}"
+    return _package_header(names.accelerator, board) + """
+# Interfaces: AXI-stream in and out (m_axis has TLAST per frame), clock, active-high reset.
+ipx::infer_bus_interface clk xilinx.com:signal:clock_rtl:1.0 $core
+ipx::infer_bus_interface rst xilinx.com:signal:reset_rtl:1.0 $core
+ipx::associate_bus_interfaces -busif s_axis -clock clk $core
+ipx::associate_bus_interfaces -busif m_axis -clock clk $core
+ipx::associate_bus_interfaces -clock clk -reset rst $core
+set_property value ACTIVE_HIGH [ipx::add_bus_parameter POLARITY [ipx::get_bus_interfaces rst -of_objects $core]]
+""" + _package_trailer(vlnv, kernel=False)
+
+
 def package_ip_tcl(names: DeployNames, board: Board) -> str:
     alveo = isinstance(board, AlveoBoard)
     # Vitis sees the kernel arguments as registers of their own (64-bit pointers), so for Alveo
@@ -46,29 +86,17 @@ set_property sdx_kernel true $core
 set_property sdx_kernel_type rtl $core
 set_property vitis_drc {ctrl_protocol ap_ctrl_hs} $core
 set_property ipi_drc {ignore_freq_hz true} $core
-foreach {arg offset} {input 0x10 output 0x1c} {
-    set reg [ipx::get_registers $arg -of_objects $block]
-    set_property value m_axi_gmem [ipx::add_register_parameter ASSOCIATED_BUSIF $reg]
-}
-""" if alveo else ""
-    pointer_registers = """
 foreach {name offset size} {input 0x10 64 output 0x1c 64 frames 0x28 32} {
     set reg [ipx::add_register $name $block]
     set_property address_offset $offset $reg
     set_property size $size $reg
-}""" if alveo else ""
-    return f"""# Package {names.kernel} (the finn-rtl AcceleratorShell) as an IP-XACT core in {IP_DIR}/.
-set part {board.part}
-create_project -force {names.kernel}_ip {PROJECT_DIR}/ip_project -part $part
-add_files -norecurse {names.kernel}.v
-set_property top {names.kernel} [current_fileset]
-update_compile_order -fileset sources_1
-ipx::package_project -root_dir {IP_DIR} -vendor {VENDOR} -library {LIBRARY} -taxonomy /UserIP -import_files -set_current true
-set core [ipx::current_core]
-set_property name {names.kernel} $core
-set_property version {VERSION} $core
-set_property display_name "finn-rtl accelerator {names.kernel}" $core
-
+}
+foreach arg {input output} {
+    set reg [ipx::get_registers $arg -of_objects $block]
+    set_property value m_axi_gmem [ipx::add_register_parameter ASSOCIATED_BUSIF $reg]
+}
+""" if alveo else ""
+    return _package_header(names.kernel, board) + f"""
 # Interfaces: AXI4-Lite control, AXI4 memory master, clock, active-low reset, interrupt.
 ipx::infer_bus_interface ap_clk xilinx.com:signal:clock_rtl:1.0 $core
 ipx::infer_bus_interface ap_rst_n xilinx.com:signal:reset_rtl:1.0 $core
@@ -90,15 +118,8 @@ foreach {{name offset}} {{
     set reg [ipx::add_register $name $block]
     set_property address_offset $offset $reg
     set_property size 32 $reg
-}}{pointer_registers}
-{kernel_properties}
-ipx::create_xgui_files $core
-ipx::update_checksums $core
-ipx::check_integrity {'-kernel ' if alveo else ''}$core
-ipx::save_core $core
-close_project
-puts "packaged {names.vlnv} in {IP_DIR}/"
-"""
+}}
+{kernel_properties}""" + _package_trailer(names.vlnv, kernel=alveo)
 
 
 def _ps_config(board: ZynqBoard, clock_mhz: float) -> tuple[dict, dict]:
@@ -244,16 +265,30 @@ def ooc_xdc(clock_mhz: float) -> str:
     return f"create_clock -name clk -period {1000 / clock_mhz:.4f} [get_ports clk]\n"
 
 
-def build_sh(names: DeployNames, board: Board) -> str:
-    steps = ["vivado -mode batch -nojournal -log package_ip.log -source package_ip.tcl"]
+def build_steps(names: DeployNames, board: Board, stream_only: bool = False) -> list[tuple[str, list[str], str]]:
+    """(name, command, log file) of each build step, in order."""
+    def vivado(script):
+        stem = script.removesuffix(".tcl")
+        return stem, ["vivado", "-mode", "batch", "-nojournal", "-log", f"{stem}.log", "-source", script], f"{stem}.log"
+
+    steps = [vivado("package_ip.tcl")]
+    if stream_only:
+        return steps
     if isinstance(board, AlveoBoard):
-        steps += ["vivado -mode batch -nojournal -log package_xo.log -source package_xo.tcl",
-                  f"v++ --link --target hw --config link.cfg --output {names.base}.xclbin {names.kernel}.xo"]
+        steps += [vivado("package_xo.tcl"),
+                  ("v++ link", ["v++", "--link", "--target", "hw", "--config", "link.cfg", "--output",
+                                f"{names.base}.xclbin", f"{names.kernel}.xo"], f"{names.base}.xclbin.link.log")]
     else:
-        steps += ["vivado -mode batch -nojournal -log block_design.log -source block_design.tcl"]
-    lines = "\n".join(steps)
+        steps.append(vivado("block_design.tcl"))
+    return steps
+
+
+def build_sh(names: DeployNames, board: Board, stream_only: bool = False) -> str:
+    lines = "\n".join(" ".join(command) for _, command, _ in build_steps(names, board, stream_only))
+    what = "IP" if stream_only else "xclbin" if isinstance(board, AlveoBoard) else "bitstream"
+    tools = "vivado" + (" and v++" if isinstance(board, AlveoBoard) and not stream_only else "")
     return f"""#!/usr/bin/env bash
-# Builds the {board.name} {"xclbin" if isinstance(board, AlveoBoard) else "bitstream"} for {names.kernel}. Needs vivado{" and v++" if isinstance(board, AlveoBoard) else ""} on PATH.
+# Builds the {board.name} {what} for {names.kernel}. Needs {tools} on PATH.
 # The accelerator alone, out of context: vivado -mode batch -source synth_ooc.tcl
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -261,10 +296,14 @@ cd "$(dirname "$0")"
 """
 
 
-def project_files(names: DeployNames, board: Board, clock_mhz: float) -> dict[str, str]:
-    """File name -> contents of every script for `board`."""
-    files = {"package_ip.tcl": package_ip_tcl(names, board), "synth_ooc.tcl": synth_ooc_tcl(names, board, clock_mhz),
-             "ooc.xdc": ooc_xdc(clock_mhz), "build.sh": build_sh(names, board)}
+def project_files(names: DeployNames, board: Board, clock_mhz: float, stream_only: bool = False) -> dict[str, str]:
+    """File name -> contents of every script for `board` (`stream_only`: the bare AXI-stream IP)."""
+    files = {"synth_ooc.tcl": synth_ooc_tcl(names, board, clock_mhz), "ooc.xdc": ooc_xdc(clock_mhz),
+             "build.sh": build_sh(names, board, stream_only)}
+    if stream_only:
+        files["package_ip.tcl"] = package_stream_ip_tcl(names, board)
+        return files
+    files["package_ip.tcl"] = package_ip_tcl(names, board)
     if isinstance(board, AlveoBoard):
         files.update({"kernel.xml": kernel_xml(names, board), "package_xo.tcl": package_xo_tcl(names, board),
                       "link.cfg": link_config(names, board, clock_mhz)})
