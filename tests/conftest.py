@@ -1,3 +1,4 @@
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,3 +21,11 @@ def shared_file(relative: str) -> Path:
 def mnist():
     data = np.load(shared_file("data/mnist_test.npz"))
     return (data["x"].astype(np.float32) / 255).reshape(-1, 1, 28, 28), data["y"]
+
+
+def pytest_collection_modifyitems(config, items):
+    if shutil.which("vivado") is None:
+        skip = pytest.mark.skip(reason="Vivado is not on PATH")
+        for item in items:
+            if item.get_closest_marker("vivado"):
+                item.add_marker(skip)

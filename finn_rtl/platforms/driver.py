@@ -204,6 +204,20 @@ class Accelerator:
         inbuf, outbuf = self._allocate()
         inbuf[:frames] = packed
         inbuf.sync_to_device()
+        if self.desc["platform"] == "alveo":
+            # XRT owns an Alveo kernel's registers: start it through the kernel call.
+            handle = self.ip.start(inbuf, outbuf, frames)
+            self._wait_until(lambda: handle.done, frames)
+        else:
+            self._start_by_registers(inbuf, outbuf, frames)
+            self._wait_until(lambda: self.ip.read(self.reg["CTRL"]) & AP_DONE, frames)
+        status = self.ip.read(self.reg["STATUS"])
+        if status:
+            raise RuntimeError("the accelerator reported: " + "; ".join(self._status_text(status)))
+        outbuf.sync_from_device()
+        return np.array(outbuf[:frames])
+
+    def _start_by_registers(self, inbuf, outbuf, frames: int) -> None:
         write = self.ip.write
         in_addr, out_addr = self._address(inbuf), self._address(outbuf)
         write(self.reg["INPUT_LO"], in_addr & 0xFFFFFFFF)
@@ -212,18 +226,12 @@ class Accelerator:
         write(self.reg["OUTPUT_HI"], out_addr >> 32)
         write(self.reg["FRAMES"], frames)
         write(self.reg["CTRL"], AP_START)
-        self.wait(frames)
-        status = self.ip.read(self.reg["STATUS"])
-        if status:
-            raise RuntimeError("the accelerator reported: " + "; ".join(self._status_text(status)))
-        outbuf.sync_from_device()
-        return np.array(outbuf[:frames])
 
-    def wait(self, frames: int) -> None:
-        """Poll ap_done; on timeout raise with the status registers explained."""
+    def _wait_until(self, finished, frames: int) -> None:
+        """Poll `finished()`; on timeout raise with the status registers explained."""
         deadline = time.monotonic() + self.timeout + frames * self.desc["expected_ii_cycles"] / (
             self.desc["clock_mhz"] * 1e6)
-        while not self.ip.read(self.reg["CTRL"]) & AP_DONE:
+        while not finished():
             if time.monotonic() > deadline:
                 raise AcceleratorTimeout(f"no ap_done after {self.timeout:g} s:\n" + self.diagnose(frames))
             time.sleep(0.0001)

@@ -194,7 +194,7 @@ async def driver_end_to_end(dut):
     async def write_register(offset, value):
         await bench.axil.write_dword(offset, value)
 
-    pynq.attach(resume(read_register), resume(write_register), bench.ram, DESC["ip_name"],
+    pynq.attach(resume(read_register), resume(write_register), bench.ram, DESC["ip_name"], REG,
                 offset=int(CASE.get("buffer_offset", 0)))
     x = np.load(CASE["float_inputs"])
 

@@ -17,16 +17,17 @@ CFG = MLPCfg(in_shape=(1, 30), in_bits=4, layers=[LayerCfg(8, w_bits=2, a_bits=3
                                                   LayerCfg(5, w_bits=2)])
 
 # (name, folding, memory word bytes): 2-byte beats cut from words with a partial last word per
-# frame; 15-byte beats gathered from two words; the same narrow beats in 512-bit words.
+# frame; 15-byte beats gathered from two words; the same narrow beats in 512-bit words, with the
+# driver starting the kernel as on Alveo (the kernel call instead of register writes).
 CASES = [
-    ("narrow-beats-64bit", {"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 1, "SIMD": 2}}, 8),
-    ("wide-beats-64bit", {"MatMul_0": {"PE": 4, "SIMD": 30}, "MatMul_1": {"PE": 5, "SIMD": 8}}, 8),
-    ("narrow-beats-512bit", {"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 1, "SIMD": 2}}, 64),
+    ("narrow-beats-64bit", {"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 1, "SIMD": 2}}, 8, "zynq"),
+    ("wide-beats-64bit", {"MatMul_0": {"PE": 4, "SIMD": 30}, "MatMul_1": {"PE": 5, "SIMD": 8}}, 8, "zynq"),
+    ("narrow-beats-512bit", {"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 1, "SIMD": 2}}, 64, "alveo"),
 ]
 
 
-def prepare(tmp_path, b, word_bytes, x, **case):
-    files = write_shell(b, tmp_path / "deploy", word_bytes, clock_mhz=100.0, platform="zynq", base_name="accel")
+def prepare(tmp_path, b, word_bytes, x, platform="zynq", **case):
+    files = write_shell(b, tmp_path / "deploy", word_bytes, clock_mhz=100.0, platform=platform, base_name="accel")
     ints = b.network.to_stream(b.streamlined.input_quantizer.quantize(x))
     np.save(tmp_path / "inputs.npy", ints)
     np.save(tmp_path / "expected.npy", b.network.reference(ints))
@@ -47,12 +48,12 @@ def run_bench(tmp_path, files, case_file, testcase=None):
                       {"FINN_RTL_SHELL_CASE": str(case_file)}, testcase)
 
 
-@pytest.mark.parametrize("name, folding, word_bytes", CASES, ids=[c[0] for c in CASES])
-def test_shell_moves_frames_through_memory(tmp_path, name, folding, word_bytes):
+@pytest.mark.parametrize("name, folding, word_bytes, platform", CASES, ids=[c[0] for c in CASES])
+def test_shell_moves_frames_through_memory(tmp_path, name, folding, word_bytes, platform):
     onnx.save(make_mlp(CFG, seed=5), str(tmp_path / "model.onnx"))
     b = build(tmp_path / "model.onnx", tmp_path / "out", folding=folding)
     x = random_inputs(b, 37, seed=3)
-    files, case_file = prepare(tmp_path, b, word_bytes, x, poll_cycles=50)
+    files, case_file = prepare(tmp_path, b, word_bytes, x, platform, poll_cycles=50)
     layout = files.description_data
     print(name, layout["input"]["layout"], layout["output"]["layout"])
     total, failed = run_bench(tmp_path, files, case_file)

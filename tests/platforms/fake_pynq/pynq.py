@@ -19,11 +19,12 @@ class _Backend:
         self.allocated = []
 
 
-def attach(read, write, memory, ip_name, base=0x10000, offset=0):
+def attach(read, write, memory, ip_name, registers, base=0x10000, offset=0):
     """Serve registers through `read(offset)`/`write(offset, value)`; buffers in `memory`
     (an object with `read(address, length)` and `write(address, data)`)."""
     global _backend
     _backend = _Backend(read, write, memory, ip_name, base, offset)
+    _backend.registers = registers
     return _backend
 
 
@@ -33,6 +34,34 @@ class DefaultIP:
 
     def write(self, offset, value):
         _backend.write(offset, int(value))
+
+    def start(self, *args):
+        """The Alveo kernel call: arguments in kernel.xml order (input, output, frames) written
+        to their registers as XRT does, then ap_start."""
+        registers = _backend.registers
+        for (low, high), arg in zip(((registers["INPUT_LO"], registers["INPUT_HI"]),
+                                     (registers["OUTPUT_LO"], registers["OUTPUT_HI"])), args):
+            address = arg.device_address
+            self.write(low, address & 0xFFFFFFFF)
+            self.write(high, address >> 32)
+        self.write(registers["FRAMES"], args[2])
+        self.write(registers["CTRL"], 1)
+        return WaitHandle(self)
+
+
+class WaitHandle:
+    def __init__(self, ip):
+        self.ip, self._done = ip, False
+
+    @property
+    def done(self):
+        # ap_done clears on read: remember it, as XRT does
+        self._done = self._done or bool(self.ip.read(_backend.registers["CTRL"]) & 2)
+        return self._done
+
+    def wait(self):
+        while not self.done:
+            pass
 
 
 class Overlay:
@@ -54,7 +83,7 @@ class PynqBuffer(np.ndarray):
 
 def allocate(shape, dtype=np.uint32, target=None, **kwargs):
     buffer = np.zeros(shape, dtype=dtype).view(PynqBuffer)
-    buffer.physical_address = _backend.next_address
+    buffer.physical_address = buffer.device_address = _backend.next_address
     _backend.allocated.append(buffer)
     # The next buffer starts on the same offset into a later page.
     pages = -(-(buffer.nbytes + 1) // 4096)

@@ -1,0 +1,145 @@
+"""Generated Vivado/Vitis scripts, run in Tcl against the recording Vivado stub: every board's
+project passes, and the stub catches the mistakes that would break in Vivado."""
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from modelgen import LayerCfg, MLPCfg, make_mlp
+
+from finn_rtl.cli import main
+from finn_rtl.flow import build
+from finn_rtl.graph.errors import CompileError
+from finn_rtl.platforms.boards import BOARDS, ZynqBoard, get_board
+from finn_rtl.platforms.deploy import deploy
+from finn_rtl.platforms.tclcheck import VivadoStub, run_script
+
+pytest.importorskip("tkinter")
+CFG = MLPCfg(in_shape=(1, 16), in_bits=4, layers=[LayerCfg(8, a_signed=False, relu=True), LayerCfg(4)])
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vivado")
+    onnx.save(make_mlp(CFG, seed=2), str(root / "model.onnx"))
+    build(root / "model.onnx", root / "out", target_ii=16)
+    return root / "out"
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_every_board_gets_a_checked_project(build_dir, board, tmp_path):
+    d = deploy(build_dir, BOARDS[board], out_dir=tmp_path / board)
+    names = {p.name for p in d.out_dir.iterdir()}
+    common = {"finn_rtl_top_shell.v", "finn_rtl_top.v", "finn_rtl_top.json", "driver.py", "package_ip.tcl",
+              "synth_ooc.tcl", "ooc.xdc", "build.sh"}
+    specific = {"block_design.tcl"} if isinstance(BOARDS[board], ZynqBoard) else {"kernel.xml", "package_xo.tcl",
+                                                                                    "link.cfg"}
+    assert names == common | specific
+    assert len(d.checks) == 3 + (not isinstance(BOARDS[board], ZynqBoard))
+    assert not d.tools_found
+
+
+def test_stream_only_ip(build_dir, tmp_path):
+    d = deploy(build_dir, BOARDS["pynq-z2"], out_dir=tmp_path / "axis", stream_only=True)
+    assert "driver.py" not in d.files and any("package_ip.tcl" in c for c in d.checks)
+
+
+def mutated(build_dir, tmp_path, board, script, old, new):
+    out = tmp_path / "deploy"
+    deploy(build_dir, BOARDS[board], out_dir=out)
+    text = (out / script).read_text()
+    assert old in text, f"{old!r} is not in {script}"
+    (out / script).write_text(text.replace(old, new))
+    if script != "package_ip.tcl":
+        run_script(out / "package_ip.tcl", VivadoStub(BOARDS[board].part))
+    return out / script
+
+
+MUTATIONS = [
+    ("pynq-z2", "block_design.tcl", "/m_axi_gmem]", "/m_axi_mem]", "no interface pin finn_rtl_top_shell_0/m_axi_mem"),
+    ("pynq-z2", "block_design.tcl", "assign_bd_address\n", "\n", "has no address"),
+    ("pynq-z2", "block_design.tcl", "set part xc7z020clg400-1", "set part xc7z010clg400-1", "not the board's part"),
+    ("pynq-z2", "block_design.tcl", "CONFIG.PCW_USE_S_AXI_HP0 {1}", "CONFIG.PCW_USE_S_AXI_HP0 {0}",
+     "no interface pin ps/S_AXI_HP0"),
+    ("kv260", "block_design.tcl", "CONFIG.PSU__USE__S_AXI_GP2 {1}", "CONFIG.PCW_USE_S_AXI_HP0 {1}",
+     "not a parameter of zynq_ultra_ps_e"),
+    ("pynq-z2", "block_design.tcl", " [get_bd_pins finn_rtl_top_shell_0/ap_clk]", "",
+     "clock pin finn_rtl_top_shell_0/ap_clk is not connected"),
+    ("pynq-z2", "block_design.tcl", "validate_bd_design\nsave_bd_design\n", "save_bd_design\n",
+     "make_wrapper before validated"),
+    ("pynq-z2", "block_design.tcl", "[get_bd_intf_pins control_interconnect/S00_AXI]",
+     "[get_bd_intf_pins memory_interconnect/S00_AXI]", "connected twice"),
+    ("pynq-z2", "block_design.tcl", "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {100}",
+     "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {150}", "PL clock 150 MHz, requested 100 MHz"),
+    ("pynq-z2", "package_ip.tcl", "-busif s_axi_control -clock", "-busif s_axi_ctrl -clock", "no bus interface s_axi_ctrl"),
+    ("pynq-z2", "package_ip.tcl", "ipx::associate_bus_interfaces -busif m_axi_gmem -clock ap_clk $core\n", "",
+     "m_axi_gmem has no associated clock"),
+    ("pynq-z2", "package_ip.tcl", "STATUS 0x40", "STATUS 0x7e", "outside the 128-byte block"),
+    ("u280", "kernel.xml", 'offset="0x28"', 'offset="0x2c"', "argument frames matches no register"),
+    ("u280", "package_ip.tcl", "add_files -norecurse finn_rtl_top_shell.v", "add_files -norecurse shell.v",
+     "shell.v does not exist"),
+    ("pynq-z2", "synth_ooc.tcl", "-top finn_rtl_top ", "-top finn_rtl_shell ", "module finn_rtl_shell is not"),
+]
+
+
+@pytest.mark.parametrize("board, script, old, new, expected", MUTATIONS, ids=[m[4] for m in MUTATIONS])
+def test_stub_catches_mistakes(build_dir, tmp_path, board, script, old, new, expected):
+    path = mutated(build_dir, tmp_path, board, script, old, new)
+    target = path.with_name("package_xo.tcl") if script == "kernel.xml" else path
+    with pytest.raises(CompileError, match=expected.replace("[", r"\[").replace("(", r"\(")):
+        run_script(target, VivadoStub(BOARDS[board].part, 100.0))
+
+
+def fake_tool(directory: Path, name: str, body: str) -> None:
+    path = directory / name
+    path.write_text(f"#!{sys.executable}\nimport sys, pathlib\nargs = sys.argv[1:]\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def test_deploy_runs_vivado_when_on_path(build_dir, tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_tool(bin_dir, "vivado", """
+script = args[args.index("-source") + 1]
+if script == "block_design.tcl":
+    pathlib.Path("finn_rtl_top.bit").write_text("bit")
+    pathlib.Path("finn_rtl_top.hwh").write_text("hwh")
+    print("WNS 0.250")
+print("INFO: ran", script)""")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "built finn_rtl_top.bit, finn_rtl_top.hwh" in out and "WNS +0.250 ns" in out
+
+    fake_tool(bin_dir, "vivado", """
+print("ERROR: [BD 41-758] The following clock pins are not connected to a valid clock source")
+sys.exit(1)""")
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "package_ip failed" in err and "ERROR: [BD 41-758]" in err and "Traceback" not in err
+
+    fake_tool(bin_dir, "vivado", """
+if args[args.index("-source") + 1] == "block_design.tcl":
+    print("WNS -1.200")""")
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "f")]) == 2
+    assert "timing not met: WNS -1.200 ns" in capsys.readouterr().err
+
+
+def test_deploy_errors_are_one_line(build_dir, tmp_path, capsys):
+    assert main(["deploy", str(tmp_path / "missing"), "--board", "pynq-z2"]) == 2
+    assert main(["deploy", str(build_dir), "--board", "u280", "--clock-mhz", "900"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a finn-rtl build directory" in err[0] and "at most 500 MHz" in err[1]
+    with pytest.raises(CompileError, match="unknown board 'zedboard'"):
+        get_board("zedboard")
+
+
+@pytest.mark.vivado
+def test_real_vivado_builds_pynq_z2_bitstream(build_dir, tmp_path):
+    d = deploy(build_dir, BOARDS["pynq-z2"], out_dir=tmp_path / "real")
+    assert d.ran and (d.out_dir / "finn_rtl_top.bit").is_file() and (d.out_dir / "finn_rtl_top.hwh").is_file()
+    subprocess.run(["ls", "-l", str(d.out_dir)], check=True)
