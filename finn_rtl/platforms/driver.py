@@ -300,9 +300,10 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default="output.npy", help="where to save the model's output")
     parser.add_argument("--throughput", type=int, metavar="N", help="measure throughput on N frames")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait beyond the expected run time")
+    parser.add_argument("--batch", type=int, default=4096, help="frames per kernel run (buffer size)")
     args = parser.parse_args(argv)
     try:
-        accel = Accelerator(args.bitfile, args.description, timeout=args.timeout)
+        accel = Accelerator(args.bitfile, args.description, timeout=args.timeout, max_frames=args.batch)
         if args.input:
             y = accel.execute(np.load(args.input))
             np.save(args.output, y)

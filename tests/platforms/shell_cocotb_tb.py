@@ -196,14 +196,17 @@ async def driver_end_to_end(dut):
 
     pynq.attach(resume(read_register), resume(write_register), bench.ram, DESC["ip_name"], REG,
                 offset=int(CASE.get("buffer_offset", 0)))
-    x = np.load(CASE["float_inputs"])
+    batch = str(CASE.get("max_frames", 4096))
 
     def host():
-        accel = driver.Accelerator(CASE["bitfile"], CASE["description"], timeout=3600,
-                                   max_frames=int(CASE.get("max_frames", 4096)))
-        return accel.execute(x), [accel.throughput_test(n) for n in CASE.get("throughput_frames", [100])]
+        # As a user would run it on the board: the driver's command line, then its Python API.
+        status = driver.main(["--bitfile", CASE["bitfile"], "--description", CASE["description"],
+                              "--input", CASE["float_inputs"], "--output", CASE["driver_outputs"],
+                              "--timeout", "3600", "--batch", batch])
+        assert status == 0, "the driver's command line failed"
+        accel = driver.Accelerator(CASE["bitfile"], CASE["description"], timeout=3600, max_frames=int(batch))
+        return [accel.throughput_test(n) for n in CASE.get("throughput_frames", [100])]
 
-    outputs, throughput = await bridge(host)()
-    np.save(CASE["driver_outputs"], outputs)
+    throughput = await bridge(host)()
     with open(CASE["throughput"], "w") as f:
         json.dump(throughput, f)

@@ -36,8 +36,10 @@ async def stream_frames_with_backpressure(dut):
     for beat in case["beats"]:
         await source.send(bytes.fromhex(beat))
     received = bytearray()
-    while len(received) < len(expected):  # read() returns what has arrived so far
-        received += bytes(await sink.read(len(expected) - len(received)))
+    while len(received) < len(expected):  # one frame per TLAST
+        frame = await sink.recv()
+        assert len(frame.tdata) == case["frame_bytes"], "TLAST must end every frame, and only frames"
+        received += bytes(frame.tdata)
     assert bytes(received) == expected, "output stream differs from the reference"
     await ClockCycles(dut.clk, 20)
     assert sink.empty(), "the design produced more output than expected"

@@ -36,7 +36,8 @@ def test_axis_boundary_with_cocotb(tmp_path):
     out_bytes = b"".join(to_bytes(pack_beats(expected, net.output_type, geometry.out_elements_per_beat,
                                              geometry.out_width), geometry.out_width))
     case = tmp_path / "case.json"
-    case.write_text(json.dumps({"beats": [beat.hex() for beat in beats], "expected": out_bytes.hex()}))
+    case.write_text(json.dumps({"beats": [beat.hex() for beat in beats], "expected": out_bytes.hex(),
+                               "frame_bytes": geometry.out_beats_per_frame * geometry.out_width // 8}))
 
     total, failed = run_cocotb(b.verilog_path, net.name, "axis_cocotb_tb", Path(__file__).parent,
                                tmp_path / "sim_build", {"FINN_RTL_AXIS_CASE": str(case)})

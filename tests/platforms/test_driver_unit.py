@@ -1,0 +1,73 @@
+"""The host driver's numpy parts and its timeout diagnosis, without a simulation."""
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from finn_rtl.platforms import driver
+from finn_rtl.platforms.gearbox import MemoryLayout
+from finn_rtl.platforms.shell import REGISTERS, STATUS_BITS
+
+
+def port(bits, signed, bipolar, lanes, beats, word_bytes):
+    beat_bytes = max(1, -(-lanes * bits // 8))
+    return {"qtype": {"bits": bits, "signed": signed, "bipolar": bipolar}, "lanes": lanes,
+            "layout": MemoryLayout(word_bytes, beat_bytes, beats).to_dict()}
+
+
+@pytest.mark.parametrize("bits, signed, bipolar, lanes, beats, word_bytes", [
+    (1, True, True, 16, 49, 8), (4, False, False, 3, 10, 8), (3, True, False, 7, 5, 16), (8, True, False, 196, 4, 8),
+    (2, True, False, 1, 9, 64)])
+def test_pack_unpack_round_trip(bits, signed, bipolar, lanes, beats, word_bytes):
+    p = port(bits, signed, bipolar, lanes, beats, word_bytes)
+    rng = np.random.default_rng(bits)
+    lo, hi = (-1, 1) if bipolar else (-(1 << bits - 1), (1 << bits - 1) - 1) if signed else (0, (1 << bits) - 1)
+    ints = rng.choice([-1, 1], (5, lanes * beats)) if bipolar else rng.integers(lo, hi + 1, (5, lanes * beats))
+    packed = driver.pack_frames(ints, p)
+    assert packed.shape == (5, p["layout"]["frame_bytes"]) and p["layout"]["frame_bytes"] % word_bytes == 0
+    assert np.array_equal(driver.unpack_frames(packed, p), ints)
+    # element 0 sits in the lowest bits of the frame's first byte
+    assert packed[0, 0] & ((1 << min(bits, 8)) - 1) == int(driver.encode(ints[0, :1], p["qtype"])[0]) & 0xFF
+
+
+class StuckIP:
+    """An IP that never finishes: reads show a run that has read everything but written nothing."""
+
+    values = {REGISTERS["CTRL"]: 1, REGISTERS["STATUS"]: 0, REGISTERS["DESIGN_ID"]: 0x1234,
+              REGISTERS["WORDS_READ"]: 2, REGISTERS["WORDS_WRITTEN"]: 0}
+
+    def read(self, offset):
+        return self.values.get(offset, 0)
+
+    def write(self, offset, value):
+        pass
+
+
+def test_timeout_dumps_and_explains_status(tmp_path, monkeypatch):
+    fake = types.ModuleType("pynq")
+    fake.allocate = lambda shape, dtype, **kwargs: FakeBuffer(shape, dtype)
+    monkeypatch.setitem(sys.modules, "pynq", fake)
+    desc = {"registers": REGISTERS, "status_bits": {str(k): v for k, v in STATUS_BITS.items()}, "design_id": 0x1234,
+            "ip_name": "accel_0", "platform": "zynq", "expected_ii_cycles": 10, "clock_mhz": 100.0, "word_bytes": 8,
+            "input": {"layout": {"frame_bytes": 8}}, "output": {"layout": {"frame_bytes": 8}}}
+    accel = driver.Accelerator.__new__(driver.Accelerator)
+    accel.pynq, accel.desc, accel.reg, accel.timeout, accel.max_frames = fake, desc, REGISTERS, 0.05, 4
+    accel.ip, accel.overlay, accel._buffers = StuckIP(), types.SimpleNamespace(), None
+    with pytest.raises(driver.AcceleratorTimeout) as info:
+        accel.run_packed(np.zeros((2, 8), dtype=np.uint8))
+    text = str(info.value)
+    assert "CTRL=0x1" in text and "input words read 2 of 2, output words written 0 of 2" in text
+    assert "the accelerator or the write path stalls" in text
+
+
+class FakeBuffer(np.ndarray):
+    def __new__(cls, shape, dtype):
+        buffer = np.zeros(shape, dtype).view(cls)
+        buffer.physical_address = 0x1000
+        return buffer
+
+    def sync_to_device(self):
+        pass
+
+    sync_from_device = sync_to_device
