@@ -69,7 +69,7 @@ def _check_scripts(out: Path, names, board: Board, clock_mhz: float, stream_only
     """Run every generated Tcl script against the Vivado stub, in a scratch copy of `out`."""
     import tempfile
 
-    from .tclcheck import VivadoStub, run_script
+    from .vivado_stub import VivadoStub, run_script
 
     try:
         import tkinter  # noqa: F401

@@ -60,18 +60,23 @@ puts "packaged {vlnv} in {IP_DIR}/"
 """
 
 
+def _clocking_tcl(clock: str, reset: str, polarity: str, buses: tuple[str, ...]) -> str:
+    """Clock and reset interfaces, and every bus interface associated with the clock."""
+    lines = [f"ipx::infer_bus_interface {clock} xilinx.com:signal:clock_rtl:1.0 $core",
+             f"ipx::infer_bus_interface {reset} xilinx.com:signal:reset_rtl:1.0 $core"]
+    lines += [f"ipx::associate_bus_interfaces -busif {bus} -clock {clock} $core" for bus in buses]
+    lines += [f"ipx::associate_bus_interfaces -clock {clock} -reset {reset} $core",
+              f"set_property value {polarity} [ipx::add_bus_parameter POLARITY "
+              f"[ipx::get_bus_interfaces {reset} -of_objects $core]]"]
+    return "\n".join(lines) + "\n"
+
+
 def package_stream_ip_tcl(names: DeployNames, board: Board) -> str:
     """The bare accelerator as an AXI-stream IP (`--shell none`), for users who bring a DMA."""
     vlnv = f"{VENDOR}:{LIBRARY}:{names.accelerator}:{VERSION}"
     return _package_header(names.accelerator, board) + """
 # Interfaces: AXI-stream in and out (m_axis has TLAST per frame), clock, active-high reset.
-ipx::infer_bus_interface clk xilinx.com:signal:clock_rtl:1.0 $core
-ipx::infer_bus_interface rst xilinx.com:signal:reset_rtl:1.0 $core
-ipx::associate_bus_interfaces -busif s_axis -clock clk $core
-ipx::associate_bus_interfaces -busif m_axis -clock clk $core
-ipx::associate_bus_interfaces -clock clk -reset rst $core
-set_property value ACTIVE_HIGH [ipx::add_bus_parameter POLARITY [ipx::get_bus_interfaces rst -of_objects $core]]
-""" + _package_trailer(vlnv, kernel=False)
+""" + _clocking_tcl("clk", "rst", "ACTIVE_HIGH", ("s_axis", "m_axis")) + _package_trailer(vlnv, kernel=False)
 
 
 def package_ip_tcl(names: DeployNames, board: Board) -> str:
@@ -98,13 +103,8 @@ foreach arg {input output} {
 """ if alveo else ""
     return _package_header(names.kernel, board) + f"""
 # Interfaces: AXI4-Lite control, AXI4 memory master, clock, active-low reset, interrupt.
-ipx::infer_bus_interface ap_clk xilinx.com:signal:clock_rtl:1.0 $core
-ipx::infer_bus_interface ap_rst_n xilinx.com:signal:reset_rtl:1.0 $core
+{_clocking_tcl("ap_clk", "ap_rst_n", "ACTIVE_LOW", ("s_axi_control", "m_axi_gmem"))}\
 ipx::infer_bus_interface interrupt xilinx.com:signal:interrupt_rtl:1.0 $core
-ipx::associate_bus_interfaces -busif s_axi_control -clock ap_clk $core
-ipx::associate_bus_interfaces -busif m_axi_gmem -clock ap_clk $core
-ipx::associate_bus_interfaces -clock ap_clk -reset ap_rst_n $core
-set_property value ACTIVE_LOW [ipx::add_bus_parameter POLARITY [ipx::get_bus_interfaces ap_rst_n -of_objects $core]]
 set_property value LEVEL_HIGH [ipx::add_bus_parameter SENSITIVITY [ipx::get_bus_interfaces interrupt -of_objects $core]]
 
 # The control registers' memory map (the driver's register map).

@@ -3,7 +3,6 @@ host-side results as under this environment's numpy."""
 import json
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

@@ -1,7 +1,6 @@
 """Generated Vivado/Vitis scripts, run in Tcl against the recording Vivado stub: every board's
 project passes, and the stub catches the mistakes that would break in Vivado."""
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from finn_rtl.flow import build
 from finn_rtl.graph.errors import CompileError
 from finn_rtl.platforms.boards import BOARDS, ZynqBoard, get_board
 from finn_rtl.platforms.deploy import deploy
-from finn_rtl.platforms.tclcheck import VivadoStub, run_script
+from finn_rtl.platforms.vivado_stub import VivadoStub, run_script
 
 pytest.importorskip("tkinter")
 CFG = MLPCfg(in_shape=(1, 16), in_bits=4, layers=[LayerCfg(8, a_signed=False, relu=True), LayerCfg(4)])
