@@ -144,6 +144,11 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
     tools = ["vivado"] + (["v++"] if isinstance(board, AlveoBoard) and not stream_only else [])
     found = all(shutil.which(tool) for tool in tools)
     ran = run_build(out, names, board, stream_only, timeout, log) if found and run_tools else None
+    b.report.setdefault("deploy", {})[board.name] = {
+        "directory": str(out), "clock_mhz": clock_mhz, "shell": "none" if stream_only else "memory",
+        "memory_bits": board.memory_bits, "files": written, "script_checks": checks,
+        "built": ran, "build_command": None if ran else f"bash {out / 'build.sh'}"}
+    b.write_report()
     return Deployment(out, board, clock_mhz, written, checks, found, ran)
 
 

@@ -71,3 +71,21 @@ class FakeBuffer(np.ndarray):
         pass
 
     sync_from_device = sync_to_device
+
+
+def test_host_ops_the_driver_cannot_run_are_refused():
+
+    from onnx import TensorProto, helper
+
+    from finn_rtl.graph.errors import CompileError
+    from finn_rtl.platforms.host import input_steps
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["y"], name="scale"), helper.make_node("Relu", ["y"], ["z"], name="clip")],
+        "prefix", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])])
+    prefix = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    with pytest.raises(CompileError, match="node 'clip' \\(Relu\\): op Relu before the first quantizer cannot run"):
+        input_steps(prefix)
+
