@@ -107,6 +107,11 @@ def main(argv=None) -> int:
     from .sim.verilator import SimulationError
 
     try:
+        if getattr(args, "board", None):  # a clock the board cannot run is refused before any work
+            from .platforms.boards import get_board
+
+            board = get_board(args.board)
+            board.check_clock(board.default_mhz if args.clock_mhz is None else args.clock_mhz)
         if args.command == "build":
             folding = read_folding(args.folding) if args.folding else None
             b = build(args.model, args.out, folding=folding, target_ii=args.target_ii,
@@ -125,6 +130,10 @@ def main(argv=None) -> int:
             if not args.data and not args.count:
                 raise CompileError("verify needs --data or -n N random frames")
             print(_summary(_verify(b, args.count, args)))
+    except OSError as exc:
+        print(f"finn-rtl: error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}",
+              file=sys.stderr)
+        return 2
     except (CompileError, FoldingError) as exc:
         print(f"finn-rtl: error: {exc}", file=sys.stderr)
         return 2

@@ -131,3 +131,27 @@ def test_wrong_input_shape_is_a_clear_error(model_file, tmp_path):
     data = tmp_path / "bad.npy"
     np.save(data, np.zeros((5, 13), dtype=np.float32))
     _error(run_cli("verify", out, "--data", data), "input frames", "(12,)")
+
+
+def test_build_with_board_writes_a_deploy_directory(model_file, tmp_path):
+    pytest.importorskip("tkinter")
+    out = tmp_path / "out"
+    result = run_cli("build", model_file, "-o", out, "--board", "kv260", "--clock-mhz", "150")
+    assert result.returncode == 0, result.stderr
+    assert "block_design.tcl: " in result.stdout and "project prepared" in result.stdout
+    deploy = out / "deploy_kv260"
+    assert (deploy / "driver.py").is_file() and (deploy / "finn_rtl_top.json").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["deploy"]["kv260"]["clock_mhz"] == 150.0
+    assert "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {150}" in (deploy / "block_design.tcl").read_text()
+
+
+def test_board_clock_refused_before_building(model_file, tmp_path):
+    result = run_cli("build", model_file, "-o", tmp_path / "out", "--board", "pynq-z1", "--clock-mhz", "300")
+    assert result.returncode == 2 and "at most 250 MHz" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert run_cli("build", model_file, "-o", tmp_path / "out").returncode == 0
+    (tmp_path / "file").write_text("x")
+    result = run_cli("deploy", tmp_path / "out", "--board", "pynq-z1", "-o", tmp_path / "file" / "sub")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("finn-rtl: error:") and len(result.stderr.strip().splitlines()) == 1
