@@ -26,7 +26,6 @@ def main() -> int:
     parser.add_argument("--target-ii", type=int, default=64)
     args = parser.parse_args()
 
-    import numpy as np
     from test_shell import prepare, run_bench
 
     from finn_rtl.flow import build, random_inputs, verify

@@ -65,8 +65,9 @@ def board_platform(board: Board) -> str:
     return "alveo" if isinstance(board, AlveoBoard) else "zynq"
 
 
-def _check_scripts(out: Path, names, board: Board, clock_mhz: float, stream_only: bool) -> list[str]:
-    """Run every generated Tcl script against the Vivado stub, in a scratch copy of `out`."""
+def _check_scripts(out: Path, written: list, names, board: Board, clock_mhz: float, stream_only: bool) -> list[str]:
+    """Run every generated Tcl script against the Vivado stub, in a scratch copy of the files
+    deploy wrote (not of earlier Vivado projects in `out`)."""
     import tempfile
 
     from .vivado_stub import VivadoStub, run_script
@@ -80,7 +81,8 @@ def _check_scripts(out: Path, names, board: Board, clock_mhz: float, stream_only
         scripts.append("package_xo.tcl" if isinstance(board, AlveoBoard) else "block_design.tcl")
     scripts.append("synth_ooc.tcl")
     with tempfile.TemporaryDirectory(prefix="finn-rtl-tclcheck-") as scratch:
-        shutil.copytree(out, scratch, dirs_exist_ok=True)
+        for name in written:
+            shutil.copyfile(out / name, Path(scratch) / name)
         checked = []
         for script in scripts:
             calls = run_script(Path(scratch) / script, VivadoStub(board.part, clock_mhz))
@@ -140,7 +142,7 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
         (out / file_name).write_text(text)
         written.append(file_name)
     (out / "build.sh").chmod(0o755)
-    checks = _check_scripts(out, names, board, clock_mhz, stream_only)
+    checks = _check_scripts(out, written, names, board, clock_mhz, stream_only)
     tools = ["vivado"] + (["v++"] if isinstance(board, AlveoBoard) and not stream_only else [])
     found = all(shutil.which(tool) for tool in tools)
     ran = run_build(out, names, board, stream_only, timeout, log) if found and run_tools else None
