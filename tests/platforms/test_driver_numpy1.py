@@ -37,6 +37,7 @@ def numpy1_python() -> Path:
     python = base / "bin" / "python"
     if not python.exists():
         venv.create(base, with_pip=True)
+    if subprocess.run([str(python), "-c", "import numpy"], capture_output=True).returncode != 0:
         result = subprocess.run([str(python), "-m", "pip", "install", "-q", NUMPY1], capture_output=True, text=True)
         if result.returncode != 0:
             pytest.skip(f"cannot install {NUMPY1}: {result.stderr.strip().splitlines()[-1:]}")
