@@ -24,6 +24,7 @@ class LayerCfg:
     w_narrow: bool = False
     per_channel_w_scale: bool = False
     gemm: bool = False  # Gemm (transB=1, bias) instead of MatMul
+    gemm_bias: bool = True  # False: a Gemm without its optional C input (Brevitas bias=False)
     bias: bool = False  # Add after MatMul
     norm: str = "bn"  # bn | affine (Mul+Add) | div (Div+Sub) | none
     relu: bool = False
@@ -153,7 +154,9 @@ class _Builder:
         bias = rng.normal(0, 0.3 * (pre.std() + 1e-3), layer.width)
         if cfg.dyadic:
             bias = np.round(bias * 16) / 16
-        if layer.gemm:
+        if layer.gemm and not layer.gemm_bias:
+            tensor = self.node("Gemm", [tensor, w_q], transB=1)
+        elif layer.gemm:
             tensor = self.node("Gemm", [tensor, w_q, self.const(bias, "bias")], transB=1)
             pre = pre + bias
         else:
@@ -257,6 +260,10 @@ OP_COVERAGE = {
         LayerCfg(8, w_bits=3, gemm=True, norm="none", relu=True, a_bits=3, a_signed=False),
         LayerCfg(6, w_bits=2, bias=True, norm="affine", relu=True, a_bits=4, a_signed=False),
         LayerCfg(5, w_bits=3, gemm=True)]),
+    # Gemms without the optional bias input, as today's Brevitas exports bias=False layers
+    "gemm-without-bias": MLPCfg(in_shape=(1, 10), layers=[
+        LayerCfg(6, w_bits=2, gemm=True, gemm_bias=False, a_bits=2),
+        LayerCfg(4, w_bits=2, gemm=True, gemm_bias=False)]),
     "int-input-div-narrow": MLPCfg(in_shape=(1, 10), input="int", in_bits=4, in_signed=True, layers=[
         LayerCfg(6, w_bits=4, per_channel_w_scale=True, norm="div", a_bits=3, a_narrow=True),
         LayerCfg(3, w_bits=5, w_narrow=True)], tail="quant"),

@@ -59,6 +59,27 @@ def _check_weight_inputs(model: onnx.ModelProto, init_names: set) -> None:
                                    "not supported; store the weights as an initializer", node.name)
 
 
+def _add_zero_biases(wrapper) -> None:
+    """Give every Gemm without a bias (C is optional; Brevitas leaves it out for bias=False) a zero
+    bias, which qonnx's GemmToMatMul needs and which changes no value."""
+    import numpy as np
+    from onnx import helper
+
+    for node in wrapper.get_nodes_by_op_type("Gemm"):
+        if len(node.input) > 2 and node.input[2]:
+            continue
+        trans_b = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "transB"), 0)
+        shape = wrapper.get_tensor_shape(node.input[1])
+        if shape is None:
+            raise CompileError("the Gemm's weight shape is unknown", node.name)
+        name = wrapper.make_new_valueinfo_name()
+        wrapper.set_initializer(name, np.zeros(shape[0] if trans_b else shape[1], dtype=np.float32))
+        if len(node.input) > 2:
+            node.input[2] = name
+        else:
+            node.input.append(name)
+
+
 def clean(source, batch_size: int | None = None):
     """Return a cleaned qonnx ModelWrapper (shapes inferred, constants folded, Quant ops kept)."""
     ModelWrapper, _, cleanup_model = _qonnx()
@@ -84,6 +105,7 @@ def clean(source, batch_size: int | None = None):
         from qonnx.transformation.infer_shapes import InferShapes
 
         if wrapper.get_nodes_by_op_type("Gemm"):
+            _add_zero_biases(wrapper)
             with warnings.catch_warnings():
                 # It warns about any Gemm opset but 9; the rewrite is the same for 11 and 13.
                 warnings.simplefilter("ignore", UserWarning)

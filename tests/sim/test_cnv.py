@@ -28,3 +28,15 @@ def test_cnv_cifar10_bit_exact_at_target_ii(name, cfg, cifar10, tmp_path):
     assert result["bit_exact"] and result["hardware_matches_numpy_reference"], result
     assert result["frames"] == IMAGES
     assert abs(result["ii_deviation"]) <= 0.01, result
+
+
+@pytest.mark.slow
+def test_trained_cnv_2w2a_from_brevitas(tmp_path):
+    """The trained CNV exported by today's Brevitas (its last Gemm has no bias) on held-out images."""
+    model = shared_file("models/CNV_2W2A_trained.onnx")
+    data = np.load(shared_file("data/cifar10_test_jpeg.npz"))
+    held_out = np.array([c * 1000 + i for c in range(10) for i in range(10)])  # mixed classes
+    x = (data["x"][held_out].astype(np.float32) / 255).transpose(0, 3, 1, 2).copy()
+    b = build(model, tmp_path / "out", target_ii=TARGET_II)
+    result = verify(b, x, data["y"][held_out])
+    assert result["bit_exact"] and abs(result["ii_deviation"]) <= 0.01, result
