@@ -27,6 +27,9 @@ from .graph.specs import FoldingError, NetworkSpec
 from .graph.streamline import Streamlined, streamline
 
 
+HEAD_TOLERANCE = 1e-5  # float64 host head against the golden model's float32 one
+
+
 class VerificationError(RuntimeError):
     """The hardware's outputs differ from the golden model's."""
 
@@ -185,7 +188,9 @@ def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | 
                    "affine_offset": network.output.offset.tolist(),
                    "meaning": "y = index of the top-1 class" if network.output.label_select else
                    "model output = argmax(affine_scale * y + affine_offset)" if network.output.host_argmax
-                   else "model output = affine_scale * y + affine_offset per channel",
+                   else f"model output = {network.output.head}(affine_scale * y + affine_offset)"
+                   if network.output.head else "model output = affine_scale * y + affine_offset per channel",
+                   "head": network.output.head,
                    "axis_tdata_bits": geometry.out_width, "elements_per_beat": geometry.out_elements_per_beat,
                    "beats_per_frame": geometry.out_beats_per_frame},
         "layers": layers,
@@ -292,22 +297,38 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
             "bit_exact": bool(len(mismatched) == 0)}
 
 
+def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """qonnx on the original model: (what `compare` checks the hardware against, the model's
+    output). With a host-side head the integers are checked on the head's input."""
+    from .graph.ingest import execute_batched
+
+    if network.output.head is None:
+        output = execute_batched(source, x)
+        return output, output
+    output, head_input = execute_batched(source, x, input_of=network.output.head_node)
+    return head_input, output
+
+
 def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, ready_percent: int = 100,
            seed: int = 1, cxx_opt: str | None = None) -> dict:
     """rtlsim `x` through the build and compare with qonnx on the original model. `cxx_opt`: g++
     optimisation of the simulator (default: chosen from the expected cycles and design size)."""
-    from .graph.ingest import execute_batched
     from .sim.rtlsim import simulate
 
     start = time.perf_counter()
     ints = b.streamlined.input_quantizer.quantize(x)
-    golden = execute_batched(b.out_dir / "original.onnx", x)
+    out = b.network.output
+    golden, golden_output = golden_outputs(b.network, b.out_dir / "original.onnx", x)
     golden_seconds = time.perf_counter() - start
     stream = b.network.to_stream(ints)
     run = simulate(b.network, b.verilog, stream, valid_percent=valid_percent,
                    ready_percent=ready_percent, seed=seed, cxx_opt=cxx_opt)
     outputs = b.network.from_stream(run.outputs)
     result = compare(b.network, outputs, golden)
+    if out.head is not None:
+        result["head"] = out.head
+        result["head_max_abs_error"] = float(np.max(np.abs(
+            out.apply(outputs) - np.asarray(golden_output, dtype=np.float64).reshape(len(x), -1)), initial=0.0))
     reference_match = bool(np.array_equal(run.outputs, b.network.reference(stream)))
     result.update({
         "hardware_matches_numpy_reference": reference_match,
@@ -324,12 +345,14 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "valid_percent": valid_percent, "ready_percent": ready_percent,
     })
     if labels is not None:
-        out = b.network.output
         predicted = out.apply(outputs)[:, 0] if out.label_select or out.host_argmax else \
             out.apply(outputs).argmax(axis=1)
         result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels).reshape(-1)))
     b.report["verification"] = result
     b.write_report()
+    if result.get("head_max_abs_error", 0.0) > HEAD_TOLERANCE:
+        raise VerificationError(f"the host-side {out.head} differs from the golden model's by "
+                                f"{result['head_max_abs_error']:.3g} (float32 allows {HEAD_TOLERANCE})")
     if not result["bit_exact"]:
         raise VerificationError(f"{result['mismatched_frames']} of {result['frames']} frames differ from "
                                 f"the golden model (first: {result['first_mismatches']}); see report.json")

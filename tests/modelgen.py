@@ -42,6 +42,8 @@ class MLPCfg:
     in_signed: bool = False
     layers: list = field(default_factory=lambda: [LayerCfg(8), LayerCfg(4)])
     tail: str = "affine"  # affine | none | quant | argmax
+    head: str = ""  # after the tail: Softmax | LogSoftmax | Sigmoid | TopK | Softmax+ArgMax | Identity+Softmax
+    opset: int = 13
     dyadic: bool = True  # power-of-two scales (float32-exact arithmetic)
 
 
@@ -114,16 +116,31 @@ class _Builder:
             last = index == len(cfg.layers) - 1
             tensor, sample = self.fc(tensor, sample, width_in, layer, last)
             width_in = layer.width
+        out_type = TensorProto.FLOAT
+        for op in filter(None, cfg.head.split("+")):
+            if op == "TopK":
+                k = self.name("k")
+                self.inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), k))
+                self.nodes.append(helper.make_node("TopK", [tensor, k], [self.name("topk_values"), "output"],
+                                                   name="TopK_head"))
+                tensor, out_type = "output", TensorProto.INT64
+            elif op == "ArgMax":
+                tensor, out_type = self.node("ArgMax", [tensor], axis=1, keepdims=1), TensorProto.INT64
+            elif op in ("Softmax", "LogSoftmax"):
+                tensor = self.node(op, [tensor], axis=-1 if cfg.opset >= 13 else 1)
+            else:
+                tensor = self.node(op, [tensor])
         if cfg.tail == "argmax":
             tensor = self.node("ArgMax", [tensor], axis=1, keepdims=1)
             out_type = TensorProto.INT64
-        else:
+        elif not cfg.head:
             out_type = TensorProto.FLOAT
-        self.nodes[-1].output[0] = "output"
+        if tensor != "output":  # TopK already names its indices the graph output
+            self.nodes[-1].output[0] = "output"
         graph = helper.make_graph(self.nodes, "mlp", [x_in],
                                   [helper.make_tensor_value_info("output", out_type, None)],
                                   initializer=self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", cfg.opset)])
         model.ir_version = 8
         if cfg.input == "int":
             from qonnx.core.datatype import DataType
@@ -231,8 +248,9 @@ def random_inputs(cfg: MLPCfg, count: int, seed: int = 0) -> np.ndarray:
 
 # Topologies in the style of the QONNX model zoo MLPs, with seeded weights.
 ZOO_STYLE = {
-    # jet substructure tagging (hls4ml / LogicNets style): 16 features, Relu, BatchNorm, 5 classes
-    "jet-tagging": MLPCfg(in_shape=(1, 16), in_bits=8, in_signed=True, layers=[
+    # jet substructure tagging (hls4ml / LogicNets style): 16 features, Relu, BatchNorm, 5 classes,
+    # ending in Softmax like the QONNX zoo model
+    "jet-tagging": MLPCfg(in_shape=(1, 16), in_bits=8, in_signed=True, head="Softmax", layers=[
         LayerCfg(64, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
         LayerCfg(32, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
         LayerCfg(32, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
@@ -260,6 +278,18 @@ OP_COVERAGE = {
         LayerCfg(8, w_bits=3, gemm=True, norm="none", relu=True, a_bits=3, a_signed=False),
         LayerCfg(6, w_bits=2, bias=True, norm="affine", relu=True, a_bits=4, a_signed=False),
         LayerCfg(5, w_bits=3, gemm=True)]),
+    # host-side heads after the last layer (issue 9): Softmax over the classes (an old opset's
+    # axis=1), LogSoftmax, Sigmoid, Identity + Softmax; TopK k=1 and Softmax + ArgMax are label select
+    "head-softmax-opset11": MLPCfg(in_shape=(1, 10), opset=11, head="Softmax", layers=[
+        LayerCfg(8, w_bits=2, a_bits=2), LayerCfg(5, w_bits=3, gemm=True)]),
+    "head-logsoftmax": MLPCfg(in_shape=(1, 10), head="LogSoftmax", layers=[
+        LayerCfg(8, w_bits=2, a_bits=2), LayerCfg(5, w_bits=3)]),
+    "head-identity-sigmoid": MLPCfg(in_shape=(1, 10), head="Identity+Sigmoid", layers=[
+        LayerCfg(8, w_bits=2, a_bits=2), LayerCfg(3, w_bits=3)]),
+    "head-topk": MLPCfg(in_shape=(1, 10), head="TopK", tail="none", layers=[
+        LayerCfg(8, w_bits=2, a_bits=2), LayerCfg(6, w_bits=3)]),
+    "head-softmax-argmax": MLPCfg(in_shape=(1, 10), head="Softmax+ArgMax", tail="none", layers=[
+        LayerCfg(8, w_bits=2, a_bits=2), LayerCfg(6, w_bits=3)]),
     # Gemms without the optional bias input, as today's Brevitas exports bias=False layers
     "gemm-without-bias": MLPCfg(in_shape=(1, 10), layers=[
         LayerCfg(6, w_bits=2, gemm=True, gemm_bias=False, a_bits=2),

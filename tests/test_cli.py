@@ -83,7 +83,7 @@ COMMON = {"s": 0.5, "z": 0.0, "b2": 2.0, "b16": 16.0, "W": np.ones((4, 3))}
 
 
 @pytest.mark.parametrize("case,fragments", [
-    ("unsupported-op", ["Softmax", "not supported"]),
+    ("unsupported-op", ["Tanh", "not supported"]),
     ("wide-bits", ["Quant_w", "bit width 16", "1 to 8 bits"]),
     ("float-only", ["float-only model"]),
     ("dynamic-weights", ["W_in", "non-constant weights"]),
@@ -92,7 +92,7 @@ def test_bad_models_name_the_node(case, fragments, tmp_path):
     q_in = _quant("x", "xq", "b2", "Quant_in")
     if case == "unsupported-op":
         nodes = [q_in, _quant("W", "Wq", "b2", "Quant_w"), helper.make_node("MatMul", ["xq", "Wq"], ["m"], name="MatMul_0"),
-                 helper.make_node("Softmax", ["m"], ["y"], name="Softmax_0")]
+                 helper.make_node("Tanh", ["m"], ["y"], name="Tanh_0")]
     elif case == "wide-bits":
         nodes = [q_in, _quant("W", "Wq", "b16", "Quant_w"), helper.make_node("MatMul", ["xq", "Wq"], ["y"], name="MatMul_0")]
     elif case == "float-only":

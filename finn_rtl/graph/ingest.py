@@ -125,11 +125,13 @@ def clean(source, batch_size: int | None = None):
     return wrapper
 
 
-def execute_batched(source, x: np.ndarray) -> np.ndarray:
+def execute_batched(source, x: np.ndarray, input_of: str | None = None):
     """qonnx execution of a whole batch at once (row-independent ops only).
 
     The model's batch dimension is set to len(x) before cleaning, so every
     node sees the whole batch; tests compare this against per-frame execution.
+    With `input_of` (a node name of the user's model) the result is (output, that node's input),
+    both from the same execution.
     """
     _, execute_onnx, _ = _qonnx()
     x = np.asarray(x, dtype=np.float32)
@@ -142,7 +144,13 @@ def execute_batched(source, x: np.ndarray) -> np.ndarray:
             raise CompileError(f"input frames have shape {tuple(x.shape[1:])}, the model expects "
                                f"{tuple(expected[1:])} per frame")
         x = x.reshape(expected)
-    return execute_onnx(model, {iname: x})[oname]
+    if input_of is None:
+        return execute_onnx(model, {iname: x})[oname]
+    node = next((n for n in model.graph.node if n.doc_string == ORIGIN + input_of), None)
+    if node is None:
+        raise CompileError(f"node {input_of!r} is not in the model")
+    context = execute_onnx(model, {iname: x}, return_full_exec_context=True)
+    return context[oname], context[node.input[0]]
 
 
 def execute_frames(source, x: np.ndarray) -> np.ndarray:

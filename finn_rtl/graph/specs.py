@@ -524,6 +524,8 @@ class OutputSpec:
     offset: np.ndarray
     label_select: bool = False
     host_argmax: bool = False  # the model's output is argmax(scale * y + offset), taken on the host
+    head: Optional[str] = None  # Softmax/LogSoftmax/Sigmoid applied on the host after the affine
+    head_node: Optional[str] = None  # that op's name in the user's model (its input is compared)
 
     def __post_init__(self):
         for name in ("scale", "offset"):
@@ -536,7 +538,11 @@ class OutputSpec:
         if self.label_select:
             return np.asarray(y)
         values = np.asarray(y, dtype=np.float64) * self.scale + self.offset
-        return values.argmax(axis=-1)[..., None] if self.host_argmax else values
+        if self.host_argmax:
+            return values.argmax(axis=-1)[..., None]
+        from .heads import apply_head
+
+        return apply_head(self.head, values)
 
 
 LayerSpec = Union[MVTUSpec, SlidingWindowSpec, PadSpec, PoolSpec, ThresholdSpec, VectorUnitSpec]

@@ -27,6 +27,7 @@ from onnx import helper
 
 from .datatypes import QType
 from .errors import CompileError
+from .heads import HEADS, head_problem, topk_problem
 from .ingest import ORIGIN, _qonnx, clean
 from .specs import (MVTUSpec, NetworkSpec, OutputSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec,
                     VectorUnitSpec)
@@ -38,7 +39,7 @@ LAYOUT = SHAPE_ONLY + ("Transpose",)
 CHAIN_OPS = ELEMENTWISE + ("BatchNormalization", "Relu")
 ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc")
 SUPPORTED = ("MatMul", "Gemm", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad", "BatchNormalization",
-             "Relu", "ArgMax") + ACTIVATIONS + ELEMENTWISE + LAYOUT
+             "Relu", "ArgMax", "TopK") + HEADS + ACTIVATIONS + ELEMENTWISE + LAYOUT
 
 
 def nhwc_order(shape) -> np.ndarray:
@@ -291,8 +292,13 @@ class _Walker:
         self.spatial_shape = None  # [C, H, W] of the last image tensor
         self.free_source = np.arange(input_quantizer.elements)
         self.input_order = None
+        self.head = None  # (op type, the user's node name) of a host-side head
         node = self.next_node(tensor)
         while node is not None:
+            out_tensor = node.output[0]
+            if self.head is not None and node.op_type not in SHAPE_ONLY + ("ArgMax", "TopK"):
+                raise self.error(f"{node.op_type} after {self.head[0]}: only ArgMax, TopK (k = 1) or "
+                                 "reshapes may follow a host-side head", node)
             if node.op_type == "Transpose":
                 self.transpose(node)
             elif node.op_type in SHAPE_ONLY:
@@ -311,6 +317,22 @@ class _Walker:
                 current = self.activation(node, current)
             elif node.op_type == "ArgMax":
                 self.argmax(node)
+            elif node.op_type == "TopK":
+                problem = topk_problem(node, self.init(node.input[1]), w.get_tensor_shape(node.input[0]))
+                if problem:
+                    raise self.error(problem, node)
+                self.label_select = True
+                if w.graph.output[0].name != node.output[1]:
+                    raise self.error("the model's output must be TopK's indices (label select)", node)
+                out_tensor = node.output[1]
+            elif node.op_type in HEADS:
+                if not self.layers and not isinstance(current, _Pending):
+                    raise self.error(f"{node.op_type} before any MatMul/Conv layer", node)
+                problem = head_problem(node, w.get_tensor_shape(node.input[0]), self.opset())
+                if problem:
+                    raise self.error(problem, node)
+                original = node.doc_string[len(ORIGIN):] if node.doc_string.startswith(ORIGIN) else node.name
+                self.head = (node.op_type, original)
             elif isinstance(current, _Pending):
                 if node.op_type not in CHAIN_OPS:
                     raise self.error(f"{node.op_type} cannot follow a MatMul", node)
@@ -318,7 +340,7 @@ class _Walker:
                 current.affine = self.affine_step(node, current.affine, len(current.acc_scale))
             else:
                 current = self.affine_step_on_ints(node, current)
-            tensor = node.output[0]
+            tensor = out_tensor
             node = self.next_node(tensor)
         if tensor != w.graph.output[0].name:
             raise CompileError(f"the chain ends at '{tensor}', not at the graph output")
@@ -829,6 +851,9 @@ class _Walker:
                                  "is not supported", pool)
             self.add_maxpool(pool, pooled_type)
 
+    def opset(self) -> int:
+        return next((o.version for o in self.w.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+
     def argmax(self, node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("keepdims", 1) not in (0, 1) or attrs.get("axis", 0) not in (1, -1):
@@ -854,6 +879,7 @@ class _Walker:
             # The model's own ArgMax follows per-class scaling: the integers alone cannot rank the
             # classes, so the accelerator returns scores and the host applies affine and argmax.
             self.notes.append("ArgMax after per-class output scaling: label select runs on the host")
+            self.note_dropped_head()
             return OutputSpec(scale, offset, label_select=False, host_argmax=True)
         if self.label_select:
             if not uniform:
@@ -867,7 +893,14 @@ class _Walker:
                                            QType.bipolar_type() if last.weight_type.bipolar else
                                            QType.for_range(-last.weights.max(), -last.weights.min()))
                 scale, offset = -scale, offset
-        return OutputSpec(scale, offset, self.label_select)
+            self.note_dropped_head()
+            return OutputSpec(scale, offset, True)
+        head, head_node = self.head or (None, None)
+        return OutputSpec(scale, offset, False, head=head, head_node=head_node)
+
+    def note_dropped_head(self):
+        if self.head is not None:
+            self.notes.append(f"{self.head[0]} before the final ArgMax/TopK keeps the top-1 class: not computed")
 
 
 def streamline(source, name: str = "finn_rtl_top", label_select: bool = False) -> Streamlined:

@@ -145,7 +145,20 @@ def model_output(ints: np.ndarray, desc: dict) -> np.ndarray:
         model_order[:, order] = ints
         ints = model_order
     values = ints.astype(np.float64) * np.asarray(desc["scale"]) + np.asarray(desc["offset"])
-    return values.argmax(axis=-1)[..., None] if desc["host_argmax"] else values
+    if desc["host_argmax"]:
+        return values.argmax(axis=-1)[..., None]
+    return apply_head(desc.get("head"), values)
+
+
+def apply_head(head, values: np.ndarray) -> np.ndarray:
+    """Softmax, LogSoftmax or Sigmoid over the classes in float64, as finn-rtl's verification does."""
+    if head is None:
+        return values
+    if head == "Sigmoid":
+        return 1.0 / (1.0 + np.exp(-values))
+    shifted = values - values.max(axis=-1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return np.exp(shifted - log_sum) if head == "Softmax" else shifted - log_sum
 
 
 # -- the accelerator --------------------------------------------------------------------------

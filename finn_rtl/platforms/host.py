@@ -115,7 +115,7 @@ def driver_description(b, word_bytes: int, *, design_id: int, ip_name: str, plat
                    "elements": network.out_elements,
                    "lanes": geometry.out_elements_per_beat,
                    "scale": out.scale.tolist(), "offset": out.offset.tolist(),
-                   "label_select": out.label_select, "host_argmax": out.host_argmax,
+                   "label_select": out.label_select, "host_argmax": out.host_argmax, "head": out.head,
                    "layout": MemoryLayout(word_bytes, geometry.out_width // 8, geometry.out_beats_per_frame).to_dict()},
     }
 
