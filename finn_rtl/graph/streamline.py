@@ -201,7 +201,7 @@ class _Walker:
         if np.any(zeropt != 0):
             raise self.error("Quant with a non-zero zero point is not supported (use zero point 0)",
                              node)
-        if bits.size != 1 or float(bits) != int(bits):
+        if bits.size != 1 or not np.isfinite(bits).all() or float(bits) != int(bits):
             raise self.error(f"bit width {bits} must be a scalar integer", node)
         bits = int(bits)
         if not 1 <= bits <= MAX_BITS:
@@ -209,8 +209,8 @@ class _Walker:
                              "bits", node)
         signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
         rounding = attrs.get("rounding_mode", b"ROUND")
-        rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
-        if rounding.upper() not in ("ROUND", "HALF_EVEN", "FLOOR", "CEIL"):
+        rounding = rounding.decode(errors="replace") if isinstance(rounding, bytes) else rounding
+        if not isinstance(rounding, str) or rounding.upper() not in ("ROUND", "HALF_EVEN", "FLOOR", "CEIL"):
             raise self.error(f"rounding mode {rounding} is not supported (ROUND, FLOOR, CEIL)",
                              node)
         if bits == 1 and signed:
@@ -271,8 +271,13 @@ class _Walker:
                                   initializer=inits)
         model = helper.make_model(graph, opset_imports=list(self.w.model.opset_import))
         model.ir_version = self.w.model.ir_version
-        wrapper = ModelWrapper(model).transform(InferShapes())
-        return execute_onnx(wrapper, {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()})[output]
+        try:
+            wrapper = ModelWrapper(model).transform(InferShapes())
+            return execute_onnx(wrapper, {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()})[output]
+        except Exception as exc:  # onnxruntime and qonnx raise many types for invalid nodes
+            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise self.error(f"qonnx cannot execute this op ({detail}); check its attributes and inputs",
+                             nodes[0]) from None
 
     # -- the walk ---------------------------------------------------------------
     def run(self) -> Streamlined:
