@@ -74,6 +74,14 @@ class _Builder:
         self.nodes.append(helper.make_node(op, inputs, [out], name=self.name(op), domain=domain, **attrs))
         return out
 
+    def axes_node(self, op, tensor, axes=(2,)):
+        """Squeeze/Unsqueeze with `axes` as an attribute (opset < 13) or an input (opset 13+)."""
+        if self.cfg.opset < 13:
+            return self.node(op, [tensor], axes=list(axes))
+        name = self.name("axes")
+        self.inits.append(numpy_helper.from_array(np.array(axes, dtype=np.int64), name))
+        return self.node(op, [tensor, name])
+
     def scale(self, target):
         target = float(target)
         if self.cfg.dyadic:
@@ -184,12 +192,16 @@ class _Builder:
         mean, std = pre.mean(axis=0), pre.std(axis=0) + 1e-3
         if last:
             return self.tail(tensor, pre, layer)
-        if layer.norm == "bn":
+        if layer.norm in ("bn", "bn-unsqueezed"):
             gamma = rng.uniform(0.5, 2.0, layer.width) * rng.choice([-1, 1], layer.width, p=[0.25, 0.75])
             beta = rng.normal(0, 0.3, layer.width)
             var = std ** 2
+            if layer.norm == "bn-unsqueezed":  # BatchNorm1d as older Brevitas/FINN exports wrap it
+                tensor = self.axes_node("Unsqueeze", tensor)
             tensor = self.node("BatchNormalization", [tensor, self.const(gamma), self.const(beta),
                                                       self.const(mean), self.const(var)], epsilon=1e-5)
+            if layer.norm == "bn-unsqueezed":
+                tensor = self.axes_node("Squeeze", tensor)
             post = (pre - mean) / np.sqrt(var + 1e-5) * gamma + beta
         elif layer.norm == "affine":
             mul = (1 / std) * rng.choice([-1, 1], layer.width, p=[0.25, 0.75])
@@ -290,6 +302,12 @@ OP_COVERAGE = {
         LayerCfg(8, w_bits=2, a_bits=2), LayerCfg(6, w_bits=3)]),
     "head-softmax-argmax": MLPCfg(in_shape=(1, 10), head="Softmax+ArgMax", tail="none", layers=[
         LayerCfg(8, w_bits=2, a_bits=2), LayerCfg(6, w_bits=3)]),
+    # older exports: BatchNorm1d as Unsqueeze -> BatchNormalization -> Squeeze, axes as attributes
+    # (opset 11) and as inputs (opset 13)
+    "bn-unsqueezed-opset11": MLPCfg(in_shape=(1, 12), opset=11, layers=[
+        LayerCfg(8, w_bits=2, norm="bn-unsqueezed", a_bits=2), LayerCfg(4, w_bits=2)]),
+    "bn-unsqueezed-opset13": MLPCfg(in_shape=(1, 12), layers=[
+        LayerCfg(8, w_bits=2, norm="bn-unsqueezed", relu=True, a_bits=3, a_signed=False), LayerCfg(4, w_bits=2)]),
     # Gemms without the optional bias input, as today's Brevitas exports bias=False layers
     "gemm-without-bias": MLPCfg(in_shape=(1, 10), layers=[
         LayerCfg(6, w_bits=2, gemm=True, gemm_bias=False, a_bits=2),

@@ -41,6 +41,13 @@ ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc")
 SUPPORTED = ("MatMul", "Gemm", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad", "BatchNormalization",
              "Relu", "ArgMax", "TopK") + HEADS + ACTIVATIONS + ELEMENTWISE + LAYOUT
 
+# Ops that users meet in older exports, with what to do instead.
+UNSUPPORTED_HINTS = {
+    "Sign": "Sign is not supported: FINN reads it as a bipolar quantizer (x >= 0 -> +1), but the golden "
+            "model's ONNX Sign maps 0 to 0, a third level, so no bit-exact hardware exists for it; "
+            "re-export the activation as BipolarQuant (Brevitas QuantIdentity with 1 bit)",
+}
+
 
 def nhwc_order(shape) -> np.ndarray:
     """Stream order of an [1, C, *spatial] tensor carried channels last: stream index -> flat index."""
@@ -283,6 +290,8 @@ class _Walker:
     def run(self) -> Streamlined:
         w = self.w
         for node in w.graph.node:
+            if node.op_type in UNSUPPORTED_HINTS:
+                raise self.error(UNSUPPORTED_HINTS[node.op_type], node)
             if node.op_type not in SUPPORTED:
                 raise self.error(f"op {node.op_type} is not supported; supported ops: "
                                  f"{', '.join(sorted(set(SUPPORTED)))}", node)
@@ -307,7 +316,12 @@ class _Walker:
             if node.op_type == "Transpose":
                 self.transpose(node)
             elif node.op_type in SHAPE_ONLY:
-                pass  # the flat order is unchanged; shapes come from shape inference
+                # The flat order is unchanged; shapes come from shape inference. Inside a layer's
+                # chain, batch-preserving ones (older exports wrap BatchNorm in Unsqueeze/Squeeze)
+                # join the chain so that it evaluates as one connected graph.
+                if isinstance(current, _Pending) and node.op_type in ("Squeeze", "Unsqueeze", "Identity"):
+                    self.check_keeps_batch(node)
+                    current.chain.append(node)
             elif node.op_type == "MatMul":
                 current = self.matmul(node, current)
             elif node.op_type == "Conv":
@@ -855,6 +869,15 @@ class _Walker:
                 raise self.error("MaxPool on an output with a negative scale is a min pool, which "
                                  "is not supported", pool)
             self.add_maxpool(pool, pooled_type)
+
+    def check_keeps_batch(self, node) -> None:
+        axes = {a.name: helper.get_attribute_value(a) for a in node.attribute}.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.init(node.input[1])
+        if axes is None and node.op_type == "Squeeze":
+            raise self.error("Squeeze without axes inside a layer's chain: give the axes explicitly", node)
+        if axes is not None and 0 in [int(a) for a in np.asarray(axes).reshape(-1)]:
+            raise self.error(f"{node.op_type} of the batch axis inside a layer's chain is not supported", node)
 
     def opset(self) -> int:
         return next((o.version for o in self.w.model.opset_import if o.domain in ("", "ai.onnx")), 13)

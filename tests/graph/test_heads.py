@@ -54,3 +54,15 @@ def test_refusals_name_the_node():
 
     with pytest.raises(CompileError, match="Softmax over axis 0"):
         streamline(edited(MLPCfg(in_shape=(1, 10), head="Softmax", layers=[LayerCfg(4)]), softmax_axis_0))
+
+
+def test_sign_is_refused_with_the_reason():
+    def sign_activation(model):  # an old BNN export's activation: Sign instead of a quantizer
+        activation = [n for n in model.graph.node if n.op_type == "Quant"][-1]
+        activation.op_type, activation.domain = "Sign", ""
+        del activation.input[1:]
+        del activation.attribute[:]
+
+    cfg = MLPCfg(in_shape=(1, 10), layers=[LayerCfg(6, a_bits=1), LayerCfg(4)])
+    with pytest.raises(CompileError, match="Sign is not supported: FINN reads it as a bipolar"):
+        streamline(edited(cfg, sign_activation))
