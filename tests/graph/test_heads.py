@@ -58,7 +58,8 @@ def test_refusals_name_the_node():
 
 def test_sign_is_refused_with_the_reason():
     def sign_activation(model):  # an old BNN export's activation: Sign instead of a quantizer
-        activation = [n for n in model.graph.node if n.op_type == "Quant"][-1]
+        norms = {n.output[0] for n in model.graph.node if n.op_type == "BatchNormalization"}
+        activation = next(n for n in model.graph.node if n.op_type == "Quant" and n.input[0] in norms)
         activation.op_type, activation.domain = "Sign", ""
         del activation.input[1:]
         del activation.attribute[:]
