@@ -106,6 +106,10 @@ class _Builder:
             lo = -(2 ** (cfg.in_bits - 1)) if cfg.in_signed else 0
             hi = 2 ** (cfg.in_bits - 1) - 1 if cfg.in_signed else 2 ** cfg.in_bits - 1
             sample = rng.integers(lo, hi + 1, (batch, features)).astype(np.float64)
+        elif cfg.input == "bipolar-typed":  # (x + 1) / 2 on a BIPOLAR-annotated input (QONNX zoo UNSW-NB15)
+            raw = rng.choice([-1.0, 1.0], (batch, features))
+            tensor = self.node("Div", [self.node("Add", [tensor, self.const(1.0)]), self.const(2.0)])
+            sample = (raw + 1) / 2
         elif cfg.input == "bipolar":
             raw = rng.uniform(0, 1, (batch, features))
             tensor = self.node("Sub", [self.node("Mul", [tensor, self.const(2.0)]), self.const(1.0)])
@@ -156,6 +160,13 @@ class _Builder:
 
             wrapper = ModelWrapper(model)
             wrapper.set_tensor_datatype("input", DataType[f"{'INT' if cfg.in_signed else 'UINT'}{cfg.in_bits}"])
+            model = wrapper.model
+        elif cfg.input == "bipolar-typed":
+            from qonnx.core.datatype import DataType
+            from qonnx.core.modelwrapper import ModelWrapper
+
+            wrapper = ModelWrapper(model)
+            wrapper.set_tensor_datatype("input", DataType["BIPOLAR"])
             model = wrapper.model
         return model
 
@@ -255,6 +266,8 @@ def random_inputs(cfg: MLPCfg, count: int, seed: int = 0) -> np.ndarray:
         lo = -(2 ** (cfg.in_bits - 1)) if cfg.in_signed else 0
         hi = 2 ** (cfg.in_bits - 1) - 1 if cfg.in_signed else 2 ** cfg.in_bits - 1
         return rng.integers(lo, hi + 1, (count, *cfg.in_shape[1:])).astype(np.float32)
+    if cfg.input == "bipolar-typed":
+        return rng.choice([-1.0, 1.0], (count, *cfg.in_shape[1:])).astype(np.float32)
     return rng.uniform(0, 1, (count, *cfg.in_shape[1:])).astype(np.float32)
 
 
@@ -267,8 +280,9 @@ ZOO_STYLE = {
         LayerCfg(32, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
         LayerCfg(32, w_bits=3, gemm=True, norm="bn", relu=True, a_bits=3, a_signed=False),
         LayerCfg(5, w_bits=3, gemm=True)], tail="none"),
-    # network intrusion detection (UNSW-NB15 style): 593 binarized features, 2-bit weights/acts
-    "network-intrusion": MLPCfg(in_shape=(1, 593), input="bipolar", layers=[
+    # network intrusion detection (UNSW-NB15 style): 593 binarized features on a BIPOLAR input mapped
+    # to {0, 1} by (x + 1) / 2 as in the QONNX zoo model, 2-bit weights/acts
+    "network-intrusion": MLPCfg(in_shape=(1, 593), input="bipolar-typed", layers=[
         LayerCfg(64, w_bits=2, bias=True, norm="bn", a_bits=2),
         LayerCfg(64, w_bits=2, bias=True, norm="bn", a_bits=2),
         LayerCfg(64, w_bits=2, bias=True, norm="bn", a_bits=2),

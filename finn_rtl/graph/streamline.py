@@ -427,17 +427,22 @@ class _Walker:
                 raise self.error("the float input reaches a MatMul without an input quantizer; "
                                  "add a Quant node on the input or annotate the input with an "
                                  "integer/bipolar qonnx datatype", node)
-            if any(n.op_type not in LAYOUT for n in prefix):
-                raise self.error("an integer input may only be reshaped before the first MatMul",
-                                 prefix[0])
+            allowed = LAYOUT + ELEMENTWISE + ("BatchNormalization",)
+            bad = next((n for n in prefix if n.op_type not in allowed), None)
+            if bad is not None:
+                raise self.error("an integer input may only be reshaped, transposed, or scaled and "
+                                 "shifted by constants (Mul/Div/Add/Sub/BatchNormalization) before the "
+                                 "first MatMul", bad)
             qtype = QType.bipolar_type() if input_dt.name == "BIPOLAR" else \
                 QType.for_range(int(input_dt.min()), int(input_dt.max()))
             if qtype.bits > MAX_BITS:
                 raise self.error(f"input datatype {input_dt.name} is wider than {MAX_BITS} bits",
                                  node)
             elements = int(np.prod(w.get_tensor_shape(node.input[0])[1:]))
-            out_tensor = prefix[-1].output[0] if prefix else tensor
-            return (InputQuantizer(None, 1.0, qtype, elements), out_tensor,
+            # The walk continues from the input itself: reshapes and transposes set the stream
+            # order, and affine ops become the integers' affine view, folded into the first
+            # layer's accumulator offset (exactly, as after a pool) and checked by its thresholds.
+            return (InputQuantizer(None, 1.0, qtype, elements), tensor,
                     (qtype, _Affine(np.array(1.0), np.array(0.0))))
         scale, qtype, qmin, qmax = self.quant_params(node)
         if np.asarray(scale).size != 1:
