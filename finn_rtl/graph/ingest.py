@@ -10,7 +10,7 @@ import onnx
 
 from .errors import CompileError
 
-QUANT_OPS = ("Quant", "BipolarQuant", "Trunc")
+QUANT_OPS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")  # MultiThreshold: FINN-ONNX dialect
 QONNX_DOMAIN = "qonnx.custom_op.general"
 ORIGIN = "finn-rtl original name: "  # kept in doc_string so errors can name nodes as the user's file does
 
@@ -108,7 +108,11 @@ def clean(source, batch_size: int | None = None):
     _normalise_domains(model)
     for index, node in enumerate(model.graph.node):
         node.doc_string = ORIGIN + (node.name or f"{node.op_type} #{index}")
-    wrapper = ModelWrapper(model)
+    with warnings.catch_warnings():
+        # FINN-dialect files use the old "finn.custom_op.general" domain, which qonnx converts
+        # with a warning; the conversion is exactly what is wanted.
+        warnings.filterwarnings("ignore", message="Some old-style domain attributes")
+        wrapper = ModelWrapper(model)
     try:
         # Batch 1 first: shape inference then knows every tensor (the output too), which the
         # batch-size change needs; it also rewrites the folded Reshape targets.

@@ -37,7 +37,7 @@ ELEMENTWISE = ("Mul", "Div", "Add", "Sub")
 SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze")  # keep the flat order
 LAYOUT = SHAPE_ONLY + ("Transpose",)
 CHAIN_OPS = ELEMENTWISE + ("BatchNormalization", "Relu")
-ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc")
+ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")
 SUPPORTED = ("MatMul", "Gemm", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad", "BatchNormalization",
              "Relu", "ArgMax", "TopK") + HEADS + ACTIVATIONS + ELEMENTWISE + LAYOUT
 
@@ -196,8 +196,56 @@ class _Walker:
                              f"per-channel over {channels} channels", node)
         return flat
 
+    def annotated_weights(self, node, tensor, out_axis: int):
+        """FINN-ONNX dialect: float weights with an integer qonnx datatype annotation (no Quant)."""
+        dtype = self.w.get_tensor_datatype(tensor)
+        if not dtype.is_integer():
+            raise self.error("MatMul weights are float (no Quant/BipolarQuant on them and no integer "
+                             "datatype annotation); quantize the weights to 1-8 bits in Brevitas/QKeras", node)
+        values = np.asarray(self.init(tensor), dtype=np.float64)
+        qtype = QType.bipolar_type() if dtype.name == "BIPOLAR" else \
+            QType.for_range(int(dtype.min()), int(dtype.max()))
+        if not np.all(values == np.round(values)) or not qtype.contains(values.astype(np.int64)):
+            raise self.error(f"its weights are annotated {dtype.name} but hold values outside it "
+                             f"(from {values.min():g} to {values.max():g})", node)
+        if qtype.bits > MAX_BITS:
+            raise self.error(f"its weights are annotated {dtype.name}, wider than {MAX_BITS} bits", node)
+        ints = values.astype(np.int64)
+        if not qtype.bipolar:
+            qtype = QType.for_range(min(ints.min(), qtype.min), max(ints.max(), qtype.max))
+        return ints, qtype, np.ones(ints.shape[out_axis])
+
+    def multithreshold_params(self, node):
+        """(scale, qtype, qmin, qmax) of a FINN MultiThreshold: output out_scale * k + out_bias for
+        k = 0..T steps; as integers q * scale with scale = out_scale (bipolar: out_scale / 2)."""
+        thresholds = self.const_input(node, 1)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        out_dtype = attrs.get("out_dtype", b"")
+        out_dtype = out_dtype.decode(errors="replace") if isinstance(out_dtype, bytes) else str(out_dtype)
+        out_scale, out_bias = float(attrs.get("out_scale", 1.0)), float(attrs.get("out_bias", 0.0))
+        steps = thresholds.shape[-1] if thresholds.ndim else 1
+        if not np.isfinite(out_scale) or out_scale <= 0:
+            raise self.error(f"MultiThreshold out_scale {out_scale:g} must be positive", node)
+        if out_dtype == "BIPOLAR":
+            if steps != 1 or not np.isclose(out_bias, -out_scale / 2):
+                raise self.error("a BIPOLAR MultiThreshold needs one threshold and out_bias = -out_scale/2",
+                                 node)
+            return np.float64(out_scale / 2), QType.bipolar_type(), -1, 1
+        base = out_bias / out_scale
+        if base != round(base):
+            raise self.error(f"MultiThreshold out_bias {out_bias:g} is not a whole number of out_scale steps",
+                             node)
+        qmin, qmax = int(round(base)), int(round(base)) + steps
+        qtype = QType.for_range(qmin, qmax)
+        if qtype.bits > MAX_BITS:
+            raise self.error(f"MultiThreshold with {steps} thresholds gives {qtype}, wider than {MAX_BITS} bits",
+                             node)
+        return np.float64(out_scale), qtype, qmin, qmax
+
     def quant_params(self, node):
         """(scale, qtype, qmin, qmax) of a Quant/BipolarQuant node with constant parameters."""
+        if node.op_type == "MultiThreshold":
+            return self.multithreshold_params(node)
         if node.op_type == "BipolarQuant":
             return self.const_input(node, 1), QType.bipolar_type(), -1, 1
         if node.op_type != "Quant":
@@ -230,8 +278,7 @@ class _Walker:
         a Conv's ([out, in, *kernel], out_axis 0) weight input."""
         tensor = node.input[1]
         if self.init(tensor) is not None:
-            raise self.error("MatMul weights are float (no Quant/BipolarQuant on them); quantize "
-                             "the weights to 1-8 bits in Brevitas/QKeras", node)
+            return self.annotated_weights(node, tensor, out_axis)
         producer = self.w.find_producer(tensor)
         if producer is None or producer.op_type not in ("Quant", "BipolarQuant") or \
                 self.init(producer.input[0]) is None:
@@ -295,7 +342,8 @@ class _Walker:
             if node.op_type not in SUPPORTED:
                 raise self.error(f"op {node.op_type} is not supported; supported ops: "
                                  f"{', '.join(sorted(set(SUPPORTED)))}", node)
-        if not any(n.op_type in ("Quant", "BipolarQuant") for n in w.graph.node):
+        if not any(n.op_type in ("Quant", "BipolarQuant", "MultiThreshold") for n in w.graph.node) and \
+                not any(w.get_tensor_datatype(i.name).is_integer() for i in w.graph.initializer):
             raise CompileError("float-only model: there is no Quant/BipolarQuant node; export a "
                                "quantized model (Brevitas/QKeras) with 1-8 bit weights and activations")
         tensor = w.graph.input[0].name
@@ -417,7 +465,7 @@ class _Walker:
         prefix = []
         input_dt = w.get_tensor_datatype(tensor)
         node = self.next_node(tensor)
-        while node is not None and node.op_type not in ("Quant", "BipolarQuant", "MatMul"):
+        while node is not None and node.op_type not in ("Quant", "BipolarQuant", "MultiThreshold", "MatMul"):
             prefix.append(node)
             node = self.next_node(node.output[0])
         if node is None:
@@ -748,6 +796,8 @@ class _Walker:
         """The real value of one integer step at an activation's output."""
         if node.op_type == "Trunc" and len(node.input) == 6:  # Trunc v2 has an output scale input
             return self.const_input(node, 4)
+        if node.op_type == "MultiThreshold":
+            return self.multithreshold_params(node)[0]
         return self.const_input(node, 1)
 
     def trunc_params(self, node, pending):

@@ -1,0 +1,56 @@
+"""The FINN-ONNX dialect: annotated float weights, MultiThreshold activations, TopK."""
+import numpy as np
+import onnx
+import pytest
+from finngen import finn_inputs, make_finn_mlp
+
+from finn_rtl.flow import build, compare, golden_outputs, verify
+from finn_rtl.graph.errors import CompileError
+from finn_rtl.graph.streamline import streamline
+
+
+@pytest.mark.parametrize("tail", ["topk", "mul"])
+@pytest.mark.parametrize("domain", ["finn.custom_op.general", "qonnx.custom_op.general"])
+def test_finn_dialect_bit_exact_in_numpy(tail, domain):
+    model = make_finn_mlp(tail=tail, seed=2, domain=domain)
+    s = streamline(model)
+    kinds = [(str(layer.weight_type), str(layer.output_type)) for layer in s.network.layers]
+    assert kinds[:2] == [("INT2", "UINT2"), ("INT2", "BIPOLAR")] and s.network.layers[2].binary_xnor
+    assert s.network.output.label_select == (tail == "topk")
+    x = finn_inputs(300)
+    hw = s.network.reference(s.input_quantizer.quantize(x))
+    assert compare(s.network, hw, golden_outputs(s.network, model, x)[0])["bit_exact"]
+
+
+def test_finn_dialect_rtlsim_with_backpressure(tmp_path):
+    onnx.save(make_finn_mlp(seed=5, widths=(16, 8, 10), in_features=20), str(tmp_path / "m.onnx"))
+    b = build(tmp_path / "m.onnx", tmp_path / "out", target_ii=8)
+    x = finn_inputs(200, in_features=20, seed=3)
+    assert verify(b, x, valid_percent=70, ready_percent=60)["bit_exact"]
+    assert abs(verify(b, x)["ii_deviation"]) <= 0.01
+
+
+def test_annotation_that_does_not_fit_is_named():
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = make_finn_mlp(seed=2)
+    weights = next(i for i in model.graph.initializer if i.name == "W0")
+    values = onnx.numpy_helper.to_array(weights).copy()
+    values[0, 0] = 5.0
+    weights.CopyFrom(onnx.numpy_helper.from_array(values, "W0"))
+    with pytest.raises(CompileError, match="node 'MatMul_0' .*its weights are annotated INT2 but hold values outside it"):
+        streamline(model)
+    wrapper = ModelWrapper(make_finn_mlp(seed=2))
+    from qonnx.core.datatype import DataType
+
+    wrapper.set_tensor_datatype("W0", DataType["FLOAT32"])
+    with pytest.raises(CompileError, match="no integer datatype annotation"):
+        streamline(wrapper.model)
+
+
+def test_multithreshold_bias_off_the_grid_is_refused():
+    model = make_finn_mlp(seed=2)
+    node = next(n for n in model.graph.node if n.op_type == "MultiThreshold")
+    node.attribute.extend([onnx.helper.make_attribute("out_bias", 0.5)])
+    with pytest.raises(CompileError, match="MultiThreshold out_bias 0.5 is not a whole number"):
+        streamline(model)
