@@ -9,7 +9,7 @@ COLUMNS = (("to Verilog s", 12, "{:.2f}"), ("Verilator s", 11, "{:.1f}"), ("veri
            ("expected", 8, "{}"), ("latency", 8, "{}"), ("top-1 %", 7, "{:.2f}"), ("exact", 5, "{}"))
 
 
-def measure(b, x, y) -> list:
+def measure(b, x, y=None) -> list:
     """Verify a build on (x, y) and return the measured columns' values."""
     from finn_rtl.flow import verify
     from finn_rtl.sim.verilator import FAST_SIM
@@ -20,7 +20,7 @@ def measure(b, x, y) -> list:
     verify_seconds = time.perf_counter() - start - r["verilator_build_seconds"]
     return [b.report["build"]["seconds_to_verilog"], r["verilator_build_seconds"], verify_seconds,
             r["rtlsim_cycles_per_second"] / 1e6, r["frames"] / r["rtlsim_seconds"], r["measured_ii_cycles"],
-            r["expected_ii_cycles"], r["latency_cycles"], 100 * r["top1_accuracy"], r["bit_exact"]]
+            r["expected_ii_cycles"], r["latency_cycles"], 100 * r.get("top1_accuracy", float("nan")), r["bit_exact"]]
 
 
 def header(keys: list[tuple[str, int]]) -> str:
