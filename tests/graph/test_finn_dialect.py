@@ -1,5 +1,4 @@
 """The FINN-ONNX dialect: annotated float weights, MultiThreshold activations, TopK."""
-import numpy as np
 import onnx
 import pytest
 from finngen import finn_inputs, make_finn_mlp
