@@ -55,10 +55,9 @@ def _check_arguments(args) -> None:
             raise CompileError(f"--{name.replace('_', '-')} {value}: use a percentage from 1 to 100")
     if getattr(args, "input_scale", None) is not None and not np.isfinite(args.input_scale):
         raise CompileError("--input-scale must be a finite number")
-    for name in ("out",):
-        value = getattr(args, name, None)
-        if value is not None and Path(value).exists() and not Path(value).is_dir():
-            raise CompileError(f"-o {value} is a file; name a directory (new or existing)")
+    out = getattr(args, "out", None)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise CompileError(f"-o {out} is a file; name a directory (new or existing)")
     if getattr(args, "board", None):  # a clock the board cannot run is refused before any work
         from .platforms.boards import get_board
 

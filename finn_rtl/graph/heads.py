@@ -7,7 +7,8 @@ without it: label select then ignores the head.
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+
+from .ingest import node_attributes
 
 
 HEADS = ("Softmax", "LogSoftmax", "Sigmoid")
@@ -21,17 +22,13 @@ def apply_head(head: str | None, values: np.ndarray) -> np.ndarray:
     return driver_head(head, values)
 
 
-def _attributes(node) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
 def head_problem(node, shape, opset: int) -> str | None:
     """Why `node` cannot be a host-side head (None if it can): it must act on the class axis of
     a [1, classes] tensor."""
     if shape is None or len(shape) != 2:
         return (f"{node.op_type} on a tensor of shape {shape}: a host-side head needs a flat [1, classes] "
                 "output; flatten before it")
-    axis = _attributes(node).get("axis", -1 if opset >= 13 else 1)
+    axis = node_attributes(node).get("axis", -1 if opset >= 13 else 1)
     if node.op_type != "Sigmoid" and axis not in (1, -1):
         return f"{node.op_type} over axis {axis}: only the class axis (1 or -1) is supported"
     return None
@@ -40,7 +37,7 @@ def head_problem(node, shape, opset: int) -> str | None:
 def topk_problem(node, k, shape) -> str | None:
     """Why `node` is not label select (None if it is): TopK must be an ArgMax, k = 1, largest,
     over the class axis."""
-    attrs = _attributes(node)
+    attrs = node_attributes(node)
     if k is None or np.asarray(k).size != 1 or int(np.asarray(k).reshape(-1)[0]) != 1:
         return "TopK with k other than a constant 1 is not supported: use k = 1 (label select) or take the " \
                "top k on the host"

@@ -24,6 +24,11 @@ def _qonnx():
     return ModelWrapper, execute_onnx, cleanup_model
 
 
+def node_attributes(node) -> dict:
+    """A node's attributes by name, as Python values."""
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
 def read_model(source) -> onnx.ModelProto:
     """Read an ONNX file (or pass a ModelProto through), with clear errors for bad files."""
     if isinstance(source, onnx.ModelProto):
@@ -65,13 +70,10 @@ def _check_weight_inputs(model: onnx.ModelProto, init_names: set) -> None:
 def _add_zero_biases(wrapper) -> None:
     """Give every Gemm without a bias (C is optional; Brevitas leaves it out for bias=False) a zero
     bias, which qonnx's GemmToMatMul needs and which changes no value."""
-    import numpy as np
-    from onnx import helper
-
     for node in wrapper.get_nodes_by_op_type("Gemm"):
         if len(node.input) > 2 and node.input[2]:
             continue
-        trans_b = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "transB"), 0)
+        trans_b = node_attributes(node).get("transB", 0)
         shape = wrapper.get_tensor_shape(node.input[1])
         if shape is None:
             raise CompileError("the Gemm's weight shape is unknown", node.name)

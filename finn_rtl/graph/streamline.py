@@ -28,7 +28,7 @@ from onnx import helper
 from .datatypes import QType
 from .errors import CompileError
 from .heads import HEADS, head_problem, topk_problem
-from .ingest import ORIGIN, _qonnx, clean
+from .ingest import ORIGIN, _qonnx, clean, node_attributes
 from .specs import (MVTUSpec, NetworkSpec, OutputSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec,
                     VectorUnitSpec)
 
@@ -219,7 +219,7 @@ class _Walker:
         """(scale, qtype, qmin, qmax) of a FINN MultiThreshold: output out_scale * k + out_bias for
         k = 0..T steps; as integers q * scale with scale = out_scale (bipolar: out_scale / 2)."""
         thresholds = self.const_input(node, 1)
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(node)
         out_dtype = attrs.get("out_dtype", b"")
         out_dtype = out_dtype.decode(errors="replace") if isinstance(out_dtype, bytes) else str(out_dtype)
         out_scale, out_bias = float(attrs.get("out_scale", 1.0)), float(attrs.get("out_bias", 0.0))
@@ -252,7 +252,7 @@ class _Walker:
             raise self.error(f"{node.op_type} is not supported here (use Quant or BipolarQuant)",
                              node)
         scale, zeropt, bits = (self.const_input(node, i) for i in (1, 2, 3))
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(node)
         if np.any(zeropt != 0):
             raise self.error("Quant with a non-zero zero point is not supported (use zero point 0)",
                              node)
@@ -427,7 +427,7 @@ class _Walker:
     # -- stream order -----------------------------------------------------------
     def transpose(self, node):
         shape = self.w.get_tensor_shape(node.input[0])
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(node)
         perm = attrs.get("perm", list(range(len(shape)))[::-1])
         source = np.arange(int(np.prod(shape))).reshape(shape).transpose(perm).reshape(-1)
         if self.order is None:
@@ -553,7 +553,7 @@ class _Walker:
 
     def window_attrs(self, node, rank, kernel):
         """Kernel, stride and (top, left, bottom, right) pads as 2-D, checking what is supported."""
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(node)
         dims = rank - 2
         auto_pad = attrs.get("auto_pad", b"NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
@@ -668,7 +668,7 @@ class _Walker:
 
     def add_maxpool(self, node, qtype):
         channels, height, width, rank = self.spatial_input(node)
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(node)
         kernel, stride, pads, _ = self.window_attrs(node, rank, attrs["kernel_shape"])
         if any(pads):
             raise self.error("MaxPool with pads is not supported; pad before pooling", node)
@@ -694,7 +694,7 @@ class _Walker:
         if node.op_type == "GlobalAveragePool":
             window, pixels = height * width, 1  # the stream of one image is one window
         else:
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            attrs = node_attributes(node)
             kernel, stride, pads, _ = self.window_attrs(node, rank, attrs["kernel_shape"])
             if any(pads) or attrs.get("ceil_mode", 0):
                 raise self.error("AveragePool with pads or ceil_mode is not supported", node)
@@ -716,7 +716,7 @@ class _Walker:
             raise self.error("Pad between a layer and its activation quantizer is not supported", node)
         qtype, affine = current
         channels, height, width, rank = self.spatial_input(node)
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(node)
         mode = attrs.get("mode", b"constant")
         mode = mode.decode() if isinstance(mode, bytes) else mode
         pads = attrs.get("pads")
@@ -751,7 +751,7 @@ class _Walker:
         if node.op_type == "BatchNormalization":
             gamma, beta, mean, var = (self.channel_vector(node, self.const_input(node, i), channels)
                                       for i in (1, 2, 3, 4))
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            attrs = node_attributes(node)
             k = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
             return _Affine(affine.scale * k, (affine.offset - mean) * k + beta)
         const_first = self.init(node.input[0]) is not None
@@ -926,7 +926,7 @@ class _Walker:
             self.add_maxpool(pool, pooled_type)
 
     def check_keeps_batch(self, node) -> None:
-        axes = {a.name: helper.get_attribute_value(a) for a in node.attribute}.get("axes")
+        axes = node_attributes(node).get("axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
             axes = self.init(node.input[1])
         if axes is None and node.op_type == "Squeeze":
@@ -938,7 +938,7 @@ class _Walker:
         return next((o.version for o in self.w.model.opset_import if o.domain in ("", "ai.onnx")), 13)
 
     def argmax(self, node):
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(node)
         if attrs.get("keepdims", 1) not in (0, 1) or attrs.get("axis", 0) not in (1, -1):
             raise self.error("ArgMax must reduce the feature axis", node)
         self.label_select = True

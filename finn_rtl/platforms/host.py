@@ -13,15 +13,12 @@ from onnx import numpy_helper
 
 from ..cores.accelerator import PortGeometry
 from ..graph.errors import CompileError
+from ..graph.ingest import node_attributes
 from .gearbox import MemoryLayout
 from .shell import REGISTERS, STATUS_BITS
 
 _ELEMENTWISE = {"Mul": "mul", "Div": "div", "Add": "add", "Sub": "sub"}
 _RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
-
-
-def _attributes(node) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 def input_steps(prefix: bytes) -> tuple[list, list]:
@@ -45,7 +42,7 @@ def input_steps(prefix: bytes) -> tuple[list, list]:
             shape = model.get_tensor_shape(out)
             steps.append({"op": "reshape", "shape": [int(d) for d in shape[1:]]})
         elif node.op_type == "Transpose":
-            perm = _attributes(node).get("perm")
+            perm = node_attributes(node).get("perm")
             if perm is None or perm[0] != 0:
                 raise CompileError("a host-side Transpose must keep the batch axis first", node.name, node.op_type)
             steps.append({"op": "transpose", "perm": [int(p) for p in perm]})
@@ -55,7 +52,7 @@ def input_steps(prefix: bytes) -> tuple[list, list]:
             steps.append({"op": _ELEMENTWISE[node.op_type], "value": value.ravel().tolist(),
                           "shape": list(value.shape), "constant_first": constant_first})
         elif node.op_type == "Quant":
-            attrs = _attributes(node)
+            attrs = node_attributes(node)
             scale, zeropt, bits = (constants.get(name) for name in node.input[1:4])
             if any(v is None or np.size(v) != 1 for v in (scale, zeropt, bits)):
                 raise CompileError("the numpy driver supports per-tensor input quantizers only (scale, zero "

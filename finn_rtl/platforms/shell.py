@@ -49,7 +49,6 @@ STATUS_BITS = {
     2: "a buffer address is not aligned to the memory word: nothing was transferred",
     3: "ap_start was written while the kernel was running and was ignored",
 }
-AP_START, AP_DONE, AP_IDLE, AP_READY = 1, 2, 4, 8
 
 
 def control_members() -> dict:
