@@ -193,7 +193,6 @@ def make_core(layer) -> wiring.Component:
 
 
 def to_verilog(network: NetworkSpec, monitor_fifos: bool = False) -> str:
-    from amaranth.back import verilog
+    from .popcount import convert
 
-    top = Accelerator(network, monitor_fifos)
-    return verilog.convert(top, name=network.name, emit_src=False)
+    return convert(Accelerator(network, monitor_fifos), network.name)

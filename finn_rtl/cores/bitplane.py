@@ -6,14 +6,13 @@ every element. For two's complement the top plane counts negatively; a bipolar e
 
     sum_i x_i * w_i = sum over plane pairs (p, q) of  +-2^(shift_p + shift_q) * popcount(X_p & W_q)
 
-and every popcount term is summed by one carry-save compressor that works on whole words: a
-full adder applied to three words at once (sum = a^b^c, carry = majority) keeps the bit count,
-and words narrower than the compressor's chunk are folded in halves until single bits remain.
+and the popcount terms are summed in two stages: full adders applied to three words at once
+(sum = a^b^c, carry = majority, a carry-save stage that keeps the bit count) while a weight
+has three or more words, then a population count (`popcount`) of each remaining word.
 
-On an FPGA this is a Wallace tree of full adders (one LUT6_2 per three bits) with no carry
-chain until the final two-operand add, the structure of a good popcount or multiplier array.
-In a cycle-based simulator each full adder on a 32-bit chunk is five word operations instead
-of 32 bit-level multiply-and-add steps, which is why the MVTU uses it.
+On an FPGA the first stage is one LUT6_2 per three bits with no carry chain, the second an
+adder tree. In a cycle-based simulator a full adder on a 64-bit chunk is five word operations
+and a 64-bit count about 24, instead of bit-level multiply-and-add steps per lane.
 """
 from __future__ import annotations
 
@@ -21,9 +20,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Signal, Value
+from amaranth.hdl import Cat, Signal, Value
 
 from ..graph.datatypes import QType
+from .arith import tree_sum
+from .popcount import popcount
 
 CHUNK = 64  # compressor word width: a machine word in the simulator, fine-grained for synthesis
 
@@ -62,48 +63,40 @@ def chunks(word: Value) -> list[Value]:
     return [word[i:i + CHUNK] for i in range(0, len(word), CHUNK)]
 
 
-def weighted_popcount(m, terms: list[tuple[int, Value]], name: str) -> Value:
-    """Unsigned sum of ``2^shift * popcount(word)`` over `terms`, as a carry-save compressor.
+def weighted_popcount(m, terms: list[tuple[int, Value]], name: str, platform=None) -> Value:
+    """Unsigned sum of ``2^shift * popcount(word)`` over `terms`.
 
-    Each column (weight) is reduced with full adders while it holds three or more words; a
-    column left with wider-than-one-bit words has them split in halves (a popcount does not
-    care where a bit sits) and is reduced again. Carries move to the next column. Each column
-    ends with at most two bits, which one final adder sums. Full-adder outputs are named signals
-    so that no expression grows deep.
+    While a column (weight) holds three or more words, full adders on whole words (sum = xor,
+    carry = majority, to the next column) reduce it: one LUT6_2 per three bits in hardware,
+    five word operations in a simulator. Each column's last one or two words are counted by
+    `popcount` (an adder tree), and the shifted counts are added.
     """
     columns: dict[int, list[Value]] = defaultdict(list)
     for shift, word in terms:
         columns[shift].append(word)
-    final_a, final_b = [], []
+    counts = []
     serial = 0
     shift = 0
     while any(columns[k] for k in list(columns) if k >= shift):
         words = sorted(columns.pop(shift, []), key=len, reverse=True)
-        while True:
-            while len(words) >= 3:
-                a, b, c = words.pop(0), words.pop(0), words.pop(0)
-                total = Signal(len(a), name=f"{name}_s{shift}_{serial}")
-                # A carry needs two ones, so it is no wider than the second widest word.
-                carry = Signal(len(b), name=f"{name}_c{shift}_{serial}")
-                serial += 1
-                m.d.comb += [total.eq(a ^ b ^ c), carry.eq(((a & b) | (c & (a ^ b)))[:len(b)])]
-                columns[shift + 1].append(carry)
-                words = sorted(words + [total], key=len, reverse=True)
-            if all(len(w) <= 1 for w in words):
-                break
-            words = sorted([half for w in words for half in ((w[:len(w) // 2], w[len(w) // 2:])
-                                                              if len(w) > 1 else (w,))],
-                           key=len, reverse=True)
-        final_a.append(words[0] if words else Const(0, 1))
-        final_b.append(words[1] if len(words) > 1 else Const(0, 1))
+        while len(words) >= 3:
+            a, b, c = words.pop(0), words.pop(0), words.pop(0)
+            total = Signal(len(a), name=f"{name}_s{shift}_{serial}")
+            # A carry needs two ones, so it is no wider than the second widest word.
+            carry = Signal(len(b), name=f"{name}_c{shift}_{serial}")
+            serial += 1
+            m.d.comb += [total.eq(a ^ b ^ c), carry.eq(((a & b) | (c & (a ^ b)))[:len(b)])]
+            columns[shift + 1].append(carry)
+            words = sorted(words + [total], key=len, reverse=True)
+        for word in words:
+            count = popcount(m, word, platform, f"{name}_pc{shift}_{len(counts)}")
+            counts.append(count << shift if shift else count)
         shift += 1
-    if not final_a:
-        return Const(0, 1)
-    return Cat(*final_a) + Cat(*final_b)
+    return tree_sum(counts, m, name)
 
 
 def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
-                name: str) -> Value:
+                name: str, platform=None) -> Value:
     """Signed dot product of two vectors given as bit planes (`bit_planes` order for each type).
 
     A negative term is counted by its complement, ``-popcount(t) = popcount(~t) - len(t)``, so that
@@ -120,10 +113,11 @@ def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, 
                 m.d.comb += term.eq(~(xc & wc) if negative else xc & wc)
                 terms.append((px.shift + pw.shift, term))
                 offset += len(term) << (px.shift + pw.shift) if negative else 0
-    total = weighted_popcount(m, terms, name)
+    total = weighted_popcount(m, terms, name, platform)
     return total - offset if offset else total
 
 
-def agreement_count(m, x_plane: Value, w_plane: Value, name: str) -> Value:
+def agreement_count(m, x_plane: Value, w_plane: Value, name: str, platform=None) -> Value:
     """Number of equal bits of two words (the XNOR-popcount of bipolar vectors)."""
-    return weighted_popcount(m, [(0, ~(xc ^ wc)) for xc, wc in zip(chunks(x_plane), chunks(w_plane))], name)
+    return weighted_popcount(m, [(0, ~(xc ^ wc)) for xc, wc in zip(chunks(x_plane), chunks(w_plane))], name,
+                             platform)

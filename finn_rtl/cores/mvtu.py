@@ -144,7 +144,7 @@ class MVTU(wiring.Component):
         acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         for pe in range(PE):
             if self.bit_planes:
-                dot = self._plane_dot(m, x_planes, weight_read.data, pe)
+                dot = self._plane_dot(m, x_planes, weight_read.data, pe, platform)
             else:
                 dot = self._lane_dot(m, x_lanes, weight_read.data, pe)
             m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + dot)
@@ -166,12 +166,12 @@ class MVTU(wiring.Component):
         m.d.comb += self.m.payload.eq(out_payload)
         return m
 
-    def _plane_dot(self, m, x_planes, weight_word, pe):
+    def _plane_dot(self, m, x_planes, weight_word, pe, platform):
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
         w_planes = [weight_word[(pe * wb + b) * SIMD:(pe * wb + b + 1) * SIMD] for b in range(wb)]
         if spec.binary_xnor:
-            return agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}")
-        return dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}")
+            return agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}", platform)
+        return dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}", platform)
 
     def _lane_dot(self, m, x_lanes, weight_word, pe):
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
