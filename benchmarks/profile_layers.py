@@ -66,6 +66,7 @@ def main() -> int:
     parser.add_argument("--target-ii", type=int)
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--layers", nargs="*", help="only these layers (default: all, and the whole design)")
+    parser.add_argument("--whole", action="store_true", help="only the whole design")
     args = parser.parse_args()
 
     from finn_rtl.cores.accelerator import to_verilog
@@ -78,7 +79,7 @@ def main() -> int:
     print(f"{'layer':24} {'kind':18} {'PE':>4} {'SIMD':>4} {'in bits':>8} {'instr/cycle':>12}")
     total = 0.0
     for layer in network.layers:
-        if args.layers and layer.name not in args.layers:
+        if args.whole or (args.layers and layer.name not in args.layers):
             continue
         alone = NetworkSpec(name="profiled", layers=(layer,), input_type=layer.input_type,
                             output=OutputSpec(scale=1.0, offset=0.0))
@@ -90,7 +91,8 @@ def main() -> int:
     if not args.layers:
         whole = dataclasses.replace(network, output=OutputSpec(scale=1.0, offset=0.0))
         cycles, ir = cycles_and_instructions(whole, to_verilog(whole), args.frames)
-        print(f"{'sum of layers':43} {total:27.0f}")
+        if not args.whole:
+            print(f"{'sum of layers':43} {total:27.0f}")
         print(f"{'whole design':43} {ir / cycles:27.0f}")
     return 0
 

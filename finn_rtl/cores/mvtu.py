@@ -14,7 +14,7 @@ take a result, so backpressure never loses or duplicates data):
   issue -> [buffer/weight ROM read] -> multiply-accumulate -> [threshold ROM read]
         -> threshold compare -> output register
 
-Dot products: with SIMD >= BIT_PLANE_MIN_SIMD lanes, on bit planes (`bitplane`):
+Dot products: with enough lanes (`uses_bit_planes`), on bit planes (`bitplane`):
 input words are re-packed plane by plane as they arrive (into the input buffer,
 which every later neuron fold reads), weights are stored plane by plane in the
 ROM, and one carry-save compressor per PE sums plane-pair popcounts. With fewer
@@ -33,19 +33,27 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
 from .arith import element_value, lanes, nested_counters, pack_ints, tree_sum
-from .bitplane import agreement_count, chunks, dot_product, pack_planes, planar
+from .bitplane import agreement_count, bit_planes, chunks, dot_product, pack_planes, planar
 from .threshold import threshold_stage
 
 
-# Measured in Verilator: TFC_2W2A with 784 lanes runs 5x faster on bit planes, while CNV's first
-# layer (3 lanes of 8-bit pixels) runs 6x slower, its plane words being 3 bits wide.
-BIT_PLANE_MIN_SIMD = 32
+# Bit planes cost one popcount per plane pair, lanes one multiply-add per lane. Measured in
+# Verilator (instructions per cycle, one PE, with the popcount leaf): 16 lanes of 2x2 bits 944 on
+# planes against 1195 on lanes, 8 lanes 921 against 1000, 4 lanes a tie; 16 lanes of 4x4 bits
+# 1185 against 1250; CNV's first layer (3 lanes of 8-bit pixels, 16 plane pairs) 2.5x slower
+# on planes.
+BIT_PLANE_MIN_SIMD = 8
+
+
+def uses_bit_planes(spec: MVTUSpec) -> bool:
+    pairs = 1 if spec.binary_xnor else len(bit_planes(spec.input_type)) * len(bit_planes(spec.weight_type))
+    return spec.simd >= max(BIT_PLANE_MIN_SIMD, pairs)
 
 
 class MVTU(wiring.Component):
     def __init__(self, spec: MVTUSpec, bit_planes: bool | None = None):
         self.spec = spec
-        self.bit_planes = spec.simd >= BIT_PLANE_MIN_SIMD if bit_planes is None else bit_planes
+        self.bit_planes = uses_bit_planes(spec) if bit_planes is None else bit_planes
         self.in_width = spec.simd * spec.input_type.bits
         self.out_width = spec.pe * spec.output_type.bits
         super().__init__({

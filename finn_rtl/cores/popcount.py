@@ -1,21 +1,32 @@
-"""Population count of a word, as a Verilog leaf module that simulates fast and maps to an adder tree.
+"""Weighted population counts as Verilog leaf modules that simulate fast and map to adder trees.
 
-The count adds neighbouring bit fields of doubling width (SWAR: fields of 1, 2, 4, ... bits,
-``(x & m) + ((x >> w) & m)`` per level), so a 64-bit word takes six levels of four word
-operations in Verilator. Written in Amaranth the same expression does not reach Verilog in
-that form: Amaranth folds an AND with a constant into one assignment per bit field, and
-Verilator then rebuilds every word field by field (measured: 34k instructions per cycle
-for an MVTU with 16 PEs of 64 lanes, against 20k for a bit-level compressor). So the
-emitted design instantiates `finn_rtl_popcount_<width>`, whose text this module writes
-and `convert` appends to the design; Amaranth's own simulator, which cannot run a
-Verilog instance, gets the same SWAR levels as Amaranth expressions.
+``weighted_popcount`` sums ``2^shift * popcount(word)`` over a few words (the bit-plane terms of
+a dot product). It adds neighbouring bit fields of doubling width (SWAR: fields of 1, 2, 4, ...
+bits, ``(x & m) + ((x >> f) & m)`` per level), in two phases:
 
-In synthesis each level is an adder whose operands are zero in the upper half of every
-field, so no carry crosses a field: an adder tree of 1-, 2-, 3-, ... bit adders, the
-structure HLS gives a popcount loop. Yosys maps a 64-bit count to 120 LUTs and 38 CARRY4
-(the bit-level compressor it replaces: 85 LUTs and 2 CARRY4).
+* each word alone, until its fields are F bits wide and hold at most F;
+* then the words shifted by their weights are added into one word, field by field, which is
+  exact because F is chosen so that F * sum(2^shift) < 2^F (no field overflows into the next),
+  and that word's fields are added up to a single count.
+
+For the four 64-bit terms of a 2-bit x 2-bit dot product this is 4 x 3 + 3 levels instead of
+4 x 6 for separate counts. A level is four word operations in Verilator. Written in Amaranth,
+the same expressions do not reach Verilog in that form: Amaranth folds an AND with a constant
+into one assignment per bit field, and Verilator then rebuilds every word field by field
+(measured: 34k instructions per cycle for an MVTU with 16 PEs of 64 lanes, against 20k for a
+bit-level compressor). So the emitted design instantiates `finn_rtl_popcount_*` modules whose
+text this module writes and `convert` appends to the design; Amaranth's own simulator, which
+cannot run a Verilog instance, gets the same levels as Amaranth expressions.
+
+In synthesis every level is an adder whose operands are zero in the upper half of every
+field, so no carry crosses a field: an adder tree, the structure HLS gives a popcount loop.
+Yosys maps a 64-bit count to 120 LUTs and 38 CARRY4 (a bit-level full-adder compressor: 85
+LUTs and 2 CARRY4).
 """
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 
 from amaranth.back import verilog
 from amaranth.hdl import Cat, Const, Instance, Signal, Value, unsigned
@@ -29,59 +40,135 @@ class VerilogLeaves:
         self.modules: dict[str, str] = {}
 
 
-def _levels(width: int) -> list[tuple[int, int]]:
-    """(field width, mask) per SWAR level for a word padded to a power of two of bits."""
-    padded = 1 << max(1, (width - 1).bit_length())
-    levels, field = [], 1
-    while field < padded:
-        mask = 0
-        for start in range(0, padded, 2 * field):
-            mask |= ((1 << field) - 1) << start
-        levels.append((field, mask))
-        field *= 2
-    return levels
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
 
 
-def count_width(width: int) -> int:
-    return width.bit_length()
+def _mask(field: int, width: int) -> int:
+    """Ones in the lower half of every 2*field-bit group of a width-bit word."""
+    mask = 0
+    for start in range(0, width, 2 * field):
+        mask |= ((1 << field) - 1) << start
+    return mask
 
 
-def leaf_verilog(width: int) -> str:
-    """Verilog text of `finn_rtl_popcount_<width>`: input x[width], output count."""
-    levels = _levels(width)
-    padded = 1 << max(1, (width - 1).bit_length())
-    name = f"finn_rtl_popcount_{width}"
-    lines = [f"module {name} (x, count);",
-             f"  input wire [{width - 1}:0] x;",
-             f"  output wire [{count_width(width) - 1}:0] count;",
-             f"  wire [{padded - 1}:0] level0 = x;"]
-    for index, (field, mask) in enumerate(levels, start=1):
-        previous = f"level{index - 1}"
-        constant = f"{padded}'h{mask:x}"
-        lines.append(f"  wire [{padded - 1}:0] level{index} = ({previous} & {constant}) + "
-                     f"(({previous} >> {field}) & {constant});")
-    lines += [f"  assign count = level{len(levels)}[{count_width(width) - 1}:0];", "endmodule", ""]
+@dataclass(frozen=True)
+class CountPlan:
+    widths: tuple[int, ...]
+    shifts: tuple[int, ...]
+
+    @property
+    def weight_sum(self) -> int:
+        return sum(1 << s for s in self.shifts)
+
+    @property
+    def merge_field(self) -> int:
+        """F: the field width at which the shifted words are added without overflow."""
+        field = 1
+        while field * self.weight_sum >= 1 << field:
+            field *= 2
+        return field
+
+    @property
+    def word(self) -> int:
+        """P: the padded word width (a power of two, at least two bits, at least F)."""
+        return max(2, _pow2_at_least(max(self.widths)), self.merge_field)
+
+    @property
+    def largest(self) -> int:
+        return sum(w << s for w, s in zip(self.widths, self.shifts))
+
+    @property
+    def count_bits(self) -> int:
+        return max(1, self.largest.bit_length())
+
+    def term_levels(self) -> list[int]:
+        """Field widths of the levels applied to each word alone."""
+        return [1 << k for k in range(self.merge_field.bit_length() - 1)]
+
+    def merged_levels(self) -> list[int]:
+        field, levels = self.merge_field, []
+        while field < self.word:
+            levels.append(field)
+            field *= 2
+        return levels
+
+    @property
+    def module_name(self) -> str:
+        key = ",".join(f"{w}<<{s}" for w, s in zip(self.widths, self.shifts))
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+        return f"finn_rtl_popcount_{len(self.widths)}x{self.word}_{digest}"
+
+
+def leaf_verilog(plan: CountPlan) -> str:
+    """Verilog text of the plan's module: inputs x0, x1, ..., output count."""
+    P = plan.word
+    inputs = [f"x{i}" for i in range(len(plan.widths))]
+    lines = [f"module {plan.module_name} ({', '.join(inputs)}, count);"]
+    lines += [f"  input wire [{w - 1}:0] x{i};" for i, w in enumerate(plan.widths)]
+    lines.append(f"  output wire [{plan.count_bits - 1}:0] count;")
+
+    def level(name: str, previous: str, field: int) -> str:
+        constant = f"{P}'h{_mask(field, P):x}"
+        return f"  wire [{P - 1}:0] {name} = ({previous} & {constant}) + (({previous} >> {field}) & {constant});"
+
+    ends = []
+    for i, shift in enumerate(plan.shifts):
+        previous = f"t{i}_0"
+        lines.append(f"  wire [{P - 1}:0] {previous} = x{i};")
+        for k, field in enumerate(plan.term_levels(), start=1):
+            lines.append(level(f"t{i}_{k}", previous, field))
+            previous = f"t{i}_{k}"
+        ends.append(f"({previous} << {shift})" if shift else previous)
+    lines.append(f"  wire [{P - 1}:0] m0 = {' + '.join(ends)};")
+    previous = "m0"
+    for k, field in enumerate(plan.merged_levels(), start=1):
+        lines.append(level(f"m{k}", previous, field))
+        previous = f"m{k}"
+    lines += [f"  assign count = {previous}[{plan.count_bits - 1}:0];", "endmodule", ""]
     return "\n".join(lines)
 
 
-def popcount(m, word: Value, platform, name: str) -> Value:
-    """The number of ones in `word`, unsigned, `count_width(len(word))` bits."""
-    width = len(word)
-    count = Signal(unsigned(count_width(width)), name=name)
-    if width == 1:
-        m.d.comb += count.eq(word)
-        return count
-    if isinstance(platform, VerilogLeaves):
-        module = f"finn_rtl_popcount_{width}"
-        platform.modules.setdefault(module, leaf_verilog(width))
-        m.submodules[name] = Instance(module, i_x=word, o_count=count)
-        return count
-    padded = 1 << (width - 1).bit_length()
-    value = Cat(word, Const(0, padded - width))
-    for field, mask in _levels(width):
-        value = ((value & mask) + ((value >> field) & mask))[:padded]
-    m.d.comb += count.eq(value)
+def _amaranth_count(plan: CountPlan, words: list[Value]) -> Value:
+    """The same levels as Amaranth expressions, for Amaranth's simulator."""
+    P = plan.word
+
+    def level(value, field):
+        mask = _mask(field, P)
+        return ((value & mask) + ((value >> field) & mask))[:P]
+
+    merged = Const(0, P)
+    for word, shift in zip(words, plan.shifts):
+        value = Cat(word, Const(0, P - len(word)))
+        for field in plan.term_levels():
+            value = level(value, field)
+        merged = (merged + (value << shift))[:P]
+    for field in plan.merged_levels():
+        merged = level(merged, field)
+    return merged[:plan.count_bits]
+
+
+def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str) -> Value:
+    """Unsigned sum of ``2^shift * popcount(word)`` over `terms` of at most 64 bits each."""
+    terms = [(shift, Value.cast(word)) for shift, word in terms if len(Value.cast(word))]
+    if not terms:
+        return Const(0, 1)
+    plan = CountPlan(tuple(len(w) for _, w in terms), tuple(s for s, _ in terms))
+    count = Signal(unsigned(plan.count_bits), name=name)
+    if plan.widths == (1,):  # a single bit is its own count
+        m.d.comb += count.eq(terms[0][1] << terms[0][0])
+    elif isinstance(platform, VerilogLeaves):
+        platform.modules.setdefault(plan.module_name, leaf_verilog(plan))
+        ports = {f"i_x{i}": word for i, (_, word) in enumerate(terms)}
+        m.submodules[name] = Instance(plan.module_name, **ports, o_count=count)
+    else:
+        m.d.comb += count.eq(_amaranth_count(plan, [w for _, w in terms]))
     return count
+
+
+def popcount(m, word: Value, platform, name: str) -> Value:
+    """The number of ones in `word`."""
+    return weighted_popcount(m, [(0, word)], platform, name)
 
 
 def convert(top, name: str) -> str:

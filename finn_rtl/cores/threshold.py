@@ -5,17 +5,24 @@ thresholds (one ROM word: PE x n thresholds, plus one "compare the negated
 value" bit per lane where a channel's activation falls as its value rises).
 The output element is ``out_base + count(value >= threshold)``; bipolar
 outputs are the single comparison bit.
+
+Signed values are compared in offset binary: the ROM holds each threshold with its sign bit
+inverted and the value's sign bit is inverted once, so every comparison is unsigned. The
+logic is the same (a signed comparator is an unsigned one on inverted sign bits), but a
+simulator no longer sign-extends both operands of each comparison (measured in Verilator:
+about a third of a 16-PE MVTU's cost per cycle went to its 48 signed comparisons).
 """
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Mux, Signal, signed, unsigned
+from amaranth import Cat, Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 
 from .arith import lanes, pack_ints, tree_sum
 
 
-def _rom_init(thresholds: np.ndarray, negated: np.ndarray | None, pe: int, width: int) -> list[int]:
+def _rom_init(thresholds: np.ndarray, negated: np.ndarray | None, pe: int, width: int, offset: int) -> list[int]:
+    thresholds = thresholds + offset
     words = []
     for group in range(len(thresholds) // pe):
         channels = slice(group * pe, (group + 1) * pe)
@@ -37,12 +44,13 @@ def threshold_stage(m, values, group, enable, *, thresholds: np.ndarray, signs: 
     pe = len(values)
     n = thresholds.shape[1]
     width = value_shape.width + (0 if value_shape.signed else 1)
-    threshold_shape = signed(width) if value_shape.signed else unsigned(width)
+    # Offset binary for signed values: t + 2^(width-1) fits `width` unsigned bits.
+    offset = 1 << (width - 1) if value_shape.signed else 0
     negated = None if signs is None else (np.asarray(signs) < 0).astype(np.int64)
     sign_bits = pe if negated is not None else 0
     m.submodules[name] = rom = Memory(shape=unsigned(pe * n * width + sign_bits),
                                       depth=max(2, len(thresholds) // pe),
-                                      init=_rom_init(thresholds, negated, pe, width))
+                                      init=_rom_init(thresholds, negated, pe, width, offset))
     read = rom.read_port()
     m.d.comb += [read.addr.eq(group), read.en.eq(enable)]
     per_lane = lanes(read.data, width, pe * n)
@@ -52,8 +60,15 @@ def threshold_stage(m, values, group, enable, *, thresholds: np.ndarray, signs: 
         if sign_bits:
             compared = Signal(value_shape, name=f"{name}_compared{lane}")
             m.d.comb += compared.eq(Mux(read.data[pe * n * width + lane], negate(value), value))
-        passed = tree_sum([compared >= (t.as_signed() if threshold_shape.signed else t)
-                           for t in per_lane[lane * n:(lane + 1) * n]], m, f"{name}_passed{lane}")
+        if offset:
+            biased = Signal(width, name=f"{name}_biased{lane}")
+            if compared.shape() != value_shape:  # sign-extend first
+                exact = Signal(value_shape, name=f"{name}_value{lane}")
+                m.d.comb += exact.eq(compared)
+                compared = exact
+            m.d.comb += biased.eq(compared.as_unsigned() ^ offset)
+            compared = biased
+        passed = tree_sum([compared >= t for t in per_lane[lane * n:(lane + 1) * n]], m, f"{name}_passed{lane}")
         results.append(passed if output_type.bipolar else out_base + passed)
     return results
 

@@ -7,8 +7,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from finn_rtl.cores.arith import pack_ints
-from finn_rtl.cores.bitplane import (CHUNK, agreement_count, dot_product, pack_planes, planar,
-                                     weighted_popcount)
+from finn_rtl.cores.bitplane import CHUNK, agreement_count, dot_product, pack_planes, planar
+from finn_rtl.cores.popcount import weighted_popcount
 from finn_rtl.graph.datatypes import QType
 
 
@@ -31,7 +31,7 @@ def test_weighted_popcount_mixed_widths_and_shifts():
     words = [Signal(w, name=f"w{i}") for i, w in enumerate([CHUNK, CHUNK, 17, 5, 1, CHUNK, 3])]
     shifts = [0, 0, 1, 3, 3, 2, 7]
     m = Module()
-    total = weighted_popcount(m, list(zip(shifts, words)), "t")
+    total = weighted_popcount(m, list(zip(shifts, words)), None, "t")
     out = Signal(len(total))
     m.d.comb += out.eq(total)
     cases = []

@@ -1,38 +1,65 @@
-"""The popcount leaf: its Verilog module in Verilator and its Amaranth model, against Python counts."""
+"""Weighted popcount leaves: their Verilog modules in Verilator and their Amaranth model, against
+Python counts, for the shapes the MVTU makes and for awkward ones."""
 import random
 
 import numpy as np
+import pytest
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from finn_rtl.cores.popcount import convert, count_width, leaf_verilog, popcount
+from finn_rtl.cores.popcount import CountPlan, convert, leaf_verilog, weighted_popcount
 
-WIDTHS = [1, 2, 3, 7, 8, 32, 33, 40, 63, 64]
+# (width, shift) per term
+PLANS = [
+    [(64, 0)],  # one plain count
+    [(2, 0)], [(3, 0)], [(7, 0)], [(33, 0)], [(40, 0)], [(63, 0)],
+    [(64, 0), (64, 1), (64, 1), (64, 2)],  # 2-bit x 2-bit planes
+    [(64, 0), (6, 0), (64, 1), (6, 1), (64, 1), (6, 1), (64, 2), (6, 2)],  # 70 lanes: chunk + tail
+    [(64, 0)] * 16,  # an XNOR layer of 1,024 lanes
+    [(16, a + b) for a in range(4) for b in range(4)],  # 4-bit x 4-bit planes of 16 lanes
+    [(64, 0), (64, 0), (17, 1), (5, 3), (1, 3), (64, 2), (3, 7)],  # mixed widths and shifts
+    [(1, 0), (1, 1)],  # single bits
+    [(8, a + b) for a in range(8) for b in range(2)],  # 8-bit x 2-bit planes of 8 lanes
+]
 
 
-def patterns(width: int, rng: random.Random) -> list[int]:
-    full = (1 << width) - 1
-    words = [0, full, 0x5555555555555555 & full, 0xAAAAAAAAAAAAAAAA & full]
-    words += [1 << bit for bit in range(width)] + [full ^ (1 << bit) for bit in range(width)]
-    return words + [rng.getrandbits(width) for _ in range(200)]
+def expected(plan, words):
+    return sum(bin(word).count("1") << shift for (_, shift), word in zip(plan, words))
 
 
-class PopcountLanes(wiring.Component):
-    """Counts several words of different widths per beat, with the harness's AXI-stream port names."""
+def patterns(plan, rng: random.Random) -> list[list[int]]:
+    fulls = [(1 << width) - 1 for width, _ in plan]
+    cases = [[0] * len(plan), fulls, [f & 0x5555555555555555 for f in fulls], [f & 0xAAAAAAAAAAAAAAAA for f in fulls]]
+    for bit in range(max(width for width, _ in plan)):  # one bit set, and all bits but one
+        cases.append([(1 << bit) & f for f in fulls])
+        cases.append([f ^ ((1 << bit) & f) for f in fulls])
+    return cases + [[rng.getrandbits(width) for width, _ in plan] for _ in range(150)]
+
+
+class PlanLanes(wiring.Component):
+    """Every plan's count per beat, behind the harness's AXI-stream port names."""
 
     def __init__(self):
-        self.in_bits, self.out_bits = sum(WIDTHS), sum(count_width(w) for w in WIDTHS)
+        self.in_bits = sum(width for plan in PLANS for width, _ in plan)
+        self.out_bits = sum(self.count_bits(plan) for plan in PLANS)
         super().__init__({"s_axis_tdata": In(self.in_bits), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
                           "m_axis_tdata": Out(self.out_bits), "m_axis_tvalid": Out(1), "m_axis_tready": In(1)})
+
+    @staticmethod
+    def count_bits(plan) -> int:
+        return CountPlan(tuple(w for w, _ in plan), tuple(s for _, s in plan)).count_bits
 
     def elaborate(self, platform):
         m = Module()
         counts, start = [], 0
-        for index, width in enumerate(WIDTHS):
-            counts.append(popcount(m, self.s_axis_tdata[start:start + width], platform, f"count{index}"))
-            start += width
+        for index, plan in enumerate(PLANS):
+            terms = []
+            for width, shift in plan:
+                terms.append((shift, self.s_axis_tdata[start:start + width]))
+                start += width
+            counts.append(weighted_popcount(m, terms, platform, f"count{index}"))
         advance = ~self.m_axis_tvalid | self.m_axis_tready
         m.d.comb += self.s_axis_tready.eq(advance)
         with m.If(advance):
@@ -40,50 +67,70 @@ class PopcountLanes(wiring.Component):
         return m
 
 
-def test_leaf_module_text_is_one_module_per_width():
-    text = convert(PopcountLanes(), "lanes")
-    for width in WIDTHS[1:]:
-        assert text.count(f"module finn_rtl_popcount_{width} ") == 1
-        assert leaf_verilog(width) in text
-    assert "finn_rtl_popcount_1 " not in text  # a single bit is its own count
+def beats(rng):
+    per_plan = [patterns(plan, rng) for plan in PLANS]
+    count = max(len(cases) for cases in per_plan)
+    return [[cases[i % len(cases)] for cases in per_plan] for i in range(count)]
 
 
-def test_verilog_leaf_counts_in_verilator():
+def test_leaf_modules_are_one_per_plan():
+    text = convert(PlanLanes(), "lanes")
+    for plan in PLANS:
+        cp = CountPlan(tuple(w for w, _ in plan), tuple(s for _, s in plan))
+        if cp.widths != (1,):
+            assert text.count(f"module {cp.module_name} ") == 1
+            assert leaf_verilog(cp) in text
+
+
+def test_verilog_leaves_count_in_verilator():
     from finn_rtl.sim import verilator
 
     rng = random.Random(3)
-    lanes = [patterns(width, rng) for width in WIDTHS]
-    beats = max(len(words) for words in lanes)
-    lanes = [(words * beats)[:beats] for words in lanes]
-    top = PopcountLanes()
+    cases = beats(rng)
+    top = PlanLanes()
     design = verilator.compile_verilog(convert(top, "lanes"), "lanes", cxx_opt=verilator.FAST_BUILD)
     n_in = verilator.words_per_beat(top.in_bits)
-    packed = [sum(word << offset for word, offset in zip(beat, np.cumsum([0] + WIDTHS[:-1]).tolist()))
-              for beat in zip(*lanes)]
-    in_words = np.array([[(value >> (32 * i)) & 0xFFFFFFFF for i in range(n_in)] for value in packed],
-                        dtype=np.uint32)
-    run = verilator.run_stream(design, in_words, 1, top.out_bits, 1, beats, ready_percent=70, valid_percent=80)
-    outputs = [sum(int(w) << (32 * i) for i, w in enumerate(row)) for row in run.output_words]
-    assert len(outputs) == beats
-    for beat, value in enumerate(outputs):
-        for width, words in zip(WIDTHS, lanes):
-            bits = count_width(width)
-            assert value & ((1 << bits) - 1) == bin(words[beat]).count("1"), (width, hex(words[beat]))
+    packed = []
+    for beat in cases:
+        value, offset = 0, 0
+        for plan, words in zip(PLANS, beat):
+            for (width, _), word in zip(plan, words):
+                value |= word << offset
+                offset += width
+        packed.append(value)
+    in_words = np.array([[(v >> (32 * i)) & 0xFFFFFFFF for i in range(n_in)] for v in packed], dtype=np.uint32)
+    run = verilator.run_stream(design, in_words, 1, top.out_bits, 1, len(cases), ready_percent=70, valid_percent=80)
+    assert len(run.output_words) == len(cases)
+    for beat, row in zip(cases, run.output_words):
+        value = sum(int(w) << (32 * i) for i, w in enumerate(row))
+        for plan, words in zip(PLANS, beat):
+            bits = PlanLanes.count_bits(plan)
+            assert value & ((1 << bits) - 1) == expected(plan, words), (plan, [hex(w) for w in words])
             value >>= bits
 
 
-def test_amaranth_model_counts():
-    rng = random.Random(4)
+@pytest.mark.parametrize("index", range(len(PLANS)))
+def test_amaranth_model_counts(index):
+    plan = PLANS[index]
+    rng = random.Random(4 + index)
     m = Module()
-    inputs = [Signal(width, name=f"x{width}") for width in WIDTHS]
-    outputs = [popcount(m, x, None, f"c{len(x)}") for x in inputs]
+    inputs = [Signal(width, name=f"x{i}") for i, (width, _) in enumerate(plan)]
+    count = weighted_popcount(m, [(shift, x) for x, (_, shift) in zip(inputs, plan)], None, "c")
     sim = Simulator(m)
 
     async def bench(ctx):
-        for x, count in zip(inputs, outputs):
-            for word in patterns(len(x), rng)[:80]:
+        for words in patterns(plan, rng)[:60]:
+            for x, word in zip(inputs, words):
                 ctx.set(x, word)
-                assert ctx.get(count) == bin(word).count("1")
+            assert ctx.get(count) == expected(plan, words)
 
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_plan_fields_never_overflow():
+    """F * sum(2^shift) < 2^F, and the padded word holds the largest count."""
+    for plan in PLANS:
+        cp = CountPlan(tuple(w for w, _ in plan), tuple(s for _, s in plan))
+        assert cp.merge_field * cp.weight_sum < 1 << cp.merge_field
+        assert cp.largest < 1 << cp.word
