@@ -31,11 +31,11 @@ def make_spec(rng, mw, mh, pe, simd, in_type, w_type, levels, out_type):
                     out_base=base, pe=pe, simd=simd)
 
 
-def simulate_spec(spec, x, bit_planes=None, **kwargs):
+def simulate_spec(spec, x, bit_planes=None, weight_planes=None, **kwargs):
     it = spec.input_type
     beats = [pack_ints(it.encode(frame[i * spec.simd:(i + 1) * spec.simd]), it.bits)
              for frame in x for i in range(spec.synapse_fold)]
-    out, cycles = run_stream(MVTU(spec, bit_planes=bit_planes), beats, len(x) * spec.neuron_fold, **kwargs)
+    out, cycles = run_stream(MVTU(spec, bit_planes=bit_planes, weight_planes=weight_planes), beats, len(x) * spec.neuron_fold, **kwargs)
     ob = spec.output_type.bits
     codes = np.array([[(beat >> (i * ob)) & ((1 << ob) - 1) for i in range(spec.pe)] for beat in out])
     return spec.output_type.decode(codes.reshape(len(x), spec.mh)), cycles
@@ -51,18 +51,26 @@ CASES = [
     (6, 3, 1, 1, BIPOLAR, QType(3, True), 7, QType(3, True)),
     (10, 4, 2, 5, QType(8, False), QType(8, True), 15, QType(4, False)),
     (4, 6, 3, 2, QType(1, False), QType(5, True), 2, QType(2, True)),
+    (9, 4, 2, 3, QType(8, False), QType(2, True), 2, QType(2, False)),  # CNV's first layer
+    (8, 4, 1, 4, QType(4, False), BIPOLAR, 1, BIPOLAR),
+    (6, 2, 1, 6, QType(3, False), QType(2, False), 0, None),
 ]
 
 
-# Both dot-product datapaths, whatever the SIMD (the MVTU picks one from the SIMD).
-@pytest.mark.parametrize("bit_planes", [False, True], ids=["lanes", "bit_planes"])
+# Every dot-product datapath, whatever the shape (the MVTU picks one from the shape and types).
+DATAPATHS = {"lanes": dict(bit_planes=False, weight_planes=False),
+             "weight_planes": dict(bit_planes=False, weight_planes=True),
+             "bit_planes": dict(bit_planes=True)}
+
+
+@pytest.mark.parametrize("datapath", DATAPATHS)
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}x{c[1]}-pe{c[2]}-simd{c[3]}-{c[4]}-{c[5]}" for c in CASES])
-def test_mvtu_matches_numpy_under_backpressure(case, bit_planes):
+def test_mvtu_matches_numpy_under_backpressure(case, datapath):
     rng = np.random.default_rng(zlib.crc32(str(case).encode()))
     mw, mh, pe, simd, in_type, w_type, levels, out_type = case
     spec = make_spec(rng, mw, mh, pe, simd, in_type, w_type, levels, out_type)
     x = random_values(rng, in_type, (4, mw))
-    got, _ = simulate_spec(spec, x, bit_planes=bit_planes, valid_prob=0.6, ready_prob=0.5, seed=3)
+    got, _ = simulate_spec(spec, x, **DATAPATHS[datapath], valid_prob=0.6, ready_prob=0.5, seed=3)
     assert np.array_equal(got, spec.reference(x))
 
 
