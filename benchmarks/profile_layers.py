@@ -1,18 +1,25 @@
 """Where rtlsim's time goes: Verilator instructions per simulated cycle, per layer.
 
-usage: python benchmarks/profile_layers.py MODEL.onnx [--target-ii N] [--frames N] [--layers NAME ...]
+usage: python benchmarks/profile_layers.py MODEL.onnx [--target-ii N] [--frames N] [--signals LAYER ...]
+       python benchmarks/profile_layers.py MODEL.onnx --alone [--layers NAME ...]
 
-Each layer is compiled alone (its core between the top's register slices, as in the
-whole design) and run at full rate on random frames under callgrind. Instructions are
-counted, not timed, so the numbers repeat exactly whatever else the machine does. The
-marginal cost of a cycle is (Ir(2n frames) - Ir(n frames)) / (cycles(2n) - cycles(n)),
-which removes process start-up and ROM initialisation. The whole design is measured the
-same way; its cost minus the layers' sum is the FIFOs, width converters and the top.
+Instructions are counted with callgrind, not timed, so the numbers repeat exactly whatever
+else the machine does (wall-clock rates here vary by +-30%).
+
+Default: the whole design is compiled once with debug information and run under callgrind;
+every executed instruction is mapped back (through inlined Verilator helpers, `addr2line -i`)
+to the generated C++ statement it belongs to, and the statement to the layer, FIFO or width
+converter whose signal it assigns. `--signals LAYER` also lists that layer's costliest signals
+(digits folded, so `dot3_x1_w0_2` and `dot7_x1_w0_2` count together).
+
+`--alone`: each layer compiled alone between the top's register slices; the marginal cost of a
+cycle is (Ir(n frames) - Ir(n/2 frames)) / (cycles(n) - cycles(n/2)), which removes process
+start-up and ROM initialisation but includes the harness and slices (about 600 per layer).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import collections
 import re
 import subprocess
 import sys
@@ -24,76 +31,194 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def instructions(command: list[str], workdir: Path) -> int:
-    out = workdir / "callgrind.out"
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
-                   check=True, capture_output=True)
-    text = out.read_text(errors="replace")
-    return int(re.search(r"^summary: (\d+)", text, re.M).group(1))
-
-
-def cycles_and_instructions(network, verilog: str, frames: int, seed: int = 0) -> tuple[int, int]:
+def stream_command(executable: Path, network, frames: int, workdir: Path, seed: int = 0) -> tuple[list[str], Path]:
+    """The harness command line for `frames` random frames at full rate, and its stats file."""
     from finn_rtl.cores.accelerator import PortGeometry
     from finn_rtl.sim import verilator
     from finn_rtl.sim.rtlsim import pack_beats
 
-    design = verilator.compile_verilog(verilog, network.name, cxx_opt=verilator.FAST_SIM)
     top = PortGeometry.of(network)
-    rng = np.random.default_rng(seed)
     qtype = network.input_type
-    x = rng.integers(qtype.min, qtype.max + 1, size=(frames, network.in_elements))
+    x = np.random.default_rng(seed).integers(qtype.min, qtype.max + 1, size=(frames, network.in_elements))
     words = pack_beats(x, qtype, top.in_elements_per_beat, top.in_width)
+    np.ascontiguousarray(words, dtype="<u4").tofile(workdir / "in.bin")
+    stats = workdir / "stats.txt"
+    return [str(executable), str(words.shape[1]), str(top.in_beats_per_frame),
+            str(verilator.words_per_beat(top.out_width)), str(top.out_beats_per_frame), str(frames),
+            str(workdir / "in.bin"), str(workdir / "out.bin"), str(stats), "100", "100", "1",
+            str(max(10_000, 4 * network.analytic_ii))], stats
+
+
+def callgrind(command: list[str], out: Path, *extra: str) -> str:
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *extra, *command],
+                   check=True, capture_output=True)
+    return out.read_text(errors="replace")
+
+
+def simulated_cycles(stats: Path) -> int:
+    return int(stats.read_text().split()[1])
+
+
+# -- each layer alone --------------------------------------------------------------------
+def marginal_cost(network, verilog: str, frames: int) -> float:
+    from finn_rtl.sim import verilator
+
+    design = verilator.compile_verilog(verilog, network.name, cxx_opt=verilator.FAST_SIM)
+    points = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        words[:0].tofile(tmp / "none")
-        result = []
-        for count in (frames // 2, frames):
-            np.ascontiguousarray(words[:count * top.in_beats_per_frame], dtype="<u4").tofile(tmp / "in.bin")
-            command = [str(design.executable), str(words.shape[1]), str(top.in_beats_per_frame),
-                       str(verilator.words_per_beat(top.out_width)), str(top.out_beats_per_frame), str(count),
-                       str(tmp / "in.bin"), str(tmp / "out.bin"), str(tmp / "stats.txt"), "100", "100", "1",
-                       str(max(10_000, 4 * network.analytic_ii))]
-            ir = instructions(command, tmp)
-            cycles = int((tmp / "stats.txt").read_text().split()[1])
-            result.append((cycles, ir))
-    (c0, i0), (c1, i1) = result
-    return c1 - c0, i1 - i0
+        for count in (max(1, frames // 2), frames):
+            command, stats = stream_command(design.executable, network, count, tmp)
+            text = callgrind(command, tmp / "callgrind.out")
+            points.append((simulated_cycles(stats), int(re.search(r"^summary: (\d+)", text, re.M).group(1))))
+    (c0, i0), (c1, i1) = points
+    return (i1 - i0) / (c1 - c0)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model")
-    parser.add_argument("--target-ii", type=int)
-    parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--layers", nargs="*", help="only these layers (default: all, and the whole design)")
-    parser.add_argument("--whole", action="store_true", help="only the whole design")
-    args = parser.parse_args()
-
+def profile_alone(network, frames: int, names) -> None:
     from finn_rtl.cores.accelerator import to_verilog
-    from finn_rtl.flow import build
     from finn_rtl.graph.specs import NetworkSpec, OutputSpec
 
-    with tempfile.TemporaryDirectory() as out:
-        network = build(args.model, Path(out) / "build", target_ii=args.target_ii).network
-    print(f"{network.name}: II {network.analytic_ii}, {len(network.layers)} layers")
     print(f"{'layer':24} {'kind':18} {'PE':>4} {'SIMD':>4} {'in bits':>8} {'instr/cycle':>12}")
-    total = 0.0
     for layer in network.layers:
-        if args.whole or (args.layers and layer.name not in args.layers):
+        if names and layer.name not in names:
             continue
         alone = NetworkSpec(name="profiled", layers=(layer,), input_type=layer.input_type,
                             output=OutputSpec(scale=1.0, offset=0.0))
-        cycles, ir = cycles_and_instructions(alone, to_verilog(alone), args.frames)
-        total += ir / cycles
+        cost = marginal_cost(alone, to_verilog(alone), frames)
         print(f"{layer.name:24} {type(layer).__name__:18} {getattr(layer, 'pe', ''):>4} "
-              f"{getattr(layer, 'simd', ''):>4} {layer.in_lanes * layer.input_type.bits:>8} "
-              f"{ir / cycles:12.0f}", flush=True)
-    if not args.layers:
-        whole = dataclasses.replace(network, output=OutputSpec(scale=1.0, offset=0.0))
-        cycles, ir = cycles_and_instructions(whole, to_verilog(whole), args.frames)
-        if not args.whole:
-            print(f"{'sum of layers':43} {total:27.0f}")
-        print(f"{'whole design':43} {ir / cycles:27.0f}")
+              f"{getattr(layer, 'simd', ''):>4} {layer.in_lanes * layer.input_type.bits:>8} {cost:12.0f}",
+              flush=True)
+
+
+# -- the whole design, attributed ----------------------------------------------------------
+def build_with_debug_info(verilog: str, top: str, workdir: Path) -> Path:
+    from finn_rtl.sim import verilator
+
+    (workdir / "top.v").write_text(verilog)
+    env = verilator.verilator_env()
+    defines = f"-DTOP_CLASS=V{top} -DTOP_HEADER='\"V{top}.h\"'"
+    subprocess.run([verilator.verilator_bin(), "--cc", "--exe", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                    "--x-assign", "fast", "--x-initial", "fast", "-O3", "--top-module", top, "-CFLAGS", defines,
+                    "--Mdir", str(workdir / "obj"), "-o", f"V{top}", str(workdir / "top.v"), str(verilator.HARNESS)],
+                   check=True, env=env, capture_output=True)
+    subprocess.run(["make", "-s", "-j2", "-C", str(workdir / "obj"), "-f", f"V{top}.mk", "OPT_FAST=-O2 -g",
+                    "OPT_SLOW=-O0", "OPT_GLOBAL=-O2 -g"], check=True, env=env, capture_output=True)
+    return workdir / "obj" / f"V{top}"
+
+
+def self_cost_by_address(text: str, binary_name: str) -> collections.Counter:
+    """Instruction address -> Ir spent there, from a callgrind profile with --dump-instr=yes,
+    for code of the object `binary_name` (calls' inclusive costs are skipped)."""
+    cost, objects, current, in_call, address = collections.Counter(), {}, None, False, 0
+    for line in text.splitlines():
+        match = re.match(r"(c?)ob=\((\d+)\)(?: (.*))?", line)
+        if match:
+            if match.group(3):
+                objects[match.group(2)] = match.group(3)
+            if not match.group(1):
+                current = objects[match.group(2)]
+            continue
+        if line.startswith("calls="):
+            in_call = True
+            continue
+        if line[:1] in ("+", "-", "*") or line.startswith("0x"):
+            parts = line.split()
+            if parts[0].startswith("0x"):
+                address = int(parts[0], 16)
+            elif parts[0] != "*":
+                address += int(parts[0], 0)
+            if not in_call and current and current.endswith(binary_name) and len(parts) > 1:
+                cost[address] += int(parts[1])
+            in_call = False
+    return cost
+
+
+ASSIGNED = re.compile(r"^\s+(?:vlSelfRef\.|vlSelf->)?(\w+__DOT__\w+|__V\w+)")
+
+
+def statement_owner(lines: list[str], number: int) -> str:
+    """The signal assigned by the statement around `lines[number - 1]` (the nearest line above
+    that starts with an assignment target)."""
+    for index in range(min(number, len(lines)) - 1, -1, -1):
+        match = ASSIGNED.match(lines[index])
+        if match:
+            return match.group(1)
+        if lines[index].startswith(("void ", "VL_ATTR")):
+            break
+    return "?"
+
+
+def profile_whole(network, frames: int, signal_layers) -> None:
+    from finn_rtl.cores.accelerator import to_verilog
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        executable = build_with_debug_info(to_verilog(network), network.name, tmp)
+        command, stats = stream_command(executable, network, frames, tmp)
+        text = callgrind(command, tmp / "callgrind.out", "--dump-instr=yes", "--dump-line=no")
+        cycles = simulated_cycles(stats)
+        cost = self_cost_by_address(text, executable.name)
+        addresses = sorted(cost)
+        lines = subprocess.run(["addr2line", "-i", "-a", "-e", str(executable)], capture_output=True, text=True,
+                               input="\n".join(hex(a) for a in addresses)).stdout.splitlines()
+        outermost, address = {}, None
+        for line in lines:  # "0xADDR", then the inlining chain, innermost first
+            if line.startswith("0x"):
+                address = int(line, 16)
+            elif line.strip():
+                outermost[address] = line.strip()
+        sources: dict[str, list[str]] = {}
+        by_part, by_signal = collections.Counter(), collections.Counter()
+        prefix = f"{network.name}__DOT__datapath__DOT__"
+        for address, ir in cost.items():
+            file, _, number = outermost.get(address, "?:0").rpartition(":")
+            number = re.match(r"\d+", number)
+            if "/obj/" not in file:
+                part, signal = "harness and Verilator runtime", "-"
+            else:
+                if file not in sources:
+                    sources[file] = Path(file).read_text().splitlines() if Path(file).is_file() else []
+                signal = statement_owner(sources[file], int(number.group(0)) if number else 0)
+                inside = re.match(rf"{re.escape(prefix)}([A-Za-z0-9_]+?)__DOT__(\w+)", signal)
+                part = inside.group(1) if inside else "top level (handshakes between stages, scheduling)"
+                if inside:
+                    signal = f"{inside.group(1)}: {re.sub(r'[0-9]+', '#', inside.group(2))}"
+            by_part[part] += ir
+            by_signal[signal] += ir
+    total = sum(by_part.values())
+    kinds = {layer.name: type(layer).__name__ for layer in network.layers}
+    print(f"{network.name}: II {network.analytic_ii}, {frames} frames, {cycles} cycles, "
+          f"{total / cycles:.0f} instructions per cycle")
+    print(f"{'part':50} {'kind':18} {'instr/cycle':>12} {'share':>6}")
+    for part, ir in by_part.most_common():
+        if ir / cycles >= 20:
+            print(f"{part:50} {kinds.get(part, ''):18} {ir / cycles:12.0f} {100 * ir / total:5.1f}%")
+    for layer in signal_layers or []:
+        print(f"\n{layer}: costliest signals")
+        rows = [(s, ir) for s, ir in by_signal.items() if s.startswith(f"{layer}: ")]
+        for signal, ir in sorted(rows, key=lambda r: -r[1])[:12]:
+            print(f"  {signal[len(layer) + 2:]:48} {ir / cycles:12.0f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model")
+    parser.add_argument("--target-ii", type=int)
+    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--alone", action="store_true", help="compile and measure each layer alone")
+    parser.add_argument("--layers", nargs="*", help="with --alone: only these layers")
+    parser.add_argument("--signals", nargs="*", help="list the costliest signals of these layers")
+    args = parser.parse_args()
+
+    from finn_rtl.flow import build
+
+    with tempfile.TemporaryDirectory() as out:
+        network = build(args.model, Path(out) / "build", target_ii=args.target_ii).network
+    if args.alone:
+        profile_alone(network, max(2, args.frames), args.layers)
+    else:
+        profile_whole(network, args.frames, args.signals)
     return 0
 
 
