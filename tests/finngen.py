@@ -12,9 +12,11 @@ from modelgen import QDOMAIN
 
 
 def make_finn_mlp(widths=(6, 5, 4), in_features=12, in_type="UINT4", seed=0, tail="topk",
-                  domain="finn.custom_op.general") -> onnx.ModelProto:
+                  domain="finn.custom_op.general", xnor=False) -> onnx.ModelProto:
     """Layers: MatMul (annotated weights) -> MultiThreshold, alternating UINT2 and BIPOLAR
-    activations (BIPOLAR layers get BIPOLAR weights), last MatMul -> Mul -> TopK k=1 (or Mul only)."""
+    activations (BIPOLAR layers get BIPOLAR weights), last MatMul -> Mul -> TopK k=1 (or Mul only).
+    `xnor`: then FINN's own ConvertBipolarMatMulToXnorPopcount, as older FINN graphs have it
+    (BINARY MultiThreshold outputs, XnorPopcountMatMul on 0/1 weights, then Mul 2, Add -K)."""
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
 
@@ -66,6 +68,17 @@ def make_finn_mlp(widths=(6, 5, 4), in_features=12, in_type="UINT4", seed=0, tai
     wrapper = ModelWrapper(model)
     for name, dtype in annotations.items():
         wrapper.set_tensor_datatype(name, DataType[dtype])
+    if xnor:
+        import warnings
+
+        from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+        from qonnx.transformation.infer_datatypes import InferDataTypes
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wrapper = wrapper.transform(InferShapes()).transform(InferDataTypes())
+            wrapper = wrapper.transform(ConvertBipolarMatMulToXnorPopcount())
     return wrapper.model
 
 

@@ -55,6 +55,64 @@ def _normalise_domains(model: onnx.ModelProto) -> None:
             node.domain = QONNX_DOMAIN
 
 
+def _set_datatype_annotation(model: onnx.ModelProto, tensor: str, datatype: str) -> None:
+    for annotation in model.graph.quantization_annotation:
+        if annotation.tensor_name == tensor:
+            for entry in annotation.quant_parameter_tensor_names:
+                if entry.key == "finn_datatype":
+                    entry.value = datatype
+                    return
+            annotation.quant_parameter_tensor_names.add(key="finn_datatype", value=datatype)
+            return
+    annotation = model.graph.quantization_annotation.add(tensor_name=tensor)
+    annotation.quant_parameter_tensor_names.add(key="finn_datatype", value=datatype)
+
+
+def _xnor_popcount_to_matmul(model: onnx.ModelProto) -> None:
+    """FINN's XnorPopcountMatMul(x, W) on BINARY (0/1) operands counts agreements:
+    (dot(2x-1, 2W-1) + K) / 2 for K inputs. Rewritten as exactly that (Mul, Add, a MatMul with
+    BIPOLAR weights, Add, Mul), which the streamliner folds into one layer like any MatMul with
+    an affine input and output; the golden model runs the original node."""
+    from onnx import helper, numpy_helper
+
+    inits = {init.name: init for init in model.graph.initializer}
+    rewritten = []
+    for node in model.graph.node:
+        if node.op_type != "XnorPopcountMatMul":
+            rewritten.append(node)
+            continue
+        label = node.name or node.output[0]
+        weights = inits.get(node.input[1]) if len(node.input) == 2 else None
+        if weights is None:
+            raise CompileError(f"node '{label}' (XnorPopcountMatMul): needs constant BINARY weights as "
+                               "its second input")
+        values = numpy_helper.to_array(weights).astype(np.float64)
+        if values.ndim != 2 or not np.all((values == 0) | (values == 1)):
+            raise CompileError(f"node '{label}' (XnorPopcountMatMul): weights must be a 2-D matrix of 0/1 "
+                               "(BINARY) values")
+        users = [n for n in model.graph.node if node.input[1] in n.input]
+        if len(users) != 1:
+            raise CompileError(f"node '{label}' (XnorPopcountMatMul): its weights are shared with other nodes")
+        weights.CopyFrom(numpy_helper.from_array((2 * values - 1).astype(np.float32), weights.name))
+        _set_datatype_annotation(model, weights.name, "BIPOLAR")
+        tag = f"{label}_xnor"
+        constants = {f"{tag}_two": 2.0, f"{tag}_minus_one": -1.0, f"{tag}_k": float(values.shape[0]),
+                     f"{tag}_half": 0.5}
+        for name, value in constants.items():
+            model.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
+        x, out = node.input[0], node.output[0]
+        rewritten += [
+            helper.make_node("Mul", [x, f"{tag}_two"], [f"{tag}_x2"], name=f"{tag}_mul_in"),
+            helper.make_node("Add", [f"{tag}_x2", f"{tag}_minus_one"], [f"{tag}_bipolar"], name=f"{tag}_add_in"),
+            helper.make_node("MatMul", [f"{tag}_bipolar", weights.name], [f"{tag}_dot"], name=label,
+                             doc_string=node.doc_string),
+            helper.make_node("Add", [f"{tag}_dot", f"{tag}_k"], [f"{tag}_twice"], name=f"{tag}_add_out"),
+            helper.make_node("Mul", [f"{tag}_twice", f"{tag}_half"], [out], name=f"{tag}_mul_out"),
+        ]
+    del model.graph.node[:]
+    model.graph.node.extend(rewritten)
+
+
 def _check_weight_inputs(model: onnx.ModelProto, init_names: set) -> None:
     """Name a graph input that feeds weights (before cleanup renames the tensors)."""
     dynamic = [i.name for i in model.graph.input if i.name not in init_names]
@@ -110,6 +168,7 @@ def clean(source, batch_size: int | None = None):
     _normalise_domains(model)
     for index, node in enumerate(model.graph.node):
         node.doc_string = ORIGIN + (node.name or f"{node.op_type} #{index}")
+    _xnor_popcount_to_matmul(model)
     with warnings.catch_warnings():
         # FINN-dialect files use the old "finn.custom_op.general" domain, which qonnx converts
         # with a warning; the conversion is exactly what is wanted.

@@ -29,6 +29,31 @@ def test_finn_dialect_rtlsim_with_backpressure(tmp_path):
     assert abs(verify(b, x)["ii_deviation"]) <= 0.01
 
 
+def test_xnor_popcount_matmul_bit_exact(tmp_path):
+    """Older FINN graphs: XnorPopcountMatMul on BINARY operands, made by FINN's own transformation."""
+    model = make_finn_mlp(seed=6, widths=(16, 8, 10), in_features=20, xnor=True)
+    ops = [node.op_type for node in model.graph.node]
+    assert "XnorPopcountMatMul" in ops and "MatMul" in ops
+    x = finn_inputs(300, in_features=20, seed=4)
+    s = streamline(model)
+    hw = s.network.reference(s.input_quantizer.quantize(x))
+    assert compare(s.network, hw, golden_outputs(s.network, model, x)[0])["bit_exact"]
+    onnx.save(model, str(tmp_path / "xnor.onnx"))
+    b = build(tmp_path / "xnor.onnx", tmp_path / "out", target_ii=8)
+    assert verify(b, x, valid_percent=70, ready_percent=60)["bit_exact"]
+
+
+def test_xnor_popcount_matmul_with_non_binary_weights_is_named():
+    model = make_finn_mlp(seed=6, xnor=True)
+    node = next(n for n in model.graph.node if n.op_type == "XnorPopcountMatMul")
+    weights = next(i for i in model.graph.initializer if i.name == node.input[1])
+    values = onnx.numpy_helper.to_array(weights).copy()
+    values[0, 0] = -1.0
+    weights.CopyFrom(onnx.numpy_helper.from_array(values, weights.name))
+    with pytest.raises(CompileError, match="XnorPopcountMatMul.*0/1 .BINARY. values"):
+        streamline(model)
+
+
 def test_annotation_that_does_not_fit_is_named():
     from qonnx.core.modelwrapper import ModelWrapper
 
