@@ -109,6 +109,12 @@ def run_input_steps(x: np.ndarray, steps: list) -> np.ndarray:
                 q = np.clip(q, np.float32(step["min"]), np.float32(step["max"]))
                 q = _ROUNDING[step["rounding_mode"]](q).astype(np.float32)
             y = ((q - zeropt) * scale).astype(np.float32)
+        elif op == "multithreshold":  # as qonnx: count thresholds <= value per channel, then scale and bias
+            thresholds = np.asarray(step["thresholds"], dtype=np.float32).reshape(step["thresholds_shape"])
+            values = np.moveaxis(y, step["channel_axis"], -1)[..., None]
+            counts = np.count_nonzero(values >= thresholds, axis=-1).astype(np.float32)
+            y = np.moveaxis(counts, -1, step["channel_axis"])
+            y = (np.float32(step["out_scale"]) * y + np.float32(step["out_bias"])).astype(np.float32)
         elif op == "bipolar_quant":
             y = (np.where(y >= 0, np.float32(1), np.float32(-1)) * np.float32(step["scale"])).astype(np.float32)
         else:

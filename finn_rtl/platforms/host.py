@@ -64,6 +64,21 @@ def input_steps(prefix: bytes) -> tuple[list, list]:
             steps.append({"op": "quant", "scale": float(scale), "zeropt": float(zeropt), "bits": bits,
                           "signed": signed, "min": min_int(signed, narrow, bits), "max": max_int(signed, narrow, bits),
                           "rounding_mode": (mode.decode() if isinstance(mode, bytes) else mode).upper()})
+        elif node.op_type == "MultiThreshold":
+            thresholds = constants.get(node.input[1]) if len(node.input) > 1 else None
+            if thresholds is None or thresholds.ndim != 2:
+                raise CompileError("a host-side MultiThreshold needs constant [channels, steps] thresholds",
+                                   node.name, node.op_type)
+            attrs = node_attributes(node)
+            layout = attrs.get("data_layout", b"")
+            layout = layout.decode() if isinstance(layout, bytes) else str(layout)
+            rank = len(model.get_tensor_shape(current))
+            if not layout:  # qonnx guesses the layout from the rank the same way
+                layout = {2: "NC", 3: "NWC", 4: "NCHW"}.get(rank, "")
+            steps.append({"op": "multithreshold", "thresholds": np.asarray(thresholds, np.float32).ravel().tolist(),
+                          "thresholds_shape": list(thresholds.shape),
+                          "channel_axis": layout.index("C") if "C" in layout else 1,
+                          "out_scale": float(attrs.get("out_scale", 1.0)), "out_bias": float(attrs.get("out_bias", 0.0))})
         elif node.op_type == "BipolarQuant":
             scale = constants.get(node.input[1])
             if scale is None or np.size(scale) != 1:
@@ -73,7 +88,7 @@ def input_steps(prefix: bytes) -> tuple[list, list]:
         else:
             raise CompileError(f"op {node.op_type} before the first quantizer cannot run in the numpy driver; "
                                "supported there: Mul/Div/Add/Sub by constants, Reshape/Flatten/Squeeze/Unsqueeze, "
-                               "Transpose, Quant, BipolarQuant", node.name, node.op_type)
+                               "Transpose, Quant, BipolarQuant, MultiThreshold", node.name, node.op_type)
         current = out
     return in_shape, steps
 

@@ -89,3 +89,42 @@ def test_host_ops_the_driver_cannot_run_are_refused():
     with pytest.raises(CompileError, match="node 'clip' \\(Relu\\): op Relu before the first quantizer cannot run"):
         input_steps(prefix)
 
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_multithreshold_input_quantizer_runs_in_numpy(tmp_path, per_channel):
+    """A FINN-dialect model on a float input: its first MultiThreshold runs in the driver's numpy."""
+    from onnx import TensorProto, helper, numpy_helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from finn_rtl.flow import build
+    from finn_rtl.platforms.driver import quantize_input
+    from finn_rtl.platforms.host import check_host_input, driver_description
+
+    rng = np.random.default_rng(8)
+    channels = 12 if per_channel else 1
+    t_in = np.sort(rng.uniform(-1, 1, (channels, 15)), axis=1).astype(np.float32)
+    w0 = rng.integers(-2, 2, (12, 6)).astype(np.float32)
+    t0 = np.sort(rng.integers(-20, 20, (6, 3)), axis=1).astype(np.float32) + 0.5
+    nodes = [helper.make_node("MultiThreshold", ["x", "t_in"], ["q"], domain="qonnx.custom_op.general",
+                              out_dtype="UINT4", out_scale=0.25, name="input_mt"),
+             helper.make_node("MatMul", ["q", "w0"], ["acc"], name="MatMul_0"),
+             helper.make_node("MultiThreshold", ["acc", "t0"], ["y"], domain="qonnx.custom_op.general",
+                              out_dtype="UINT2", name="act_0")]
+    graph = helper.make_graph(nodes, "mt_input", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])],
+                              [numpy_helper.from_array(a, n) for a, n in ((t_in, "t_in"), (w0, "w0"), (t0, "t0"))])
+    wrapper = ModelWrapper(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]))
+    wrapper.set_tensor_datatype("w0", DataType["INT2"])
+    import onnx
+
+    onnx.save(wrapper.model, str(tmp_path / "m.onnx"))
+    b = build(tmp_path / "m.onnx", tmp_path / "out")
+    description = driver_description(b, 8, design_id=1, ip_name="finn_rtl_top", platform="pynq-z2", clock_mhz=100)
+    assert [step["op"] for step in description["input"]["steps"]][-1] == "multithreshold"
+    x = rng.uniform(-1.2, 1.2, (500, 12)).astype(np.float32)
+    x[:20] = t_in[0, rng.integers(0, 15, 20)][:, None]  # values on a threshold: >= counts them
+    check_host_input(b, description, x)
+    expected = b.network.to_stream(b.streamlined.input_quantizer.quantize(x))
+    assert np.array_equal(quantize_input(x, description["input"]), expected)
