@@ -207,6 +207,11 @@ def clean(source, batch_size: int | None = None):
     return wrapper
 
 
+# qonnx infers these custom ops' output shapes with batch 1 whatever the input, so a batched
+# model fails shape checks downstream of them; models with them run one frame at a time.
+BATCH_ONE_OPS = ("Im2Col",)
+
+
 def execute_batched(source, x: np.ndarray, input_of: str | None = None):
     """qonnx execution of a whole batch at once (row-independent ops only).
 
@@ -217,22 +222,29 @@ def execute_batched(source, x: np.ndarray, input_of: str | None = None):
     """
     _, execute_onnx, _ = _qonnx()
     x = np.asarray(x, dtype=np.float32)
-    model = clean(source, batch_size=len(x))
+    one_by_one = any(node.op_type in BATCH_ONE_OPS for node in read_model(source).graph.node)
+    model = clean(source, batch_size=None if one_by_one else len(x))
     iname = model.graph.input[0].name
     oname = model.graph.output[0].name
     expected = tuple(model.get_tensor_shape(iname))
-    if x.shape != expected:
-        if x[0].size != int(np.prod(expected[1:])):
-            raise CompileError(f"input frames have shape {tuple(x.shape[1:])}, the model expects "
-                               f"{tuple(expected[1:])} per frame")
-        x = x.reshape(expected)
-    if input_of is None:
-        return execute_onnx(model, {iname: x})[oname]
-    node = next((n for n in model.graph.node if n.doc_string == ORIGIN + input_of), None)
-    if node is None:
-        raise CompileError(f"node {input_of!r} is not in the model")
-    context = execute_onnx(model, {iname: x}, return_full_exec_context=True)
-    return context[oname], context[node.input[0]]
+    if x[0].size != int(np.prod(expected[1:])):
+        raise CompileError(f"input frames have shape {tuple(x.shape[1:])}, the model expects "
+                           f"{tuple(expected[1:])} per frame")
+    node = None
+    if input_of is not None:
+        node = next((n for n in model.graph.node if n.doc_string == ORIGIN + input_of), None)
+        if node is None:
+            raise CompileError(f"node {input_of!r} is not in the model")
+    batches = [x[i:i + 1] for i in range(len(x))] if one_by_one else [x]
+    outputs, inputs = [], []
+    for batch in batches:
+        context = execute_onnx(model, {iname: batch.reshape(len(batch), *expected[1:])},
+                               return_full_exec_context=node is not None)
+        outputs.append(context[oname])
+        if node is not None:
+            inputs.append(context[node.input[0]])
+    output = np.concatenate(outputs)
+    return output if node is None else (output, np.concatenate(inputs))
 
 
 def execute_frames(source, x: np.ndarray) -> np.ndarray:

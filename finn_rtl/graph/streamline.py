@@ -38,8 +38,8 @@ SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze")  # keep 
 LAYOUT = SHAPE_ONLY + ("Transpose",)
 CHAIN_OPS = ELEMENTWISE + ("BatchNormalization", "Relu")
 ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")
-SUPPORTED = ("MatMul", "Gemm", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad", "BatchNormalization",
-             "Relu", "ArgMax", "TopK") + HEADS + ACTIVATIONS + ELEMENTWISE + LAYOUT
+SUPPORTED = ("MatMul", "Gemm", "Conv", "Im2Col", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
+             "BatchNormalization", "Relu", "ArgMax", "TopK") + HEADS + ACTIVATIONS + ELEMENTWISE + LAYOUT
 
 # Ops that users meet in older exports, with what to do instead.
 UNSUPPORTED_HINTS = {
@@ -137,6 +137,11 @@ class _Walker:
         self.layers: list[MVTUSpec] = []
         self.notes: list[str] = []
         self.consumers: dict[str, list] = {}
+        # Tensors whose channel axis is the last one although they are images: a convolution
+        # lowered to Transpose -> Im2Col -> MatMul (qonnx LowerConvsToMatMul, FINN) until the
+        # Transpose back. Constants on them are per channel along the last axis.
+        self.channels_last_tensors: set[str] = set()
+        self.im2col_windows: dict[str, tuple] = {}  # Im2Col output -> (window spec, channels)
         for node in wrapper.graph.node:
             for tensor in node.input:
                 self.consumers.setdefault(tensor, []).append(node)
@@ -189,7 +194,7 @@ class _Walker:
         dynamic = [t for t in node.input if t and not self.is_constant(t)]
         shape = self.w.get_tensor_shape(dynamic[0]) if dynamic else None
         rank = len(shape) if shape else 2
-        axis = -1 if rank <= 2 else 1 - rank  # counted from the right
+        axis = -1 if rank <= 2 or dynamic[0] in self.channels_last_tensors else 1 - rank  # from the right
         flat = value.reshape(-1)
         if flat.size != channels or value.ndim < -axis or value.shape[axis] != channels:
             raise self.error(f"constant of shape {list(value.shape)} is neither scalar nor "
@@ -363,6 +368,8 @@ class _Walker:
                                  "reshapes may follow a host-side head", node)
             if node.op_type == "Transpose":
                 self.transpose(node)
+                if isinstance(current, _Pending):  # e.g. NHWC -> NCHW after a lowered convolution
+                    current.chain.append(node)
             elif node.op_type in SHAPE_ONLY:
                 # The flat order is unchanged; shapes come from shape inference. Inside a layer's
                 # chain, batch-preserving ones (older exports wrap BatchNorm in Unsqueeze/Squeeze)
@@ -374,6 +381,8 @@ class _Walker:
                 current = self.matmul(node, current)
             elif node.op_type == "Conv":
                 current = self.conv(node, current)
+            elif node.op_type == "Im2Col":
+                current = self.im2col(node, current)
             elif node.op_type == "MaxPool":
                 current = self.maxpool(node, current)
             elif node.op_type == "Pad":
@@ -405,6 +414,8 @@ class _Walker:
                     raise self.error(f"{node.op_type} cannot follow a MatMul", node)
                 current.chain.append(node)
                 current.affine = self.affine_step(node, current.affine, len(current.acc_scale))
+                if node.input[0] in self.channels_last_tensors or node.input[-1] in self.channels_last_tensors:
+                    self.channels_last_tensors.add(node.output[0])
             else:
                 current = self.affine_step_on_ints(node, current)
             tensor = out_tensor
@@ -521,6 +532,8 @@ class _Walker:
         weights = weights_t.T  # [mh, mw]
         mh, mw = weights.shape
         in_shape = self.w.get_tensor_shape(node.input[0])
+        if len(in_shape) == 4 and in_shape[0] == 1 and in_shape[-1] == mw:
+            return self.lowered_conv(node, current, weights, weight_type, w_scale)
         if in_shape[-1] != mw or int(np.prod(in_shape)) != mw:
             raise self.error(f"MatMul input of shape {in_shape} with {mw}-input weights; only "
                              "[1, features] inputs are supported (flatten first)", node)
@@ -543,6 +556,62 @@ class _Walker:
                         _Affine(acc_scale, acc_offset), pools=[])
 
     # -- convolutional layers ---------------------------------------------------------
+    def im2col(self, node, current):
+        """qonnx/FINN Im2Col on a [1, H, W, C] tensor: the sliding-window generator of the
+        MatMul that follows (rows in (ky, kx, channel) order, as the MVTU's weight columns)."""
+        if isinstance(current, _Pending):
+            raise self.error("two layers without an activation quantizer between them; insert a "
+                             "Quant/BipolarQuant activation", node)
+        qtype, affine = current
+        shape = self.w.get_tensor_shape(node.input[0])
+        if shape is None or len(shape) != 4 or shape[0] != 1:
+            raise self.error(f"Im2Col input of shape {shape}; expected [1, H, W, C]", node)
+        _, height, width, channels = shape
+        attrs = node_attributes(node)
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise self.error(f"dilations {attrs['dilations']} are not supported (only 1)", node)
+        kernel, stride = tuple(attrs.get("kernel_size", [])), tuple(attrs.get("stride", []))
+        pads = tuple(attrs.get("pad_amount", [0, 0, 0, 0]))  # top, left, bottom, right
+        if len(kernel) != 2 or len(stride) != 2 or len(pads) != 4:
+            raise self.error("Im2Col needs 2-D kernel_size and stride and four pad_amount values", node)
+        self.stream_order(node, np.arange(int(np.prod(shape))))  # channels last: NHWC as it is
+        window = self.add_window(node, "swg", channels, height, width, kernel, stride, pads, qtype, affine,
+                                 pad_real=float(attrs.get("pad_value", 0)))
+        out_shape = self.w.get_tensor_shape(node.output[0])
+        if list(out_shape[1:3]) != [window.out_h, window.out_w]:
+            raise self.error(f"Im2Col output {out_shape} does not match {window.out_h}x{window.out_w} windows",
+                             node)
+        self.im2col_windows[node.output[0]] = (window, channels)
+        return current
+
+    def lowered_conv(self, node, current, weights, weight_type, w_scale):
+        """A MatMul on a [1, H, W, C] tensor: a convolution lowered to Im2Col + MatMul, or a
+        pointwise one (qonnx lowers 1x1 stride-1 convolutions to a MatMul alone)."""
+        qtype, affine = current
+        in_shape = self.w.get_tensor_shape(node.input[0])
+        if node.input[0] in self.im2col_windows:
+            window, channels = self.im2col_windows[node.input[0]]
+        else:
+            _, height, width, channels = in_shape
+            self.stream_order(node, np.arange(int(np.prod(in_shape))))
+            window = self.add_window(node, "swg", channels, height, width, (1, 1), (1, 1), (0, 0, 0, 0), qtype,
+                                     affine)
+        x_scale = np.asarray(affine.scale, dtype=np.float64).reshape(-1)
+        if not np.all(x_scale == x_scale[0]):
+            raise self.error("the MatMul input has per-channel scales; only a per-tensor activation "
+                             "scale can be folded into integer weights", node)
+        x_offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,))
+        mh, mw = weights.shape
+        acc_scale = float(x_scale[0]) * w_scale
+        acc_offset = (weights @ np.tile(x_offset, mw // channels)) * w_scale  # columns (ky, kx, c)
+        out_shape = self.w.get_tensor_shape(node.output[0])
+        self.order = np.arange(int(np.prod(out_shape)))  # channels last, as the stream
+        self.spatial_shape = (out_shape[3], out_shape[1], out_shape[2])
+        self.channels_last_tensors.add(node.output[0])
+        return _Pending(node.name, weights, weight_type, qtype, acc_scale, acc_offset, node.output[0], [],
+                        _Affine(acc_scale, acc_offset), rank=4, vectors=window.out_h * window.out_w,
+                        conv_channels=channels, pools=[])
+
     def spatial_input(self, node):
         """(channels, height, width, rank) of a [1, C, H, W] or [1, C, W] input (1-D: height 1)."""
         shape = self.w.get_tensor_shape(node.input[0])
@@ -581,10 +650,10 @@ class _Walker:
                              "does not exist (bipolar and offset tensors cannot be zero-padded)", node)
         return int(value)
 
-    def add_window(self, node, tag, channels, height, width, kernel, stride, pads, qtype, affine):
+    def add_window(self, node, tag, channels, height, width, kernel, stride, pads, qtype, affine, pad_real=0.0):
         """Padding (if any) and the sliding-window generator in front of a conv or pool."""
         if any(pads):
-            value = self.pad_value(node, qtype, affine, channels)
+            value = self.pad_value(node, qtype, affine, channels, real=pad_real)
             self.layers.append(PadSpec(f"{node.name}_pad", channels, height, width, pads, qtype, value))
             height, width = height + pads[0] + pads[2], width + pads[1] + pads[3]
         if kernel[0] > height or kernel[1] > width:
@@ -658,6 +727,11 @@ class _Walker:
         if isinstance(current, _Pending):
             pending = current
             pending.pools.append(node)  # moved past the activation (see finish_layer)
+            # The threshold search evaluates the chain without the pool (a max pool commutes
+            # with the rising activation): the pool's output is its input, whatever ops (a
+            # lowered convolution's Transpose and bias Add) came before it.
+            pending.chain.append(helper.make_node("Identity", [node.input[0]], [node.output[0]],
+                                                  name=f"{node.name}_skipped", doc_string=node.doc_string))
             return pending
         qtype, affine = current
         if np.any(np.asarray(affine.scale) <= 0):
@@ -784,9 +858,12 @@ class _Walker:
         """Integer quantizer output for accumulator values acc [rows, mh] (ints)."""
         values = acc * pending.acc_scale + pending.acc_offset
         rows, channels = values.shape
-        values = values.reshape(rows, channels, *([1] * (pending.rank - 2)))
-        # A max pool moved past the activation is skipped: its output is fed the same values.
-        feeds = {pending.matmul_output: values, **{pool.output[0]: values for pool in pending.pools}}
+        ones = [1] * (pending.rank - 2)
+        if pending.matmul_output in self.channels_last_tensors:  # a lowered convolution's [1, H, W, C]
+            values = values.reshape(rows, *ones, channels)
+        else:
+            values = values.reshape(rows, channels, *ones)
+        feeds = {pending.matmul_output: values}
         real = self._run_nodes(pending.chain + [quant], feeds, quant.output[0])
         real = np.asarray(real).reshape(rows, channels)
         scale = self.channel_vector(quant, self.output_scale(quant), len(pending.acc_scale))
@@ -815,6 +892,8 @@ class _Walker:
         return self.output_scale(node), out_type, qmin, qmax
 
     def activation(self, quant, current):
+        if quant.input[0] in self.channels_last_tensors:
+            self.channels_last_tensors.add(quant.output[0])
         if not isinstance(current, _Pending):
             raise self.error("an activation quantizer must follow a MatMul (a requantization "
                              "between two quantizers is not supported)", quant)
