@@ -38,7 +38,9 @@ SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze")  # keep 
 LAYOUT = SHAPE_ONLY + ("Transpose",)
 CHAIN_OPS = ELEMENTWISE + ("BatchNormalization", "Relu")
 ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")
-SUPPORTED = ("MatMul", "Gemm", "Conv", "Im2Col", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
+# Ops whose output has their input's layout (channels last or not).
+KEEP_LAYOUT = CHAIN_OPS + ACTIVATIONS + ("Identity", "MaxPoolNHWC")
+SUPPORTED = ("MatMul", "Gemm", "Conv", "Im2Col", "MaxPool", "MaxPoolNHWC", "AveragePool", "GlobalAveragePool", "Pad",
              "BatchNormalization", "Relu", "ArgMax", "TopK") + HEADS + ACTIVATIONS + ELEMENTWISE + LAYOUT
 
 # Ops that users meet in older exports, with what to do instead.
@@ -383,7 +385,7 @@ class _Walker:
                 current = self.conv(node, current)
             elif node.op_type == "Im2Col":
                 current = self.im2col(node, current)
-            elif node.op_type == "MaxPool":
+            elif node.op_type in ("MaxPool", "MaxPoolNHWC"):
                 current = self.maxpool(node, current)
             elif node.op_type == "Pad":
                 current = self.pad(node, current)
@@ -414,10 +416,10 @@ class _Walker:
                     raise self.error(f"{node.op_type} cannot follow a MatMul", node)
                 current.chain.append(node)
                 current.affine = self.affine_step(node, current.affine, len(current.acc_scale))
-                if node.input[0] in self.channels_last_tensors or node.input[-1] in self.channels_last_tensors:
-                    self.channels_last_tensors.add(node.output[0])
             else:
                 current = self.affine_step_on_ints(node, current)
+            if node.op_type in KEEP_LAYOUT and any(t in self.channels_last_tensors for t in node.input):
+                self.channels_last_tensors.add(node.output[0])
             tensor = out_tensor
             node = self.next_node(tensor)
         if tensor != w.graph.output[0].name:
@@ -486,18 +488,18 @@ class _Walker:
                 raise self.error("the float input reaches a MatMul without an input quantizer; "
                                  "add a Quant node on the input or annotate the input with an "
                                  "integer/bipolar qonnx datatype", node)
-            allowed = LAYOUT + ELEMENTWISE + ("BatchNormalization",)
+            allowed = LAYOUT + ELEMENTWISE + ("BatchNormalization", "Im2Col")
             bad = next((n for n in prefix if n.op_type not in allowed), None)
             if bad is not None:
                 raise self.error("an integer input may only be reshaped, transposed, or scaled and "
                                  "shifted by constants (Mul/Div/Add/Sub/BatchNormalization) before the "
-                                 "first MatMul", bad)
+                                 "first MatMul (or its Im2Col)", bad)
             qtype = QType.bipolar_type() if input_dt.name == "BIPOLAR" else \
                 QType.for_range(int(input_dt.min()), int(input_dt.max()))
             if qtype.bits > MAX_BITS:
                 raise self.error(f"input datatype {input_dt.name} is wider than {MAX_BITS} bits",
                                  node)
-            elements = int(np.prod(w.get_tensor_shape(node.input[0])[1:]))
+            elements = int(np.prod(w.get_tensor_shape(tensor)[1:]))
             # The walk continues from the input itself: reshapes and transposes set the stream
             # order, and affine ops become the integers' affine view, folded into the first
             # layer's accumulator offset (exactly, as after a pool) and checked by its thresholds.
@@ -741,19 +743,34 @@ class _Walker:
         return current
 
     def add_maxpool(self, node, qtype):
-        channels, height, width, rank = self.spatial_input(node)
+        nhwc = node.op_type == "MaxPoolNHWC"  # FINN's MaxPool on a [1, H, W, C] tensor
+        if nhwc:
+            shape = self.w.get_tensor_shape(node.input[0])
+            if shape is None or len(shape) != 4 or shape[0] != 1:
+                raise self.error(f"MaxPoolNHWC input of shape {shape}; expected [1, H, W, C]", node)
+            (_, height, width, channels), rank = shape, 4
+        else:
+            channels, height, width, rank = self.spatial_input(node)
         attrs = node_attributes(node)
         kernel, stride, pads, _ = self.window_attrs(node, rank, attrs["kernel_shape"])
         if any(pads):
             raise self.error("MaxPool with pads is not supported; pad before pooling", node)
         out_shape = self.w.get_tensor_shape(node.output[0])
-        self.channels_last_input(node)
+        if nhwc:
+            self.stream_order(node, np.arange(int(np.prod(shape))))
+        else:
+            self.channels_last_input(node)
         window = self.add_window(node, "swg", channels, height, width, kernel, stride, pads, qtype, None)
-        if int(np.prod(out_shape[2:])) != window.out_h * window.out_w:
+        spatial = out_shape[1:3] if nhwc else out_shape[2:]
+        if int(np.prod(spatial)) != window.out_h * window.out_w:
             raise self.error(f"MaxPool output {out_shape} needs ceil_mode, which is not supported", node)
         self.layers.append(PoolSpec(f"{node.name}", channels, window.window,
                                     window.out_h * window.out_w, "max", qtype))
-        self.image_output(out_shape)
+        if nhwc:
+            self.order = np.arange(int(np.prod(out_shape)))
+            self.spatial_shape = (out_shape[3], out_shape[1], out_shape[2])
+        else:
+            self.image_output(out_shape)
 
     def avgpool(self, node, current):
         """Average pooling as a window sum; the scale 1/window joins the following chain, so a
@@ -892,8 +909,6 @@ class _Walker:
         return self.output_scale(node), out_type, qmin, qmax
 
     def activation(self, quant, current):
-        if quant.input[0] in self.channels_last_tensors:
-            self.channels_last_tensors.add(quant.output[0])
         if not isinstance(current, _Pending):
             raise self.error("an activation quantizer must follow a MatMul (a requantization "
                              "between two quantizers is not supported)", quant)

@@ -1,7 +1,7 @@
 """The FINN-ONNX dialect: annotated float weights, MultiThreshold activations, TopK."""
 import onnx
 import pytest
-from finngen import finn_inputs, make_finn_mlp
+from finngen import finn_inputs, make_finn_cnv, make_finn_mlp
 
 from finn_rtl.flow import build, compare, golden_outputs, verify
 from finn_rtl.graph.errors import CompileError
@@ -52,6 +52,26 @@ def test_xnor_popcount_matmul_with_non_binary_weights_is_named():
     weights.CopyFrom(onnx.numpy_helper.from_array(values, weights.name))
     with pytest.raises(CompileError, match="XnorPopcountMatMul.*0/1 .BINARY. values"):
         streamline(model)
+
+
+@pytest.mark.parametrize("tail", ["topk", "mul"])
+def test_finn_streamlined_conv_net_bit_exact(tail, tmp_path):
+    """Channels last as FINN's streamlining leaves a conv net: Transpose, Im2Col, MatMul, MultiThreshold
+    with data_layout NHWC, MaxPoolNHWC, Transpose back, Flatten, MatMul."""
+    import numpy as np
+
+    model = make_finn_cnv(seed=1, tail=tail)
+    s = streamline(model)
+    kinds = [type(layer).__name__ for layer in s.network.layers]
+    assert kinds == ["SlidingWindowSpec", "MVTUSpec", "SlidingWindowSpec", "PoolSpec", "PadSpec",
+                     "SlidingWindowSpec", "MVTUSpec", "MVTUSpec"]
+    x = np.random.default_rng(2).integers(0, 256, (60, 3, 8, 8)).astype(np.float32)
+    hw = s.network.from_stream(s.network.reference(s.network.to_stream(s.input_quantizer.quantize(x))))
+    assert compare(s.network, hw, golden_outputs(s.network, model, x)[0])["bit_exact"]
+    if tail == "mul":
+        onnx.save(model, str(tmp_path / "cnv.onnx"))
+        b = build(tmp_path / "cnv.onnx", tmp_path / "out")
+        assert verify(b, x[:24], valid_percent=70, ready_percent=60)["bit_exact"]
 
 
 def test_annotation_that_does_not_fit_is_named():
