@@ -32,7 +32,7 @@ def main() -> int:
     if not data.is_file():
         print(f"{data} not found", file=sys.stderr)
         return 1
-    from convgen import CNV_W1A1, CNV_W2A2, make_convnet
+    from support.convgen import CNV_W1A1, CNV_W2A2, make_convnet
 
     from finn_rtl.flow import build
     from table import header, measure, row

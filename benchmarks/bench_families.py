@@ -2,7 +2,7 @@
 latency, rtlsim speed.
 
 usage: python benchmarks/bench_families.py [--frames N] [--families NAME ...]
-Seeded stand-ins (tests/modelgen.py, tests/finngen.py) for the QONNX-zoo and FINN families, plus
+Seeded stand-ins (tests/support/modelgen.py, tests/support/finngen.py) for the QONNX-zoo and FINN families, plus
 the real files in ../shared when present (TFC_1W1A, the Brevitas-exported CNV_2W2A_trained).
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ sys.path[:0] = [str(ROOT / "tests"), str(Path(__file__).parent)]
 def families(frames: int):
     """name -> (model or path, target II, make inputs(count) -> (x, y or None))."""
     import numpy as np
-    from finngen import finn_inputs, make_finn_mlp
-    from modelgen import OP_COVERAGE, ZOO_STYLE, make_mlp, random_inputs
+    from support.finngen import finn_inputs, make_finn_mlp
+    from support.modelgen import OP_COVERAGE, ZOO_STYLE, make_mlp, random_inputs
 
     def seeded(cfg, seed=21):
         return make_mlp(cfg, seed=seed), lambda n: (random_inputs(cfg, n, seed=22), None)

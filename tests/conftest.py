@@ -1,5 +1,4 @@
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +6,6 @@ import pytest
 
 TESTS = Path(__file__).parent
 SHARED = TESTS.parent.parent / "shared"
-sys.path.insert(0, str(TESTS))  # modelgen
 
 
 def shared_file(relative: str) -> Path:

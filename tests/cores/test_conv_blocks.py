@@ -10,7 +10,7 @@ from finn_rtl.cores.thresholding import Thresholding
 from finn_rtl.cores.vector_unit import VectorUnit
 from finn_rtl.graph.datatypes import QType
 from finn_rtl.graph.specs import FoldingError, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
-from finn_rtl.sim.stream_sim import run_stream
+from support.stream_sim import run_stream
 
 
 def stream_through(core, spec, frames, valid_prob, ready_prob, seed=0):

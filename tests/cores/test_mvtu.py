@@ -8,7 +8,7 @@ from finn_rtl.cores.arith import pack_ints
 from finn_rtl.cores.mvtu import MVTU
 from finn_rtl.graph.datatypes import QType
 from finn_rtl.graph.specs import FoldingError, MVTUSpec
-from finn_rtl.sim.stream_sim import run_stream
+from support.stream_sim import run_stream
 
 BIPOLAR = QType.bipolar_type()
 

@@ -8,7 +8,7 @@ from finn_rtl.cores.label_select import LabelSelect
 from finn_rtl.cores.register_slice import RegisterSlice
 from finn_rtl.cores.width_converter import WidthConverter
 from finn_rtl.graph.datatypes import QType
-from finn_rtl.sim.stream_sim import run_stream
+from support.stream_sim import run_stream
 
 
 @pytest.mark.parametrize("lanes,channels", [(1, 10), (2, 10), (5, 10), (10, 10), (3, 12)])

@@ -1,7 +1,7 @@
 """The FINN-ONNX dialect: annotated float weights, MultiThreshold activations, TopK."""
 import onnx
 import pytest
-from finngen import finn_inputs, make_finn_cnv, make_finn_mlp
+from support.finngen import finn_inputs, make_finn_cnv, make_finn_mlp
 
 from finn_rtl.flow import build, compare, golden_outputs, verify
 from finn_rtl.graph.errors import CompileError

@@ -2,7 +2,7 @@
 import numpy as np
 import onnx
 import pytest
-from modelgen import OP_COVERAGE, LayerCfg, MLPCfg, make_mlp, random_inputs
+from support.modelgen import OP_COVERAGE, LayerCfg, MLPCfg, make_mlp, random_inputs
 from onnx import helper, numpy_helper
 
 from finn_rtl.flow import build, verify

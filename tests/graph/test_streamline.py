@@ -3,8 +3,8 @@ import numpy as np
 import onnx
 import pytest
 from conftest import shared_file
-from modelgen import OP_COVERAGE as CONFIGS
-from modelgen import make_mlp, random_inputs
+from support.modelgen import OP_COVERAGE as CONFIGS
+from support.modelgen import make_mlp, random_inputs
 
 from finn_rtl.flow import compare, golden_outputs
 from finn_rtl.graph.export import to_streamlined_onnx
@@ -74,8 +74,8 @@ def test_streamlined_onnx_executes_like_the_hardware_model(tmp_path):
 def test_streamlined_conv_onnx_executes_like_the_hardware_model(tmp_path):
     """Conv nets export as Gather (windows, padding), MatMul over pixels, Mul+ReduceSum for
     depthwise, ReduceMax/ReduceSum pools and MultiThreshold, all on the stream-order elements."""
-    from convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg
-    from convgen import make_convnet
+    from support.convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg
+    from support.convgen import make_convnet
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 

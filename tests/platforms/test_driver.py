@@ -5,8 +5,8 @@ import json
 import numpy as np
 import onnx
 from conftest import shared_file
-from convgen import ConvCfg, ConvNetCfg, PoolCfg, make_convnet
-from modelgen import LayerCfg
+from support.convgen import ConvCfg, ConvNetCfg, PoolCfg, make_convnet
+from support.modelgen import LayerCfg
 from test_shell import prepare, run_bench
 
 from finn_rtl.flow import build, compare, random_inputs

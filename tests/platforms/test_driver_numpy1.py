@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from modelgen import LayerCfg, MLPCfg, make_mlp
+from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.flow import build, random_inputs
 from finn_rtl.platforms import driver

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from cocotb_support import run_cocotb
-from modelgen import LayerCfg, MLPCfg, make_mlp
+from support.cocotb_support import run_cocotb
+from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.flow import build, random_inputs
 from finn_rtl.platforms.deploy import write_shell

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from modelgen import LayerCfg, MLPCfg, make_mlp
+from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.cli import main
 from finn_rtl.flow import build

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from cocotb_support import run_cocotb
-from modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
+from support.cocotb_support import run_cocotb
+from support.modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
 
 from finn_rtl.cores.accelerator import PortGeometry
 from finn_rtl.flow import build, compare

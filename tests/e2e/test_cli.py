@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from modelgen import LayerCfg, MLPCfg, make_mlp
+from support.modelgen import LayerCfg, MLPCfg, make_mlp
 from onnx import TensorProto, helper, numpy_helper
 
 CFG = MLPCfg(in_shape=(1, 12), layers=[LayerCfg(6, w_bits=2, a_bits=2), LayerCfg(4, w_bits=2)])

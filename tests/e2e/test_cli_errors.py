@@ -5,7 +5,7 @@ import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelgen import LayerCfg, MLPCfg, make_mlp
+from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.cli import main
 

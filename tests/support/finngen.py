@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from modelgen import QDOMAIN
+from .modelgen import QDOMAIN
 
 
 def make_finn_mlp(widths=(6, 5, 4), in_features=12, in_type="UINT4", seed=0, tail="topk",

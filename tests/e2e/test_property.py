@@ -9,7 +9,7 @@ import os
 import onnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
+from support.modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
 
 from finn_rtl.flow import build, verify
 from finn_rtl.graph.specs import divisors

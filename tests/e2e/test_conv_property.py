@@ -8,10 +8,10 @@ weights and activations (or all bipolar), random PE/SIMD and backpressure.
 import os
 
 import onnx
-from convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
+from support.convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelgen import LayerCfg
+from support.modelgen import LayerCfg
 
 from finn_rtl.flow import build, random_inputs, verify
 from finn_rtl.graph.specs import divisors

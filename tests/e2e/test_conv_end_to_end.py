@@ -1,8 +1,8 @@
 """Conv nets: build -> Verilog -> Verilator rtlsim, bit-exact against qonnx on the original model."""
 import onnx
 import pytest
-from convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
-from modelgen import LayerCfg
+from support.convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
+from support.modelgen import LayerCfg
 
 from finn_rtl.flow import build, random_inputs, verify
 from finn_rtl.graph.specs import FoldingError

@@ -3,7 +3,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import shared_file
-from convgen import CNV_W1A1, CNV_W2A2, make_convnet
+from support.convgen import CNV_W1A1, CNV_W2A2, make_convnet
 
 from finn_rtl.flow import build, verify
 

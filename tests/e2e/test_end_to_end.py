@@ -5,8 +5,8 @@ import numpy as np
 import onnx
 import pytest
 from conftest import shared_file
-from modelgen import OP_COVERAGE as CONFIGS
-from modelgen import ZOO_STYLE, make_mlp, random_inputs
+from support.modelgen import OP_COVERAGE as CONFIGS
+from support.modelgen import ZOO_STYLE, make_mlp, random_inputs
 
 from finn_rtl.flow import build, verify
 

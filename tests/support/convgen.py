@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from onnx import TensorProto, helper
 
-from modelgen import QDOMAIN, _Builder, _quant_int, LayerCfg, MLPCfg
+from .modelgen import QDOMAIN, _Builder, _quant_int, LayerCfg, MLPCfg
 
 
 @dataclass

@@ -4,8 +4,8 @@ import warnings
 
 import onnx
 import pytest
-from convgen import ConvCfg, ConvNetCfg, PoolCfg, make_convnet
-from modelgen import LayerCfg
+from support.convgen import ConvCfg, ConvNetCfg, PoolCfg, make_convnet
+from support.modelgen import LayerCfg
 
 from finn_rtl.flow import build, compare, golden_outputs, random_inputs, verify
 from finn_rtl.graph.errors import CompileError
