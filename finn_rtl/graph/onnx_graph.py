@@ -1,0 +1,115 @@
+"""Read-only queries on a cleaned qonnx model, and running a few of its nodes with qonnx.
+
+The streamliner asks the graph the same questions everywhere: is this tensor constant, what
+is its value, which node comes next on the dynamic path, what do these nodes compute on these
+inputs (exactly as the golden model would). They live here, with the one way to name a node
+in an error (as the user's file names it: cleanup renames nodes).
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from .errors import CompileError
+from .ingest import ORIGIN, _qonnx
+
+
+def node_error(message: str, node) -> CompileError:
+    """An error naming the node as the user's file has it (cleanup renames nodes)."""
+    original = node.doc_string[len(ORIGIN):] if node.doc_string.startswith(ORIGIN) else ""
+    renamed = f", cleaned name {node.name}" if original and original != node.name else ""
+    return CompileError(message, original or node.name, node.op_type + renamed)
+
+
+def user_name(node) -> str:
+    """The node's name in the user's file."""
+    return node.doc_string[len(ORIGIN):] if node.doc_string.startswith(ORIGIN) else node.name
+
+
+class GraphView:
+    def __init__(self, wrapper):
+        self.w = wrapper
+        self.consumers: dict[str, list] = {}
+        for node in wrapper.graph.node:
+            for tensor in node.input:
+                self.consumers.setdefault(tensor, []).append(node)
+
+    def init(self, tensor):
+        return self.w.get_initializer(tensor)
+
+    def shape(self, tensor):
+        return self.w.get_tensor_shape(tensor)
+
+    def is_constant(self, tensor) -> bool:
+        if self.init(tensor) is not None:
+            return True
+        producer = self.w.find_producer(tensor)
+        return producer is not None and all(self.is_constant(t) for t in producer.input if t)
+
+    def dynamic_inputs(self, node):
+        return [t for t in node.input if t and not self.is_constant(t)]
+
+    def const_input(self, node, index=1):
+        value = self.init(node.input[index]) if len(node.input) > index else None
+        if value is None:
+            raise node_error(f"{node.op_type} needs a constant input {index}; only one dynamic "
+                             "tensor per op is supported", node)
+        return np.asarray(value)
+
+    def next_node(self, tensor):
+        """The one node on the dynamic path that reads `tensor` (None at the end)."""
+        users = [n for n in self.consumers.get(tensor, []) if not self.is_constant(n.output[0])]
+        if len(users) > 1:
+            raise node_error(f"tensor '{tensor}' feeds {len(users)} nodes; only chains (MLPs) are "
+                             "supported", users[0])
+        return users[0] if users else None
+
+    def opset(self) -> int:
+        return next((o.version for o in self.w.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+
+    def constant_value(self, tensor) -> np.ndarray:
+        """A constant tensor's value: an initializer, or computed (e.g. a quantized bias) with qonnx."""
+        value = self.init(tensor)
+        if value is not None:
+            return np.asarray(value, dtype=np.float64)
+        nodes = []
+
+        def producers(t):
+            producer = self.w.find_producer(t)
+            if producer is not None:
+                for source in producer.input:
+                    if source and self.init(source) is None:
+                        producers(source)
+                nodes.append(producer)
+
+        producers(tensor)
+        return np.asarray(self.run_nodes(nodes, {}, tensor), dtype=np.float64)
+
+    def run_nodes(self, nodes, inputs: dict, output: str):
+        """Execute nodes with qonnx (as the golden model does) on the given inputs."""
+        _, execute_onnx, _ = _qonnx()
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        inits, seen = [], set()
+        for node in nodes:
+            for tensor in node.input:
+                value = self.init(tensor) if tensor else None
+                if value is not None and tensor not in seen:
+                    seen.add(tensor)
+                    inits.append(onnx.numpy_helper.from_array(np.asarray(value), tensor))
+        graph_inputs = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(arr.shape))
+                        for name, arr in inputs.items()]
+        graph = helper.make_graph(list(nodes), "chain", graph_inputs,
+                                  [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, None)],
+                                  initializer=inits)
+        model = helper.make_model(graph, opset_imports=list(self.w.model.opset_import))
+        model.ir_version = self.w.model.ir_version
+        try:
+            wrapper = ModelWrapper(model).transform(InferShapes())
+            return execute_onnx(wrapper, {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()})[output]
+        except Exception as exc:  # onnxruntime and qonnx raise many types for invalid nodes
+            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise node_error(f"qonnx cannot execute this op ({detail}); check its attributes and inputs",
+                             nodes[0]) from None
