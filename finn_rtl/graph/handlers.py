@@ -50,6 +50,15 @@ def handles(*op_types: str, output: int = 0):
     return register
 
 
+def layer_input(node, current) -> Quantized:
+    """The state a layer (MatMul, Conv, Im2Col) needs: an integer tensor, not an accumulator
+    still waiting for its activation quantizer."""
+    if isinstance(current, Pending):
+        raise node_error("two layers without an activation quantizer between them; insert a "
+                         "Quant/BipolarQuant activation", node)
+    return current
+
+
 # -- layout and shape ops -------------------------------------------------------------
 @handles("Transpose")
 def transpose(walker: Walker, node, current):
@@ -112,9 +121,7 @@ def head(walker: Walker, node, current):
 # -- layers ---------------------------------------------------------------------------
 @handles("MatMul")
 def matmul(walker: Walker, node, current):
-    if isinstance(current, Pending):
-        raise node_error("two MatMuls without an activation quantizer between them; insert a "
-                         "Quant/BipolarQuant activation", node)
+    current = layer_input(node, current)
     if len(walker.g.dynamic_inputs(node)) != 1 or node.input[0] not in walker.g.dynamic_inputs(node):
         raise node_error("MatMul needs the activation as first input and constant weights as "
                          "second; non-constant weights are not supported", node)
@@ -151,9 +158,7 @@ def matmul(walker: Walker, node, current):
 def im2col(walker: Walker, node, current):
     """qonnx/FINN Im2Col on a [1, H, W, C] tensor: the sliding-window generator of the
     MatMul that follows (rows in (ky, kx, channel) order, as the MVTU's weight columns)."""
-    if isinstance(current, Pending):
-        raise node_error("two layers without an activation quantizer between them; insert a "
-                         "Quant/BipolarQuant activation", node)
+    current = layer_input(node, current)
     qtype, affine = current.qtype, current.affine
     shape = walker.g.shape(node.input[0])
     if shape is None or len(shape) != 4 or shape[0] != 1:
@@ -262,9 +267,7 @@ def add_window(walker: Walker, node, tag, channels, height, width, kernel, strid
 
 @handles("Conv")
 def conv(walker: Walker, node, current):
-    if isinstance(current, Pending):
-        raise node_error("two layers without an activation quantizer between them; insert a "
-                         "Quant/BipolarQuant activation", node)
+    current = layer_input(node, current)
     qtype, affine = current.qtype, current.affine
     channels, height, width, rank = spatial_input(walker, node)
     weights, weight_type, w_scale = constant_weights(walker.g, node, out_axis=0)
