@@ -58,7 +58,7 @@ def chunks(word: Value) -> list[Value]:
 
 
 def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
-                name: str, platform=None) -> Value:
+                name: str, platform=None, enable: Value | None = None) -> Value:
     """Signed dot product of two vectors given as bit planes (`bit_planes` order for each type).
 
     A negative term is counted by its complement, ``-popcount(t) = popcount(~t) - len(t)``, so that
@@ -75,11 +75,12 @@ def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, 
                 m.d.comb += term.eq(~(xc & wc) if negative else xc & wc)
                 terms.append((px.shift + pw.shift, term))
                 offset += len(term) << (px.shift + pw.shift) if negative else 0
-    total = weighted_popcount(m, terms, platform, name)
+    total = weighted_popcount(m, terms, platform, name, enable)
     return total - offset if offset else total
 
 
-def agreement_count(m, x_plane: Value, w_plane: Value, name: str, platform=None) -> Value:
+def agreement_count(m, x_plane: Value, w_plane: Value, name: str, platform=None,
+                    enable: Value | None = None) -> Value:
     """Number of equal bits of two words (the XNOR-popcount of bipolar vectors)."""
     return weighted_popcount(m, [(0, ~(xc ^ wc)) for xc, wc in zip(chunks(x_plane), chunks(w_plane))], platform,
-                             name)
+                             name, enable)

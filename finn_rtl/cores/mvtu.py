@@ -11,8 +11,8 @@ an input buffer for the other MH/PE neuron folds. Beat order:
 Pipeline (one global stall: everything advances when the output register can
 take a result, so backpressure never loses or duplicates data):
 
-  issue -> [buffer/weight ROM read] -> multiply-accumulate -> [threshold ROM read]
-        -> threshold compare -> output register
+  issue -> [buffer/weight ROM read] -> [dot products, registered] -> accumulate
+        -> [threshold ROM read] -> threshold compare -> output register
 
 Dot products: with enough lanes (`uses_bit_planes`), on bit planes (`bitplane`):
 input words are re-packed plane by plane as they arrive (into the input buffer,
@@ -26,7 +26,7 @@ translated from ``dot = 2*pc - MW``.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -160,24 +160,37 @@ class MVTU(wiring.Component):
                 x_word = Signal(self.in_width)
                 m.d.comb += x_word.eq(Mux(mac_from_stream, mac_stream_word, buffer_read.data))
         x_lanes = None if self.bit_planes else lanes(x_word, ib, SIMD)
+
+        # -- dot-product stage: each PE's dot product is registered, and computed only in cycles
+        # where the MAC stage holds a beat, so a simulator skips the popcounts of an idle layer
+        # (the register also keeps the popcount tree and the accumulator adder in separate paths)
+        dot_enable = Signal()
+        m.d.comb += dot_enable.eq(advance & mac_valid)
+        dot_valid, dot_first, dot_last, dot_nf = Signal(), Signal(), Signal(), Signal.like(nf)
+        with m.If(advance):
+            m.d.sync += [dot_valid.eq(mac_valid), dot_first.eq(mac_first), dot_last.eq(mac_last),
+                         dot_nf.eq(mac_nf)]
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
         acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         for pe in range(PE):
             if self.bit_planes:
-                dot = self._plane_dot(m, x_planes, weight_read.data, pe, platform)
+                dot = self._plane_dot(m, x_planes, weight_read.data, pe, platform, dot_enable)
             else:
-                dot = self._lane_dot(m, x_lanes, weight_read.data, pe)
-            m.d.comb += acc_next[pe].eq(Mux(mac_first, 0, acc[pe]) + dot)
-            with m.If(advance & mac_valid):
+                value = Value.cast(self._lane_dot(m, x_lanes, weight_read.data, pe))
+                dot = Signal(value.shape(), name=f"dot{pe}")
+                with m.If(dot_enable):
+                    m.d.sync += dot.eq(value)
+            m.d.comb += acc_next[pe].eq(Mux(dot_first, 0, acc[pe]) + dot)
+            with m.If(advance & dot_valid):
                 m.d.sync += acc[pe].eq(acc_next[pe])
 
         # -- threshold stage
         act_valid = Signal()
         act_acc = [Signal(acc_shape, name=f"act_acc{pe}") for pe in range(PE)]
         with m.If(advance):
-            m.d.sync += act_valid.eq(mac_valid & mac_last)
+            m.d.sync += act_valid.eq(dot_valid & dot_last)
             m.d.sync += [a.eq(n) for a, n in zip(act_acc, acc_next)]
-        results = self._activations(m, act_acc, mac_nf, advance, acc_shape)
+        results = self._activations(m, act_acc, dot_nf, advance, acc_shape)
 
         out_payload = Signal(self.out_width)
         with m.If(advance):
@@ -186,12 +199,14 @@ class MVTU(wiring.Component):
         m.d.comb += self.m.payload.eq(out_payload)
         return m
 
-    def _plane_dot(self, m, x_planes, weight_word, pe, platform):
+    def _plane_dot(self, m, x_planes, weight_word, pe, platform, enable):
+        """The PE's dot product: registered (a popcount register loaded with `enable`), then
+        corrected by a constant."""
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
         w_planes = [weight_word[(pe * wb + b) * SIMD:(pe * wb + b + 1) * SIMD] for b in range(wb)]
         if spec.binary_xnor:
-            return agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}", platform)
-        return dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}", platform)
+            return agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}", platform, enable)
+        return dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}", platform, enable)
 
     def _lane_dot(self, m, x_lanes, weight_word, pe):
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits

@@ -30,7 +30,7 @@ import hashlib
 from dataclasses import dataclass
 
 from amaranth.back import verilog
-from amaranth.hdl import Cat, Const, Instance, Signal, Value, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, Value, unsigned
 
 
 class VerilogLeaves:
@@ -101,32 +101,48 @@ class CountPlan:
         return f"finn_rtl_popcount_{len(self.widths)}x{self.word}_{digest}"
 
 
-def leaf_verilog(plan: CountPlan) -> str:
-    """Verilog text of the plan's module: inputs x0, x1, ..., output count."""
+def leaf_verilog(plan: CountPlan, registered: bool = False) -> str:
+    """Verilog text of the plan's module: inputs x0, x1, ..., output count. `registered`: inputs
+    clk and en, and count is a register loaded with the sum when en is high; the sum is then
+    computed inside the clocked block, so a simulator skips it in cycles without en."""
     P = plan.word
     inputs = [f"x{i}" for i in range(len(plan.widths))]
-    lines = [f"module {plan.module_name} ({', '.join(inputs)}, count);"]
+    name = plan.module_name + ("_r" if registered else "")
+    ports = ["clk", "en"] if registered else []
+    lines = [f"module {name} ({', '.join(ports + inputs)}, count);"]
+    if registered:
+        lines += ["  input wire clk;", "  input wire en;"]
     lines += [f"  input wire [{w - 1}:0] x{i};" for i, w in enumerate(plan.widths)]
-    lines.append(f"  output wire [{plan.count_bits - 1}:0] count;")
+    lines.append(f"  output {'reg' if registered else 'wire'} [{plan.count_bits - 1}:0] count;")
+    steps = []  # (name, expression) in order
 
-    def level(name: str, previous: str, field: int) -> str:
+    def level(previous: str, field: int) -> str:
         constant = f"{P}'h{_mask(field, P):x}"
-        return f"  wire [{P - 1}:0] {name} = ({previous} & {constant}) + (({previous} >> {field}) & {constant});"
+        return f"({previous} & {constant}) + (({previous} >> {field}) & {constant})"
 
     ends = []
     for i, shift in enumerate(plan.shifts):
         previous = f"t{i}_0"
-        lines.append(f"  wire [{P - 1}:0] {previous} = x{i};")
+        steps.append((previous, f"x{i}"))
         for k, field in enumerate(plan.term_levels(), start=1):
-            lines.append(level(f"t{i}_{k}", previous, field))
+            steps.append((f"t{i}_{k}", level(previous, field)))
             previous = f"t{i}_{k}"
         ends.append(f"({previous} << {shift})" if shift else previous)
-    lines.append(f"  wire [{P - 1}:0] m0 = {' + '.join(ends)};")
+    steps.append(("m0", " + ".join(ends)))
     previous = "m0"
     for k, field in enumerate(plan.merged_levels(), start=1):
-        lines.append(level(f"m{k}", previous, field))
+        steps.append((f"m{k}", level(previous, field)))
         previous = f"m{k}"
-    lines += [f"  assign count = {previous}[{plan.count_bits - 1}:0];", "endmodule", ""]
+    result = f"{previous}[{plan.count_bits - 1}:0]"
+    if registered:
+        lines += ["  always @(posedge clk) begin", "    if (en) begin : sum",
+                  *(f"      reg [{P - 1}:0] {step};" for step, _ in steps),
+                  *(f"      {step} = {expression};" for step, expression in steps),
+                  f"      count <= {result};", "    end", "  end"]
+    else:
+        lines += [f"  wire [{P - 1}:0] {step} = {expression};" for step, expression in steps]
+        lines.append(f"  assign count = {result};")
+    lines += ["endmodule", ""]
     return "\n".join(lines)
 
 
@@ -174,8 +190,10 @@ def carry_save(m, terms: list[tuple[int, Value]], name: str) -> list[tuple[int, 
     return reduced
 
 
-def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str) -> Value:
-    """Unsigned sum of ``2^shift * popcount(word)`` over `terms` of at most 64 bits each."""
+def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str, enable: Value | None = None,
+                      domain: str = "sync") -> Value:
+    """Unsigned sum of ``2^shift * popcount(word)`` over `terms` of at most 64 bits each.
+    With `enable`, the sum is a register of `domain` loaded in cycles with `enable` high."""
     terms = [(shift, Value.cast(word)) for shift, word in terms if len(Value.cast(word))]
     if terms:
         terms = carry_save(m, terms, name)
@@ -183,14 +201,22 @@ def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str) ->
         return Const(0, 1)
     plan = CountPlan(tuple(len(w) for _, w in terms), tuple(s for s, _ in terms))
     count = Signal(unsigned(plan.count_bits), name=name)
-    if plan.widths == (1,):  # a single bit is its own count
-        m.d.comb += count.eq(terms[0][1] << terms[0][0])
-    elif isinstance(platform, VerilogLeaves):
-        platform.modules.setdefault(plan.module_name, leaf_verilog(plan))
+    if isinstance(platform, VerilogLeaves) and plan.widths != (1,):
+        registered = enable is not None
+        module = plan.module_name + ("_r" if registered else "")
+        platform.modules.setdefault(module, leaf_verilog(plan, registered))
         ports = {f"i_x{i}": word for i, (_, word) in enumerate(terms)}
-        m.submodules[name] = Instance(plan.module_name, **ports, o_count=count)
+        if registered:
+            ports.update(i_clk=ClockSignal(domain), i_en=enable)
+        m.submodules[name] = Instance(module, **ports, o_count=count)
+        return count
+    # A single bit is its own count; Amaranth's simulator gets the same levels as expressions.
+    value = terms[0][1] << terms[0][0] if plan.widths == (1,) else _amaranth_count(plan, [w for _, w in terms])
+    if enable is None:
+        m.d.comb += count.eq(value)
     else:
-        m.d.comb += count.eq(_amaranth_count(plan, [w for _, w in terms]))
+        with m.If(enable):
+            m.d[domain] += count.eq(value)
     return count
 
 

@@ -42,7 +42,8 @@ def patterns(plan, rng: random.Random) -> list[list[int]]:
 class PlanLanes(wiring.Component):
     """Every plan's count per beat, behind the harness's AXI-stream port names."""
 
-    def __init__(self):
+    def __init__(self, registered=False):
+        self.registered = registered  # the leaves' own count registers are the output register
         self.in_bits = sum(width for plan in PLANS for width, _ in plan)
         self.out_bits = sum(self.count_bits(plan) for plan in PLANS)
         super().__init__({"s_axis_tdata": In(self.in_bits), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
@@ -54,17 +55,24 @@ class PlanLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        advance = Signal()
+        m.d.comb += advance.eq(~self.m_axis_tvalid | self.m_axis_tready)
         counts, start = [], 0
         for index, plan in enumerate(PLANS):
             terms = []
             for width, shift in plan:
                 terms.append((shift, self.s_axis_tdata[start:start + width]))
                 start += width
-            counts.append(weighted_popcount(m, terms, platform, f"count{index}"))
-        advance = ~self.m_axis_tvalid | self.m_axis_tready
+            counts.append(weighted_popcount(m, terms, platform, f"count{index}",
+                                            enable=advance if self.registered else None))
         m.d.comb += self.s_axis_tready.eq(advance)
         with m.If(advance):
-            m.d.sync += [self.m_axis_tvalid.eq(self.s_axis_tvalid), self.m_axis_tdata.eq(Cat(*counts))]
+            m.d.sync += self.m_axis_tvalid.eq(self.s_axis_tvalid)
+        if self.registered:
+            m.d.comb += self.m_axis_tdata.eq(Cat(*counts))
+        else:
+            with m.If(advance):
+                m.d.sync += self.m_axis_tdata.eq(Cat(*counts))
         return m
 
 
@@ -82,13 +90,16 @@ def test_leaf_modules_appear_once_each():
     assert leaf_verilog(one) in text  # the first plan, a plain count, reaches Verilog unchanged
 
 
-def test_verilog_leaves_count_in_verilator():
+@pytest.mark.parametrize("registered", [False, True], ids=["combinational", "registered"])
+def test_verilog_leaves_count_in_verilator(registered):
     from finn_rtl.sim import verilator
 
     rng = random.Random(3)
     cases = beats(rng)
-    top = PlanLanes()
-    design = verilator.compile_verilog(convert(top, "lanes"), "lanes", cxx_opt=verilator.FAST_BUILD)
+    top = PlanLanes(registered)
+    text = convert(top, "lanes")
+    assert ("if (en) begin : sum" in text) == registered  # the sum inside the clocked block
+    design = verilator.compile_verilog(text, "lanes", cxx_opt=verilator.FAST_BUILD)
     n_in = verilator.words_per_beat(top.in_bits)
     packed = []
     for beat in cases:

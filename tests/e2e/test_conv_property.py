@@ -26,10 +26,12 @@ def conv_net_cfgs(draw):
     in_shape = (1, channels, width) if one_d else (1, channels, height, width)
     bipolar = draw(st.booleans())
     features = []
+    bipolar_before = False  # a 1-bit signed activation quantizer is bipolar, even in a non-bipolar net
     for index in range(draw(st.integers(1, 3))):
         first = index == 0
-        # Bipolar activations have no zero to pad with; only the 8-bit input can be padded then.
-        pad = draw(st.integers(0, 2)) if (first or not bipolar) else 0
+        # Bipolar activations have no zero to pad with (finn-rtl refuses it, naming the layer);
+        # only the 8-bit input can be padded then.
+        pad = draw(st.integers(0, 2)) if (first or not (bipolar or bipolar_before)) else 0
         smallest = width if one_d else min(width, height)
         kernel = draw(st.integers(1, min(5, smallest + 2 * pad)))
         pad = min(pad, kernel - 1)  # padding beyond the kernel would only add border
@@ -39,6 +41,7 @@ def conv_net_cfgs(draw):
             depthwise=not first and not bipolar and draw(st.booleans()),
             w_bits=draw(st.integers(1, 4)), a_bits=draw(st.integers(1, 4)), a_signed=draw(st.booleans()),
             relu=draw(st.booleans()), bias=draw(st.booleans())))
+        bipolar_before = features[-1].a_bits == 1 and features[-1].a_signed
         width = (width + 2 * pad - kernel) // stride + 1
         if not one_d:
             height = (height + 2 * pad - kernel) // stride + 1
