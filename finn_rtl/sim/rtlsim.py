@@ -108,10 +108,11 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     peak_words = verilator.words_per_beat(PEAK_BITS * monitored_fifos) if monitored_fifos else 0
     design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words)
     jobs = jobs or os.cpu_count() or 1
-    # A shard pays a process start and a pipeline fill, so it needs enough cycles to be worth it:
-    # CNV (II 36,864) on 100 images is 3.7 M cycles and ran as one process at 0.85 M cycles/s,
-    # where two take 0.8 M each in parallel (measured; 64 frames per shard was the old rule).
-    worth = max(1, min(len(inputs) // 2, len(inputs) * network.analytic_ii // SHARD_CYCLES))
+    # A shard pays a process start and a pipeline fill, so it needs enough work: 64 frames, or
+    # SHARD_CYCLES cycles for slow designs (CNV at II 36,864 on 100 images, 3.7 M cycles, ran
+    # as one process at 0.85 M cycles/s, where two take 0.8 M each in parallel).
+    enough = max(len(inputs) // 64, len(inputs) * network.analytic_ii // SHARD_CYCLES)
+    worth = max(1, min(len(inputs) // 2, enough))
     shards = [s for s in np.array_split(np.arange(len(inputs)), min(jobs, worth)) if len(s)]
 
     def run(index_shard):
