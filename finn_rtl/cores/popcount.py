@@ -220,11 +220,6 @@ def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str, en
     return count
 
 
-def popcount(m, word: Value, platform, name: str) -> Value:
-    """The number of ones in `word`."""
-    return weighted_popcount(m, [(0, word)], platform, name)
-
-
 def convert(top, name: str) -> str:
     """Verilog of `top` with the text of every leaf module it instantiates."""
     leaves = VerilogLeaves()

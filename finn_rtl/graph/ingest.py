@@ -84,15 +84,13 @@ def _xnor_popcount_to_matmul(model: onnx.ModelProto) -> None:
         label = node.name or node.output[0]
         weights = inits.get(node.input[1]) if len(node.input) == 2 else None
         if weights is None:
-            raise CompileError(f"node '{label}' (XnorPopcountMatMul): needs constant BINARY weights as "
-                               "its second input")
+            raise CompileError("needs constant BINARY weights as its second input", label, node.op_type)
         values = numpy_helper.to_array(weights).astype(np.float64)
         if values.ndim != 2 or not np.all((values == 0) | (values == 1)):
-            raise CompileError(f"node '{label}' (XnorPopcountMatMul): weights must be a 2-D matrix of 0/1 "
-                               "(BINARY) values")
+            raise CompileError("weights must be a 2-D matrix of 0/1 (BINARY) values", label, node.op_type)
         users = [n for n in model.graph.node if node.input[1] in n.input]
         if len(users) != 1:
-            raise CompileError(f"node '{label}' (XnorPopcountMatMul): its weights are shared with other nodes")
+            raise CompileError("its weights are shared with other nodes", label, node.op_type)
         weights.CopyFrom(numpy_helper.from_array((2 * values - 1).astype(np.float32), weights.name))
         _set_datatype_annotation(model, weights.name, "BIPOLAR")
         tag = f"{label}_xnor"
@@ -222,7 +220,8 @@ def execute_batched(source, x: np.ndarray, input_of: str | None = None):
     """
     _, execute_onnx, _ = _qonnx()
     x = np.asarray(x, dtype=np.float32)
-    one_by_one = any(node.op_type in BATCH_ONE_OPS for node in read_model(source).graph.node)
+    source = read_model(source)  # read once: the op check and the cleaning share it
+    one_by_one = any(node.op_type in BATCH_ONE_OPS for node in source.graph.node)
     model = clean(source, batch_size=None if one_by_one else len(x))
     iname = model.graph.input[0].name
     oname = model.graph.output[0].name
