@@ -77,7 +77,7 @@ def marginal_cost(network, verilog: str, frames: int) -> float:
 
 def profile_alone(network, frames: int, names) -> None:
     from finn_rtl.cores.accelerator import to_verilog
-    from finn_rtl.graph.specs import NetworkSpec, OutputSpec
+    from finn_rtl.graph.network import NetworkSpec, OutputSpec
 
     print(f"{'layer':24} {'kind':18} {'PE':>4} {'SIMD':>4} {'in bits':>8} {'instr/cycle':>12}")
     for layer in network.layers:

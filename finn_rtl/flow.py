@@ -23,7 +23,8 @@ import onnx
 from .graph.errors import CompileError
 from .graph.export import to_streamlined_onnx
 from .graph.folding import fold_for_target
-from .graph.specs import FoldingError, NetworkSpec
+from .graph.network import NetworkSpec
+from .graph.specs import FoldingError
 from .graph.streamline import Streamlined, streamline
 
 
@@ -48,26 +49,14 @@ def read_folding(path) -> dict:
 
 
 def layer_report(network: NetworkSpec) -> list[dict]:
-    from .graph.specs import MVTUSpec
-
     rows = []
     for layer in network.layers:
-        row = {"name": layer.name, "kind": type(layer).__name__.removesuffix("Spec"),
+        row = {"name": layer.name, "kind": layer.kind,
                "input_type": str(layer.input_type), "output_type": str(layer.output_type),
                "in_elements": layer.in_elements, "out_elements": layer.out_elements}
-        if isinstance(layer, MVTUSpec):
-            row.update({
-                "MW": layer.mw, "MH": layer.mh, "PE": layer.pe, "SIMD": layer.simd,
-                "vectors_per_frame": layer.vectors, "weight_type": str(layer.weight_type),
-                "accumulator_type": str(layer.acc_type),
-                "mode": "xnor-popcount" if layer.binary_xnor else "integer",
-                "thresholds_per_channel": 0 if layer.thresholds is None else int(layer.thresholds.shape[1]),
-                "weight_bits": int(layer.weights.size * layer.weight_type.bits),
-            })
-        else:
-            row.update({key: value for key, value in vars(layer).items()
-                        if key in ("channels", "in_h", "in_w", "kernel", "stride", "pads", "window",
-                                   "out_pixels", "op", "simd")})
+        if layer.inputs > 1:
+            row["input_types"] = [str(layer.port_type(p)) for p in range(layer.inputs)]
+        row.update(layer.report_fields())
         row["cycles_per_frame"] = layer.cycles_per_frame
         rows.append(row)
     return rows
@@ -102,18 +91,19 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
     FIFO's peak fill level; peak + 1 never lets a producer see a full FIFO, so it keeps the deep
     run's timing. Each FIFO gets the smaller of that and its default depth if a check run still
     reaches the analytic II, else peak + 1."""
-    from .cores.accelerator import PortGeometry, default_fifo_depth, fifo_lanes, to_verilog
+    from .cores.accelerator import PortGeometry, to_verilog
     from .sim.rtlsim import simulate
-    from .sim.verilator import FAST_BUILD
+    from .sim.verilator import FAST_BUILD, SimulationError
 
     start = time.perf_counter()
-    if len(network.layers) < 2:
+    if not network.edges:
         return network, {"depths": [], "peaks": [], "seconds": 0.0}
+    defaults = network.default_fifo_depths
     deep = []
-    for index in range(1, len(network.layers)):
+    for index, edge in enumerate(network.edges):
         # Deep enough never to throttle: a whole producer frame (capped for very large frames).
-        frame = network.layers[index - 1].out_elements // fifo_lanes(network, index)
-        deep.append(max(default_fifo_depth(network, index), min(frame, (1 << 15) - 1)))
+        frame = network.layer(edge.producer).out_elements // network.fifo_lanes(index)
+        deep.append(max(defaults[index], min(frame, (1 << 15) - 1)))
     sizing = dataclasses.replace(network, fifo_depths=tuple(deep))
     qtype = network.input_type
     rng = np.random.default_rng(seed)
@@ -132,12 +122,21 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
     # only turn into producer stalls that cost no throughput; so take the smaller of the peak
     # and the default depth, and fall back to the peaks if a check run misses the analytic II.
     safe = tuple(max(2, p + 1) for p in peaks)
-    lean = tuple(min(d, default_fifo_depth(network, i + 1)) for i, d in enumerate(safe))
+    lean = tuple(min(d, defaults[i]) for i, d in enumerate(safe))
     candidate = dataclasses.replace(network, fifo_depths=lean)
-    check = simulate(candidate, to_verilog(candidate), x, jobs=1, seed=seed, valid_percent=100,
-                     cxx_opt=FAST_BUILD)
-    depths = lean if check.cycles_per_frame <= network.analytic_ii * 1.01 else safe
-    info = {"depths": list(depths), "peaks": peaks, "check_run_ii_cycles": check.cycles_per_frame,
+    try:
+        check = simulate(candidate, to_verilog(candidate), x, jobs=1, seed=seed, valid_percent=100,
+                         cxx_opt=FAST_BUILD)
+        check_ii = check.cycles_per_frame
+    except SimulationError:  # e.g. a shortcut that the rate-limited run did not fill: keep peak + 1
+        check_ii = None
+    depths = lean if check_ii is not None and check_ii <= network.analytic_ii * 1.01 else safe
+    # Where streams meet, the analytic depth must cover what the simulation needed.
+    merges = [{"edge": str(edge), "analytic_depth": defaults[i], "peak": peaks[i],
+               "covered": peaks[i] < defaults[i]}
+              for i, edge in enumerate(network.edges) if network.layer(edge.consumer).inputs > 1]
+    info = {"depths": list(depths), "peaks": peaks, "check_run_ii_cycles": check_ii,
+            "merge_inputs": merges,
             "used": "min(peak + 1, default)" if depths == lean else "peak + 1",
             "deep_run_ii_cycles": run.cycles_per_frame, "frames": frames,
             "seconds": round(time.perf_counter() - start, 3)}
@@ -146,7 +145,7 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
 
 def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | None = None,
           label_select: bool = False, name: str = "finn_rtl_top", fifo_sizing: bool = False) -> Build:
-    from .cores.accelerator import PortGeometry, fifo_depth, to_verilog
+    from .cores.accelerator import PortGeometry, to_verilog
 
     if not name.isidentifier():
         raise CompileError(f"top-level name {name!r} must be a Verilog identifier")
@@ -194,8 +193,10 @@ def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | 
                    "axis_tdata_bits": geometry.out_width, "elements_per_beat": geometry.out_elements_per_beat,
                    "beats_per_frame": geometry.out_beats_per_frame},
         "layers": layers,
-        "fifos": {"depths": [fifo_depth(network, i) for i in range(1, len(network.layers))],
+        "fifos": {"depths": [network.fifo_depth(i) for i in range(len(network.edges))],
                   "sized_by_simulation": sizing},
+        "edges": [stream.report() for stream in network.edge_streams()],
+        "lane_followers": network.lane_followers,
         "expected_ii_cycles": network.analytic_ii,
         "bottleneck_layer": bottleneck["name"],
         "notes": list(network.notes),

@@ -8,9 +8,9 @@ Ports (Vivado IP and cocotbext-axi connect without glue):
   m_axis_tlast                on the last beat of each frame (for AXI DMA and friends).
 Elements use the wire encoding of finn_rtl.graph.datatypes.
 
-Between layers: a FIFO, and a width converter where PE of the producer differs
-from SIMD of the consumer. Both AXI-stream ports go through a register slice, so
-no top-level output depends combinationally on a top-level input.
+On every edge of the network's graph: a FIFO, and a width converter where the producer's
+lanes differ from the consumer's (`graph.network.EdgeStream`). Both AXI-stream ports go
+through a register slice, so no top-level output depends combinationally on a top-level input.
 """
 from __future__ import annotations
 
@@ -20,13 +20,16 @@ from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Reset
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.specs import (MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec,
-                           VectorUnitSpec)
+from ..graph.merge_specs import AddSpec, ConcatSpec, DuplicateSpec
+from ..graph.network import NetworkSpec
+from ..graph.specs import MVTUSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
 from .arith import nested_counters
 from .fifo import PEAK_BITS, StreamFIFO
 from .label_select import LabelSelect
+from .merge import Concat, Duplicate
 from .mvtu import MVTU
 from .padding import Padding
+from .ports import input_ports, output_ports
 from .pool import WindowPool
 from .register_slice import RegisterSlice
 from .sliding_window import SlidingWindow
@@ -65,49 +68,19 @@ class PortGeometry:
             out_lanes, out_bits, byte_aligned(out_lanes * out_bits), network.out_elements // out_lanes)
 
 
-def fifo_lanes(network: NetworkSpec, index: int) -> int:
-    """Elements per beat of the FIFO in front of layer `index`: the wider of the two sides."""
-    return max(network.layers[index - 1].out_lanes, network.layers[index].in_lanes)
-
-
-def default_fifo_depth(network: NetworkSpec, index: int) -> int:
-    """One consumer input unit: an MVTU's vector, a window generator's image row, a pool window.
-
-    A whole MVTU input vector lets the consumer read its next vector at full rate while the
-    producer runs ahead; smaller FIFOs throttle a consumer whose input phase is shorter than the
-    producer's (measured: II 92 instead of 64 on TFC with a 32-deep FIFO). flow.size_fifos sets
-    exact depths from simulation instead.
-    """
-    layer = network.layers[index]
-    if isinstance(layer, MVTUSpec):
-        unit = layer.mw
-    elif isinstance(layer, (PoolSpec, VectorUnitSpec)):
-        unit = layer.window * layer.channels
-    elif isinstance(layer, ThresholdSpec):
-        unit = layer.channels
-    else:
-        unit = layer.in_w * layer.channels
-    return max(2, unit // fifo_lanes(network, index))
-
-
-def fifo_depth(network: NetworkSpec, index: int) -> int:
-    if network.fifo_depths is not None:
-        return network.fifo_depths[index - 1]
-    return default_fifo_depth(network, index)
-
-
 class Accelerator(wiring.Component):
     """With `monitor_fifos`, extra outputs carry each FIFO's highest (`fifo_peaks`) and current
-    (`fifo_levels`) fill level, PEAK_BITS per FIFO, the FIFO in front of layer 1 in the LSBs: for
+    (`fifo_levels`) fill level, PEAK_BITS per FIFO, in the order of the network's edges (the first
+in the LSBs): for
     FIFO sizing runs and stall diagnosis only."""
 
     def __init__(self, network: NetworkSpec, monitor_fifos: bool = False):
         self.network = network
         self.geometry = PortGeometry.of(network)
         self.monitor_fifos = monitor_fifos
-        monitored = PEAK_BITS * (len(network.layers) - 1)
+        monitored = PEAK_BITS * len(network.edges)
         extra = {"fifo_peaks": Out(monitored), "fifo_levels": Out(monitored)} \
-            if monitor_fifos and len(network.layers) > 1 else {}
+            if monitor_fifos and network.edges else {}
         super().__init__({
             **extra,
             "s_axis_tdata": In(unsigned(self.geometry.in_width)),
@@ -130,39 +103,37 @@ class Accelerator(wiring.Component):
         in_reset = ResetSignal("core")
         m = Module()
         top.submodules.datapath = DomainRenamer("core")(m)
-        stages, fifos = [], []
-        lanes = None
-        for index, layer in enumerate(self.network.layers):
-            if lanes is not None:
-                # The FIFO sits on the wide side of a width converter: on the narrow side it could
-                # only refill at the narrow rate, throttling a consumer that reads in bursts.
-                fifo = StreamFIFO(fifo_lanes(self.network, index) * layer.input_type.bits,
-                                  fifo_depth(self.network, index),
-                                  monitor=self.monitor_fifos)
-                fifos.append(fifo)
-                converter = WidthConverter(layer.input_type.bits, lanes, layer.in_lanes) \
-                    if lanes != layer.in_lanes else None
-                m.submodules[f"fifo{index}"] = fifo
-                if converter is not None:
-                    m.submodules[f"dwc{index}"] = converter
-                stages += [fifo, converter] if layer.in_lanes <= lanes else [converter, fifo]
-            core = make_core(layer)
+        fifos = []
+        cores = {}
+        for layer in self.network.layers:
+            cores[layer.name] = core = make_core(layer)
             m.submodules[layer.name] = core
-            stages.append(core)
-            lanes = layer.out_lanes
-        last = self.network.layers[-1]
+        for index, edge in enumerate(self.network.edge_streams(), start=1):
+            producer = output_ports(cores[edge.edge.producer], self.network.layer(edge.edge.producer).outputs)
+            consumer = input_ports(cores[edge.edge.consumer], self.network.layer(edge.edge.consumer).inputs)
+            fifo = StreamFIFO(edge.fifo_lanes * edge.dtype.bits, edge.depth, monitor=self.monitor_fifos)
+            fifos.append(fifo)
+            m.submodules[f"fifo{index}"] = fifo
+            stages = [fifo]
+            if edge.width_converter is not None:
+                m.submodules[f"dwc{index}"] = converter = WidthConverter(edge.dtype.bits, *edge.width_converter)
+                # The FIFO sits on the wide side of the converter.
+                stages = [fifo, converter] if edge.consumer_lanes <= edge.producer_lanes else [converter, fifo]
+            chain(m, [producer[edge.edge.producer_port], *stages, consumer[edge.edge.consumer_port]])
+        first, last = self.network.layers[0], self.network.layers[-1]
+        head_port = input_ports(cores[first.name], first.inputs)[0]
+        tail_port = cores[last.name].m
         if self.network.output.label_select:
             select = LabelSelect(last.output_type.bits, last.out_lanes, last.out_elements,
                                  self.geometry.out_element_bits)
             m.submodules.label_select = select
-            stages.append(select)
-        stages = [stage for stage in stages if stage is not None]
-        m.submodules.in_slice = in_slice = RegisterSlice(stages[0].s.payload.shape().width)
-        m.submodules.out_slice = out_slice = RegisterSlice(stages[-1].m.payload.shape().width)
-        stages = [in_slice, *stages, out_slice]
-        for producer, consumer in zip(stages, stages[1:]):
-            wiring.connect(m, producer.m, consumer.s)
-        head, tail = stages[0], stages[-1]
+            wiring.connect(m, tail_port, select.s)
+            tail_port = select.m
+        m.submodules.in_slice = in_slice = RegisterSlice(head_port.payload.shape().width)
+        m.submodules.out_slice = out_slice = RegisterSlice(tail_port.payload.shape().width)
+        wiring.connect(m, in_slice.m, head_port)
+        wiring.connect(m, tail_port, out_slice.s)
+        head, tail = in_slice, out_slice
         if fifos and self.monitor_fifos:
             m.d.comb += [self.fifo_peaks.eq(Cat(fifo.peak for fifo in fifos)),
                          self.fifo_levels.eq(Cat(fifo.level for fifo in fifos))]
@@ -180,8 +151,19 @@ class Accelerator(wiring.Component):
         return top
 
 
+def chain(m, streams) -> None:
+    """Connect a producer's output stream through stages (components with `s`/`m`) to a consumer's
+    input stream."""
+    source = streams[0]
+    for stage in streams[1:-1]:
+        wiring.connect(m, source, stage.s)
+        source = stage.m
+    wiring.connect(m, source, streams[-1])
+
+
 CORES = {MVTUSpec: MVTU, SlidingWindowSpec: SlidingWindow, PadSpec: Padding, PoolSpec: WindowPool,
-         ThresholdSpec: Thresholding, VectorUnitSpec: VectorUnit}
+         ThresholdSpec: Thresholding, VectorUnitSpec: VectorUnit, AddSpec: Thresholding,
+         DuplicateSpec: Duplicate, ConcatSpec: Concat}
 
 
 def make_core(layer) -> wiring.Component:

@@ -35,11 +35,6 @@ class SlidingWindow(wiring.Component):
             "m": Out(stream.Signature(unsigned(width))),
         })
 
-    @staticmethod
-    def line_buffer_rows(spec: SlidingWindowSpec) -> int:
-        kernel_h, stride_h = spec.kernel[0], spec.stride[0]
-        return 2 * kernel_h + stride_h - 1
-
     def elaborate(self, platform):
         spec = self.spec
         m = Module()
@@ -48,7 +43,7 @@ class SlidingWindow(wiring.Component):
         SH, SW = spec.stride
         OH, OW = spec.out_h, spec.out_w
         CF = spec.channels // spec.simd  # beats per pixel
-        rows = self.line_buffer_rows(spec)
+        rows = spec.line_buffer_rows
         row_beats = W * CF
 
         m.submodules.lines = lines = Memory(shape=unsigned(spec.simd * spec.dtype.bits),

@@ -1,20 +1,24 @@
-"""Standalone thresholding core: PE channels per beat, each mapped through its thresholds."""
+"""Channel-wise core: the weighted sum of one or more streams (PE channels per beat each),
+each channel's sum mapped through its thresholds. One input: standalone thresholding (after a
+quantized average pool). Two: a residual add (`AddSpec`), factors aligning the scales."""
 from __future__ import annotations
 
 from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.specs import ThresholdSpec
 from .arith import element_value, lanes, nested_counters
+from .ports import input_names
 from .threshold import register_thresholded
 
 
 class Thresholding(wiring.Component):
-    def __init__(self, spec: ThresholdSpec):
+    def __init__(self, spec):
         self.spec = spec
+        self.input_names = input_names(len(spec.input_types))
         super().__init__({
-            "s": In(stream.Signature(unsigned(spec.pe * spec.input_type.bits))),
+            **{name: In(stream.Signature(unsigned(spec.pe * qtype.bits)))
+               for name, qtype in zip(self.input_names, spec.input_types)},
             "m": Out(stream.Signature(unsigned(spec.pe * spec.output_type.bits))),
         })
 
@@ -23,18 +27,32 @@ class Thresholding(wiring.Component):
         m = Module()
         groups = spec.channels // spec.pe
         value_shape = signed(spec.value_type.bits)
+        inputs = [getattr(self, name) for name in self.input_names]
         out_valid, out_data = Signal(), Signal(spec.pe * spec.output_type.bits)
         advance = ~out_valid | self.m.ready
-        accept = self.s.valid & advance
+        all_valid = Signal()
+        m.d.comb += all_valid.eq(1)
+        for port in inputs:
+            m.d.comb += all_valid.eq(all_valid & port.valid)
+        accept = all_valid & advance
         group, = nested_counters(m, accept, (groups,), ("group",))
-        m.d.comb += [self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data)]
+        # A beat is taken from every input at once (a join): each input is ready when all are valid.
+        m.d.comb += [port.ready.eq(accept) for port in inputs]
+        m.d.comb += [self.m.valid.eq(out_valid), self.m.payload.eq(out_data)]
 
-        # Stage 1 holds the beat while its channel group's thresholds are read.
+        # Stage 1 holds the (weighted) sum while its channel group's thresholds are read.
         held_valid = Signal()
         held = [Signal(value_shape, name=f"held{i}") for i in range(spec.pe)]
+        per_input = [lanes(port.payload, qtype.bits, spec.pe) for port, qtype in zip(inputs, spec.input_types)]
         with m.If(advance):
             m.d.sync += held_valid.eq(accept)
-            m.d.sync += [h.eq(element_value(x, spec.input_type))
-                         for h, x in zip(held, lanes(self.s.payload, spec.input_type.bits, spec.pe))]
+            for lane, h in enumerate(held):
+                terms = [element_value(values[lane], qtype) * factor if factor != 1 else
+                         element_value(values[lane], qtype)
+                         for values, qtype, factor in zip(per_input, spec.input_types, spec.factors)]
+                total = terms[0]
+                for term in terms[1:]:
+                    total = total + term
+                m.d.sync += h.eq(total)
         register_thresholded(m, spec, held, held_valid, group, advance, value_shape, out_valid, out_data)
         return m

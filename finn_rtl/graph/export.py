@@ -5,19 +5,24 @@ weights -> MultiThreshold -> ... -> last MatMul -> output affine (Mul, Add)
 or ArgMax. Tensors are flat [1, elements] in the accelerator's stream order
 (images channels last); a convolution's windows are a Gather of the image
 (padding gathers from a prepended pad element), its MVTU a MatMul over
-[pixels, K*K*C], a pool a ReduceMax/ReduceSum over each window. Tensors carry
+[pixels, K*K*C], a pool a ReduceMax/ReduceSum over each window, an add a weighted
+Add, a concat a Concat of [pixels, channels] views; a duplicate is a tensor read twice.
+Tensors carry
 qonnx datatype annotations. It documents exactly what the hardware computes
 and is checked against the hardware's numpy reference in the tests.
 """
 from __future__ import annotations
 
 import dataclasses
+from functools import singledispatch
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .specs import MVTUSpec, NetworkSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
+from .merge_specs import AddSpec, ConcatSpec, DuplicateSpec
+from .network import NetworkSpec
+from .specs import MVTUSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
 
 
 def _dtype_name(qtype) -> str:
@@ -29,102 +34,151 @@ def _index_type(n: int):
     return QType.for_range(0, n + 1)
 
 
+class Exporter:
+    """The nodes, initializers and datatype annotations of the model being written."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.annotations = [], [], {}
+
+    def add(self, op, inputs, name, **attrs) -> str:
+        out = f"{name}_out"
+        self.nodes.append(helper.make_node(op, inputs, [out], name=name, **attrs))
+        return out
+
+    def const(self, name, value, dtype=np.float32) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def shape_const(self, name, shape) -> str:
+        return self.const(name, shape, np.int64)
+
+    def reshape(self, tensor, name, shape) -> str:
+        return self.add("Reshape", [tensor, self.shape_const(f"{name}_shape", shape)], name)
+
+    def flat(self, layer, tensor) -> str:
+        """[.., ..] -> [1, out_elements], annotated with the layer's output type."""
+        tensor = self.reshape(tensor, f"{layer.name}_flat", [1, layer.out_elements])
+        self.annotations[tensor] = layer.output_type
+        return tensor
+
+    def thresholds(self, layer, tensor) -> str:
+        """[rows, channels] -> per-channel sign -> MultiThreshold."""
+        if layer.channel_sign is not None:
+            sign = self.const(f"{layer.name}_sign", layer.channel_sign)
+            tensor = self.add("Mul", [tensor, sign], f"{layer.name}_Sign")
+        t_name = self.const(f"{layer.name}_thresholds", layer.thresholds)
+        bipolar = layer.output_type.bipolar
+        out = self.add("MultiThreshold", [tensor, t_name], f"{layer.name}_MultiThreshold",
+                       domain="qonnx.custom_op.general", out_dtype=_dtype_name(layer.output_type),
+                       out_scale=2.0 if bipolar else 1.0, out_bias=float(layer.out_base))
+        self.annotations[out] = layer.output_type
+        return out
+
+
+@singledispatch
+def export_layer(layer, ex: Exporter, inputs: list[str]) -> str:
+    """Nodes computing `layer` on flat [1, elements] input tensors; returns its output tensor."""
+    raise TypeError(f"no ONNX export for {type(layer).__name__} ({layer.name})")
+
+
+@export_layer.register
+def _(layer: VectorUnitSpec, ex: Exporter, inputs):  # weighted window sums per channel
+    windows = ex.reshape(inputs[0], f"{layer.name}_windows", [layer.out_pixels, layer.window, layer.channels])
+    weights = ex.const(f"{layer.name}_W", layer.weights.T)
+    ex.annotations[weights] = layer.weight_type
+    products = ex.add("Mul", [windows, weights], f"{layer.name}_products")
+    tensor = ex.add("ReduceSum", [products, ex.shape_const(f"{layer.name}_axes", [1])], f"{layer.name}_sum",
+                    keepdims=0)
+    if layer.thresholds is not None:
+        tensor = ex.thresholds(layer, tensor)
+    return ex.flat(layer, tensor)
+
+
+@export_layer.register
+def _(layer: ThresholdSpec, ex: Exporter, inputs):
+    rows = ex.reshape(inputs[0], f"{layer.name}_rows", [layer.pixels, layer.channels])
+    return ex.flat(layer, ex.thresholds(layer, rows))
+
+
+@export_layer.register(SlidingWindowSpec)
+@export_layer.register(PadSpec)
+def _(layer, ex: Exporter, inputs):
+    # A fixed rearrangement: gather each output element from the input (index 0: the pad value).
+    # The layer's own reference, run on element positions 1..n, says where each output comes from.
+    positions = layer if isinstance(layer, SlidingWindowSpec) else \
+        dataclasses.replace(layer, dtype=_index_type(layer.in_elements), value=0)
+    source = positions.reference(np.arange(1, layer.in_elements + 1)[None, :])[0]
+    pad_value = ex.const(f"{layer.name}_padv", np.full((1, 1), getattr(layer, "value", 0)))
+    index = ex.const(f"{layer.name}_index", source, np.int64)
+    padded = ex.add("Concat", [pad_value, inputs[0]], f"{layer.name}_with_pad", axis=1)
+    tensor = ex.add("Gather", [padded, index], layer.name, axis=1)
+    ex.annotations[tensor] = layer.output_type
+    return tensor
+
+
+@export_layer.register
+def _(layer: PoolSpec, ex: Exporter, inputs):
+    windows = ex.reshape(inputs[0], f"{layer.name}_windows", [layer.out_pixels, layer.window, layer.channels])
+    if layer.op == "sum":  # opset 13: ReduceSum's axes are an input
+        reduced = ex.add("ReduceSum", [windows, ex.shape_const(f"{layer.name}_axes", [1])], layer.name,
+                         keepdims=0)
+    else:
+        reduced = ex.add("ReduceMax", [windows], layer.name, axes=[1], keepdims=0)
+    return ex.flat(layer, reduced)
+
+
+@export_layer.register
+def _(layer: MVTUSpec, ex: Exporter, inputs):
+    tensor = inputs[0]
+    if layer.vectors > 1:
+        tensor = ex.reshape(tensor, f"{layer.name}_im2col", [layer.vectors, layer.mw])
+    weights = ex.const(f"{layer.name}_W", layer.weights.T)
+    ex.annotations[weights] = layer.weight_type
+    tensor = ex.add("MatMul", [tensor, weights], layer.name)
+    if layer.thresholds is not None:
+        tensor = ex.thresholds(layer, tensor)
+    return ex.flat(layer, tensor)
+
+
+@export_layer.register
+def _(layer: DuplicateSpec, ex: Exporter, inputs):
+    return inputs[0]  # every consumer reads the same tensor
+
+
+@export_layer.register
+def _(layer: AddSpec, ex: Exporter, inputs):
+    terms = []
+    for port, (tensor, factor) in enumerate(zip(inputs, layer.factors)):
+        rows = ex.reshape(tensor, f"{layer.name}_rows{port}", [layer.pixels, layer.channels])
+        if factor != 1:
+            rows = ex.add("Mul", [rows, ex.const(f"{layer.name}_factor{port}", float(factor))],
+                          f"{layer.name}_scaled{port}")
+        terms.append(rows)
+    tensor = ex.add("Add", terms, layer.name)
+    if layer.thresholds is not None:
+        tensor = ex.thresholds(layer, tensor)
+    return ex.flat(layer, tensor)
+
+
+@export_layer.register
+def _(layer: ConcatSpec, ex: Exporter, inputs):
+    parts = [ex.reshape(tensor, f"{layer.name}_pixels{port}", [layer.pixels, channels])
+             for port, (tensor, channels) in enumerate(zip(inputs, layer.channels))]
+    return ex.flat(layer, ex.add("Concat", parts, layer.name, axis=1))
+
+
 def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
     from qonnx.core.modelwrapper import ModelWrapper
 
-    nodes, inits, annotations = [], [], {}
-    tensor = "x"
-    annotations[tensor] = network.input_type
-    def add(op, inputs, name, **attrs):
-        out = f"{name}_out"
-        nodes.append(helper.make_node(op, inputs, [out], name=name, **attrs))
-        return out
-
-    def shape_const(name, shape):
-        inits.append(numpy_helper.from_array(np.asarray(shape, dtype=np.int64), name))
-        return name
-
-    def thresholds(layer, tensor):
-        """[rows, channels] -> per-channel sign -> MultiThreshold."""
-        if layer.channel_sign is not None:
-            sign_name, signed_acc = f"{layer.name}_sign", f"{layer.name}_compared"
-            inits.append(numpy_helper.from_array(layer.channel_sign.astype(np.float32), sign_name))
-            nodes.append(helper.make_node("Mul", [tensor, sign_name], [signed_acc], name=f"{layer.name}_Sign"))
-            tensor = signed_acc
-        t_name, out = f"{layer.name}_thresholds", f"{layer.name}_out"
-        inits.append(numpy_helper.from_array(layer.thresholds.astype(np.float32), t_name))
-        bipolar = layer.output_type.bipolar
-        nodes.append(helper.make_node(
-            "MultiThreshold", [tensor, t_name], [out], name=f"{layer.name}_MultiThreshold",
-            domain="qonnx.custom_op.general", out_dtype=_dtype_name(layer.output_type),
-            out_scale=2.0 if bipolar else 1.0, out_bias=float(layer.out_base)))
-        annotations[out] = layer.output_type
-        return out
-
-    for layer in network.layers:
-        if isinstance(layer, VectorUnitSpec):  # weighted window sums per channel
-            windows = add("Reshape", [tensor, shape_const(f"{layer.name}_shape",
-                                                          [layer.out_pixels, layer.window, layer.channels])],
-                          f"{layer.name}_windows")
-            inits.append(numpy_helper.from_array(layer.weights.T.astype(np.float32), f"{layer.name}_W"))
-            annotations[f"{layer.name}_W"] = layer.weight_type
-            products = add("Mul", [windows, f"{layer.name}_W"], f"{layer.name}_products")
-            tensor = add("ReduceSum", [products, shape_const(f"{layer.name}_axes", [1])], f"{layer.name}_sum",
-                         keepdims=0)
-            if layer.thresholds is not None:
-                tensor = thresholds(layer, tensor)
-            tensor = add("Reshape", [tensor, shape_const(f"{layer.name}_flat", [1, layer.out_elements])],
-                         f"{layer.name}_flat")
-            annotations[tensor] = layer.output_type
-            continue
-        if isinstance(layer, ThresholdSpec):
-            rows = add("Reshape", [tensor, shape_const(f"{layer.name}_rows", [layer.pixels, layer.channels])],
-                       f"{layer.name}_rows")
-            tensor = add("Reshape", [thresholds(layer, rows), shape_const(f"{layer.name}_flat", [1, layer.out_elements])],
-                         f"{layer.name}_flat")
-            annotations[tensor] = layer.output_type
-            continue
-        if isinstance(layer, (SlidingWindowSpec, PadSpec)):
-            # A fixed rearrangement: gather each output element from the input (index 0: the pad value).
-            # The layer's own reference, run on element positions 1..n, says where each output comes from.
-            positions = layer if isinstance(layer, SlidingWindowSpec) else \
-                dataclasses.replace(layer, dtype=_index_type(layer.in_elements), value=0)
-            source = positions.reference(np.arange(1, layer.in_elements + 1)[None, :])[0]
-            value = getattr(layer, "value", 0)
-            inits.append(numpy_helper.from_array(np.full((1, 1), value, dtype=np.float32), f"{layer.name}_padv"))
-            inits.append(numpy_helper.from_array(source.astype(np.int64), f"{layer.name}_index"))
-            padded = add("Concat", [f"{layer.name}_padv", tensor], f"{layer.name}_with_pad", axis=1)
-            tensor = add("Gather", [padded, f"{layer.name}_index"], layer.name, axis=1)
-            annotations[tensor] = layer.output_type
-            continue
-        if isinstance(layer, PoolSpec):
-            windows = add("Reshape", [tensor, shape_const(f"{layer.name}_shape",
-                                                          [layer.out_pixels, layer.window, layer.channels])],
-                          f"{layer.name}_windows")
-            reduce = "ReduceMax" if layer.op == "max" else "ReduceSum"
-            if reduce == "ReduceSum":  # opset 13: axes are an input
-                reduced = add(reduce, [windows, shape_const(f"{layer.name}_axes", [1])], layer.name, keepdims=0)
-            else:
-                reduced = add(reduce, [windows], layer.name, axes=[1], keepdims=0)
-            tensor = add("Reshape", [reduced, shape_const(f"{layer.name}_flat", [1, layer.out_elements])],
-                         f"{layer.name}_flat")
-            annotations[tensor] = layer.output_type
-            continue
-        assert isinstance(layer, MVTUSpec)
-        if layer.vectors > 1:
-            tensor = add("Reshape", [tensor, shape_const(f"{layer.name}_rows", [layer.vectors, layer.mw])],
-                         f"{layer.name}_im2col")
-        w_name, acc = f"{layer.name}_W", f"{layer.name}_acc"
-        inits.append(numpy_helper.from_array(layer.weights.T.astype(np.float32), w_name))
-        annotations[w_name] = layer.weight_type
-        nodes.append(helper.make_node("MatMul", [tensor, w_name], [acc], name=layer.name))
-        tensor = acc
-        if layer.thresholds is not None:
-            tensor = thresholds(layer, tensor)
-        if layer.vectors > 1:
-            tensor = add("Reshape", [tensor, shape_const(f"{layer.name}_image", [1, layer.out_elements])],
-                         f"{layer.name}_image")
-            annotations[tensor] = layer.output_type
+    ex = Exporter()
+    ex.annotations["x"] = network.input_type
+    outputs = {}
+    for position, layer in enumerate(network.layers):
+        inputs = ["x"] if position == 0 else \
+            [outputs[network.edges[i].producer] for i in network.in_edges(layer.name)]
+        outputs[layer.name] = export_layer(layer, ex, inputs)
+    tensor = outputs[network.layers[-1].name]
+    nodes, inits = ex.nodes, ex.inits
     if network.output.label_select:
         nodes.append(helper.make_node("ArgMax", [tensor], ["y"], axis=1, keepdims=1, name="LabelSelect"))
         out_info = helper.make_tensor_value_info("y", TensorProto.INT64, [1, 1])
@@ -144,7 +198,7 @@ def to_streamlined_onnx(network: NetworkSpec) -> onnx.ModelProto:
         [out_info], initializer=inits)
     model = ModelWrapper(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
     from qonnx.core.datatype import DataType
-    for name, qtype in annotations.items():
+    for name, qtype in ex.annotations.items():
         model.set_tensor_datatype(name, DataType[_dtype_name(qtype)])
     from qonnx.transformation.infer_shapes import InferShapes
     return model.transform(InferShapes()).model

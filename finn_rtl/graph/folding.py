@@ -4,7 +4,8 @@ from __future__ import annotations
 import itertools
 
 from .errors import CompileError
-from .specs import NetworkSpec, divisors
+from .network import NetworkSpec
+from .specs import divisors
 
 
 def fold_layer(layer, target_cycles: int):

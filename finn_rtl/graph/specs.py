@@ -6,8 +6,8 @@ a spec can be shared between the graph side, the cores and the reports.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Optional, Union
+from dataclasses import dataclass
+from typing import ClassVar, Optional, Protocol
 
 import numpy as np
 
@@ -57,8 +57,82 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+class LayerSpec(Protocol):
+    """The contract every layer spec meets; `Layer` gives the defaults of a one-in, one-out layer.
+
+    Adding a layer kind: a spec class here (or in merge_specs.py) with these members, its core in
+    cores/ registered in `cores.accelerator.CORES`, and its export in `graph.export`.
+    """
+
+    name: str
+    inputs: int  # input ports (an Add has two)
+    outputs: int  # output ports (a Duplicate has one per consumer)
+    lanes_follow: Optional[str]  # "consumer"/"producer": lanes set by a neighbour, not folded
+    output_type: QType
+    in_lanes: int  # elements per beat on every input port
+    out_lanes: int  # elements per beat on every output port
+    out_elements: int  # per frame, on each output port
+    cycles_per_frame: int  # analytic: cycles to take one frame at full rate
+
+    @property
+    def fold_dims(self) -> dict[str, int]:
+        """Its folding keys and the dimension each must divide; empty: no folding entry."""
+
+    def folded(self, pe, simd) -> "LayerSpec":
+        """The same layer with other lanes (FoldingError if illegal)."""
+
+    def port_type(self, port: int) -> QType: ...
+
+    def port_elements(self, port: int) -> int: ...
+
+    def reference(self, *inputs: np.ndarray) -> np.ndarray:
+        """Bit-exact numpy model: int frames [n, port_elements(p)] per port -> [n, out_elements]."""
+
+    @property
+    def fifo_unit(self) -> int:
+        """Input elements the core reads as one unit: the default depth of the FIFO in front."""
+
+    @property
+    def buffered_inputs(self) -> int:
+        """Most input elements the core holds before they reach its output (line buffers,
+        vectors, pipeline stages): what a parallel branch's FIFO must cover."""
+
+    def report_fields(self) -> dict: ...
+
+
+class Layer:
+    """Defaults of the layer contract (`LayerSpec`) for a one-input, one-output layer."""
+
+    inputs: ClassVar[int] = 1
+    outputs: ClassVar[int] = 1
+    lanes_follow: ClassVar[Optional[str]] = None
+    fold_dims: ClassVar[dict] = {}
+    REPORTED: ClassVar[tuple] = ()  # attributes copied into the report as they are
+
+    def port_type(self, port: int) -> QType:
+        return self.input_type
+
+    def port_elements(self, port: int) -> int:
+        return self.in_elements
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__.removesuffix("Spec")
+
+    @property
+    def buffered_inputs(self) -> int:
+        return 4 * self.in_lanes
+
+    def report_fields(self) -> dict:
+        return {key: getattr(self, key) for key in self.REPORTED}
+
+    def with_lanes(self, lanes: int):
+        """A lane-following layer with the lanes its neighbour chose."""
+        raise NotImplementedError(f"{self.kind} sets its own lanes")
+
+
 @dataclass(frozen=True, eq=False)
-class MVTUSpec:
+class MVTUSpec(Layer):
     """A fully connected layer y = W·x, optionally followed by multi-thresholding.
 
     ``weights`` is [mh, mw] (output channel, input element). With ``thresholds``
@@ -179,6 +253,22 @@ class MVTUSpec:
     def fold_dims(self) -> dict[str, int]:
         return {"PE": self.mh, "SIMD": self.conv_channels or self.mw}
 
+    @property
+    def fifo_unit(self) -> int:
+        return self.mw  # one input vector
+
+    @property
+    def buffered_inputs(self) -> int:
+        return self.mw + 8 * self.simd  # the input vector it reuses per neuron fold, and its pipeline
+
+    def report_fields(self) -> dict:
+        return {"MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd,
+                "vectors_per_frame": self.vectors, "weight_type": str(self.weight_type),
+                "accumulator_type": str(self.acc_type),
+                "mode": "xnor-popcount" if self.binary_xnor else "integer",
+                "thresholds_per_channel": 0 if self.thresholds is None else int(self.thresholds.shape[1]),
+                "weight_bits": int(self.weights.size * self.weight_type.bits)}
+
     # -- arithmetic ----------------------------------------------------------
     @property
     def binary_xnor(self) -> bool:
@@ -217,9 +307,12 @@ def _check_channel_simd(name: str, channels: int, simd: int) -> None:
                            f"(legal: {divisors(channels)})")
 
 
-class _ImageRearrangement:
+class _ImageRearrangement(Layer):
     """Layers that move the elements of a channels-last image stream without computing on them;
     their SIMD follows the consumer's (see NetworkSpec.with_folding)."""
+
+    lanes_follow = "consumer"
+    REPORTED = ("channels", "in_h", "in_w", "simd")
 
     input_type = property(lambda self: self.dtype)
     output_type = property(lambda self: self.dtype)
@@ -229,6 +322,10 @@ class _ImageRearrangement:
     @property
     def in_elements(self) -> int:
         return self.in_h * self.in_w * self.channels
+
+    @property
+    def fifo_unit(self) -> int:
+        return self.in_w * self.channels  # one image row
 
     def with_lanes(self, simd: int):
         return dataclasses.replace(self, simd=simd)
@@ -240,6 +337,8 @@ class SlidingWindowSpec(_ImageRearrangement):
 
     ``simd`` channels per beat; it follows the consumer (the conv's MVTU or a pool).
     """
+
+    REPORTED = _ImageRearrangement.REPORTED + ("kernel", "stride")
 
     name: str
     channels: int
@@ -273,6 +372,16 @@ class SlidingWindowSpec(_ImageRearrangement):
         return self.kernel[0] * self.kernel[1]
 
     @property
+    def line_buffer_rows(self) -> int:
+        """Image rows the generator stores: while the windows of one output row are read, the
+        rows of the next one (and, in a frame's last row, the next frame's first) are written."""
+        return 2 * self.kernel[0] + self.stride[0] - 1
+
+    @property
+    def buffered_inputs(self) -> int:
+        return self.line_buffer_rows * self.in_w * self.channels + 4 * self.simd
+
+    @property
     def out_elements(self) -> int:
         return self.out_h * self.out_w * self.window * self.channels
 
@@ -294,6 +403,8 @@ class SlidingWindowSpec(_ImageRearrangement):
 @dataclass(frozen=True, eq=False)
 class PadSpec(_ImageRearrangement):
     """Constant padding of an image stream (channels last); ``value`` is the element value."""
+
+    REPORTED = _ImageRearrangement.REPORTED + ("pads",)
 
     name: str
     channels: int
@@ -335,13 +446,22 @@ class PadSpec(_ImageRearrangement):
         return np.pad(img, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.value).reshape(n, -1)
 
 
-class _WindowReduction:
+class _WindowReduction(Layer):
     """Layers that reduce each window of a sliding-window stream to one pixel, a beat of channels
     at a time: their one folding key (`lane_key`) counts channels per beat."""
 
     lane_key = "SIMD"
+    REPORTED = ("channels", "window", "out_pixels")
     in_lanes = property(lambda self: getattr(self, self.lane_key.lower()))
     out_lanes = in_lanes
+
+    @property
+    def fifo_unit(self) -> int:
+        return self.window * self.channels  # one window
+
+    @property
+    def buffered_inputs(self) -> int:
+        return self.window * self.channels + 8 * self.in_lanes
 
     @property
     def in_elements(self) -> int:
@@ -373,6 +493,8 @@ class PoolSpec(_WindowReduction):
     ``window`` pixels of ``channels`` elements in (pixel, channel) order.
     """
 
+    REPORTED = _WindowReduction.REPORTED + ("op", "simd")
+
     name: str
     channels: int
     window: int
@@ -401,7 +523,7 @@ class PoolSpec(_WindowReduction):
 
 
 @dataclass(frozen=True, eq=False)
-class ThresholdSpec:
+class ThresholdSpec(Layer):
     """Standalone multi-thresholding of a channels-last stream (e.g. after a quantized average
     pool): element of channel c -> ``out_base + count(sign[c] * x >= thresholds[c])``."""
 
@@ -423,12 +545,23 @@ class ThresholdSpec:
         object.__setattr__(self, "channel_sign", _channel_sign(self.channel_sign))
         _check_channel_simd(self.name, self.channels, self.pe)
 
+    REPORTED = ("channels", "pixels", "pe")
+
     @property
     def simd(self) -> int:
         return self.pe
 
     in_lanes = property(lambda self: self.pe)
     out_lanes = property(lambda self: self.pe)
+    factors = (1,)  # the core computes sum(factor * input) before thresholding (see AddSpec)
+
+    @property
+    def input_types(self) -> tuple:
+        return (self.input_type,)
+
+    @property
+    def fifo_unit(self) -> int:
+        return self.channels  # one pixel
 
     @property
     def in_elements(self) -> int:
@@ -469,6 +602,7 @@ class VectorUnitSpec(_WindowReduction):
     """
 
     lane_key = "PE"
+    REPORTED = _WindowReduction.REPORTED + ("pe",)
 
     name: str
     weights: np.ndarray  # [channels, window]
@@ -511,154 +645,5 @@ class VectorUnitSpec(_WindowReduction):
         return acc.reshape(n, -1)
 
 
-@dataclass(frozen=True, eq=False)
-class OutputSpec:
-    """How the host turns the last layer's integers into the model's output.
-
-    ``model output = scale * y + offset`` per channel (arrays broadcast over the
-    last axis). With ``label_select`` the accelerator returns the top-1 index;
-    with ``host_argmax`` the host takes the argmax of that affine.
-    """
-
-    scale: np.ndarray
-    offset: np.ndarray
-    label_select: bool = False
-    host_argmax: bool = False  # the model's output is argmax(scale * y + offset), taken on the host
-    head: Optional[str] = None  # Softmax/LogSoftmax/Sigmoid applied on the host after the affine
-    head_node: Optional[str] = None  # that op's name in the user's model (its input is compared)
-
-    def __post_init__(self):
-        for name in ("scale", "offset"):
-            array = np.array(getattr(self, name), dtype=np.float64)
-            array.flags.writeable = False
-            object.__setattr__(self, name, array)
-
-    def apply(self, y: np.ndarray) -> np.ndarray:
-        """The model's output for the accelerator's integers (label select: the index itself)."""
-        if self.label_select:
-            return np.asarray(y)
-        values = np.asarray(y, dtype=np.float64) * self.scale + self.offset
-        if self.host_argmax:
-            return values.argmax(axis=-1)[..., None]
-        from .heads import apply_head
-
-        return apply_head(self.head, values)
 
 
-LayerSpec = Union[MVTUSpec, SlidingWindowSpec, PadSpec, PoolSpec, ThresholdSpec, VectorUnitSpec]
-
-
-@dataclass(frozen=True, eq=False)
-class NetworkSpec:
-    """A chain of stream layers from the integer input stream to the output stream.
-
-    Elements travel in hardware order: images channels last, (row, column,
-    channel). ``input_order``/``output_order`` say where the model's own
-    (flattened, e.g. NCHW) elements sit in that order: stream element ``i`` is
-    model element ``order[i]``; None means the same order.
-    """
-
-    name: str
-    layers: tuple
-    input_type: QType
-    output: OutputSpec
-    # Beats of the FIFO in front of each layer after the first; None: the default sizing.
-    fifo_depths: Optional[tuple] = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    input_order: Optional[np.ndarray] = None
-    output_order: Optional[np.ndarray] = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(self.layers))
-        for name in ("input_order", "output_order"):
-            order = getattr(self, name)
-            if order is not None:
-                order = _frozen_int_array(order)
-                object.__setattr__(self, name, None if np.array_equal(order, np.arange(len(order))) else order)
-        if not self.layers:
-            raise ValueError(f"{self.name}: a network needs at least one layer")
-        for prev, nxt in zip(self.layers, self.layers[1:]):
-            if prev.out_elements != nxt.in_elements or prev.output_type != nxt.input_type:
-                raise ValueError(f"layer {prev.name} ({prev.out_elements} x {prev.output_type}) does not "
-                                 f"feed layer {nxt.name} ({nxt.in_elements} x {nxt.input_type})")
-        if self.fifo_depths is not None:
-            object.__setattr__(self, "fifo_depths", tuple(int(d) for d in self.fifo_depths))
-            if len(self.fifo_depths) != len(self.layers) - 1 or min(self.fifo_depths, default=2) < 2:
-                raise ValueError(f"{self.name}: need {len(self.layers) - 1} FIFO depths of at least 2")
-        if self.layers[0].input_type != self.input_type:
-            raise ValueError("network input type does not match the first layer")
-        if self.output.label_select and not (isinstance(self.layers[-1], MVTUSpec) and self.layers[-1].vectors == 1):
-            raise ValueError("label select needs a fully connected last layer")
-
-    @property
-    def in_elements(self) -> int:
-        return self.layers[0].in_elements
-
-    @property
-    def out_elements(self) -> int:
-        return 1 if self.output.label_select else self.layers[-1].out_elements
-
-    @property
-    def output_type(self) -> QType:
-        if self.output.label_select:
-            return QType.for_range(0, max(1, self.layers[-1].out_elements - 1))
-        return self.layers[-1].output_type
-
-    @property
-    def foldable(self) -> tuple:
-        """Layers with their own folding entry (window generators and padding follow their consumer)."""
-        return tuple(layer for layer in self.layers if hasattr(layer, "fold_dims"))
-
-    @property
-    def folding(self) -> dict[str, dict[str, int]]:
-        return {layer.name: {key: getattr(layer, key.lower()) for key in layer.fold_dims}
-                for layer in self.foldable}
-
-    def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
-        names = {layer.name for layer in self.foldable}
-        unknown = sorted(set(folding) - names)
-        if unknown:
-            raise FoldingError(f"folding names unknown layers {unknown}; layers are {sorted(names)}")
-        layers = []
-        for layer in self.layers:
-            if hasattr(layer, "fold_dims"):
-                entry = folding.get(layer.name, {})
-                extra = sorted(set(entry) - set(layer.fold_dims))
-                if extra:
-                    raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} "
-                                       f"(use {', '.join(layer.fold_dims)})")
-                layer = layer.folded(int(entry.get("PE", getattr(layer, "pe", 1))),
-                                     int(entry.get("SIMD", layer.simd)))
-            layers.append(layer)
-        # Window generators and padding deliver whole channel groups at their consumer's SIMD.
-        for i in range(len(layers) - 2, -1, -1):
-            if hasattr(layers[i], "with_lanes"):
-                layers[i] = layers[i].with_lanes(layers[i + 1].in_lanes)
-        return dataclasses.replace(self, layers=tuple(layers))
-
-    @property
-    def analytic_ii(self) -> int:
-        return max(layer.cycles_per_frame for layer in self.layers)
-
-    def to_stream(self, x: np.ndarray) -> np.ndarray:
-        """Model-order input elements [n, in] -> stream order."""
-        x = np.asarray(x).reshape(len(x), -1)
-        return x if self.input_order is None else x[:, self.input_order]
-
-    def from_stream(self, y: np.ndarray) -> np.ndarray:
-        """Stream-order output elements [n, out] -> model order."""
-        y = np.asarray(y).reshape(len(y), -1)
-        if self.output_order is None or self.output.label_select:
-            return y
-        out = np.empty_like(y)
-        out[:, self.output_order] = y
-        return out
-
-    def reference(self, x: np.ndarray) -> np.ndarray:
-        """Bit-exact numpy model of the whole accelerator: stream-order x [n, in] -> [n, out]."""
-        y = np.asarray(x, dtype=np.int64)
-        for layer in self.layers:
-            y = layer.reference(y)
-        if self.output.label_select:
-            return y.argmax(axis=1)[:, None]
-        return y

@@ -33,7 +33,8 @@ from .ingest import clean
 from .layout import StreamLayout
 from .onnx_graph import GraphView, node_error
 from .quantizers import MAX_BITS, quant_params
-from .specs import MVTUSpec, NetworkSpec, OutputSpec, ThresholdSpec, VectorUnitSpec
+from .network import Edge, NetworkSpec, OutputSpec
+from .specs import MVTUSpec, ThresholdSpec, VectorUnitSpec
 from .thresholds import ThresholdSearch
 from .walk_state import Affine, Pending, Quantized
 

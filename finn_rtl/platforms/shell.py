@@ -32,7 +32,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..cores.accelerator import Accelerator, PortGeometry
-from ..graph.specs import NetworkSpec
+from ..graph.network import NetworkSpec
 from .axi import ReadMaster, WriteMaster, forward_ports, read_channel_members, write_channel_members
 from .gearbox import BeatsToWords, MemoryLayout, WordsToBeats
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..cores.accelerator import PortGeometry
 from ..cores.fifo import PEAK_BITS
 from ..graph.datatypes import QType
-from ..graph.specs import NetworkSpec
+from ..graph.network import NetworkSpec
 from . import verilator
 
 SHARD_CYCLES = 250_000  # simulated cycles per extra simulator process, at least
@@ -72,21 +72,18 @@ class RtlsimResult:
 def describe_fifo_levels(network: NetworkSpec, stall_report: str) -> str:
     """Name, from a monitored stall report, the FIFOs that are full or empty: a full FIFO's
     consumer stopped taking data, an empty one's producer stopped delivering."""
-    from ..cores.accelerator import fifo_depth
-
     lines = [line for line in stall_report.splitlines() if line.startswith("fifo_levels")]
     if not lines:
         return "(no FIFO levels in the stall report)"
-    count = len(network.layers) - 1
+    count = len(network.edges)
     words = np.array(lines[-1].split()[1:], dtype=np.uint64).astype("<u4")[None, :]
     levels = unpack_beats(words, QType(PEAK_BITS, False), count)
     rows = []
-    for index, level in enumerate(levels, start=1):
-        depth = fifo_depth(network, index)
-        producer, consumer = network.layers[index - 1].name, network.layers[index].name
+    for index, (edge, level) in enumerate(zip(network.edges, levels)):
+        depth = network.fifo_depth(index)
         state = "full: its consumer stopped taking data" if level >= depth else \
             "empty" if level == 0 else "partly filled"
-        rows.append(f"  FIFO {producer} -> {consumer}: {int(level)}/{depth} beats ({state})")
+        rows.append(f"  FIFO {edge}: {int(level)}/{depth} beats ({state})")
     return "FIFO levels at the stall:\n" + "\n".join(rows)
 
 
@@ -128,14 +125,14 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
         with ThreadPoolExecutor(max_workers=len(shards)) as pool:
             runs = list(pool.map(run, enumerate(shards)))
     except verilator.SimulationError as error:
-        if "stall:" not in str(error) or monitored_fifos or len(network.layers) < 2:
+        if "stall:" not in str(error) or monitored_fifos or not network.edges:
             raise
         # Rerun the stalled case with FIFO levels exposed, to say where the stream stopped.
         from ..cores.accelerator import to_verilog
         try:
             simulate(network, to_verilog(network, monitor_fifos=True), inputs, valid_percent=valid_percent,
                      ready_percent=ready_percent, seed=seed, jobs=jobs,
-                     monitored_fifos=len(network.layers) - 1)
+                     monitored_fifos=len(network.edges))
         except verilator.SimulationError as diagnosed:
             raise verilator.SimulationError(f"{error}\n{describe_fifo_levels(network, str(diagnosed))}") from None
         raise

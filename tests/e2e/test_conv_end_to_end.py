@@ -66,9 +66,8 @@ def test_window_generator_is_a_line_buffer_not_a_frame(tmp_path):
     onnx.save(make_convnet(ConvNetCfg(in_shape=(1, 2, 32, 32), features=[ConvCfg(4)]), seed=1),
               str(tmp_path / "model.onnx"))
     b = build(tmp_path / "model.onnx", tmp_path / "out")
-    from finn_rtl.cores.sliding_window import SlidingWindow
     window = next(layer for layer in b.network.layers if layer.name.endswith("_swg"))
-    depth = SlidingWindow.line_buffer_rows(window) * window.in_w * window.channels // window.simd
+    depth = window.line_buffer_rows * window.in_w * window.channels // window.simd
     assert depth < window.in_h * window.in_w * window.channels // 4
 
 

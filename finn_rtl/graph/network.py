@@ -1,0 +1,390 @@
+"""The accelerator as a dataflow graph: layer specs joined by streams (edges).
+
+`NetworkSpec.layers` are in topological order; the network input feeds port 0 of the first
+layer and the last layer's output is the network output. Each `Edge` joins one output port of
+a producer to one input port of a consumer and carries a FIFO, plus a width converter where
+the two sides' lanes differ: the edge's `EdgeStream` says which (FINN's InsertFIFO/InsertDWC
+are graph passes for the same reason). A chain is the special case where layer i feeds i+1.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+
+from .datatypes import QType
+from .specs import FoldingError, MVTUSpec, _frozen_int_array
+
+SHORTCUT_SLACK_BEATS = 8  # register stages of the merging core and the width converters
+
+
+@dataclass(frozen=True)
+class Edge:
+    producer: str
+    consumer: str
+    producer_port: int = 0
+    consumer_port: int = 0
+
+    def __str__(self) -> str:
+        src = self.producer + (f"[{self.producer_port}]" if self.producer_port else "")
+        return f"{src} -> {self.consumer}" + (f"[{self.consumer_port}]" if self.consumer_port else "")
+
+
+@dataclass(frozen=True)
+class EdgeStream:
+    """What the accelerator puts on an edge."""
+
+    edge: Edge
+    elements: int  # per frame
+    dtype: QType
+    producer_lanes: int
+    consumer_lanes: int
+    depth: int  # FIFO beats
+
+    @property
+    def fifo_lanes(self) -> int:
+        """The FIFO sits on the wide side of a width converter: on the narrow side it could only
+        refill at the narrow rate, throttling a consumer that reads in bursts."""
+        return max(self.producer_lanes, self.consumer_lanes)
+
+    @property
+    def width_converter(self) -> Optional[tuple[int, int]]:
+        if self.producer_lanes == self.consumer_lanes:
+            return None
+        return self.producer_lanes, self.consumer_lanes
+
+    def report(self) -> dict:
+        return {"producer": self.edge.producer, "producer_port": self.edge.producer_port,
+                "consumer": self.edge.consumer, "consumer_port": self.edge.consumer_port,
+                "elements_per_frame": self.elements, "type": str(self.dtype),
+                "fifo_depth": self.depth, "fifo_lanes": self.fifo_lanes,
+                "width_converter": None if self.width_converter is None else
+                {"in_lanes": self.producer_lanes, "out_lanes": self.consumer_lanes}}
+
+
+def chain_edges(layers) -> tuple[Edge, ...]:
+    return tuple(Edge(a.name, b.name) for a, b in zip(layers, layers[1:]))
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkSpec:
+    """A dataflow graph of stream layers from the integer input stream to the output stream.
+
+    Elements travel in hardware order: images channels last, (row, column,
+    channel). ``input_order``/``output_order`` say where the model's own
+    (flattened, e.g. NCHW) elements sit in that order: stream element ``i`` is
+    model element ``order[i]``; None means the same order.
+    """
+
+    name: str
+    layers: tuple
+    input_type: QType
+    output: "OutputSpec"
+    # Beats of the FIFO on each edge, in `edges` order; None: the default sizing.
+    fifo_depths: Optional[tuple] = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    input_order: Optional[np.ndarray] = None
+    output_order: Optional[np.ndarray] = None
+    edges: Optional[tuple] = None  # None: a chain
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "edges", chain_edges(self.layers) if self.edges is None else tuple(self.edges))
+        for name in ("input_order", "output_order"):
+            order = getattr(self, name)
+            if order is not None:
+                order = _frozen_int_array(order)
+                object.__setattr__(self, name, None if np.array_equal(order, np.arange(len(order))) else order)
+        if not self.layers:
+            raise ValueError(f"{self.name}: a network needs at least one layer")
+        self._check_graph()
+        if self.fifo_depths is not None:
+            object.__setattr__(self, "fifo_depths", tuple(int(d) for d in self.fifo_depths))
+            if len(self.fifo_depths) != len(self.edges) or min(self.fifo_depths, default=2) < 2:
+                raise ValueError(f"{self.name}: need {len(self.edges)} FIFO depths of at least 2")
+        if self.layers[0].port_type(0) != self.input_type:
+            raise ValueError("network input type does not match the first layer")
+        if self.output.label_select and not (isinstance(self.layers[-1], MVTUSpec) and self.layers[-1].vectors == 1):
+            raise ValueError("label select needs a fully connected last layer")
+
+    def _check_graph(self) -> None:
+        position = {layer.name: i for i, layer in enumerate(self.layers)}
+        if len(position) != len(self.layers):
+            raise ValueError(f"{self.name}: layer names must be unique")
+        fed = {(self.layers[0].name, 0)}
+        used = set()
+        for edge in self.edges:
+            if edge.producer not in position or edge.consumer not in position:
+                raise ValueError(f"edge {edge} names an unknown layer")
+            prev, nxt = self.layer(edge.producer), self.layer(edge.consumer)
+            if position[edge.producer] >= position[edge.consumer]:
+                raise ValueError(f"edge {edge} goes against the layers' topological order")
+            if not (0 <= edge.producer_port < prev.outputs and 0 <= edge.consumer_port < nxt.inputs):
+                raise ValueError(f"edge {edge} names a port its layers do not have")
+            for ports, port in ((fed, (edge.consumer, edge.consumer_port)),
+                                (used, (edge.producer, edge.producer_port))):
+                if port in ports:
+                    raise ValueError(f"edge {edge}: port {port[0]}[{port[1]}] is joined twice")
+                ports.add(port)
+            if prev.out_elements != nxt.port_elements(edge.consumer_port) or \
+                    prev.output_type != nxt.port_type(edge.consumer_port):
+                raise ValueError(f"layer {prev.name} ({prev.out_elements} x {prev.output_type}) does not "
+                                 f"feed layer {nxt.name} ({nxt.port_elements(edge.consumer_port)} x "
+                                 f"{nxt.port_type(edge.consumer_port)})")
+        unfed = [f"{layer.name}[{p}]" for layer in self.layers for p in range(layer.inputs)
+                 if (layer.name, p) not in fed]
+        unused = [f"{layer.name}[{p}]" for layer in self.layers[:-1] for p in range(layer.outputs)
+                  if (layer.name, p) not in used]
+        if unfed or unused or self.layers[-1].outputs != 1:
+            raise ValueError(f"{self.name}: unconnected ports: inputs {unfed}, outputs {unused}")
+
+    # -- the graph ------------------------------------------------------------------------
+    @cached_property
+    def _by_name(self) -> dict:
+        return {layer.name: layer for layer in self.layers}
+
+    def layer(self, name: str):
+        return self._by_name[name]
+
+    def in_edges(self, name: str) -> list[int]:
+        """Indices of the edges into a layer, by port."""
+        return sorted((i for i, e in enumerate(self.edges) if e.consumer == name),
+                      key=lambda i: self.edges[i].consumer_port)
+
+    def out_edges(self, name: str) -> list[int]:
+        return sorted((i for i, e in enumerate(self.edges) if e.producer == name),
+                      key=lambda i: self.edges[i].producer_port)
+
+    @property
+    def is_chain(self) -> bool:
+        return self.edges == chain_edges(self.layers)
+
+    @property
+    def in_elements(self) -> int:
+        return self.layers[0].port_elements(0)
+
+    @property
+    def out_elements(self) -> int:
+        return 1 if self.output.label_select else self.layers[-1].out_elements
+
+    @property
+    def output_type(self) -> QType:
+        if self.output.label_select:
+            return QType.for_range(0, max(1, self.layers[-1].out_elements - 1))
+        return self.layers[-1].output_type
+
+    # -- folding -----------------------------------------------------------------------
+    @property
+    def foldable(self) -> tuple:
+        """Layers with their own folding entry (window generators, padding and duplicates
+        follow a neighbour: `lane_followers`)."""
+        return tuple(layer for layer in self.layers if layer.fold_dims)
+
+    @property
+    def folding(self) -> dict[str, dict[str, int]]:
+        return {layer.name: {key: getattr(layer, key.lower()) for key in layer.fold_dims}
+                for layer in self.foldable}
+
+    @property
+    def lane_followers(self) -> dict[str, dict]:
+        """Layers whose lanes follow a neighbour, with the lanes and whom they follow: a window
+        generator or padding delivers whole channel groups at its consumer's SIMD; a duplicate
+        passes its producer's beats on unchanged."""
+        rows = {}
+        for layer in self.layers:
+            if layer.lanes_follow is None:
+                continue
+            name = layer.name
+            if layer.lanes_follow == "consumer":
+                rows[name] = {"SIMD": layer.in_lanes, "follows": self.edges[self.out_edges(name)[0]].consumer}
+            else:
+                inputs = self.in_edges(name)
+                rows[name] = {"SIMD": layer.in_lanes,
+                              "follows": self.edges[inputs[0]].producer if inputs else "network input"}
+        return rows
+
+    def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
+        names = {layer.name for layer in self.foldable}
+        unknown = sorted(set(folding) - names)
+        if unknown:
+            raise FoldingError(f"folding names unknown layers {unknown}; layers are {sorted(names)}")
+        layers = {}
+        for layer in self.layers:
+            if layer.fold_dims:
+                entry = folding.get(layer.name, {})
+                extra = sorted(set(entry) - set(layer.fold_dims))
+                if extra:
+                    raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} "
+                                       f"(use {', '.join(layer.fold_dims)})")
+                layer = layer.folded(int(entry.get("PE", getattr(layer, "pe", 1))),
+                                     int(entry.get("SIMD", layer.simd)))
+            layers[layer.name] = layer
+        for layer in reversed(self.layers):  # consumers first
+            if layer.lanes_follow == "consumer":
+                consumer = self.edges[self.out_edges(layer.name)[0]].consumer
+                layers[layer.name] = layer.with_lanes(layers[consumer].in_lanes)
+        for layer in self.layers:  # producers first
+            if layer.lanes_follow == "producer":
+                inputs = self.in_edges(layer.name)
+                lanes = layers[self.edges[inputs[0]].producer].out_lanes if inputs else \
+                    max(layers[self.edges[i].consumer].in_lanes for i in self.out_edges(layer.name))
+                layers[layer.name] = layer.with_lanes(lanes)
+        return dataclasses.replace(self, layers=tuple(layers[layer.name] for layer in self.layers))
+
+    @property
+    def analytic_ii(self) -> int:
+        return max(layer.cycles_per_frame for layer in self.layers)
+
+    # -- FIFOs and width converters on the edges ------------------------------------------------
+    def fifo_lanes(self, index: int) -> int:
+        edge = self.edges[index]
+        return max(self.layer(edge.producer).out_lanes, self.layer(edge.consumer).in_lanes)
+
+    @cached_property
+    def default_fifo_depths(self) -> tuple[int, ...]:
+        """One consumer input unit per FIFO (an MVTU's vector, a window generator's image row, a
+        pool window): a whole MVTU input vector lets the consumer read its next vector at full
+        rate while the producer runs ahead; smaller FIFOs throttle a consumer whose input phase
+        is shorter than the producer's (measured: II 92 instead of 64 on TFC with a 32-deep FIFO).
+
+        Where streams meet (Add, Concat), the FIFO on each input also covers what the other
+        branches from their common fork can hold (`branch_storage`): otherwise the fork stalls
+        on a full shortcut while the merge waits for the long branch, a deadlock.
+        `flow.size_fifos` sets exact depths from simulation instead."""
+        depths = []
+        for index, edge in enumerate(self.edges):
+            lanes = self.fifo_lanes(index)
+            depth = max(2, self.layer(edge.consumer).fifo_unit // lanes)
+            other = self.branch_storage(index, depths)
+            if other:
+                elements = self.layer(edge.consumer).port_elements(edge.consumer_port)
+                depth = max(depth, -(-int(np.ceil(other * elements)) // lanes) + SHORTCUT_SLACK_BEATS)
+            depths.append(depth)
+        return tuple(depths)
+
+    def fifo_depth(self, index: int) -> int:
+        return self.fifo_depths[index] if self.fifo_depths is not None else self.default_fifo_depths[index]
+
+    def branch_storage(self, index: int, depths) -> float:
+        """For an edge into a merging layer: the most any other input's branch can hold, back to
+        the latest fork they share, as a fraction of a frame (0 for other edges). Storage is
+        every layer's `buffered_inputs` and every FIFO on the way (`depths` of the edges before
+        this one), the last FIFO into the merge excepted: while the merge waits on that input
+        it is empty."""
+        edge = self.edges[index]
+        merge = self.layer(edge.consumer)
+        if merge.inputs < 2:
+            return 0.0
+        ports = self.in_edges(merge.name)
+        forks = set.intersection(*(self._ancestor_forks(self.edges[i].producer) for i in ports))
+        if not forks:
+            return 0.0
+        fork = max(forks, key=lambda name: self._position[name])
+        held = self._storage_from(fork, depths)
+        return max((held.get(self.edges[i].producer, 0.0) for i in ports if i != index), default=0.0)
+
+    @cached_property
+    def _position(self) -> dict:
+        return {layer.name: i for i, layer in enumerate(self.layers)}
+
+    def _ancestor_forks(self, name: str) -> set:
+        found, stack, seen = set(), [name], set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if self.layer(current).outputs > 1:
+                found.add(current)
+            stack += [self.edges[i].producer for i in self.in_edges(current)]
+        return found
+
+    def _storage_from(self, fork: str, depths) -> dict:
+        """Longest storage (frame fraction) from the fork's output to each later layer's output."""
+        held = {fork: 0.0}
+        for layer in self.layers[self._position[fork] + 1:]:
+            best = None
+            for i in self.in_edges(layer.name):
+                edge = self.edges[i]
+                if edge.producer not in held or i >= len(depths):
+                    continue
+                fifo = depths[i] * self.fifo_lanes(i) / layer.port_elements(edge.consumer_port)
+                value = held[edge.producer] + fifo
+                best = value if best is None else max(best, value)
+            if best is not None:
+                held[layer.name] = best + layer.buffered_inputs / layer.port_elements(0)
+        return held
+
+    def edge_streams(self) -> list[EdgeStream]:
+        return [EdgeStream(edge, self.layer(edge.producer).out_elements, self.layer(edge.producer).output_type,
+                           self.layer(edge.producer).out_lanes, self.layer(edge.consumer).in_lanes,
+                           self.fifo_depth(i))
+                for i, edge in enumerate(self.edges)]
+
+    # -- numbers in, numbers out ---------------------------------------------------------
+    def to_stream(self, x: np.ndarray) -> np.ndarray:
+        """Model-order input elements [n, in] -> stream order."""
+        x = np.asarray(x).reshape(len(x), -1)
+        return x if self.input_order is None else x[:, self.input_order]
+
+    def from_stream(self, y: np.ndarray) -> np.ndarray:
+        """Stream-order output elements [n, out] -> model order."""
+        y = np.asarray(y).reshape(len(y), -1)
+        if self.output_order is None or self.output.label_select:
+            return y
+        out = np.empty_like(y)
+        out[:, self.output_order] = y
+        return out
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """Bit-exact numpy model of the whole accelerator: stream-order x [n, in] -> [n, out]."""
+        outputs = {}
+        for position, layer in enumerate(self.layers):
+            if position == 0:
+                inputs = [np.asarray(x, dtype=np.int64)]
+            else:
+                inputs = [outputs[self.edges[i].producer] for i in self.in_edges(layer.name)]
+            outputs[layer.name] = layer.reference(*inputs)
+        y = outputs[self.layers[-1].name]
+        if self.output.label_select:
+            return y.argmax(axis=1)[:, None]
+        return y
+
+
+@dataclass(frozen=True, eq=False)
+class OutputSpec:
+    """How the host turns the last layer's integers into the model's output.
+
+    ``model output = scale * y + offset`` per channel (arrays broadcast over the
+    last axis). With ``label_select`` the accelerator returns the top-1 index;
+    with ``host_argmax`` the host takes the argmax of that affine.
+    """
+
+    scale: np.ndarray
+    offset: np.ndarray
+    label_select: bool = False
+    host_argmax: bool = False  # the model's output is argmax(scale * y + offset), taken on the host
+    head: Optional[str] = None  # Softmax/LogSoftmax/Sigmoid applied on the host after the affine
+    head_node: Optional[str] = None  # that op's name in the user's model (its input is compared)
+
+    def __post_init__(self):
+        for name in ("scale", "offset"):
+            array = np.array(getattr(self, name), dtype=np.float64)
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+
+    def apply(self, y: np.ndarray) -> np.ndarray:
+        """The model's output for the accelerator's integers (label select: the index itself)."""
+        if self.label_select:
+            return np.asarray(y)
+        values = np.asarray(y, dtype=np.float64) * self.scale + self.offset
+        if self.host_argmax:
+            return values.argmax(axis=-1)[..., None]
+        from .heads import apply_head
+
+        return apply_head(self.head, values)
+
+
