@@ -3,7 +3,7 @@ each channel's sum mapped through its thresholds. One input: standalone threshol
 quantized average pool). Two: a residual add (`AddSpec`), factors aligning the scales."""
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,10 +30,7 @@ class Thresholding(wiring.Component):
         inputs = [getattr(self, name) for name in self.input_names]
         out_valid, out_data = Signal(), Signal(spec.pe * spec.output_type.bits)
         advance = ~out_valid | self.m.ready
-        all_valid = Signal()
-        m.d.comb += all_valid.eq(1)
-        for port in inputs:
-            m.d.comb += all_valid.eq(all_valid & port.valid)
+        all_valid = Cat(port.valid for port in inputs).all()
         accept = all_valid & advance
         group, = nested_counters(m, accept, (groups,), ("group",))
         # A beat is taken from every input at once (a join): each input is ready when all are valid.

@@ -52,6 +52,10 @@ class QType:
             return 1
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
+    def values(self) -> np.ndarray:
+        """Every value of the type, ascending."""
+        return np.array([-1, 1]) if self.bipolar else np.arange(self.min, self.max + 1)
+
     def contains(self, values) -> bool:
         values = np.asarray(values)
         if self.bipolar:

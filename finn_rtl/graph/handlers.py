@@ -39,6 +39,8 @@ UNSUPPORTED_HINTS = {
 Handler = Callable[["Walker", object, "Quantized | Pending"], "Quantized | Pending"]
 HANDLERS: dict[str, Handler] = {}
 OUTPUT_INDEX: dict[str, int] = {}  # which output the dynamic path continues on (TopK: its indices)
+# Ops that join two or more streams: handler(walker, node, input contexts) -> state.
+MERGES: dict[str, Callable] = {}
 
 
 def handles(*op_types: str, output: int = 0):
@@ -46,6 +48,14 @@ def handles(*op_types: str, output: int = 0):
         for op_type in op_types:
             HANDLERS[op_type] = handler
             OUTPUT_INDEX[op_type] = output
+        return handler
+    return register
+
+
+def merges(*op_types: str):
+    def register(handler):
+        for op_type in op_types:
+            MERGES[op_type] = handler
         return handler
     return register
 
@@ -114,7 +124,7 @@ def head(walker: Walker, node, current):
     problem = head_problem(node, walker.g.shape(node.input[0]), walker.g.opset())
     if problem:
         raise node_error(problem, node)
-    walker.head = (node.op_type, user_name(node))
+    walker.host_head = (node.op_type, user_name(node))
     return current
 
 
@@ -256,12 +266,12 @@ def add_window(walker: Walker, node, tag, channels, height, width, kernel, strid
     """Padding (if any) and the sliding-window generator in front of a conv or pool."""
     if any(pads):
         value = pad_value(walker, node, qtype, affine, channels, real=pad_real)
-        walker.layers.append(PadSpec(f"{node.name}_pad", channels, height, width, pads, qtype, value))
+        walker.add_layer(PadSpec(f"{node.name}_pad", channels, height, width, pads, qtype, value))
         height, width = height + pads[0] + pads[2], width + pads[1] + pads[3]
     if kernel[0] > height or kernel[1] > width:
         raise node_error(f"kernel {kernel} is larger than the padded {height}x{width} input", node)
     window = SlidingWindowSpec(f"{node.name}_{tag}", channels, height, width, kernel, stride, qtype)
-    walker.layers.append(window)
+    walker.add_layer(window)
     return window
 
 
@@ -349,8 +359,8 @@ def add_maxpool(walker: Walker, node, qtype):
     spatial = out_shape[1:3] if nhwc else out_shape[2:]
     if int(np.prod(spatial)) != window.out_h * window.out_w:
         raise node_error(f"MaxPool output {out_shape} needs ceil_mode, which is not supported", node)
-    walker.layers.append(PoolSpec(f"{node.name}", channels, window.window,
-                                  window.out_h * window.out_w, "max", qtype))
+    walker.add_layer(PoolSpec(f"{node.name}", channels, window.window,
+                              window.out_h * window.out_w, "max", qtype))
     if nhwc:
         walker.layout.order = np.arange(int(np.prod(out_shape)))
         walker.layout.spatial_shape = (out_shape[3], out_shape[1], out_shape[2])
@@ -379,7 +389,7 @@ def avgpool(walker: Walker, node, current):
         swg = add_window(walker, node, "swg", channels, height, width, kernel, stride, pads, qtype, None)
         window, pixels = swg.window, swg.out_h * swg.out_w
     pool = PoolSpec(node.name, channels, window, pixels, "sum", qtype)
-    walker.layers.append(pool)
+    walker.add_layer(pool)
     if int(np.prod(out_shape[2:])) != pixels:
         raise node_error(f"output shape {out_shape} does not match {pixels} windows", node)
     walker.layout.image_output(out_shape)
@@ -413,7 +423,7 @@ def pad(walker: Walker, node, current):
     four = (begin[2], begin[3], end[2], end[3]) if rank == 4 else (0, begin[2], 0, end[2])
     value = pad_value(walker, node, qtype, affine, channels, constant)
     walker.layout.channels_last_input(node)
-    walker.layers.append(PadSpec(node.name, channels, height, width, four, qtype, value))
+    walker.add_layer(PadSpec(node.name, channels, height, width, four, qtype, value))
     out_shape = walker.g.shape(node.output[0])
     walker.layout.image_output(out_shape)
     return current
@@ -454,7 +464,7 @@ def affine_step_on_ints(walker: Walker, node, current):
                          "before the activation quantizer", node)
     if node.op_type not in ELEMENTWISE + ("BatchNormalization",):
         raise node_error(f"{node.op_type} cannot follow a quantized activation here", node)
-    return Quantized(qtype, affine_step(walker, node, affine, channels))
+    return current.then(node, affine_step(walker, node, affine, channels))
 
 
 @handles(*ACTIVATIONS)
@@ -471,7 +481,7 @@ def activation(walker: Walker, quant, current):
     thresholds = walker.search.find_thresholds(current, quant, out_type, qmin, qmax)
     walker.finish_layer(current, (thresholds, out_type, qmin))
     return Quantized(out_type, Affine(walker.layout.channel_vector(quant, scale, len(current.acc_scale)),
-                                      np.zeros(())))
+                                      np.zeros(())), origin=quant.output[0])
 
 
 def argmax(walker: Walker, node):

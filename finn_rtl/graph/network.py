@@ -19,6 +19,10 @@ from .datatypes import QType
 from .specs import FoldingError, MVTUSpec, _frozen_int_array
 
 SHORTCUT_SLACK_BEATS = 8  # register stages of the merging core and the width converters
+# A stream FIFO (amaranth's SyncFIFOBuffered) takes a beat per cycle from three entries on: its
+# ready comes from the previous cycle's level, so two entries pass every other beat (measured:
+# a 2-deep FIFO in front of a ResNet block's fork doubled the II, both sides at 100% duty).
+FULL_RATE_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,7 @@ class NetworkSpec:
         depths = []
         for index, edge in enumerate(self.edges):
             lanes = self.fifo_lanes(index)
-            depth = max(2, self.layer(edge.consumer).fifo_unit // lanes)
+            depth = max(FULL_RATE_DEPTH, self.layer(edge.consumer).fifo_unit // lanes)
             other = self.branch_storage(index, depths)
             if other:
                 elements = self.layer(edge.consumer).port_elements(edge.consumer_port)
@@ -269,11 +273,16 @@ class NetworkSpec:
         return self.fifo_depths[index] if self.fifo_depths is not None else self.default_fifo_depths[index]
 
     def branch_storage(self, index: int, depths) -> float:
-        """For an edge into a merging layer: the most any other input's branch can hold, back to
-        the latest fork they share, as a fraction of a frame (0 for other edges). Storage is
-        every layer's `buffered_inputs` and every FIFO on the way (`depths` of the edges before
-        this one), the last FIFO into the merge excepted: while the merge waits on that input
-        it is empty."""
+        """For an edge into a merging layer: the most any other input's branch can hold while the
+        merge waits on it, back to the latest fork they share, as a fraction of a frame (0 for
+        other edges).
+
+        A deadlock needs the fork stalled on this edge's full FIFO while the merge waits for
+        another input, whose branch then starves: each of its cores waits for input, so the
+        FIFOs between them are empty, and it holds at most `held_inputs`. FIFOs into a merge on
+        that branch are the exception (their merge may wait on its other input): they count
+        with their depth (`depths`, the edges before this one). What the branch holds equals
+        what this FIFO holds, so a deeper FIFO cannot fill while the other branch starves."""
         edge = self.edges[index]
         merge = self.layer(edge.consumer)
         if merge.inputs < 2:
@@ -311,11 +320,12 @@ class NetworkSpec:
                 edge = self.edges[i]
                 if edge.producer not in held or i >= len(depths):
                     continue
-                fifo = depths[i] * self.fifo_lanes(i) / layer.port_elements(edge.consumer_port)
+                fifo = depths[i] * self.fifo_lanes(i) / layer.port_elements(edge.consumer_port) \
+                    if layer.inputs > 1 else 0.0
                 value = held[edge.producer] + fifo
                 best = value if best is None else max(best, value)
             if best is not None:
-                held[layer.name] = best + layer.buffered_inputs / layer.port_elements(0)
+                held[layer.name] = best + layer.held_inputs / layer.port_elements(0)
         return held
 
     def edge_streams(self) -> list[EdgeStream]:

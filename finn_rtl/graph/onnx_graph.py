@@ -57,6 +57,10 @@ class GraphView:
                              "tensor per op is supported", node)
         return np.asarray(value)
 
+    def dynamic_users(self, tensor) -> list:
+        """The nodes that read `tensor` and compute something not constant, in graph order."""
+        return [n for n in self.consumers.get(tensor, []) if not self.is_constant(n.output[0])]
+
     def next_node(self, tensor):
         """The one node on the dynamic path that reads `tensor` (None at the end)."""
         users = [n for n in self.consumers.get(tensor, []) if not self.is_constant(n.output[0])]

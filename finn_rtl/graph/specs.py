@@ -93,9 +93,10 @@ class LayerSpec(Protocol):
         """Input elements the core reads as one unit: the default depth of the FIFO in front."""
 
     @property
-    def buffered_inputs(self) -> int:
-        """Most input elements the core holds before they reach its output (line buffers,
-        vectors, pipeline stages): what a parallel branch's FIFO must cover."""
+    def held_inputs(self) -> int:
+        """Most input elements the core holds while it waits for more input before its next
+        output (window rows, an input vector, pipeline beats): the FIFO on a parallel branch
+        must cover what a branch holds, or its fork stalls while the merge waits."""
 
     def report_fields(self) -> dict: ...
 
@@ -120,8 +121,8 @@ class Layer:
         return type(self).__name__.removesuffix("Spec")
 
     @property
-    def buffered_inputs(self) -> int:
-        return 4 * self.in_lanes
+    def held_inputs(self) -> int:
+        return 4 * self.in_lanes  # pipeline registers
 
     def report_fields(self) -> dict:
         return {key: getattr(self, key) for key in self.REPORTED}
@@ -258,7 +259,7 @@ class MVTUSpec(Layer):
         return self.mw  # one input vector
 
     @property
-    def buffered_inputs(self) -> int:
+    def held_inputs(self) -> int:
         return self.mw + 8 * self.simd  # the input vector it reuses per neuron fold, and its pipeline
 
     def report_fields(self) -> dict:
@@ -378,8 +379,9 @@ class SlidingWindowSpec(_ImageRearrangement):
         return 2 * self.kernel[0] + self.stride[0] - 1
 
     @property
-    def buffered_inputs(self) -> int:
-        return self.line_buffer_rows * self.in_w * self.channels + 4 * self.simd
+    def held_inputs(self) -> int:
+        # Waiting for the next window, it holds at most the rows of the next output row.
+        return (self.kernel[0] + self.stride[0] - 1) * self.in_w * self.channels + 4 * self.simd
 
     @property
     def out_elements(self) -> int:
@@ -460,7 +462,7 @@ class _WindowReduction(Layer):
         return self.window * self.channels  # one window
 
     @property
-    def buffered_inputs(self) -> int:
+    def held_inputs(self) -> int:
         return self.window * self.channels + 8 * self.in_lanes
 
     @property

@@ -25,21 +25,22 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from . import handlers
+from . import handlers, merge_handlers  # noqa: F401 (merge_handlers registers Add and Concat)
 from .datatypes import QType
 from .errors import CompileError
-from .handlers import ELEMENTWISE, HANDLERS, KEEP_LAYOUT, OUTPUT_INDEX, SHAPE_ONLY, UNSUPPORTED_HINTS
+from .handlers import ELEMENTWISE, HANDLERS, KEEP_LAYOUT, MERGES, OUTPUT_INDEX, SHAPE_ONLY, UNSUPPORTED_HINTS
 from .ingest import clean
-from .layout import StreamLayout
+from .layout import StreamLayout, nhwc_order
+from .merge_specs import AddSpec, DuplicateSpec
 from .onnx_graph import GraphView, node_error
 from .quantizers import MAX_BITS, quant_params
 from .network import Edge, NetworkSpec, OutputSpec
 from .specs import MVTUSpec, ThresholdSpec, VectorUnitSpec
 from .thresholds import ThresholdSearch
-from .walk_state import Affine, Pending, Quantized
+from .walk_state import Affine, Context, Pending, Quantized
 
 # What the walk accepts: every op with a handler, and Gemm (ingest rewrites it to MatMul).
-SUPPORTED = tuple(sorted(set(HANDLERS) | {"Gemm"}))
+SUPPORTED = tuple(sorted(set(HANDLERS) | set(MERGES) | {"Gemm"}))
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,16 @@ class Walker:
         self.name = name
         self.label_select = label_select
         self.label_select_requested = label_select
-        self.layers: list[MVTUSpec] = []
+        self.layers: list = []
+        self.edges: list[Edge] = []
+        self.stream = None  # the stream the next layer reads: (layer name, port); None: the input
+        self.host_head = None  # (op type, the user's node name) of a host-side head
         self.notes: list[str] = []
         self.g = GraphView(wrapper)
         self.layout: StreamLayout | None = None  # from the input quantizer's output on
         self.im2col_windows: dict[str, tuple] = {}  # Im2Col output -> (window spec, channels)
 
-    # -- the walk ---------------------------------------------------------------
+    # -- the walk ---------------------------------------------------------------------------
     def run(self) -> Streamlined:
         w = self.w
         for node in w.graph.node:
@@ -109,35 +113,114 @@ class Walker:
                 not any(w.get_tensor_datatype(i.name).is_integer() for i in w.graph.initializer):
             raise CompileError("float-only model: there is no Quant/BipolarQuant node; export a "
                                "quantized model (Brevitas/QKeras) with 1-8 bit weights and activations")
-        tensor = w.graph.input[0].name
-        input_quantizer, tensor, current = self.input_quantizer(tensor)
+        input_quantizer, tensor, current = self.input_quantizer(w.graph.input[0].name)
         self.layout = StreamLayout(self.g, input_quantizer.elements)
         self.search = ThresholdSearch(self.g, self.layout)
-        self.head = None  # (op type, the user's node name) of a host-side head
-        node = self.g.next_node(tensor)
-        while node is not None:
-            if self.head is not None and node.op_type not in SHAPE_ONLY + ("ArgMax", "TopK"):
-                raise node_error(f"{node.op_type} after {self.head[0]}: only ArgMax, TopK (k = 1) or "
+        self.contexts = {tensor: Context(current, None, None, None)}
+        self.forks: dict[str, tuple] = {}  # forked tensor -> (duplicate layer, its consumers)
+        for node in w.graph.node:  # ONNX keeps nodes in topological order
+            inputs = [t for t in self.g.dynamic_inputs(node) if t in self.contexts]
+            if not inputs:
+                continue  # constants, and the host-side input quantizer
+            missing = [t for t in self.g.dynamic_inputs(node) if t not in self.contexts]
+            if missing:
+                raise node_error(f"input '{missing[0]}' does not come from the quantized stream (only "
+                                 "the network input's quantizer may start one)", node)
+            self.visit(node, [self.context_for(t, node) for t in inputs])
+        output = w.graph.output[0].name
+        if output not in self.contexts:
+            raise CompileError(f"the graph output '{output}' is not computed from the quantized input")
+        context = self.restore(output)
+        current = context.state
+        if isinstance(current, Pending):
+            self.finish_layer(current, None)
+        elif not self.layers:
+            raise CompileError("the model has no MatMul layer to map to hardware")
+        if self.stream != (self.layers[-1].name, 0):
+            raise CompileError(f"part of the network does not lead to the output '{output}' (a branch "
+                               f"ends at layer {self.layers[-1].name})")
+        output_spec = self.output_spec(current.affine, w.get_tensor_shape(output))
+        network = NetworkSpec(self.name, tuple(self.layers), input_quantizer.qtype, output_spec,
+                              notes=tuple(self.notes), input_order=self.layout.input_order,
+                              output_order=None if output_spec.label_select else self.layout.order,
+                              edges=tuple(self.edges))
+        return Streamlined(network, input_quantizer, w.model)
+
+    def visit(self, node, contexts: list) -> None:
+        """Run a node's handler in the context of its input(s) and record its output's context."""
+        if len(contexts) > 1:
+            if node.op_type not in MERGES:
+                raise node_error(f"{node.op_type} of two computed tensors is not supported (only "
+                                 f"{', '.join(sorted(MERGES))} join streams)", node)
+            current = MERGES[node.op_type](self, node, contexts)
+        else:
+            self.restore_context(contexts[0])
+            current = contexts[0].state
+            if self.host_head is not None and node.op_type not in SHAPE_ONLY + ("ArgMax", "TopK"):
+                raise node_error(f"{node.op_type} after {self.host_head[0]}: only ArgMax, TopK (k = 1) or "
                                  "reshapes may follow a host-side head", node)
+            before = current
             current = HANDLERS[node.op_type](self, node, current)
             if node.op_type in KEEP_LAYOUT and any(t in self.layout.channels_last for t in node.input):
                 self.layout.channels_last.add(node.output[0])
-            tensor = node.output[OUTPUT_INDEX[node.op_type]]
-            node = self.g.next_node(tensor)
-        if tensor != w.graph.output[0].name:
-            raise CompileError(f"the chain ends at '{tensor}', not at the graph output")
-        if isinstance(current, Pending):
-            self.finish_layer(current, None)
-            affine = current.affine
+            if current is before and isinstance(current, Quantized):
+                current = current.passed_through(node, node.output[OUTPUT_INDEX[node.op_type]])
+        tensor = node.output[OUTPUT_INDEX.get(node.op_type, 0)]
+        self.contexts[tensor] = Context(current, self.stream, self.layout.order, self.layout.spatial_shape)
+
+    def restore_context(self, context: Context) -> None:
+        self.stream = context.stream
+        self.layout.order, self.layout.spatial_shape = context.order, context.spatial_shape
+
+    def restore(self, tensor: str) -> Context:
+        context = self.contexts[tensor]
+        self.restore_context(context)
+        return context
+
+    def context_for(self, tensor: str, node) -> Context:
+        """The context a node sees of its input: a tensor read by several nodes is forked by a
+        Duplicate layer, each reader taking one of its outputs."""
+        users = self.g.dynamic_users(tensor)
+        context = self.contexts[tensor]
+        if len(users) < 2:
+            return context
+        if tensor not in self.forks:
+            if isinstance(context.state, Pending):
+                raise node_error(f"tensor '{tensor}' feeds {len(users)} nodes before its activation "
+                                 "quantizer; quantize it before it branches", users[0])
+            self.forks[tensor] = (self.add_fork(tensor, context, len(users), node), users)
+        fork, readers = self.forks[tensor]
+        port = next(i for i, user in enumerate(readers) if user is node or user.name == node.name)
+        return Context(context.state, (fork, port), context.order, context.spatial_shape)
+
+    def add_fork(self, tensor: str, context: Context, outputs: int, node) -> str:
+        self.restore_context(context)
+        shape = self.g.shape(tensor)
+        image = len(shape) in (3, 4) and tensor not in self.layout.channels_last
+        if self.layout.order is None:  # the host's choice is still open: images go channels last
+            self.layout.stream_order(node, nhwc_order(shape) if image else None)
+            context.order = self.layout.order
+        if len(shape) in (3, 4):
+            channels = shape[-1] if tensor in self.layout.channels_last else shape[1]
         else:
-            affine = current.affine
-            if not self.layers:
-                raise CompileError("the model has no MatMul layer to map to hardware")
-        output = self.output_spec(affine, w.get_tensor_shape(tensor))
-        network = NetworkSpec(self.name, tuple(self.layers), input_quantizer.qtype, output,
-                              notes=tuple(self.notes), input_order=self.layout.input_order,
-                              output_order=None if output.label_select else self.layout.order)
-        return Streamlined(network, input_quantizer, w.model)
+            channels = int(np.prod(shape[1:]))
+        pixels = int(np.prod(shape[1:])) // channels
+        producer = self.g.w.find_producer(tensor)
+        name = f"{producer.name if producer is not None else 'input'}_fork"
+        self.add_layer(DuplicateSpec(name, channels, pixels, context.state.qtype, outputs))
+        return name
+
+    def add_layer(self, layer, sources=None) -> None:
+        """Append a layer fed by `sources` (streams; default: the current one); it becomes the
+        current stream."""
+        sources = [self.stream] if sources is None else list(sources)
+        if self.layers and None in sources:
+            raise CompileError(f"layer {layer.name} reads the network input, which already feeds "
+                               f"layer {self.layers[0].name}")
+        self.layers.append(layer)
+        self.edges += [Edge(source[0], layer.name, source[1], port)
+                       for port, source in enumerate(sources) if source is not None]
+        self.stream = (layer.name, 0)
 
     # -- stream order -----------------------------------------------------------
     def input_quantizer(self, tensor):
@@ -172,7 +255,7 @@ class Walker:
             # order, and affine ops become the integers' affine view, folded into the first
             # layer's accumulator offset (exactly, as after a pool) and checked by its thresholds.
             return (InputQuantizer(None, 1.0, qtype, elements), tensor,
-                    Quantized(qtype, Affine(np.array(1.0), np.array(0.0))))
+                    Quantized(qtype, Affine(np.array(1.0), np.array(0.0)), origin=tensor))
         scale, qtype, qmin, qmax = quant_params(self.g, node)
         if np.asarray(scale).size != 1:
             raise node_error("the input quantizer must have one (per-tensor) scale", node)
@@ -188,10 +271,19 @@ class Walker:
         model.ir_version = w.model.ir_version
         self.notes.append(f"input quantizer {node.name}: {qtype}, scale {float(scale)}, runs on the host")
         return (InputQuantizer(model.SerializeToString(), float(scale), qtype, elements), node.output[0],
-                Quantized(qtype, Affine(np.asarray(scale, dtype=np.float64).reshape(()), np.array(0.0))))
+                Quantized(qtype, Affine(np.asarray(scale, dtype=np.float64).reshape(()), np.array(0.0)),
+                          origin=node.output[0]))
 
     # -- convolutional layers ---------------------------------------------------------
     def make_layer(self, pending: Pending, activation):
+        thresholds = {}
+        if activation is not None:
+            thresholds = dict(zip(("thresholds", "output_type", "out_base"), activation),
+                              channel_sign=pending.sign)
+        if pending.operands:  # a residual add
+            return AddSpec(pending.name, len(pending.acc_scale), pending.vectors,
+                           [o.qtype for o in pending.operands], [o.factor for o in pending.operands],
+                           **thresholds)
         if pending.sum_window:  # thresholds on a pooled sum: a standalone thresholding layer
             if activation is None:
                 return None  # the pool's sums are the output
@@ -203,10 +295,6 @@ class Walker:
             weight_type = QType.for_range(min(weight_type.min, pending.weights.min()),
                                           max(weight_type.max, pending.weights.max()))
         if pending.depthwise:
-            thresholds = {}
-            if activation is not None:
-                thresholds = dict(zip(("thresholds", "output_type", "out_base"), activation),
-                                  channel_sign=pending.sign)
             return VectorUnitSpec(pending.name, pending.weights, pending.vectors, pending.input_type,
                                   weight_type, **thresholds)
         shape = {"vectors": pending.vectors, "conv_channels": pending.conv_channels}
@@ -221,7 +309,7 @@ class Walker:
         """Emit the layer and then the max pools met in its chain (moved past the activation)."""
         layer = self.make_layer(pending, activation)
         if layer is not None:
-            self.layers.append(layer)
+            self.add_layer(layer, pending.sources)
         pooled_type = pending.input_type if layer is None else layer.output_type  # None: pool sums
         for pool in pending.pools:
             if activation is not None and pending.sign is not None:
@@ -268,12 +356,12 @@ class Walker:
                 scale, offset = -scale, offset
             self.note_dropped_head()
             return OutputSpec(scale, offset, True)
-        head, head_node = self.head or (None, None)
+        head, head_node = self.host_head or (None, None)
         return OutputSpec(scale, offset, False, head=head, head_node=head_node)
 
     def note_dropped_head(self):
-        if self.head is not None:
-            self.notes.append(f"{self.head[0]} before the final ArgMax/TopK keeps the top-1 class: not computed")
+        if self.host_head is not None:
+            self.notes.append(f"{self.host_head[0]} before the final ArgMax/TopK keeps the top-1 class: not computed")
 
 
 def streamline(source, name: str = "finn_rtl_top", label_select: bool = False) -> Streamlined:

@@ -26,11 +26,7 @@ class ThresholdSearch:
         """Integer quantizer output for accumulator values acc [rows, mh] (ints)."""
         values = acc * pending.acc_scale + pending.acc_offset
         rows, channels = values.shape
-        ones = [1] * (pending.rank - 2)
-        if pending.matmul_output in self.layout.channels_last:  # a lowered convolution's [1, H, W, C]
-            values = values.reshape(rows, *ones, channels)
-        else:
-            values = values.reshape(rows, channels, *ones)
+        values = values.reshape(self.feed_shape(pending, rows, channels))
         feeds = {pending.matmul_output: values}
         real = self.g.run_nodes(pending.chain + [quant], feeds, quant.output[0])
         real = np.asarray(real).reshape(rows, channels)
@@ -81,11 +77,17 @@ class ThresholdSearch:
             low = np.where(active & ~above, mid, low)
         thresholds = high.T  # [mh, n]
         self.check_steps(pending, quant, thresholds, lo, hi, out_type, qmin)
+        if pending.operands:
+            self.check_add_pairs(pending, quant, thresholds, out_type, qmin)
         return thresholds
 
     def acc_bounds(self, pending):
         """Bounds of the compared value: the accumulator, negated on decreasing channels."""
         sign = np.ones(len(pending.acc_scale), dtype=np.int64) if pending.sign is None else pending.sign
+        if pending.operands:  # a residual add: the weighted sum of both inputs' ranges
+            lo = sum(o.factor * o.qtype.min for o in pending.operands)
+            hi = sum(o.factor * o.qtype.max for o in pending.operands)
+            return np.where(sign > 0, lo, -hi), np.where(sign > 0, hi, -lo)
         if pending.sum_window:
             lo = pending.sum_window * pending.input_type.min
             hi = pending.sum_window * pending.input_type.max
@@ -93,6 +95,40 @@ class ThresholdSearch:
         weights = pending.weights * sign[:, None]
         spec = MVTUSpec("bounds", weights, pending.input_type, QType.for_range(weights.min(), weights.max()))
         return spec.acc_range
+
+    def check_add_pairs(self, pending, quant, thresholds, out_type, qmin):
+        """Prove a residual Add exact: the golden model adds two float32 tensors, which may round
+        differently from the integer sum the thresholds see. Every pair of input integers, on
+        every channel, runs through the model's own ops (from both quantizers' outputs through
+        the Add, its chain and the activation) and must give the thresholds' answer."""
+        a, b = pending.operands
+        grids = np.meshgrid(a.qtype.values(), b.qtype.values(), indexing="ij")
+        qa, qb = (g.reshape(-1).astype(np.int64) for g in grids)
+        rows, channels = len(qa), len(pending.acc_scale)
+        shape = self.feed_shape(pending, rows, channels)
+        feeds = {operand.origin: (np.float32(q)[:, None] * operand.scale.astype(np.float32)[None, :]).reshape(shape)
+                 for operand, q in ((a, qa), (b, qb))}
+        nodes = list(a.path) + list(b.path) + [pending.merge_node] + pending.chain + [quant]
+        real = np.asarray(self.g.run_nodes(nodes, feeds, quant.output[0]), dtype=np.float64).reshape(rows, channels)
+        scale = self.layout.channel_vector(quant, output_scale(self.g, quant), channels)
+        golden = np.round(real / scale).astype(np.int64)
+        sign = np.ones(channels, dtype=np.int64) if pending.sign is None else pending.sign
+        compared = (a.factor * qa + b.factor * qb)[:, None] * sign[None, :]
+        counts = (compared[:, :, None] >= thresholds[None, :, :]).sum(axis=2)
+        expect = np.where(counts > 0, 1, -1) if out_type.bipolar else qmin + counts
+        bad = np.argwhere(golden != expect)
+        if len(bad):
+            row, channel = bad[0]
+            raise node_error(f"the float Add of inputs {int(qa[row])} x {a.quantizer} and {int(qb[row])} x "
+                             f"{b.quantizer} (channel {int(channel)}) rounds to another activation level than "
+                             "their exact sum; share one quantizer for both inputs so the sum is exact",
+                             pending.merge_node)
+
+    def feed_shape(self, pending: Pending, rows: int, channels: int) -> tuple:
+        ones = [1] * (pending.rank - 2)
+        if pending.matmul_output in self.layout.channels_last:  # a lowered convolution's [1, H, W, C]
+            return (rows, *ones, channels)
+        return (rows, channels, *ones)
 
     def check_steps(self, pending, quant, thresholds, lo, hi, out_type, qmin):
         probes = np.concatenate([thresholds - 1, thresholds, lo[:, None], hi[:, None]], axis=1)

@@ -1,9 +1,13 @@
-"""The walker's state on the dynamic path: a quantized integer tensor, or a pending accumulator."""
+"""The walker's state per tensor: a quantized integer tensor, or a pending accumulator, and
+where its stream comes from (`Context`)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+from onnx import helper
 
 from .datatypes import QType
 
@@ -20,10 +24,41 @@ class Affine:
 @dataclass(frozen=True)
 class Quantized:
     """An integer tensor in the stream (the input, or an activation quantizer's output):
-    real = affine.scale * q + affine.offset for integers q of `qtype`."""
+    real = affine.scale * q + affine.offset for integers q of `qtype`.
+
+    `origin` is the tensor where the integers were last a quantizer's output (value q * scale
+    exactly; None after a Concat) and `path` the ops since, ops that do not change values
+    replaced by Identity: running `path` from `origin` gives the golden model's float values,
+    which is how a residual Add is checked exactly."""
 
     qtype: QType
     affine: Affine
+    origin: Optional[str] = None
+    path: tuple = ()
+
+    def passed_through(self, node, output: str) -> "Quantized":
+        """The same integers after an op that does not change values (reshape, pool, pad...)."""
+        if self.origin is None:
+            return self
+        same = helper.make_node("Identity", [node.input[0]], [output], name=f"{node.name}_values")
+        return dataclasses.replace(self, path=self.path + (same,))
+
+    def then(self, node, affine: Affine) -> "Quantized":
+        """After an element-wise op with constants (its own node runs in `path`)."""
+        return dataclasses.replace(self, affine=affine, path=self.path + (node,))
+
+
+@dataclass(frozen=True)
+class AddOperand:
+    """One input of a residual Add: its integers, the factor aligning its scale, and how the
+    golden model computes its float values (`Quantized.origin`/`path`)."""
+
+    qtype: QType
+    factor: int
+    scale: np.ndarray  # per channel: the quantizer output is q * scale
+    origin: str
+    path: tuple
+    quantizer: str  # the user's name of the quantizer, for errors
 
 
 @dataclass
@@ -46,3 +81,17 @@ class Pending:
     pools: list = None  # max pools met in the chain: they commute with a rising activation
     sum_window: int = 0  # an average pool's window sum instead of a dot product (weights None)
     depthwise: bool = False  # weights [channels, window]: a vector unit, not an MVTU
+    operands: tuple = ()  # a residual Add's two inputs (weights None): the sum of both streams
+    merge_node: object = None  # that Add node
+    sources: Optional[tuple] = None  # the layer's input streams (None: the walker's current one)
+
+
+@dataclass
+class Context:
+    """What the walker knows at a tensor: its state, the stream carrying it (layer name, output
+    port; None: the network input) and its stream order (see StreamLayout)."""
+
+    state: object
+    stream: Optional[tuple]
+    order: Optional[np.ndarray]
+    spatial_shape: Optional[tuple]

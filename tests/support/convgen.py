@@ -45,6 +45,22 @@ class AvgPoolCfg:
 
 
 @dataclass
+class ResidualCfg:
+    """A ResNet basic block as Brevitas exports it: conv3x3-BN-ReLU-quant-conv3x3-BN-quant on the
+    long branch; an identity shortcut, or (`downsample`) conv1x1-BN-quant with the block's
+    stride; then Add-ReLU-quant. `merge="concat"`: the branches are concatenated instead.
+    `scale_ratio`: the long branch's last quantizer has that multiple of the shortcut's scale
+    (1: shared, as Brevitas does with one QuantIdentity)."""
+    channels: int
+    stride: int = 1
+    downsample: bool = False
+    w_bits: int = 2
+    a_bits: int = 2
+    merge: str = "add"  # add | concat
+    scale_ratio: int = 1
+
+
+@dataclass
 class ConvNetCfg:
     in_shape: tuple = (1, 3, 8, 8)
     in_bits: int = 8
@@ -86,6 +102,10 @@ class _ConvBuilder(_Builder):
         for index, layer in enumerate(features):
             if isinstance(layer, AvgPoolCfg):
                 tensor, sample = self.avgpool(tensor, sample, layer, one_d)
+                continue
+            if isinstance(layer, ResidualCfg):
+                tensor, sample = self.residual(tensor, sample, layer)
+                first = False
                 continue
             if isinstance(layer, PoolCfg):
                 if layer.in_chain and index > 0 and isinstance(features[index - 1], ConvCfg):
@@ -150,7 +170,34 @@ class _ConvBuilder(_Builder):
         q = np.floor(np.round(sums / scale) / 2 ** extra)
         return tensor, q * scale
 
-    def conv(self, tensor, sample, layer: ConvCfg, one_d, first, chain_pool):
+    def residual(self, tensor, sample, block: ResidualCfg):
+        in_scale, _, _ = self.act
+        if block.downsample:
+            short_cfg = ConvCfg(block.channels, kernel=1, stride=block.stride, w_bits=block.w_bits,
+                                a_bits=block.a_bits, a_signed=True, relu=False)
+            short, short_sample = self.conv(tensor, sample, short_cfg, False, False, None)
+            short_scale = self.act[0]
+        else:
+            if block.stride != 1 or block.channels != sample.shape[1]:
+                raise ValueError("an identity shortcut needs stride 1 and equal channels")
+            short, short_sample, short_scale = tensor, sample, in_scale
+        mid = ConvCfg(block.channels, stride=block.stride, pad=1, w_bits=block.w_bits, a_bits=block.a_bits)
+        long, long_sample = self.conv(tensor, sample, mid, False, False, None)
+        last = ConvCfg(block.channels, pad=1, w_bits=block.w_bits, a_bits=block.a_bits, a_signed=True, relu=False)
+        long, long_sample = self.conv(long, long_sample, last, False, False, None,
+                                      a_scale=short_scale * block.scale_ratio)
+        if block.merge == "concat":
+            self.act = (short_scale, block.a_bits, True)
+            return self.node("Concat", [long, short], axis=1), np.concatenate([long_sample, short_sample], axis=1)
+        total = self.node("Relu", [self.node("Add", [long, short])])
+        post = np.maximum(long_sample + short_sample, 0)
+        spread = float(np.percentile(post, 90)) + 1e-3
+        scale = self.scale(spread / (2 ** block.a_bits - 1))
+        self.act = (scale, block.a_bits, False)
+        return self.quant(total, scale, block.a_bits, False, False), \
+            _quant_int(post, scale, block.a_bits, False, False) * scale
+
+    def conv(self, tensor, sample, layer: ConvCfg, one_d, first, chain_pool, a_scale=None):
         cfg, rng = self.cfg, self.rng
         c_in = sample.shape[1]
         c_out = c_in if layer.depthwise else layer.channels
@@ -204,7 +251,7 @@ class _ConvBuilder(_Builder):
             post = np.maximum(post, 0)
         spread = float(np.percentile(np.abs(post), 90)) + 1e-3
         a_levels = 2 ** (layer.a_bits - 1) if layer.a_signed else 2 ** layer.a_bits - 1
-        a_scale = self.scale(spread / max(a_levels, 1))
+        a_scale = a_scale or self.scale(spread / max(a_levels, 1))
         tensor = self.quant(tensor, a_scale, layer.a_bits, layer.a_signed, False)
         self.act = (a_scale, layer.a_bits, layer.a_signed)
         return tensor, _quant_int(post, a_scale, layer.a_bits, layer.a_signed, False) * a_scale
@@ -232,3 +279,17 @@ def cnv(weight_bits: int, act_bits: int) -> ConvNetCfg:
 
 CNV_W1A1 = cnv(1, 1)
 CNV_W2A2 = cnv(2, 2)
+
+
+def resnet8(bits: int = 2, merge: str = "add", scale_ratio: int = 1) -> ConvNetCfg:
+    """A ResNet-8-like CIFAR-10 net: a 16-channel stem, three basic blocks (16 identity, 32 and
+    64 with stride-2 1x1 downsample shortcuts), a quantized global average pool, FC 10.
+    `merge="concat"`: the first block concatenates its branches (32 channels out)."""
+    block = dict(w_bits=bits, a_bits=bits)
+    features = [ConvCfg(16, pad=1, **block),
+                ResidualCfg(16, merge=merge, scale_ratio=scale_ratio, **block),
+                ResidualCfg(32, stride=2, downsample=True, **block),
+                ResidualCfg(64, stride=2, downsample=True, **block),
+                AvgPoolCfg()]
+    return ConvNetCfg(in_shape=(1, 3, 32, 32), in_bits=8, features=features,
+                      fc=[LayerCfg(10, w_bits=bits, norm="none")])
