@@ -124,16 +124,17 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
     safe = tuple(max(2, p + 1) for p in peaks)
     lean = tuple(min(d, defaults[i]) for i, d in enumerate(safe))
     candidate = dataclasses.replace(network, fifo_depths=lean)
-    try:
-        check = simulate(candidate, to_verilog(candidate), x, jobs=1, seed=seed, valid_percent=100,
-                         cxx_opt=FAST_BUILD)
-        check_ii = check.cycles_per_frame
+    try:  # monitored: the check run also says how full each FIFO got at the lean depths
+        check = simulate(candidate, to_verilog(candidate, monitor_fifos=True), x, jobs=1, seed=seed,
+                         valid_percent=100, monitored_fifos=len(lean), cxx_opt=FAST_BUILD)
+        check_ii, check_peaks = check.cycles_per_frame, [int(p) for p in check.fifo_peaks]
     except SimulationError:  # e.g. a shortcut that the rate-limited run did not fill: keep peak + 1
-        check_ii = None
+        check_ii, check_peaks = None, None
     depths = lean if check_ii is not None and check_ii <= network.analytic_ii * 1.01 else safe
-    # Where streams meet, the analytic depth must cover what the simulation needed.
-    merges = [{"edge": str(edge), "analytic_depth": defaults[i], "peak": peaks[i],
-               "covered": peaks[i] < defaults[i]}
+    # Where streams meet, the depth is the analytic one unless the deep run needed less; the check
+    # run at full rate shows it deadlock-free at the analytic II (or falls back to the peaks).
+    merges = [{"edge": str(edge), "analytic_depth": defaults[i], "deep_run_peak": peaks[i],
+               "check_run_depth": lean[i], "check_run_peak": None if check_peaks is None else check_peaks[i]}
               for i, edge in enumerate(network.edges) if network.layer(edge.consumer).inputs > 1]
     info = {"depths": list(depths), "peaks": peaks, "check_run_ii_cycles": check_ii,
             "merge_inputs": merges,

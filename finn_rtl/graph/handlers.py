@@ -397,7 +397,7 @@ def avgpool(walker: Walker, node, current):
     offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,)).copy()
     return Pending(node.name, None, None, pool.output_type, scale, offset, node.output[0], [],
                    Affine(scale, offset), rank=len(out_shape), vectors=pixels, pools=[],
-                   sum_window=window)
+                   sum_window=window, element_type=qtype)
 
 
 @handles("Pad")

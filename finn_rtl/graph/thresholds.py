@@ -89,8 +89,10 @@ class ThresholdSearch:
             hi = sum(o.factor * o.qtype.max for o in pending.operands)
             return np.where(sign > 0, lo, -hi), np.where(sign > 0, hi, -lo)
         if pending.sum_window:
-            lo = pending.sum_window * pending.input_type.min
-            hi = pending.sum_window * pending.input_type.max
+            # The sums of `sum_window` elements (input_type is the sum's type, a power-of-two
+            # range that overstates what a window can add up to).
+            lo = pending.sum_window * pending.element_type.min
+            hi = pending.sum_window * pending.element_type.max
             return np.where(sign > 0, lo, -hi), np.where(sign > 0, hi, -lo)
         weights = pending.weights * sign[:, None]
         spec = MVTUSpec("bounds", weights, pending.input_type, QType.for_range(weights.min(), weights.max()))

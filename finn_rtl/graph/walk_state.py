@@ -80,6 +80,7 @@ class Pending:
     conv_channels: int | None = None
     pools: list = None  # max pools met in the chain: they commute with a rising activation
     sum_window: int = 0  # an average pool's window sum instead of a dot product (weights None)
+    element_type: Optional[QType] = None  # the pooled elements' type (input_type: their sum's)
     depthwise: bool = False  # weights [channels, window]: a vector unit, not an MVTU
     operands: tuple = ()  # a residual Add's two inputs (weights None): the sum of both streams
     merge_node: object = None  # that Add node

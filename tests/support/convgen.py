@@ -69,6 +69,7 @@ class ConvNetCfg:
     tail: str = "affine"  # affine | argmax
     pad_op: int = 0  # a separate Pad node before the first conv
     bipolar: bool = False  # 1-bit weights and activations after the first layer (CNV-w1a1 style)
+    dyadic: bool = True  # power-of-two scales; False: arbitrary float32 scales
 
 
 def _conv(x, w, stride, pad, groups):
@@ -261,7 +262,7 @@ def make_convnet(cfg: ConvNetCfg, seed: int = 0):
     mlp_view = MLPCfg(in_shape=cfg.in_shape)  # the shared helpers read dyadic/input from it
     builder = _ConvBuilder(mlp_view, seed)
     builder.cfg = cfg
-    cfg.dyadic = True
+    mlp_view.dyadic = cfg.dyadic
     return builder.build()
 
 
@@ -281,7 +282,7 @@ CNV_W1A1 = cnv(1, 1)
 CNV_W2A2 = cnv(2, 2)
 
 
-def resnet8(bits: int = 2, merge: str = "add", scale_ratio: int = 1) -> ConvNetCfg:
+def resnet8(bits: int = 2, merge: str = "add", scale_ratio: int = 1, dyadic: bool = True) -> ConvNetCfg:
     """A ResNet-8-like CIFAR-10 net: a 16-channel stem, three basic blocks (16 identity, 32 and
     64 with stride-2 1x1 downsample shortcuts), a quantized global average pool, FC 10.
     `merge="concat"`: the first block concatenates its branches (32 channels out)."""
@@ -292,4 +293,4 @@ def resnet8(bits: int = 2, merge: str = "add", scale_ratio: int = 1) -> ConvNetC
                 ResidualCfg(64, stride=2, downsample=True, **block),
                 AvgPoolCfg()]
     return ConvNetCfg(in_shape=(1, 3, 32, 32), in_bits=8, features=features,
-                      fc=[LayerCfg(10, w_bits=bits, norm="none")])
+                      fc=[LayerCfg(10, w_bits=bits, norm="none")], dyadic=dyadic)
