@@ -211,6 +211,14 @@ class NetworkSpec:
         return rows
 
     def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
+        """The network with each foldable layer's PE/SIMD from `folding`. Entries marked
+        "follows" (a folding.json lists lane followers that way) are derived, not read."""
+        followers = {name for name, entry in folding.items() if "follows" in entry}
+        not_following = sorted(followers - {layer.name for layer in self.layers if layer.lanes_follow})
+        if not_following:
+            raise FoldingError(f"folding marks {not_following} as following a neighbour, but they fold "
+                               "on their own; give them PE/SIMD")
+        folding = {name: entry for name, entry in folding.items() if name not in followers}
         names = {layer.name for layer in self.foldable}
         unknown = sorted(set(folding) - names)
         if unknown:

@@ -62,11 +62,11 @@ class GraphView:
         return [n for n in self.consumers.get(tensor, []) if not self.is_constant(n.output[0])]
 
     def next_node(self, tensor):
-        """The one node on the dynamic path that reads `tensor` (None at the end)."""
+        """The one node that reads `tensor` before the input quantizer (None at the end)."""
         users = [n for n in self.consumers.get(tensor, []) if not self.is_constant(n.output[0])]
         if len(users) > 1:
-            raise node_error(f"tensor '{tensor}' feeds {len(users)} nodes; only chains (MLPs) are "
-                             "supported", users[0])
+            raise node_error(f"tensor '{tensor}' feeds {len(users)} nodes before the first activation "
+                             "quantizer; the host-side input ops must form a chain", users[0])
         return users[0] if users else None
 
     def opset(self) -> int:

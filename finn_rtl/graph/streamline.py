@@ -1,8 +1,8 @@
-"""Streamline a cleaned QONNX chain into integer layer specs.
+"""Streamline a cleaned QONNX graph into a network of integer layer specs.
 
-The walk follows the single dynamic path from the graph input to the output.
-Every tensor on it is described as ``real = scale * y + offset`` where ``y``
-is an integer the hardware carries:
+The walk visits the dynamic nodes in topological order; a tensor read by several nodes forks
+(a Duplicate layer) and an Add or Concat of two computed tensors joins streams. Every tensor is
+described as ``real = scale * y + offset`` where ``y`` is an integer the hardware carries:
 
 * the *input quantizer* (everything up to the first activation ``Quant``/
   ``BipolarQuant``) runs on the host; the accelerator receives its integers;

@@ -105,11 +105,10 @@ def _order(order) -> list | None:
 def driver_description(b, word_bytes: int, *, design_id: int, ip_name: str, platform: str,
                        clock_mhz: float, memory_bank: str | None = None) -> dict:
     """The driver's JSON for build `b` behind a shell with `word_bytes` memory words."""
-    network, quantizer = b.network, b.streamlined.input_quantizer
+    network, quantizer = b.network, b.input_quantizer
     geometry = PortGeometry.of(network)
     if quantizer.prefix is None:
-        dims = b.streamlined.model.graph.input[0].type.tensor_type.shape.dim
-        in_shape, steps = [d.dim_value for d in dims[1:]], []
+        in_shape, steps = list(b.input_shape[1:]), []
     else:
         in_shape, steps = input_steps(quantizer.prefix)
     out = network.output
@@ -136,7 +135,7 @@ def check_host_input(b, description: dict, x: np.ndarray) -> None:
     """The driver's numpy preprocessing must give the compiler's integers on `x`."""
     from .driver import quantize_input
 
-    expected = b.network.to_stream(b.streamlined.input_quantizer.quantize(x))
+    expected = b.network.to_stream(b.input_quantizer.quantize(x))
     try:
         got = quantize_input(x, description["input"])
     except ValueError as exc:

@@ -62,7 +62,7 @@ def test_label_select_on_tfc(mnist, tmp_path):
     result = verify(b, x[:2000], y[:2000], ready_percent=50)
     assert result["bit_exact"]
     assert result["top1_accuracy"] == pytest.approx(np.mean(
-        b.network.reference(b.streamlined.input_quantizer.quantize(x[:2000]))[:, 0] == y[:2000]))
+        b.network.reference(b.input_quantizer.quantize(x[:2000]))[:, 0] == y[:2000]))
 
 
 def test_stall_watchdog_names_the_stuck_stream(tmp_path):
@@ -72,7 +72,7 @@ def test_stall_watchdog_names_the_stuck_stream(tmp_path):
     cfg = CONFIGS["tfc-like-bipolar"]
     onnx.save(make_mlp(cfg, seed=3), str(tmp_path / "model.onnx"))
     b = build(tmp_path / "model.onnx", tmp_path / "out")
-    ints = b.streamlined.input_quantizer.quantize(random_inputs(cfg, 4, seed=1))
+    ints = b.input_quantizer.quantize(random_inputs(cfg, 4, seed=1))
     with pytest.raises(SimulationError, match=r"stall: no stream moved.*output produced 0/\d+ beats \(tvalid=1\)") as info:
         simulate(b.network, b.verilog, ints, ready_percent=0)
     # The rerun with monitored FIFOs says where the data backed up: the last FIFO is full.

@@ -19,7 +19,7 @@ def check_driver(tmp_path, b, x, word_bytes, **case):
     assert (total, failed) == (1, 0)
     outputs = np.load(tmp_path / "driver_outputs.npy")
     net = b.network
-    hardware = net.from_stream(net.reference(net.to_stream(b.streamlined.input_quantizer.quantize(x))))
+    hardware = net.from_stream(net.reference(net.to_stream(b.input_quantizer.quantize(x))))
     result = compare(net, hardware, execute_batched(b.out_dir / "original.onnx", x))
     assert result["bit_exact"], result
     assert np.array_equal(outputs, net.output.apply(hardware)), "driver output differs from verify's"

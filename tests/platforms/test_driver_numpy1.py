@@ -53,7 +53,7 @@ def test_driver_under_numpy1(tmp_path):
     (tmp_path / "desc.json").write_text(json.dumps(desc))
     x = random_inputs(b, 40, seed=1)
     np.save(tmp_path / "x.npy", x)
-    out_ints = b.network.reference(b.network.to_stream(b.streamlined.input_quantizer.quantize(x)))
+    out_ints = b.network.reference(b.network.to_stream(b.input_quantizer.quantize(x)))
     np.save(tmp_path / "out.npy", out_ints)
     (tmp_path / "check.py").write_text(SCRIPT)
     subprocess.run([str(python), str(tmp_path / "check.py"), str(Path(driver.__file__).parent), str(tmp_path / "desc.json"),

@@ -126,5 +126,5 @@ def test_multithreshold_input_quantizer_runs_in_numpy(tmp_path, per_channel):
     x = rng.uniform(-1.2, 1.2, (500, 12)).astype(np.float32)
     x[:20] = t_in[0, rng.integers(0, 15, 20)][:, None]  # values on a threshold: >= counts them
     check_host_input(b, description, x)
-    expected = b.network.to_stream(b.streamlined.input_quantizer.quantize(x))
+    expected = b.network.to_stream(b.input_quantizer.quantize(x))
     assert np.array_equal(quantize_input(x, description["input"]), expected)

@@ -28,7 +28,7 @@ CASES = [
 
 def prepare(tmp_path, b, word_bytes, x, platform="zynq", **case):
     files = write_shell(b, tmp_path / "deploy", word_bytes, clock_mhz=100.0, platform=platform, base_name="accel")
-    ints = b.network.to_stream(b.streamlined.input_quantizer.quantize(x))
+    ints = b.network.to_stream(b.input_quantizer.quantize(x))
     np.save(tmp_path / "inputs.npy", ints)
     np.save(tmp_path / "expected.npy", b.network.reference(ints))
     np.save(tmp_path / "float_inputs.npy", x)
@@ -64,6 +64,6 @@ def test_shell_moves_frames_through_memory(tmp_path, name, folding, word_bytes, 
 
     golden = execute_batched(tmp_path / "model.onnx", x)
     assert np.array_equal(driver_outputs, b.network.output.apply(b.network.from_stream(
-        b.network.reference(b.network.to_stream(b.streamlined.input_quantizer.quantize(x))))))
+        b.network.reference(b.network.to_stream(b.input_quantizer.quantize(x))))))
     assert compare(b.network, b.network.from_stream(b.network.reference(
-        b.network.to_stream(b.streamlined.input_quantizer.quantize(x)))), golden)["bit_exact"]
+        b.network.to_stream(b.input_quantizer.quantize(x)))), golden)["bit_exact"]

@@ -27,7 +27,7 @@ def test_axis_boundary_with_cocotb(tmp_path):
                        "MatMul_2": {"PE": 2, "SIMD": 2}})
     net, geometry = b.network, PortGeometry.of(b.network)
     x = random_inputs(CFG, 30, seed=12)
-    ints = b.streamlined.input_quantizer.quantize(x)
+    ints = b.input_quantizer.quantize(x)
     expected = net.reference(ints)
     assert compare(net, expected, execute_batched(tmp_path / "model.onnx", x))["bit_exact"]
 

@@ -58,6 +58,8 @@ class ResidualCfg:
     a_bits: int = 2
     merge: str = "add"  # add | concat
     scale_ratio: int = 1
+    long_convs: int = 2  # convs on the long branch
+    kernel: int = 3  # their kernel ("same" padding)
 
 
 @dataclass
@@ -182,11 +184,19 @@ class _ConvBuilder(_Builder):
             if block.stride != 1 or block.channels != sample.shape[1]:
                 raise ValueError("an identity shortcut needs stride 1 and equal channels")
             short, short_sample, short_scale = tensor, sample, in_scale
-        mid = ConvCfg(block.channels, stride=block.stride, pad=1, w_bits=block.w_bits, a_bits=block.a_bits)
-        long, long_sample = self.conv(tensor, sample, mid, False, False, None)
-        last = ConvCfg(block.channels, pad=1, w_bits=block.w_bits, a_bits=block.a_bits, a_signed=True, relu=False)
-        long, long_sample = self.conv(long, long_sample, last, False, False, None,
-                                      a_scale=short_scale * block.scale_ratio)
+        long, long_sample = tensor, sample
+        pad = block.kernel // 2
+        for index in range(block.long_convs):
+            stride = block.stride if index == 0 else 1
+            if index < block.long_convs - 1:
+                mid = ConvCfg(block.channels, kernel=block.kernel, stride=stride, pad=pad, w_bits=block.w_bits,
+                              a_bits=block.a_bits)
+                long, long_sample = self.conv(long, long_sample, mid, False, False, None)
+                continue
+            last = ConvCfg(block.channels, kernel=block.kernel, stride=stride, pad=pad, w_bits=block.w_bits,
+                           a_bits=block.a_bits, a_signed=True, relu=False)
+            long, long_sample = self.conv(long, long_sample, last, False, False, None,
+                                          a_scale=short_scale * block.scale_ratio)
         if block.merge == "concat":
             self.act = (short_scale, block.a_bits, True)
             return self.node("Concat", [long, short], axis=1), np.concatenate([long_sample, short_sample], axis=1)

@@ -1,0 +1,156 @@
+"""`build`: a model file becomes a build directory, step by step over one build state.
+
+Steps: streamline (QONNX -> integer layer specs), fold (PE/SIMD), size FIFOs (optional, in
+simulation), emit Verilog, write the directory (see `finn_rtl.flow` for its files). `load_build`
+reads a build directory back, the folded network from `network.json`/`network.npz`, without
+streamlining the original model again.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import onnx
+
+from ..graph.errors import CompileError
+from ..graph.export import to_streamlined_onnx
+from ..graph.folding import fold_for_target
+from ..graph.network import NetworkSpec
+from ..graph.persist import load_network, save_network
+from ..graph.streamline import InputQuantizer, streamline
+from .report import build_report
+
+
+def read_folding(path) -> dict:
+    path = Path(path)
+    try:
+        folding = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CompileError(f"folding file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise CompileError(f"folding file {path} is not valid JSON: {exc}") from None
+    if not isinstance(folding, dict) or not all(isinstance(v, dict) for v in folding.values()):
+        raise CompileError(f"folding file {path} must map layer names to {{\"PE\": n, \"SIMD\": n}}")
+    return folding
+
+
+@dataclass
+class Build:
+    """A build directory's contents, as `build` made them or `load_build` read them."""
+
+    out_dir: Path
+    network: NetworkSpec
+    input_quantizer: InputQuantizer
+    input_shape: tuple  # the model input's shape, batch first
+    verilog: str
+    report: dict
+
+    @property
+    def verilog_path(self) -> Path:
+        return self.out_dir / f"{self.network.name}.v"
+
+    def write_report(self) -> None:
+        (self.out_dir / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    folding: Optional[dict] = None
+    target_ii: Optional[int] = None
+    label_select: bool = False
+    name: str = "finn_rtl_top"
+    fifo_sizing: bool = False
+
+
+@dataclass
+class BuildState:
+    """What the steps know so far; each step reads what earlier ones left and adds its part."""
+
+    model_path: Path
+    out_dir: Path
+    options: BuildOptions
+    network: Optional[NetworkSpec] = None
+    input_quantizer: Optional[InputQuantizer] = None
+    input_shape: Optional[tuple] = None
+    fifo_sizing: Optional[dict] = None
+    verilog: Optional[str] = None
+    seconds: dict = field(default_factory=dict)
+
+
+def step_streamline(state: BuildState) -> None:
+    streamlined = streamline(state.model_path, name=state.options.name, label_select=state.options.label_select)
+    state.network, state.input_quantizer = streamlined.network, streamlined.input_quantizer
+    dims = streamlined.model.graph.input[0].type.tensor_type.shape.dim  # the cleaned model
+    state.input_shape = tuple(d.dim_value for d in dims)
+
+
+def step_fold(state: BuildState) -> None:
+    if state.options.target_ii is not None:
+        state.network = fold_for_target(state.network, state.options.target_ii)
+    if state.options.folding:
+        state.network = state.network.with_folding(state.options.folding)
+
+
+def step_size_fifos(state: BuildState) -> None:
+    if state.options.fifo_sizing:
+        from .fifo_sizing import size_fifos
+
+        state.network, state.fifo_sizing = size_fifos(state.network)
+
+
+def step_emit(state: BuildState) -> None:
+    from ..cores.accelerator import to_verilog
+
+    state.verilog = to_verilog(state.network)
+
+
+STEPS = {"streamline": step_streamline, "fold": step_fold, "size_fifos": step_size_fifos, "emit": step_emit}
+
+
+def write_build(state: BuildState) -> Build:
+    out, network = state.out_dir, state.network
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(state.model_path, out / "original.onnx")
+    onnx.save(to_streamlined_onnx(network), str(out / "streamlined.onnx"))
+    if state.input_quantizer.prefix is not None:
+        (out / "input_quantizer.onnx").write_bytes(state.input_quantizer.prefix)
+    save_network(out, network, state.input_quantizer, state.input_shape)
+    (out / f"{network.name}.v").write_text(state.verilog)
+    folding = {**network.folding, **{name: {"SIMD": row["SIMD"], "follows": row["follows"]}
+                                    for name, row in network.lane_followers.items()}}
+    (out / "folding.json").write_text(json.dumps(folding, indent=2) + "\n")
+    result = Build(out, network, state.input_quantizer, state.input_shape, state.verilog, build_report(state))
+    result.write_report()
+    return result
+
+
+def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | None = None,
+          label_select: bool = False, name: str = "finn_rtl_top", fifo_sizing: bool = False) -> Build:
+    if not name.isidentifier():
+        raise CompileError(f"top-level name {name!r} must be a Verilog identifier")
+    state = BuildState(Path(model_path), Path(out_dir),
+                       BuildOptions(folding, target_ii, label_select, name, fifo_sizing))
+    for step_name, step in STEPS.items():
+        start = time.perf_counter()
+        step(state)
+        state.seconds[step_name] = time.perf_counter() - start
+    return write_build(state)
+
+
+def load_build(out_dir) -> Build:
+    out = Path(out_dir)
+    try:
+        report = json.loads((out / "report.json").read_text())
+        options = report["build"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError) as exc:
+        raise CompileError(f"{out} is not a finn-rtl build directory ({exc})") from None
+    network, quantizer, input_shape = load_network(out)
+    try:
+        verilog = (out / f"{options['name']}.v").read_text()
+    except FileNotFoundError:
+        raise CompileError(f"{out} has no {options['name']}.v: build it again") from None
+    return Build(out, network, quantizer, input_shape, verilog, report)

@@ -1,0 +1,67 @@
+"""report.json: what a build says about itself (the schema lives here, in one place)."""
+from __future__ import annotations
+
+from ..graph.network import NetworkSpec
+
+
+def layer_report(network: NetworkSpec) -> list[dict]:
+    rows = []
+    for layer in network.layers:
+        row = {"name": layer.name, "kind": layer.kind,
+               "input_type": str(layer.input_type), "output_type": str(layer.output_type),
+               "in_elements": layer.in_elements, "out_elements": layer.out_elements}
+        if layer.inputs > 1:
+            row["input_types"] = [str(layer.port_type(p)) for p in range(layer.inputs)]
+        row.update(layer.report_fields())
+        row["cycles_per_frame"] = layer.cycles_per_frame
+        rows.append(row)
+    return rows
+
+
+def output_meaning(network: NetworkSpec) -> str:
+    out = network.output
+    if out.label_select:
+        return "y = index of the top-1 class"
+    if out.host_argmax:
+        return "model output = argmax(affine_scale * y + affine_offset)"
+    if out.head:
+        return f"model output = {out.head}(affine_scale * y + affine_offset)"
+    return "model output = affine_scale * y + affine_offset per channel"
+
+
+def build_report(state) -> dict:
+    """The report of a finished build (`build.BuildState`), before verification."""
+    from ..cores.accelerator import PortGeometry
+
+    network, options, quantizer = state.network, state.options, state.input_quantizer
+    layers = layer_report(network)
+    bottleneck = max(layers, key=lambda row: row["cycles_per_frame"])
+    geometry = PortGeometry.of(network)
+    return {
+        "build": {"model": str(state.model_path), "name": options.name, "label_select": options.label_select,
+                  "target_ii": options.target_ii, "streamline_seconds": round(state.seconds["streamline"], 3),
+                  "seconds_to_verilog": round(sum(state.seconds.values()), 3),
+                  "step_seconds": {step: round(t, 3) for step, t in state.seconds.items()}},
+        "input": {"elements": network.in_elements, "type": str(network.input_type),
+                  "quantizer": "host runs input_quantizer.onnx, divides by scale" if quantizer.prefix
+                  else "integer model input", "scale": quantizer.scale,
+                  "axis_tdata_bits": geometry.in_width, "elements_per_beat": geometry.in_elements_per_beat,
+                  "beats_per_frame": geometry.in_beats_per_frame},
+        "output": {"elements": network.out_elements, "type": str(network.output_type),
+                   "label_select": network.output.label_select,
+                   "host_argmax": network.output.host_argmax,
+                   "affine_scale": network.output.scale.tolist(),
+                   "affine_offset": network.output.offset.tolist(),
+                   "meaning": output_meaning(network),
+                   "head": network.output.head,
+                   "axis_tdata_bits": geometry.out_width, "elements_per_beat": geometry.out_elements_per_beat,
+                   "beats_per_frame": geometry.out_beats_per_frame},
+        "layers": layers,
+        "fifos": {"depths": [network.fifo_depth(i) for i in range(len(network.edges))],
+                  "sized_by_simulation": state.fifo_sizing},
+        "edges": [stream.report() for stream in network.edge_streams()],
+        "lane_followers": network.lane_followers,
+        "expected_ii_cycles": network.analytic_ii,
+        "bottleneck_layer": bottleneck["name"],
+        "notes": list(network.notes),
+    }

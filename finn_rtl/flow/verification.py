@@ -1,0 +1,185 @@
+"""Verification: input sets, the golden model (qonnx on the original file), bit-exact comparison
+with rtlsim, and the verification part of report.json."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..graph.errors import CompileError
+from ..graph.network import NetworkSpec
+
+if TYPE_CHECKING:
+    from .build import Build
+
+HEAD_TOLERANCE = 1e-5  # float64 host head against the golden model's float32 one
+
+
+class VerificationError(RuntimeError):
+    """The hardware's outputs differ from the golden model's."""
+
+
+def load_inputs(path, *, input_scale: float | None = None, count: int | None = None):
+    """(float inputs, labels or None) from .npy/.npz; uint8 data is divided by 255 unless scaled."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompileError(f"input file {path} does not exist")
+    try:
+        data = np.load(path)
+    except Exception as exc:
+        raise CompileError(f"{path} is not a readable .npy/.npz file ({exc})") from None
+    labels = None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        if "x" not in data.files:
+            raise CompileError(f"{path} has no array 'x' (it has {', '.join(data.files) or 'none'}); "
+                               "store the inputs as x and optional labels as y")
+        x = data["x"]
+        labels = data["y"] if "y" in data.files else None
+    else:
+        x = data
+    if x.ndim < 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise CompileError(f"{path}: inputs must be a numeric array of frames [n, ...], got {x.dtype} of shape "
+                           f"{x.shape}")
+    if labels is not None and len(labels) != len(x):
+        raise CompileError(f"{path}: {len(labels)} labels for {len(x)} frames")
+    if count is not None:
+        x = x[:count]
+        labels = labels[:count] if labels is not None else None
+    if not np.all(np.isfinite(x)):
+        raise CompileError(f"{path}: the inputs contain NaN or infinite values "
+                           f"(first in frame {int(np.nonzero(~np.isfinite(x.reshape(len(x), -1)))[0][0])})")
+    scale = input_scale if input_scale is not None else (1 / 255 if x.dtype == np.uint8 else 1.0)
+    return x.astype(np.float32) * np.float32(scale), labels
+
+
+def check_input_shape(model_path, x: np.ndarray) -> None:
+    """Frames must have the model input's number of elements per frame (checked before a build)."""
+    from .graph.ingest import read_model
+
+    model = read_model(model_path)
+    inits = {i.name for i in model.graph.initializer}
+    graph_input = next((i for i in model.graph.input if i.name not in inits), None)
+    dims = [] if graph_input is None else graph_input.type.tensor_type.shape.dim[1:]
+    if not dims or any(d.dim_value <= 0 for d in dims):
+        return  # symbolic or missing shape: the build itself will say more
+    elements = int(np.prod([d.dim_value for d in dims]))
+    if x[0].size != elements:
+        raise CompileError(f"input frames have shape {tuple(x.shape[1:])} ({x[0].size} elements); "
+                           f"the model takes {tuple(d.dim_value for d in dims)} ({elements} elements) per frame")
+
+
+def random_inputs(b: "Build", count: int, low: float = 0.0, high: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Random frames for a build: uniform floats in [low, high] for a model with an input
+    quantizer, uniform integers of the input type for an integer-typed model input."""
+    shape = (count, *b.input_shape[1:])
+    rng = np.random.default_rng(seed)
+    quantizer = b.input_quantizer
+    if quantizer.prefix is None:
+        qtype = quantizer.qtype
+        values = rng.choice([-1, 1], shape) if qtype.bipolar else rng.integers(qtype.min, qtype.max + 1, shape)
+        return values.astype(np.float32)
+    return rng.uniform(low, high, shape).astype(np.float32)
+
+
+def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
+    """Bit-exact comparison of integer hardware outputs with the golden model's float outputs.
+
+    Label select: hardware index == argmax of golden. Otherwise the golden
+    outputs are mapped back through the output affine to integers; they must
+    sit on that integer grid (within float32 rounding) and equal the hardware's.
+    """
+    golden = np.asarray(golden, dtype=np.float64).reshape(len(hw), -1)
+    coarse_elements = 0
+    if network.output.label_select or network.output.host_argmax:
+        # A model ending in ArgMax already gives the index; with --label-select it gives scores.
+        scores = golden.shape[1] == network.layers[-1].out_elements
+        expected = golden.argmax(axis=1)[:, None] if scores else np.round(golden).astype(np.int64)
+        wrong = expected != network.output.apply(hw)
+        grid_error = 0.0
+    else:
+        scale, offset = network.output.scale, network.output.offset
+        expected = np.round((golden - offset) / scale)
+        steps_off = np.abs(expected * scale + offset - golden) / np.abs(scale)
+        # The golden model computes in float32: allow its rounding, relative to the magnitudes
+        # involved. Where that allowance stays below a quarter step the integer is recovered
+        # exactly and compared; where the float32 output cannot resolve single steps (an offset
+        # that dwarfs the scale) the hardware value must match within float32 precision instead.
+        allowed = 1e-3 + 256 * np.finfo(np.float32).eps * (np.abs(golden) + np.abs(offset)) / np.abs(scale)
+        fine = allowed <= 0.25
+        coarse_elements = int(np.count_nonzero(~fine))
+        grid_error = float(np.max(np.where(fine, steps_off / allowed, 0.0))) if steps_off.size else 0.0
+        if grid_error > 1:
+            raise VerificationError(f"golden outputs are off the output affine's integer grid "
+                                    f"({float(np.max(steps_off[fine])):.3g} steps): the streamlined tail is wrong")
+        hw_steps_off = np.abs(network.output.apply(hw) - golden) / np.abs(scale)
+        wrong = np.where(fine, expected != hw, hw_steps_off > allowed)
+    mismatched = np.nonzero(np.any(wrong, axis=1))[0]
+    return {"frames": int(len(hw)), "mismatched_frames": int(len(mismatched)),
+            "first_mismatches": mismatched[:10].tolist(),
+            "grid_error_vs_float32_tolerance": grid_error,
+            "elements_compared_within_float32_tolerance": coarse_elements,
+            "bit_exact": bool(len(mismatched) == 0)}
+
+
+def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """qonnx on the original model: (what `compare` checks the hardware against, the model's
+    output). With a host-side head the integers are checked on the head's input."""
+    from .graph.ingest import execute_batched
+
+    if network.output.head is None:
+        output = execute_batched(source, x)
+        return output, output
+    output, head_input = execute_batched(source, x, input_of=network.output.head_node)
+    return head_input, output
+
+
+def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, ready_percent: int = 100,
+           seed: int = 1, cxx_opt: str | None = None) -> dict:
+    """rtlsim `x` through the build and compare with qonnx on the original model. `cxx_opt`: g++
+    optimisation of the simulator (default: chosen from the expected cycles and design size)."""
+    from .sim.rtlsim import simulate
+
+    start = time.perf_counter()
+    ints = b.input_quantizer.quantize(x)
+    out = b.network.output
+    golden, golden_output = golden_outputs(b.network, b.out_dir / "original.onnx", x)
+    golden_seconds = time.perf_counter() - start
+    stream = b.network.to_stream(ints)
+    run = simulate(b.network, b.verilog, stream, valid_percent=valid_percent,
+                   ready_percent=ready_percent, seed=seed, cxx_opt=cxx_opt)
+    outputs = b.network.from_stream(run.outputs)
+    result = compare(b.network, outputs, golden)
+    if out.head is not None:
+        result["head"] = out.head
+        result["head_max_abs_error"] = float(np.max(np.abs(
+            out.apply(outputs) - np.asarray(golden_output, dtype=np.float64).reshape(len(x), -1)), initial=0.0))
+    reference_match = bool(np.array_equal(run.outputs, b.network.reference(stream)))
+    result.update({
+        "hardware_matches_numpy_reference": reference_match,
+        "measured_ii_cycles": run.cycles_per_frame,
+        "expected_ii_cycles": b.network.analytic_ii,
+        "ii_deviation": run.cycles_per_frame / b.network.analytic_ii - 1,
+        "latency_cycles": run.latency_cycles,
+        "total_cycles": run.total_cycles,
+        "rtlsim_seconds": round(run.wall_seconds, 3),
+        "rtlsim_loop_seconds": round(run.loop_seconds, 3),
+        "rtlsim_cycles_per_second": round(run.cycles_per_second),
+        "verilator_build_seconds": round(run.build_seconds, 3),
+        "golden_seconds": round(golden_seconds, 3),
+        "valid_percent": valid_percent, "ready_percent": ready_percent,
+    })
+    if labels is not None:
+        predicted = out.apply(outputs)[:, 0] if out.label_select or out.host_argmax else \
+            out.apply(outputs).argmax(axis=1)
+        result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels).reshape(-1)))
+    b.report["verification"] = result
+    b.write_report()
+    if result.get("head_max_abs_error", 0.0) > HEAD_TOLERANCE:
+        raise VerificationError(f"the host-side {out.head} differs from the golden model's by "
+                                f"{result['head_max_abs_error']:.3g} (float32 allows {HEAD_TOLERANCE})")
+    if not result["bit_exact"]:
+        raise VerificationError(f"{result['mismatched_frames']} of {result['frames']} frames differ from "
+                                f"the golden model (first: {result['first_mismatches']}); see report.json")
+    return result
