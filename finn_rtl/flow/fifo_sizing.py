@@ -14,9 +14,9 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
     FIFO's peak fill level; peak + 1 never lets a producer see a full FIFO, so it keeps the deep
     run's timing. Each FIFO gets the smaller of that and its default depth if a check run still
     reaches the analytic II, else peak + 1."""
-    from .cores.accelerator import PortGeometry, to_verilog
-    from .sim.rtlsim import simulate
-    from .sim.verilator import FAST_BUILD, SimulationError
+    from ..cores.accelerator import PortGeometry, to_verilog
+    from ..sim.rtlsim import simulate
+    from ..sim.verilator import FAST_BUILD, SimulationError
 
     start = time.perf_counter()
     if not network.edges:

@@ -56,7 +56,7 @@ def load_inputs(path, *, input_scale: float | None = None, count: int | None = N
 
 def check_input_shape(model_path, x: np.ndarray) -> None:
     """Frames must have the model input's number of elements per frame (checked before a build)."""
-    from .graph.ingest import read_model
+    from ..graph.ingest import read_model
 
     model = read_model(model_path)
     inits = {i.name for i in model.graph.initializer}
@@ -126,7 +126,7 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
 def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """qonnx on the original model: (what `compare` checks the hardware against, the model's
     output). With a host-side head the integers are checked on the head's input."""
-    from .graph.ingest import execute_batched
+    from ..graph.ingest import execute_batched
 
     if network.output.head is None:
         output = execute_batched(source, x)
@@ -139,7 +139,7 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
            seed: int = 1, cxx_opt: str | None = None) -> dict:
     """rtlsim `x` through the build and compare with qonnx on the original model. `cxx_opt`: g++
     optimisation of the simulator (default: chosen from the expected cycles and design size)."""
-    from .sim.rtlsim import simulate
+    from ..sim.rtlsim import simulate
 
     start = time.perf_counter()
     ints = b.input_quantizer.quantize(x)

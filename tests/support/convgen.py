@@ -304,3 +304,19 @@ def resnet8(bits: int = 2, merge: str = "add", scale_ratio: int = 1, dyadic: boo
                 AvgPoolCfg()]
     return ConvNetCfg(in_shape=(1, 3, 32, 32), in_bits=8, features=features,
                       fc=[LayerCfg(10, w_bits=bits, norm="none")], dyadic=dyadic)
+
+
+def mobilenet_v1(width: float = 0.25, bits: int = 4, blocks: int = 13, size: int = 32) -> ConvNetCfg:
+    """MobileNet-v1 (Howard et al.) on CIFAR-sized inputs: a 3x3 stem, `blocks` depthwise
+    separable blocks (depthwise 3x3 + BN + ReLU + quant, pointwise 1x1 + BN + ReLU + quant) with
+    the paper's channel plan times `width` and its stride-2 blocks, a quantized global average
+    pool and FC 10. The stem keeps stride 1 (32x32 inputs are 7x smaller than ImageNet's)."""
+    plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    block = dict(w_bits=bits, a_bits=bits)
+    features = [ConvCfg(max(1, int(32 * width)), pad=1, **block)]
+    for channels, stride in plan[:blocks]:
+        features.append(ConvCfg(0, kernel=3, stride=stride, pad=1, depthwise=True, **block))
+        features.append(ConvCfg(max(1, int(channels * width)), kernel=1, **block))
+    features.append(AvgPoolCfg())
+    return ConvNetCfg(in_shape=(1, 3, size, size), in_bits=8, features=features,
+                      fc=[LayerCfg(10, w_bits=bits, norm="none")])
