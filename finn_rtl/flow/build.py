@@ -120,8 +120,9 @@ def write_build(state: BuildState) -> Build:
         (out / "input_quantizer.onnx").write_bytes(state.input_quantizer.prefix)
     save_network(out, network, state.input_quantizer, state.input_shape)
     (out / f"{network.name}.v").write_text(state.verilog)
-    folding = {**network.folding, **{name: {"SIMD": row["SIMD"], "follows": row["follows"]}
-                                    for name, row in network.lane_followers.items()}}
+    followers = {name: {"SIMD": row["SIMD"], "follows": row["follows"]}
+                 for name, row in network.lane_followers.items()}
+    folding = {**network.folding, **followers}
     (out / "folding.json").write_text(json.dumps(folding, indent=2) + "\n")
     result = Build(out, network, state.input_quantizer, state.input_shape, state.verilog, build_report(state))
     result.write_report()

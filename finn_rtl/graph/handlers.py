@@ -39,8 +39,6 @@ UNSUPPORTED_HINTS = {
 Handler = Callable[["Walker", object, "Quantized | Pending"], "Quantized | Pending"]
 HANDLERS: dict[str, Handler] = {}
 OUTPUT_INDEX: dict[str, int] = {}  # which output the dynamic path continues on (TopK: its indices)
-# Ops that join two or more streams: handler(walker, node, input contexts) -> state.
-MERGES: dict[str, Callable] = {}
 
 
 def handles(*op_types: str, output: int = 0):
@@ -48,14 +46,6 @@ def handles(*op_types: str, output: int = 0):
         for op_type in op_types:
             HANDLERS[op_type] = handler
             OUTPUT_INDEX[op_type] = output
-        return handler
-    return register
-
-
-def merges(*op_types: str):
-    def register(handler):
-        for op_type in op_types:
-            MERGES[op_type] = handler
         return handler
     return register
 

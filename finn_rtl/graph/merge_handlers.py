@@ -7,12 +7,11 @@ shared one quantizer.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .datatypes import QType
-from .handlers import merges
 from .ingest import node_attributes
 from .layout import nhwc_order
 from .merge_specs import ConcatSpec
@@ -23,6 +22,16 @@ if TYPE_CHECKING:
     from .streamline import Walker
 
 SCALE_RTOL = 1e-6
+# Ops that join two or more streams: handler(walker, node, input contexts) -> state.
+MERGES: dict[str, Callable] = {}
+
+
+def merges(*op_types: str):
+    def register(handler):
+        for op_type in op_types:
+            MERGES[op_type] = handler
+        return handler
+    return register
 
 
 def quantized_inputs(walker: Walker, node, contexts) -> list[Quantized]:

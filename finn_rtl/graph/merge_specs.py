@@ -14,15 +14,18 @@ from typing import Optional
 import numpy as np
 
 from .datatypes import QType
-from .specs import Layer, _channel_sign, _check_channel_simd, _frozen_int_array, apply_thresholds, compared_type
+from .specs import (Layer, PixelStream, apply_thresholds, check_channel_simd, compared_type, frozen_channel_sign,
+                    frozen_int_array)
 
 
 @dataclass(frozen=True, eq=False)
-class DuplicateSpec(Layer):
+class DuplicateSpec(PixelStream):
     """One stream to `outputs` consumers, each taking every element at its own pace (an eager
     fork: a beat leaves once every consumer has taken it). Its lanes follow its producer."""
 
     lanes_follow = "producer"
+    lane_key = "SIMD"
+    fold_dims = {}
     REPORTED = ("channels", "pixels", "outputs", "simd")
 
     name: str
@@ -35,22 +38,10 @@ class DuplicateSpec(Layer):
     def __post_init__(self):
         if self.outputs < 2:
             raise ValueError(f"{self.name}: a duplicate needs at least two outputs")
-        _check_channel_simd(self.name, self.channels, self.simd)
+        check_channel_simd(self.name, self.channels, self.simd)
 
     input_type = property(lambda self: self.dtype)
     output_type = property(lambda self: self.dtype)
-    in_lanes = property(lambda self: self.simd)
-    out_lanes = property(lambda self: self.simd)
-
-    @property
-    def in_elements(self) -> int:
-        return self.pixels * self.channels
-
-    out_elements = in_elements
-
-    @property
-    def cycles_per_frame(self) -> int:
-        return self.in_elements // self.simd
 
     @property
     def fifo_unit(self) -> int:
@@ -66,7 +57,7 @@ class DuplicateSpec(Layer):
 
 
 @dataclass(frozen=True, eq=False)
-class AddSpec(Layer):
+class AddSpec(PixelStream):
     """Element-wise sum of two streams of the same shape, ``factors[0] * a + factors[1] * b``
     (integer factors align the two inputs' scales exactly), optionally multi-thresholded like
     an MVTU's accumulator: ``out_base + count(sign[c] * sum >= thresholds[c])``."""
@@ -90,9 +81,9 @@ class AddSpec(Layer):
         object.__setattr__(self, "factors", tuple(int(f) for f in self.factors))
         if len(self.input_types) != 2 or len(self.factors) != 2 or min(self.factors) < 1:
             raise ValueError(f"{self.name}: an add takes two inputs with positive integer factors")
-        object.__setattr__(self, "channel_sign", _channel_sign(self.channel_sign))
+        object.__setattr__(self, "channel_sign", frozen_channel_sign(self.channel_sign))
         if self.thresholds is not None:
-            thresholds = _frozen_int_array(self.thresholds)
+            thresholds = frozen_int_array(self.thresholds)
             if thresholds.ndim != 2 or thresholds.shape[0] != self.channels or \
                     np.any(np.diff(thresholds, axis=1) < 0):
                 raise ValueError(f"{self.name}: thresholds must be [channels={self.channels}, n], ascending")
@@ -103,7 +94,7 @@ class AddSpec(Layer):
             if self.channel_sign is not None:
                 raise ValueError(f"{self.name}: channel_sign only applies to thresholded adds")
             object.__setattr__(self, "output_type", QType.for_range(*self.sum_range))
-        _check_channel_simd(self.name, self.channels, self.pe)
+        check_channel_simd(self.name, self.channels, self.pe)
 
     def port_type(self, port: int) -> QType:
         return self.input_types[port]
@@ -112,27 +103,7 @@ class AddSpec(Layer):
     def input_type(self) -> QType:
         return self.input_types[0]
 
-    in_lanes = property(lambda self: self.pe)
-    out_lanes = property(lambda self: self.pe)
     simd = property(lambda self: self.pe)
-
-    @property
-    def in_elements(self) -> int:
-        return self.pixels * self.channels
-
-    out_elements = in_elements
-
-    @property
-    def cycles_per_frame(self) -> int:
-        return self.in_elements // self.pe
-
-    @property
-    def fold_dims(self) -> dict[str, int]:
-        return {"PE": self.channels}
-
-    @property
-    def fifo_unit(self) -> int:
-        return self.channels
 
     @property
     def sum_range(self) -> tuple[int, int]:
@@ -144,10 +115,6 @@ class AddSpec(Layer):
     def value_type(self) -> QType:
         """The compared value: the sum, or its negation on decreasing channels."""
         return compared_type(*self.sum_range, self.channel_sign, self.thresholds)
-
-    def folded(self, pe: int, simd=None) -> "AddSpec":
-        _check_channel_simd(self.name, self.channels, pe)
-        return dataclasses.replace(self, pe=pe)
 
     def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         n = len(a)
@@ -185,7 +152,7 @@ class ConcatSpec(Layer):
 
     def check_simd(self, simd: int) -> None:
         for channels in self.channels:
-            _check_channel_simd(self.name, channels, simd)
+            check_channel_simd(self.name, channels, simd)
 
     @property
     def inputs(self) -> int:

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from .datatypes import QType
-from .specs import FoldingError, MVTUSpec, _frozen_int_array
+from .specs import FoldingError, MVTUSpec, frozen_int_array
 
 SHORTCUT_SLACK_BEATS = 8  # register stages of the merging core and the width converters
 # A stream FIFO (amaranth's SyncFIFOBuffered) takes a beat per cycle from three entries on: its
@@ -100,7 +100,7 @@ class NetworkSpec:
         for name in ("input_order", "output_order"):
             order = getattr(self, name)
             if order is not None:
-                order = _frozen_int_array(order)
+                order = frozen_int_array(order)
                 object.__setattr__(self, name, None if np.array_equal(order, np.arange(len(order))) else order)
         if not self.layers:
             raise ValueError(f"{self.name}: a network needs at least one layer")
@@ -404,5 +404,3 @@ class OutputSpec:
         from .heads import apply_head
 
         return apply_head(self.head, values)
-
-

@@ -18,7 +18,7 @@ class FoldingError(ValueError):
     """A PE/SIMD choice that does not divide the layer."""
 
 
-def _frozen_int_array(values) -> np.ndarray:
+def frozen_int_array(values) -> np.ndarray:
     array = np.array(values, dtype=np.int64)
     array.flags.writeable = False
     return array
@@ -45,11 +45,11 @@ def compared_type(lo: int, hi: int, channel_sign, thresholds) -> QType:
     return QType(rng.bits + (0 if rng.signed else 1), True)
 
 
-def _channel_sign(sign) -> Optional[np.ndarray]:
+def frozen_channel_sign(sign) -> Optional[np.ndarray]:
     """A frozen per-channel +-1 array, or None when every channel is +1."""
     if sign is None:
         return None
-    sign = _frozen_int_array(sign)
+    sign = frozen_int_array(sign)
     return None if np.all(sign == 1) else sign
 
 
@@ -160,7 +160,7 @@ class MVTUSpec(Layer):
     conv_channels: Optional[int] = None
 
     def __post_init__(self):
-        object.__setattr__(self, "weights", _frozen_int_array(self.weights))
+        object.__setattr__(self, "weights", frozen_int_array(self.weights))
         if self.vectors < 1:
             raise ValueError(f"{self.name}: vectors per frame must be at least 1")
         if self.channel_sign is not None:
@@ -169,13 +169,13 @@ class MVTUSpec(Layer):
                 raise ValueError(f"{self.name}: channel_sign must be +-1 per output channel")
             if self.thresholds is None:
                 raise ValueError(f"{self.name}: channel_sign only applies to thresholded layers")
-            object.__setattr__(self, "channel_sign", _channel_sign(sign))
+            object.__setattr__(self, "channel_sign", frozen_channel_sign(sign))
         if self.weights.ndim != 2:
             raise ValueError(f"{self.name}: weights must be 2-D [mh, mw]")
         if not self.weight_type.contains(self.weights):
             raise ValueError(f"{self.name}: weights do not fit {self.weight_type}")
         if self.thresholds is not None:
-            thresholds = _frozen_int_array(self.thresholds)
+            thresholds = frozen_int_array(self.thresholds)
             if thresholds.ndim != 2 or thresholds.shape[0] != self.mh:
                 raise ValueError(f"{self.name}: thresholds must be [mh={self.mh}, n]")
             if np.any(np.diff(thresholds, axis=1) < 0):
@@ -302,7 +302,7 @@ class MVTUSpec(Layer):
         return apply_thresholds(acc, self.thresholds, self.channel_sign, self.output_type, self.out_base)
 
 
-def _check_channel_simd(name: str, channels: int, simd: int) -> None:
+def check_channel_simd(name: str, channels: int, simd: int) -> None:
     if simd < 1 or channels % simd:
         raise FoldingError(f"layer {name}: SIMD={simd} must divide the {channels} channels "
                            f"(legal: {divisors(channels)})")
@@ -358,7 +358,7 @@ class SlidingWindowSpec(_ImageRearrangement):
         if self.kernel[0] > self.in_h or self.kernel[1] > self.in_w:
             raise ValueError(f"{self.name}: kernel {self.kernel} is larger than the "
                              f"{self.in_h}x{self.in_w} image")
-        _check_channel_simd(self.name, self.channels, self.simd)
+        check_channel_simd(self.name, self.channels, self.simd)
 
     @property
     def out_h(self) -> int:
@@ -423,7 +423,7 @@ class PadSpec(_ImageRearrangement):
             raise ValueError(f"{self.name}: negative padding {self.pads}")
         if not self.dtype.contains([self.value]):
             raise ValueError(f"{self.name}: pad value {self.value} is not a {self.dtype} value")
-        _check_channel_simd(self.name, self.channels, self.simd)
+        check_channel_simd(self.name, self.channels, self.simd)
 
     @property
     def out_h(self) -> int:
@@ -483,7 +483,7 @@ class _WindowReduction(Layer):
 
     def folded(self, pe, simd):
         lanes = pe if self.lane_key == "PE" else simd
-        _check_channel_simd(self.name, self.channels, lanes)
+        check_channel_simd(self.name, self.channels, lanes)
         return dataclasses.replace(self, **{self.lane_key.lower(): lanes})
 
 
@@ -508,7 +508,7 @@ class PoolSpec(_WindowReduction):
     def __post_init__(self):
         if self.op not in ("max", "sum"):
             raise ValueError(f"{self.name}: pool op must be max or sum, not {self.op}")
-        _check_channel_simd(self.name, self.channels, self.simd)
+        check_channel_simd(self.name, self.channels, self.simd)
 
     @property
     def output_type(self) -> QType:
@@ -524,8 +524,40 @@ class PoolSpec(_WindowReduction):
         return reduced.reshape(n, -1)
 
 
+class PixelStream(Layer):
+    """Layers on a stream of `pixels` pixels of `channels` elements each, `lane_key` elements per
+    beat, a beat per cycle (thresholding, add, duplicate)."""
+
+    lane_key = "PE"
+    in_lanes = property(lambda self: getattr(self, self.lane_key.lower()))
+    out_lanes = in_lanes
+
+    @property
+    def in_elements(self) -> int:
+        return self.pixels * self.channels
+
+    out_elements = in_elements
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.in_elements // self.in_lanes
+
+    @property
+    def fold_dims(self) -> dict[str, int]:
+        return {self.lane_key: self.channels}
+
+    @property
+    def fifo_unit(self) -> int:
+        return self.channels  # one pixel
+
+    def folded(self, pe, simd=None):
+        lanes = pe if self.lane_key == "PE" else simd
+        check_channel_simd(self.name, self.channels, lanes)
+        return dataclasses.replace(self, **{self.lane_key.lower(): lanes})
+
+
 @dataclass(frozen=True, eq=False)
-class ThresholdSpec(Layer):
+class ThresholdSpec(PixelStream):
     """Standalone multi-thresholding of a channels-last stream (e.g. after a quantized average
     pool): element of channel c -> ``out_base + count(sign[c] * x >= thresholds[c])``."""
 
@@ -540,21 +572,16 @@ class ThresholdSpec(Layer):
     pe: int = 1
 
     def __post_init__(self):
-        thresholds = _frozen_int_array(self.thresholds)
+        thresholds = frozen_int_array(self.thresholds)
         if thresholds.ndim != 2 or thresholds.shape[0] != self.channels or np.any(np.diff(thresholds, axis=1) < 0):
             raise ValueError(f"{self.name}: thresholds must be [channels={self.channels}, n], ascending")
         object.__setattr__(self, "thresholds", thresholds)
-        object.__setattr__(self, "channel_sign", _channel_sign(self.channel_sign))
-        _check_channel_simd(self.name, self.channels, self.pe)
+        object.__setattr__(self, "channel_sign", frozen_channel_sign(self.channel_sign))
+        check_channel_simd(self.name, self.channels, self.pe)
 
     REPORTED = ("channels", "pixels", "pe")
 
-    @property
-    def simd(self) -> int:
-        return self.pe
-
-    in_lanes = property(lambda self: self.pe)
-    out_lanes = property(lambda self: self.pe)
+    simd = property(lambda self: self.pe)
     factors = (1,)  # the core computes sum(factor * input) before thresholding (see AddSpec)
 
     @property
@@ -562,31 +589,9 @@ class ThresholdSpec(Layer):
         return (self.input_type,)
 
     @property
-    def fifo_unit(self) -> int:
-        return self.channels  # one pixel
-
-    @property
-    def in_elements(self) -> int:
-        return self.pixels * self.channels
-
-    out_elements = in_elements
-
-    @property
-    def cycles_per_frame(self) -> int:
-        return self.in_elements // self.pe
-
-    @property
-    def fold_dims(self) -> dict[str, int]:
-        return {"PE": self.channels}
-
-    @property
     def value_type(self) -> QType:
         """The compared value: the input, or its negation on decreasing channels."""
         return compared_type(self.input_type.min, self.input_type.max, self.channel_sign, self.thresholds)
-
-    def folded(self, pe: int, simd=None) -> "ThresholdSpec":
-        _check_channel_simd(self.name, self.channels, pe)
-        return dataclasses.replace(self, pe=pe)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -618,15 +623,15 @@ class VectorUnitSpec(_WindowReduction):
     pe: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "weights", _frozen_int_array(self.weights))
+        object.__setattr__(self, "weights", frozen_int_array(self.weights))
         if self.weights.ndim != 2 or not self.weight_type.contains(self.weights):
             raise ValueError(f"{self.name}: weights must be [channels, window] of {self.weight_type}")
-        object.__setattr__(self, "channel_sign", _channel_sign(self.channel_sign))
+        object.__setattr__(self, "channel_sign", frozen_channel_sign(self.channel_sign))
         if self.thresholds is not None:
-            object.__setattr__(self, "thresholds", _frozen_int_array(self.thresholds))
+            object.__setattr__(self, "thresholds", frozen_int_array(self.thresholds))
         else:
             object.__setattr__(self, "output_type", self.acc_type)
-        _check_channel_simd(self.name, self.channels, self.pe)
+        check_channel_simd(self.name, self.channels, self.pe)
 
     channels = property(lambda self: self.weights.shape[0])
     window = property(lambda self: self.weights.shape[1])
@@ -645,7 +650,3 @@ class VectorUnitSpec(_WindowReduction):
         if self.thresholds is not None:
             acc = apply_thresholds(acc, self.thresholds, self.channel_sign, self.output_type, self.out_base)
         return acc.reshape(n, -1)
-
-
-
-

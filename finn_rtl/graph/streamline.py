@@ -25,12 +25,13 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from . import handlers, merge_handlers  # noqa: F401 (merge_handlers registers Add and Concat)
+from . import handlers
 from .datatypes import QType
 from .errors import CompileError
-from .handlers import ELEMENTWISE, HANDLERS, KEEP_LAYOUT, MERGES, OUTPUT_INDEX, SHAPE_ONLY, UNSUPPORTED_HINTS
+from .handlers import ELEMENTWISE, HANDLERS, KEEP_LAYOUT, OUTPUT_INDEX, SHAPE_ONLY, UNSUPPORTED_HINTS
 from .ingest import clean
 from .layout import StreamLayout, nhwc_order
+from .merge_handlers import MERGES
 from .merge_specs import AddSpec, DuplicateSpec
 from .onnx_graph import GraphView, node_error
 from .quantizers import MAX_BITS, quant_params

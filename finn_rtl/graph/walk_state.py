@@ -20,7 +20,6 @@ class Affine:
     offset: np.ndarray
 
 
-
 @dataclass(frozen=True)
 class Quantized:
     """An integer tensor in the stream (the input, or an activation quantizer's output):

@@ -24,7 +24,9 @@ def elements_of(beats, qtype, lanes):
 
 
 def random_frames(rng, qtype, n, elements):
-    return rng.choice([-1, 1], (n, elements)) if qtype.bipolar else rng.integers(qtype.min, qtype.max + 1, (n, elements))
+    if qtype.bipolar:
+        return rng.choice([-1, 1], (n, elements))
+    return rng.integers(qtype.min, qtype.max + 1, (n, elements))
 
 
 @pytest.mark.parametrize("valid_prob,ready_prob", GAPS)

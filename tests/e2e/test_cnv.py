@@ -2,7 +2,7 @@
 import numpy as np
 import onnx
 import pytest
-from conftest import shared_file
+from conftest import cifar10_images, shared_file
 from support.convgen import CNV_W1A1, CNV_W2A2, make_convnet
 
 from finn_rtl.flow import build, verify
@@ -13,9 +13,7 @@ IMAGES = 100
 
 @pytest.fixture(scope="module")
 def cifar10():
-    data = np.load(shared_file("data/cifar10_test_jpeg.npz"))
-    x = data["x"][:IMAGES].astype(np.float32) / 255  # HWC uint8 -> the model's NCHW floats in [0, 1]
-    return x.transpose(0, 3, 1, 2).copy(), data["y"][:IMAGES]
+    return cifar10_images(np.arange(IMAGES))
 
 
 @pytest.mark.parametrize("name,cfg", [("w1a1", CNV_W1A1), ("w2a2", CNV_W2A2)])

@@ -5,16 +5,11 @@ depthwise layers, max pools after or inside the activation chain, quantized
 average pools (Trunc), 1-4 bit
 weights and activations (or all bipolar), random PE/SIMD and backpressure.
 """
-import os
-
-import onnx
-from support.convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support.convgen import AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, make_convnet
 from support.modelgen import LayerCfg
-
-from finn_rtl.flow import build, random_inputs, verify
-from finn_rtl.graph.specs import divisors
+from support.properties import check_random_folding, property_settings
 
 
 @st.composite
@@ -55,20 +50,8 @@ def conv_net_cfgs(draw):
     return ConvNetCfg(in_shape=in_shape, features=features, fc=fc, bipolar=bipolar)
 
 
-@settings(max_examples=int(os.environ.get("FINN_RTL_CONV_PROPERTY_EXAMPLES", 25)), deadline=None,
-          database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                HealthCheck.function_scoped_fixture])
+@property_settings("FINN_RTL_CONV_PROPERTY_EXAMPLES", 25)
 @given(seed=st.integers(0, 2**16), data=st.data())
 def test_random_conv_net_bit_exact_in_rtlsim(seed, data, tmp_path_factory):
     cfg = data.draw(conv_net_cfgs())
-    work = tmp_path_factory.mktemp("conv")
-    onnx.save(make_convnet(cfg, seed=seed), str(work / "model.onnx"))
-    unfolded = build(work / "model.onnx", work / "plan")
-    folding = {}
-    for layer in unfolded.network.foldable:
-        folding[layer.name] = {key: data.draw(st.sampled_from(divisors(n)), label=f"{layer.name}.{key}")
-                               for key, n in layer.fold_dims.items()}
-    b = build(work / "model.onnx", work / "out", folding=folding)
-    busy = data.draw(st.sampled_from([100, 70, 40]))
-    result = verify(b, random_inputs(b, 8, seed=seed), valid_percent=busy, ready_percent=busy, seed=seed)
-    assert result["bit_exact"] and result["hardware_matches_numpy_reference"], result
+    check_random_folding(data, make_convnet(cfg, seed=seed), tmp_path_factory.mktemp("conv"), seed)

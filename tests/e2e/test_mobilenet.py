@@ -1,9 +1,8 @@
 """MobileNet-v1-style nets (depthwise 3x3 + pointwise 1x1 blocks, 4-bit) bit-exact in rtlsim at
 their analytic II: a small one on random inputs, the paper's 13 blocks on CIFAR-10 images."""
-import numpy as np
 import onnx
 import pytest
-from conftest import shared_file
+from conftest import MIXED_CIFAR10, cifar10_images
 from support.convgen import make_convnet, mobilenet_v1
 
 from finn_rtl.flow import build, random_inputs, verify
@@ -27,11 +26,9 @@ def test_small_mobilenet_on_random_inputs(tmp_path):
 
 @pytest.mark.parametrize("width", [0.25, pytest.param(0.5, marks=pytest.mark.slow)])
 def test_mobilenet_v1_cifar10_bit_exact(width, tmp_path):
-    data = np.load(shared_file("data/cifar10_test_jpeg.npz"))
-    mixed = np.arange(0, 10_000, 100)  # the set is sorted by class
-    x = (data["x"][mixed].astype(np.float32) / 255).transpose(0, 3, 1, 2).copy()
+    x, y = cifar10_images(MIXED_CIFAR10)
     onnx.save(make_convnet(mobilenet_v1(width, 4), seed=5), str(tmp_path / "model.onnx"))
     b = build(tmp_path / "model.onnx", tmp_path / "out", target_ii=TARGET_II)
     assert sum(layer.kind == "VectorUnit" for layer in b.network.layers) == 13
-    result = check(b, x, data["y"][mixed])
+    result = check(b, x, y)
     assert result["frames"] == 100

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
-from conftest import shared_file
+from conftest import MIXED_CIFAR10, cifar10_images
 from support.convgen import ConvCfg, ConvNetCfg, ResidualCfg, make_convnet, resnet8
 from support.modelgen import LayerCfg
 
@@ -80,10 +80,7 @@ def test_a_stalled_shortcut_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def cifar10():
-    data = np.load(shared_file("data/cifar10_test_jpeg.npz"))
-    mixed = np.arange(0, 10_000, 10_000 // IMAGES)  # the set is sorted by class
-    x = data["x"][mixed].astype(np.float32) / 255
-    return x.transpose(0, 3, 1, 2).copy(), data["y"][mixed]
+    return cifar10_images(MIXED_CIFAR10)
 
 
 @pytest.mark.parametrize("name,cfg", [
