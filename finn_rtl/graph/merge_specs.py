@@ -15,7 +15,7 @@ import numpy as np
 
 from .datatypes import QType
 from .specs import (Layer, PixelStream, apply_thresholds, check_channel_simd, compared_type, frozen_channel_sign,
-                    frozen_int_array)
+                    frozen_thresholds)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,11 +83,7 @@ class AddSpec(PixelStream):
             raise ValueError(f"{self.name}: an add takes two inputs with positive integer factors")
         object.__setattr__(self, "channel_sign", frozen_channel_sign(self.channel_sign))
         if self.thresholds is not None:
-            thresholds = frozen_int_array(self.thresholds)
-            if thresholds.ndim != 2 or thresholds.shape[0] != self.channels or \
-                    np.any(np.diff(thresholds, axis=1) < 0):
-                raise ValueError(f"{self.name}: thresholds must be [channels={self.channels}, n], ascending")
-            object.__setattr__(self, "thresholds", thresholds)
+            object.__setattr__(self, "thresholds", frozen_thresholds(self.name, self.thresholds, self.channels))
             if self.output_type is None:
                 raise ValueError(f"{self.name}: a thresholded add needs an output type")
         else:

@@ -302,6 +302,14 @@ class MVTUSpec(Layer):
         return apply_thresholds(acc, self.thresholds, self.channel_sign, self.output_type, self.out_base)
 
 
+def frozen_thresholds(name: str, thresholds, rows: int) -> np.ndarray:
+    """Thresholds [rows, n], ascending along each row, as a frozen int array."""
+    thresholds = frozen_int_array(thresholds)
+    if thresholds.ndim != 2 or thresholds.shape[0] != rows or np.any(np.diff(thresholds, axis=1) < 0):
+        raise ValueError(f"{name}: thresholds must be [{rows}, n], ascending along each row")
+    return thresholds
+
+
 def check_channel_simd(name: str, channels: int, simd: int) -> None:
     if simd < 1 or channels % simd:
         raise FoldingError(f"layer {name}: SIMD={simd} must divide the {channels} channels "
@@ -448,14 +456,33 @@ class PadSpec(_ImageRearrangement):
         return np.pad(img, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.value).reshape(n, -1)
 
 
-class _WindowReduction(Layer):
-    """Layers that reduce each window of a sliding-window stream to one pixel, a beat of channels
-    at a time: their one folding key (`lane_key`) counts channels per beat."""
+class ChannelLanes(Layer):
+    """Layers that take a beat of channels per cycle: their one folding key (`lane_key`, PE or
+    SIMD) counts channels per beat and must divide `channels`."""
 
     lane_key = "SIMD"
-    REPORTED = ("channels", "window", "out_pixels")
     in_lanes = property(lambda self: getattr(self, self.lane_key.lower()))
     out_lanes = in_lanes
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.in_elements // self.in_lanes
+
+    @property
+    def fold_dims(self) -> dict[str, int]:
+        return {self.lane_key: self.channels}
+
+    def folded(self, pe, simd=None):
+        lanes = pe if self.lane_key == "PE" else simd
+        check_channel_simd(self.name, self.channels, lanes)
+        return dataclasses.replace(self, **{self.lane_key.lower(): lanes})
+
+
+class _WindowReduction(ChannelLanes):
+    """Layers that reduce each window of a sliding-window stream to one pixel, a beat of channels
+    at a time."""
+
+    REPORTED = ("channels", "window", "out_pixels")
 
     @property
     def fifo_unit(self) -> int:
@@ -472,19 +499,6 @@ class _WindowReduction(Layer):
     @property
     def out_elements(self) -> int:
         return self.out_pixels * self.channels
-
-    @property
-    def cycles_per_frame(self) -> int:
-        return self.in_elements // self.in_lanes
-
-    @property
-    def fold_dims(self) -> dict[str, int]:
-        return {self.lane_key: self.channels}
-
-    def folded(self, pe, simd):
-        lanes = pe if self.lane_key == "PE" else simd
-        check_channel_simd(self.name, self.channels, lanes)
-        return dataclasses.replace(self, **{self.lane_key.lower(): lanes})
 
 
 @dataclass(frozen=True, eq=False)
@@ -524,13 +538,11 @@ class PoolSpec(_WindowReduction):
         return reduced.reshape(n, -1)
 
 
-class PixelStream(Layer):
-    """Layers on a stream of `pixels` pixels of `channels` elements each, `lane_key` elements per
-    beat, a beat per cycle (thresholding, add, duplicate)."""
+class PixelStream(ChannelLanes):
+    """Layers on a stream of `pixels` pixels of `channels` elements each, element-wise
+    (thresholding, add, duplicate)."""
 
     lane_key = "PE"
-    in_lanes = property(lambda self: getattr(self, self.lane_key.lower()))
-    out_lanes = in_lanes
 
     @property
     def in_elements(self) -> int:
@@ -539,21 +551,8 @@ class PixelStream(Layer):
     out_elements = in_elements
 
     @property
-    def cycles_per_frame(self) -> int:
-        return self.in_elements // self.in_lanes
-
-    @property
-    def fold_dims(self) -> dict[str, int]:
-        return {self.lane_key: self.channels}
-
-    @property
     def fifo_unit(self) -> int:
         return self.channels  # one pixel
-
-    def folded(self, pe, simd=None):
-        lanes = pe if self.lane_key == "PE" else simd
-        check_channel_simd(self.name, self.channels, lanes)
-        return dataclasses.replace(self, **{self.lane_key.lower(): lanes})
 
 
 @dataclass(frozen=True, eq=False)
@@ -572,10 +571,7 @@ class ThresholdSpec(PixelStream):
     pe: int = 1
 
     def __post_init__(self):
-        thresholds = frozen_int_array(self.thresholds)
-        if thresholds.ndim != 2 or thresholds.shape[0] != self.channels or np.any(np.diff(thresholds, axis=1) < 0):
-            raise ValueError(f"{self.name}: thresholds must be [channels={self.channels}, n], ascending")
-        object.__setattr__(self, "thresholds", thresholds)
+        object.__setattr__(self, "thresholds", frozen_thresholds(self.name, self.thresholds, self.channels))
         object.__setattr__(self, "channel_sign", frozen_channel_sign(self.channel_sign))
         check_channel_simd(self.name, self.channels, self.pe)
 
@@ -628,7 +624,7 @@ class VectorUnitSpec(_WindowReduction):
             raise ValueError(f"{self.name}: weights must be [channels, window] of {self.weight_type}")
         object.__setattr__(self, "channel_sign", frozen_channel_sign(self.channel_sign))
         if self.thresholds is not None:
-            object.__setattr__(self, "thresholds", frozen_int_array(self.thresholds))
+            object.__setattr__(self, "thresholds", frozen_thresholds(self.name, self.thresholds, self.channels))
         else:
             object.__setattr__(self, "output_type", self.acc_type)
         check_channel_simd(self.name, self.channels, self.pe)
