@@ -90,7 +90,7 @@ class AddSpec(PixelStream):
             if self.channel_sign is not None:
                 raise ValueError(f"{self.name}: channel_sign only applies to thresholded adds")
             object.__setattr__(self, "output_type", QType.for_range(*self.sum_range))
-        check_channel_simd(self.name, self.channels, self.pe)
+        check_channel_simd(self.name, self.channels, self.pe, "PE")
 
     def port_type(self, port: int) -> QType:
         return self.input_types[port]
@@ -111,6 +111,9 @@ class AddSpec(PixelStream):
     def value_type(self) -> QType:
         """The compared value: the sum, or its negation on decreasing channels."""
         return compared_type(*self.sum_range, self.channel_sign, self.thresholds)
+
+    def memory_bits(self) -> dict[str, int]:
+        return {"thresholds": self.threshold_bits(self.value_type.bits)}
 
     def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         n = len(a)

@@ -65,6 +65,7 @@ class EdgeStream:
                 "consumer": self.edge.consumer, "consumer_port": self.edge.consumer_port,
                 "elements_per_frame": self.elements, "type": str(self.dtype),
                 "fifo_depth": self.depth, "fifo_lanes": self.fifo_lanes,
+                "fifo_bits": self.depth * self.fifo_lanes * self.dtype.bits,
                 "width_converter": None if self.width_converter is None else
                 {"in_lanes": self.producer_lanes, "out_lanes": self.consumer_lanes}}
 

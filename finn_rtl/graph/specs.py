@@ -100,6 +100,11 @@ class LayerSpec(Protocol):
 
     def report_fields(self) -> dict: ...
 
+    def memory_bits(self) -> dict[str, int]:
+        """Payload bits of each memory the core holds (weight and threshold ROMs, line buffers,
+        input and partial-sum buffers), by name: what resource estimates turn into BRAM or LUT
+        RAM by memory style."""
+
 
 class Layer:
     """Defaults of the layer contract (`LayerSpec`) for a one-input, one-output layer."""
@@ -126,6 +131,17 @@ class Layer:
 
     def report_fields(self) -> dict:
         return {key: getattr(self, key) for key in self.REPORTED}
+
+    def memory_bits(self) -> dict[str, int]:
+        return {}
+
+    def threshold_bits(self, value_bits: int) -> int:
+        """A threshold ROM: every channel's thresholds at the compared value's width, plus a
+        sign bit per channel where some channel compares its negated value."""
+        if getattr(self, "thresholds", None) is None:
+            return 0
+        signs = 0 if self.channel_sign is None else len(self.thresholds)
+        return int(self.thresholds.size) * value_bits + signs
 
     def with_lanes(self, lanes: int):
         """A lane-following layer with the lanes its neighbour chose."""
@@ -262,6 +278,11 @@ class MVTUSpec(Layer):
     def held_inputs(self) -> int:
         return self.mw + 8 * self.simd  # the input vector it reuses per neuron fold, and its pipeline
 
+    def memory_bits(self) -> dict[str, int]:
+        return {"weights": self.mh * self.mw * self.weight_type.bits,
+                "thresholds": self.threshold_bits(self.acc_type.bits),
+                "input_buffer": self.mw * self.input_type.bits if self.synapse_fold > 1 else 0}
+
     def report_fields(self) -> dict:
         return {"MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd,
                 "vectors_per_frame": self.vectors, "weight_type": str(self.weight_type),
@@ -310,9 +331,9 @@ def frozen_thresholds(name: str, thresholds, rows: int) -> np.ndarray:
     return thresholds
 
 
-def check_channel_simd(name: str, channels: int, simd: int) -> None:
+def check_channel_simd(name: str, channels: int, simd: int, key: str = "SIMD") -> None:
     if simd < 1 or channels % simd:
-        raise FoldingError(f"layer {name}: SIMD={simd} must divide the {channels} channels "
+        raise FoldingError(f"layer {name}: {key}={simd} must divide the {channels} channels "
                            f"(legal: {divisors(channels)})")
 
 
@@ -385,6 +406,9 @@ class SlidingWindowSpec(_ImageRearrangement):
         """Image rows the generator stores: while the windows of one output row are read, the
         rows of the next one (and, in a frame's last row, the next frame's first) are written."""
         return 2 * self.kernel[0] + self.stride[0] - 1
+
+    def memory_bits(self) -> dict[str, int]:
+        return {"line_buffer": self.line_buffer_rows * self.in_w * self.channels * self.dtype.bits}
 
     @property
     def held_inputs(self) -> int:
@@ -474,7 +498,7 @@ class ChannelLanes(Layer):
 
     def folded(self, pe, simd=None):
         lanes = pe if self.lane_key == "PE" else simd
-        check_channel_simd(self.name, self.channels, lanes)
+        check_channel_simd(self.name, self.channels, lanes, self.lane_key)
         return dataclasses.replace(self, **{self.lane_key.lower(): lanes})
 
 
@@ -531,6 +555,9 @@ class PoolSpec(_WindowReduction):
         lo, hi = self.input_type.min * self.window, self.input_type.max * self.window
         return QType.for_range(lo, hi)
 
+    def memory_bits(self) -> dict[str, int]:
+        return {"partial_results": self.channels * self.output_type.bits}
+
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
         windows = np.asarray(x, dtype=np.int64).reshape(n, self.out_pixels, self.window, self.channels)
@@ -573,7 +600,7 @@ class ThresholdSpec(PixelStream):
     def __post_init__(self):
         object.__setattr__(self, "thresholds", frozen_thresholds(self.name, self.thresholds, self.channels))
         object.__setattr__(self, "channel_sign", frozen_channel_sign(self.channel_sign))
-        check_channel_simd(self.name, self.channels, self.pe)
+        check_channel_simd(self.name, self.channels, self.pe, "PE")
 
     REPORTED = ("channels", "pixels", "pe")
 
@@ -588,6 +615,9 @@ class ThresholdSpec(PixelStream):
     def value_type(self) -> QType:
         """The compared value: the input, or its negation on decreasing channels."""
         return compared_type(self.input_type.min, self.input_type.max, self.channel_sign, self.thresholds)
+
+    def memory_bits(self) -> dict[str, int]:
+        return {"thresholds": self.threshold_bits(self.value_type.bits)}
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -627,11 +657,16 @@ class VectorUnitSpec(_WindowReduction):
             object.__setattr__(self, "thresholds", frozen_thresholds(self.name, self.thresholds, self.channels))
         else:
             object.__setattr__(self, "output_type", self.acc_type)
-        check_channel_simd(self.name, self.channels, self.pe)
+        check_channel_simd(self.name, self.channels, self.pe, "PE")
 
     channels = property(lambda self: self.weights.shape[0])
     window = property(lambda self: self.weights.shape[1])
     simd = property(lambda self: self.pe)
+
+    def memory_bits(self) -> dict[str, int]:
+        return {"weights": int(self.weights.size) * self.weight_type.bits,
+                "partial_sums": self.channels * self.acc_type.bits,
+                "thresholds": self.threshold_bits(self.acc_type.bits)}
 
     @property
     def acc_type(self) -> QType:

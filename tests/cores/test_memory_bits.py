@@ -1,0 +1,44 @@
+"""Each spec's `memory_bits` (the hook resource estimates use) against the memories its core
+actually instantiates: same names, same payload bits (a core may round a depth up to 2)."""
+import onnx
+import pytest
+from amaranth.lib.memory import Memory
+from support.convgen import ConvCfg, ConvNetCfg, PoolCfg, ResidualCfg, make_convnet
+from support.modelgen import LayerCfg, MLPCfg, make_mlp
+
+from finn_rtl.cores.accelerator import make_core
+from finn_rtl.flow import build
+
+CORE_NAMES = {"weights": "weights", "thresholds": "thresholds", "input_buffer": "input_buffer",
+              "line_buffer": "lines", "partial_results": "partial", "partial_sums": "partial"}
+MODELS = {
+    "residual_depthwise": lambda: make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
+        ConvCfg(4, pad=1), PoolCfg(in_chain=True), ResidualCfg(4), ConvCfg(0, depthwise=True, pad=1)],
+        fc=[LayerCfg(6, norm="none")]), seed=4),
+    "mlp": lambda: make_mlp(MLPCfg(layers=[LayerCfg(12), LayerCfg(8), LayerCfg(4)]), seed=2),
+}
+
+
+def core_memories(core) -> dict:
+    module = core.elaborate(None)
+    named = {name: entry[0] if isinstance(entry, tuple) else entry   # (elaboratable, source location)
+             for name, entry in module._named_submodules.items()}
+    return {name: sub for name, sub in named.items() if isinstance(sub, Memory)}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("target_ii", [None, 1024])
+def test_memory_bits_match_the_cores(name, target_ii, tmp_path):
+    onnx.save(MODELS[name](), str(tmp_path / "model.onnx"))
+    network = build(tmp_path / "model.onnx", tmp_path / "out", target_ii=target_ii).network
+    checked = 0
+    for layer in network.layers:
+        expected = {CORE_NAMES[k]: v for k, v in layer.memory_bits().items() if v}
+        memories = core_memories(make_core(layer))
+        assert set(memories) == set(expected), layer.name
+        for key, memory in memories.items():
+            width = memory.shape.width
+            actual = width * memory.depth
+            assert expected[key] <= actual <= max(expected[key], 2 * width), (layer.name, key)
+            checked += 1
+    assert checked >= 3
