@@ -1,9 +1,10 @@
-"""What each ONNX op does to the walker's state: one handler per op, in one table.
+"""What each ONNX op does to the walker's state: one handler per op and state, in one table.
 
 A handler gets the walker (its graph queries, stream layout, threshold search and the layers
-so far), the node, and the state on the dynamic path: a `Quantized` integer tensor or a
-`Pending` accumulator. It returns the state after the node. Supporting a new op is one
-function here with `@handles("OpType")`; the op list users see (`SUPPORTED`) is this table.
+so far), the node, and the state of its input: a `Quantized` integer tensor or a `Pending`
+accumulator. It returns the state after the node. Supporting a new op is one function here with
+`@handles("OpType")` (for both states) or `@handles("OpType", on=(Quantized,))`; `@refuses`
+says why an op cannot take the other state. The op list users see (`SUPPORTED`) is this table.
 """
 from __future__ import annotations
 
@@ -37,56 +38,72 @@ UNSUPPORTED_HINTS = {
 }
 
 Handler = Callable[["Walker", object, "Quantized | Pending"], "Quantized | Pending"]
-HANDLERS: dict[str, Handler] = {}
+ANY_STATE = (Quantized, Pending)
+HANDLERS: dict[str, dict[type, Handler]] = {}  # op type -> state type -> handler
+REFUSALS: dict[tuple[str, type], str] = {}  # why an op cannot take a state, and what would work
 OUTPUT_INDEX: dict[str, int] = {}  # which output the dynamic path continues on (TopK: its indices)
 
 
-def handles(*op_types: str, output: int = 0):
+def handles(*op_types: str, on: tuple = ANY_STATE, output: int = 0):
     def register(handler: Handler) -> Handler:
         for op_type in op_types:
-            HANDLERS[op_type] = handler
+            for state in on:
+                HANDLERS.setdefault(op_type, {})[state] = handler
             OUTPUT_INDEX[op_type] = output
         return handler
     return register
 
 
-def layer_input(node, current) -> Quantized:
-    """The state a layer (MatMul, Conv, Im2Col) needs: an integer tensor, not an accumulator
-    still waiting for its activation quantizer."""
-    if isinstance(current, Pending):
-        raise node_error("two layers without an activation quantizer between them; insert a "
-                         "Quant/BipolarQuant activation", node)
-    return current
+def refuses(*op_types: str, on: type, reason: str) -> None:
+    """`reason` ({op} names the op type) is the error for an op meeting a state it cannot take."""
+    for op_type in op_types:
+        REFUSALS[(op_type, on)] = reason
+
+
+def handler_for(node, current) -> Handler:
+    handler = HANDLERS[node.op_type].get(type(current))
+    if handler is None:
+        raise node_error(REFUSALS[(node.op_type, type(current))].format(op=node.op_type), node)
+    return handler
 
 
 # -- layout and shape ops -------------------------------------------------------------
-@handles("Transpose")
+@handles("Transpose", on=(Quantized,))
 def transpose(walker: Walker, node, current):
     walker.layout.transpose(node)
-    if isinstance(current, Pending):  # e.g. NHWC -> NCHW after a lowered convolution
-        current.chain.append(node)
     return current
 
 
-@handles(*SHAPE_ONLY)
+@handles("Transpose", on=(Pending,))
+def transpose_in_chain(walker: Walker, node, pending: Pending):
+    """E.g. NHWC -> NCHW after a lowered convolution, before its bias and activation."""
+    walker.layout.transpose(node)
+    pending.chain.append(node)
+    return pending
+
+
+@handles(*SHAPE_ONLY, on=(Quantized,))
 def reshape(walker: Walker, node, current):
-    """The flat order is unchanged; shapes come from shape inference. Inside a layer's chain,
-    batch-preserving ones (older exports wrap BatchNorm in Unsqueeze/Squeeze) join the chain so
-    that it evaluates as one connected graph."""
-    if isinstance(current, Pending) and node.op_type in ("Squeeze", "Unsqueeze", "Identity"):
-        check_keeps_batch(walker, node)
-        current.chain.append(node)
+    """The flat order is unchanged; shapes come from shape inference."""
     return current
+
+
+@handles(*SHAPE_ONLY, on=(Pending,))
+def reshape_in_chain(walker: Walker, node, pending: Pending):
+    """Inside a layer's chain, batch-preserving ones (older exports wrap BatchNorm in
+    Unsqueeze/Squeeze) join the chain so that it evaluates as one connected graph."""
+    if node.op_type in ("Squeeze", "Unsqueeze", "Identity"):
+        check_keeps_batch(walker, node)
+        pending.chain.append(node)
+    return pending
 
 
 # -- float ops between layers and their quantizers --------------------------------------
-@handles(*CHAIN_OPS)
-def elementwise(walker: Walker, node, current):
-    if isinstance(current, Pending):
-        current.chain.append(node)
-        current.affine = affine_step(walker, node, current.affine, len(current.acc_scale))
-        return current
-    return affine_step_on_ints(walker, node, current)
+@handles(*CHAIN_OPS, on=(Pending,))
+def elementwise_in_chain(walker: Walker, node, pending: Pending):
+    pending.chain.append(node)
+    pending.affine = affine_step(walker, node, pending.affine, len(pending.acc_scale))
+    return pending
 
 
 # -- outputs --------------------------------------------------------------------------
@@ -107,10 +124,15 @@ def topk(walker: Walker, node, current):
     return current
 
 
-@handles(*HEADS)
-def head(walker: Walker, node, current):
-    if not walker.layers and not isinstance(current, Pending):
+@handles(*HEADS, on=(Quantized,))
+def head_on_ints(walker: Walker, node, current):
+    if not walker.layers:
         raise node_error(f"{node.op_type} before any MatMul/Conv layer", node)
+    return head(walker, node, current)
+
+
+@handles(*HEADS, on=(Pending,))
+def head(walker: Walker, node, current):
     problem = head_problem(node, walker.g.shape(node.input[0]), walker.g.opset())
     if problem:
         raise node_error(problem, node)
@@ -119,9 +141,12 @@ def head(walker: Walker, node, current):
 
 
 # -- layers ---------------------------------------------------------------------------
-@handles("MatMul")
+refuses("MatMul", "Conv", "Im2Col", on=Pending,
+        reason="two layers without an activation quantizer between them; insert a Quant/BipolarQuant activation")
+
+
+@handles("MatMul", on=(Quantized,))
 def matmul(walker: Walker, node, current):
-    current = layer_input(node, current)
     if len(walker.g.dynamic_inputs(node)) != 1 or node.input[0] not in walker.g.dynamic_inputs(node):
         raise node_error("MatMul needs the activation as first input and constant weights as "
                          "second; non-constant weights are not supported", node)
@@ -154,11 +179,10 @@ def matmul(walker: Walker, node, current):
                    Affine(acc_scale, acc_offset), pools=[])
 
 
-@handles("Im2Col")
+@handles("Im2Col", on=(Quantized,))
 def im2col(walker: Walker, node, current):
     """qonnx/FINN Im2Col on a [1, H, W, C] tensor: the sliding-window generator of the
     MatMul that follows (rows in (ky, kx, channel) order, as the MVTU's weight columns)."""
-    current = layer_input(node, current)
     qtype, affine = current.qtype, current.affine
     shape = walker.g.shape(node.input[0])
     if shape is None or len(shape) != 4 or shape[0] != 1:
@@ -265,9 +289,8 @@ def add_window(walker: Walker, node, tag, channels, height, width, kernel, strid
     return window
 
 
-@handles("Conv")
+@handles("Conv", on=(Quantized,))
 def conv(walker: Walker, node, current):
-    current = layer_input(node, current)
     qtype, affine = current.qtype, current.affine
     channels, height, width, rank = spatial_input(walker, node)
     weights, weight_type, w_scale = constant_weights(walker.g, node, out_axis=0)
@@ -308,17 +331,19 @@ def conv(walker: Walker, node, current):
                    conv_channels=channels, pools=[], depthwise=depthwise)
 
 
-@handles("MaxPool", "MaxPoolNHWC")
+@handles("MaxPool", "MaxPoolNHWC", on=(Pending,))
+def maxpool_in_chain(walker: Walker, node, pending: Pending):
+    pending.pools.append(node)  # moved past the activation (see finish_layer)
+    # The threshold search evaluates the chain without the pool (a max pool commutes with the
+    # rising activation): the pool's output is its input, whatever ops (a lowered
+    # convolution's Transpose and bias Add) came before it.
+    pending.chain.append(helper.make_node("Identity", [node.input[0]], [node.output[0]],
+                                          name=f"{node.name}_skipped", doc_string=node.doc_string))
+    return pending
+
+
+@handles("MaxPool", "MaxPoolNHWC", on=(Quantized,))
 def maxpool(walker: Walker, node, current):
-    if isinstance(current, Pending):
-        pending = current
-        pending.pools.append(node)  # moved past the activation (see finish_layer)
-        # The threshold search evaluates the chain without the pool (a max pool commutes
-        # with the rising activation): the pool's output is its input, whatever ops (a
-        # lowered convolution's Transpose and bias Add) came before it.
-        pending.chain.append(helper.make_node("Identity", [node.input[0]], [node.output[0]],
-                                              name=f"{node.name}_skipped", doc_string=node.doc_string))
-        return pending
     qtype, affine = current.qtype, current.affine
     if np.any(np.asarray(affine.scale) <= 0):
         raise node_error("MaxPool on a negatively scaled tensor is a min pool, which is not "
@@ -358,13 +383,14 @@ def add_maxpool(walker: Walker, node, qtype):
         walker.layout.image_output(out_shape)
 
 
-@handles("AveragePool", "GlobalAveragePool")
+refuses("AveragePool", "GlobalAveragePool", "Pad", on=Pending,
+        reason="{op} between a layer and its activation quantizer is not supported; put it after the activation")
+
+
+@handles("AveragePool", "GlobalAveragePool", on=(Quantized,))
 def avgpool(walker: Walker, node, current):
     """Average pooling as a window sum; the scale 1/window joins the following chain, so a
     Trunc or Quant after it becomes thresholds on the sum."""
-    if isinstance(current, Pending):
-        raise node_error(f"{node.op_type} between a layer and its activation quantizer is not "
-                         "supported; pool after the activation", node)
     qtype, affine = current.qtype, current.affine
     channels, height, width, rank = spatial_input(walker, node)
     out_shape = walker.g.shape(node.output[0])
@@ -390,10 +416,8 @@ def avgpool(walker: Walker, node, current):
                    sum_window=window, element_type=qtype)
 
 
-@handles("Pad")
+@handles("Pad", on=(Quantized,))
 def pad(walker: Walker, node, current):
-    if isinstance(current, Pending):
-        raise node_error("Pad between a layer and its activation quantizer is not supported", node)
     qtype, affine = current.qtype, current.affine
     channels, height, width, rank = spatial_input(walker, node)
     attrs = node_attributes(node)
@@ -444,6 +468,7 @@ def affine_step(walker: Walker, node, affine: Affine, channels: int) -> Affine:
     raise node_error(f"{node.op_type} with a constant first operand is not affine", node)
 
 
+@handles(*CHAIN_OPS, on=(Quantized,))
 def affine_step_on_ints(walker: Walker, node, current):
     qtype, affine = current.qtype, current.affine
     channels = walker.g.shape(node.input[0])[-1]
@@ -457,11 +482,12 @@ def affine_step_on_ints(walker: Walker, node, current):
     return current.then(node, affine_step(walker, node, affine, channels))
 
 
-@handles(*ACTIVATIONS)
+refuses(*ACTIVATIONS, on=Quantized, reason="an activation quantizer must follow a MatMul (a "
+        "requantization between two quantizers is not supported)")
+
+
+@handles(*ACTIVATIONS, on=(Pending,))
 def activation(walker: Walker, quant, current):
-    if not isinstance(current, Pending):
-        raise node_error("an activation quantizer must follow a MatMul (a requantization "
-                         "between two quantizers is not supported)", quant)
     if quant.op_type == "Trunc":
         scale, out_type, qmin, qmax = walker.search.trunc_params(quant, current)
     else:

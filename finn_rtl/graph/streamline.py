@@ -28,7 +28,8 @@ from onnx import helper
 from . import handlers
 from .datatypes import QType
 from .errors import CompileError
-from .handlers import ELEMENTWISE, HANDLERS, KEEP_LAYOUT, OUTPUT_INDEX, SHAPE_ONLY, UNSUPPORTED_HINTS
+from .handlers import (ELEMENTWISE, HANDLERS, KEEP_LAYOUT, OUTPUT_INDEX, SHAPE_ONLY, UNSUPPORTED_HINTS,
+                       handler_for)
 from .ingest import clean
 from .layout import StreamLayout, nhwc_order
 from .merge_handlers import MERGES
@@ -161,7 +162,7 @@ class Walker:
                 raise node_error(f"{node.op_type} after {self.host_head[0]}: only ArgMax, TopK (k = 1) or "
                                  "reshapes may follow a host-side head", node)
             before = current
-            current = HANDLERS[node.op_type](self, node, current)
+            current = handler_for(node, current)(self, node, current)
             if node.op_type in KEEP_LAYOUT and any(t in self.layout.channels_last for t in node.input):
                 self.layout.channels_last.add(node.output[0])
             if current is before and isinstance(current, Quantized):
