@@ -103,8 +103,9 @@ def residual_add(walker: Walker, node, contexts):
     factors, common = align_scales(walker, node, states, scales)
     for state in states:
         if state.origin is None:
-            raise node_error("an Add input comes from a Concat: the exactness of the sum cannot be checked; "
-                             "quantize the Concat's output before the Add", node)
+            raise node_error("an Add input comes from a Concat of inputs with scaled or shifted values, so "
+                             "the exactness of the sum cannot be checked; quantize the Concat's output "
+                             "before the Add", node)
     operands = tuple(AddOperand(s.qtype, f, scale, s.origin, s.path, quantizer_name(walker, s))
                      for s, f, scale in zip(states, factors, scales))
     offset = per_channel(states[0].affine.offset, channels) + per_channel(states[1].affine.offset, channels)
@@ -157,4 +158,10 @@ def concat(walker: Walker, node, contexts):
             walker.layout.spatial_shape = (out_shape[-1], *out_shape[1:-1])
     offsets = [per_channel(s.affine.offset, c) for s, c in zip(states, channels)]
     offset = np.concatenate(offsets) if any(np.any(o != 0) for o in offsets) else np.zeros(())
-    return Quantized(out_type, Affine(np.asarray(scales[0][0]), offset))
+    # Where every input is a quantizer's output as it is (q * scale in float32, one scale), so is
+    # the concatenation: an Add after it can be proven exact from it (see Quantized.origin).
+    common = np.float32(scales[0][0])
+    exact = offset.size == 1 and all(
+        s.origin is not None and all(n.op_type == "Identity" for n in s.path) and
+        np.all(np.float32(sc) == common) for s, sc in zip(states, scales))
+    return Quantized(out_type, Affine(np.asarray(scales[0][0]), offset), origin=node.output[0] if exact else None)
