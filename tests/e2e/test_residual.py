@@ -41,6 +41,10 @@ def check_bit_exact_at_ii(b, x, labels=None):
     ("identity_and_downsample", small_net()),
     ("concat", small_net("concat")),
     ("float32_scales_4bit", small_net(bits=4, dyadic=False)),
+    # Found by the DAG property test: an identity shortcut whose Add reads a Concat's output.
+    ("concat_then_identity_add", ConvNetCfg(**SMALL, features=[
+        ConvCfg(3, pad=1), ResidualCfg(2, merge="concat", downsample=True, long_convs=1),
+        ResidualCfg(4, long_convs=2)])),
 ])
 def test_small_residual_nets_bit_exact(name, cfg, tmp_path):
     onnx.save(make_convnet(cfg, seed=11), str(tmp_path / "model.onnx"))
