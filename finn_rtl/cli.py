@@ -106,6 +106,19 @@ def _summary(result: dict) -> str:
     return text
 
 
+def _resource_table(synthesis: dict) -> str:
+    from .resources.synthesis import COLUMNS
+
+    rows = [*synthesis["layers"].items(), ("total", synthesis["total"])]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{'unit':<{width}} " + " ".join(f"{c:>7}" for c in COLUMNS)]
+    lines += [f"{name:<{width}} " + " ".join(f"{row[c]:>7}" for c in COLUMNS) for name, row in rows]
+    lines.append(f"Yosys synth_xilinx per layer out of context ({synthesis['tool']['yosys']}); "
+                 f"{synthesis['units_synthesized']} units synthesized, {synthesis['units_cached']} cached, "
+                 f"{synthesis['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
 def _add_deploy_options(parser, required: bool):
     from .platforms.boards import BOARDS
 
@@ -149,6 +162,8 @@ def main(argv=None) -> int:
                            help="size the FIFOs between layers from a short rtlsim run (default: one "
                                 "consumer input vector, image row or window each)")
     build_cmd.add_argument("--name", default="finn_rtl_top", help="top-level module name")
+    build_cmd.add_argument("--synth", action="store_true",
+                           help="measure resources: Yosys synth_xilinx of each layer (report.json resources)")
     build_cmd.add_argument("--verify", type=int, metavar="N", help="verify N frames in rtlsim after building")
     build_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                            help="range of random float inputs when --data is not given")
@@ -161,6 +176,9 @@ def main(argv=None) -> int:
     verify_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                             help="range of random float inputs when --data is not given")
     _add_verify_options(verify_cmd)
+
+    synth_cmd = commands.add_parser("synth", help="measure a build's resources with Yosys (per layer)")
+    synth_cmd.add_argument("build_dir")
 
     deploy_cmd = commands.add_parser("deploy", help="Vivado/Vitis project, shell and host driver for a board")
     deploy_cmd.add_argument("build_dir")
@@ -177,16 +195,23 @@ def main(argv=None) -> int:
             folding = read_folding(args.folding) if args.folding else None
             data = _load_data(args, args.verify, args.model) if args.verify else None
             b = build(args.model, args.out, folding=folding, target_ii=args.target_ii,
-                      label_select=args.label_select, name=args.name, fifo_sizing=args.size_fifos)
+                      label_select=args.label_select, name=args.name, fifo_sizing=args.size_fifos,
+                      synth=args.synth)
             print(f"built {b.verilog_path} in {b.report['build']['seconds_to_verilog']:.1f} s; "
                   f"expected II {b.network.analytic_ii} cycles (bottleneck {b.report['bottleneck_layer']})")
             print("folding: " + json.dumps(b.network.folding))
+            if args.synth:
+                print(_resource_table(b.report["resources"]["synthesis"]))
             if args.verify:
                 print(_summary(_verify(b, args.verify, args, data)))
             if args.board:
                 _deploy(args.out, args)
         elif args.command == "deploy":
             _deploy(args.build_dir, args, args.out)
+        elif args.command == "synth":
+            from .flow import synthesize_build
+
+            print(_resource_table(synthesize_build(load_build(args.build_dir))))
         else:
             if not args.data and not args.count:
                 raise CompileError("verify needs --data or -n N random frames")

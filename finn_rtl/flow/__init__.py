@@ -14,12 +14,12 @@ A build directory holds:
                          options, verification results
 """
 from ..graph.specs import FoldingError
-from .build import Build, BuildOptions, BuildState, build, load_build, read_folding
+from .build import Build, BuildOptions, BuildState, build, load_build, read_folding, synthesize_build
 from .fifo_sizing import size_fifos
 from .report import layer_report
 from .verification import (VerificationError, check_input_shape, compare, golden_outputs, load_inputs,
                            random_inputs, verify)
 
 __all__ = ["build", "load_build", "verify", "load_inputs", "random_inputs", "compare", "golden_outputs",
-           "read_folding", "check_input_shape", "size_fifos", "layer_report", "Build", "BuildOptions",
+           "read_folding", "check_input_shape", "size_fifos", "layer_report", "synthesize_build", "Build", "BuildOptions",
            "BuildState", "VerificationError", "FoldingError"]

@@ -64,6 +64,7 @@ class BuildOptions:
     label_select: bool = False
     name: str = "finn_rtl_top"
     fifo_sizing: bool = False
+    synth: bool = False
 
 
 @dataclass
@@ -78,6 +79,7 @@ class BuildState:
     input_shape: Optional[tuple] = None
     fifo_sizing: Optional[dict] = None
     verilog: Optional[str] = None
+    synthesis: Optional[dict] = None
     seconds: dict = field(default_factory=dict)
 
 
@@ -108,7 +110,15 @@ def step_emit(state: BuildState) -> None:
     state.verilog = to_verilog(state.network)
 
 
-STEPS = {"streamline": step_streamline, "fold": step_fold, "size_fifos": step_size_fifos, "emit": step_emit}
+def step_synthesize(state: BuildState) -> None:
+    if state.options.synth:
+        from ..resources.synthesis import synthesize_network
+
+        state.synthesis = synthesize_network(state.network)
+
+
+STEPS = {"streamline": step_streamline, "fold": step_fold, "size_fifos": step_size_fifos, "emit": step_emit,
+         "synthesize": step_synthesize}
 
 
 def write_build(state: BuildState) -> Build:
@@ -130,16 +140,27 @@ def write_build(state: BuildState) -> Build:
 
 
 def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | None = None,
-          label_select: bool = False, name: str = "finn_rtl_top", fifo_sizing: bool = False) -> Build:
+          label_select: bool = False, name: str = "finn_rtl_top", fifo_sizing: bool = False,
+          synth: bool = False) -> Build:
     if not name.isidentifier():
         raise CompileError(f"top-level name {name!r} must be a Verilog identifier")
     state = BuildState(Path(model_path), Path(out_dir),
-                       BuildOptions(folding, target_ii, label_select, name, fifo_sizing))
+                       BuildOptions(folding, target_ii, label_select, name, fifo_sizing, synth))
     for step_name, step in STEPS.items():
         start = time.perf_counter()
         step(state)
         state.seconds[step_name] = time.perf_counter() - start
     return write_build(state)
+
+
+def synthesize_build(b: Build) -> dict:
+    """`finn-rtl synth BUILD_DIR`: measured resources of a build, into its report."""
+    from ..resources.synthesis import synthesize_network
+
+    result = synthesize_network(b.network)
+    b.report.setdefault("resources", {})["synthesis"] = result
+    b.write_report()
+    return result
 
 
 def load_build(out_dir) -> Build:

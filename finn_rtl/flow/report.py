@@ -65,4 +65,5 @@ def build_report(state) -> dict:
         "expected_ii_cycles": network.analytic_ii,
         "bottleneck_layer": bottleneck["name"],
         "notes": list(network.notes),
+        **({"resources": {"synthesis": state.synthesis}} if state.synthesis is not None else {}),
     }

