@@ -30,12 +30,12 @@ from .merge import Concat, Duplicate
 from .mvtu import MVTU
 from .padding import Padding
 from .ports import input_ports, output_ports
+from .units import chain, edge_stages
 from .pool import WindowPool
 from .register_slice import RegisterSlice
 from .sliding_window import SlidingWindow
 from .thresholding import Thresholding
 from .vector_unit import VectorUnit
-from .width_converter import WidthConverter
 
 
 def byte_aligned(bits: int) -> int:
@@ -111,14 +111,11 @@ in the LSBs): for
         for index, edge in enumerate(self.network.edge_streams(), start=1):
             producer = output_ports(cores[edge.edge.producer], self.network.layer(edge.edge.producer).outputs)
             consumer = input_ports(cores[edge.edge.consumer], self.network.layer(edge.edge.consumer).inputs)
-            fifo = StreamFIFO(edge.fifo_lanes * edge.dtype.bits, edge.depth, monitor=self.monitor_fifos)
-            fifos.append(fifo)
-            m.submodules[f"fifo{index}"] = fifo
-            stages = [fifo]
-            if edge.width_converter is not None:
-                m.submodules[f"dwc{index}"] = converter = WidthConverter(edge.dtype.bits, *edge.width_converter)
-                # The FIFO sits on the wide side of the converter.
-                stages = [fifo, converter] if edge.consumer_lanes <= edge.producer_lanes else [converter, fifo]
+            stages = edge_stages(edge, monitor=self.monitor_fifos)
+            for stage in stages:
+                kind = "fifo" if isinstance(stage, StreamFIFO) else "dwc"
+                m.submodules[f"{kind}{index}"] = stage
+            fifos += [stage for stage in stages if isinstance(stage, StreamFIFO)]
             chain(m, [producer[edge.edge.producer_port], *stages, consumer[edge.edge.consumer_port]])
         first, last = self.network.layers[0], self.network.layers[-1]
         head_port = input_ports(cores[first.name], first.inputs)[0]
@@ -149,16 +146,6 @@ in the LSBs): for
                                     ("out_beat",))
         m.d.comb += self.m_axis_tlast.eq(out_beat == self.geometry.out_beats_per_frame - 1)
         return top
-
-
-def chain(m, streams) -> None:
-    """Connect a producer's output stream through stages (components with `s`/`m`) to a consumer's
-    input stream."""
-    source = streams[0]
-    for stage in streams[1:-1]:
-        wiring.connect(m, source, stage.s)
-        source = stage.m
-    wiring.connect(m, source, streams[-1])
 
 
 CORES = {MVTUSpec: MVTU, SlidingWindowSpec: SlidingWindow, PadSpec: Padding, PoolSpec: WindowPool,

@@ -155,3 +155,22 @@ def test_board_clock_refused_before_building(model_file, tmp_path):
     result = run_cli("deploy", tmp_path / "out", "--board", "pynq-z1", "-o", tmp_path / "file" / "sub")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("finn-rtl: error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_synth_prints_measured_resources(model_file, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("build", model_file, "-o", out).returncode == 0
+    result = run_cli("synth", out)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["unit", "LUT", "LUTRAM", "SRL", "FF", "CARRY4", "BRAM18", "BRAM36", "DSP"]
+    total = next(row for row in rows if row.startswith("total")).split()
+    assert int(total[1]) > 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["resources"]["synthesis"]["total"]["LUT"] == int(total[1])
+
+
+def test_synth_of_a_directory_that_is_not_a_build(tmp_path):
+    result = run_cli("synth", tmp_path)
+    assert result.returncode == 2 and "is not a finn-rtl build directory" in result.stderr
+    assert "Traceback" not in result.stderr
