@@ -154,14 +154,32 @@ class NetworkSpec:
     def layer(self, name: str):
         return self._by_name[name]
 
+    @cached_property
+    def _edge_index(self) -> tuple[dict, dict]:
+        """Edge indices into and out of each layer, by port."""
+        into, out_of = {}, {}
+        for i, edge in enumerate(self.edges):
+            into.setdefault(edge.consumer, []).append(i)
+            out_of.setdefault(edge.producer, []).append(i)
+        for table, port in ((into, "consumer_port"), (out_of, "producer_port")):
+            for indices in table.values():
+                indices.sort(key=lambda i: getattr(self.edges[i], port))
+        return into, out_of
+
     def in_edges(self, name: str) -> list[int]:
         """Indices of the edges into a layer, by port."""
-        return sorted((i for i, e in enumerate(self.edges) if e.consumer == name),
-                      key=lambda i: self.edges[i].consumer_port)
+        return self._edge_index[0].get(name, [])
 
     def out_edges(self, name: str) -> list[int]:
-        return sorted((i for i, e in enumerate(self.edges) if e.producer == name),
-                      key=lambda i: self.edges[i].producer_port)
+        return self._edge_index[1].get(name, [])
+
+    def followed(self, name: str) -> str | None:
+        """The neighbour whose lanes a lane-following layer takes: a window generator's or
+        padding's consumer, a duplicate's producer (None: it reads the network input)."""
+        if self.layer(name).lanes_follow == "consumer":
+            return self.edges[self.out_edges(name)[0]].consumer
+        inputs = self.in_edges(name)
+        return self.edges[inputs[0]].producer if inputs else None
 
     @property
     def is_chain(self) -> bool:
@@ -198,18 +216,8 @@ class NetworkSpec:
         """Layers whose lanes follow a neighbour, with the lanes and whom they follow: a window
         generator or padding delivers whole channel groups at its consumer's SIMD; a duplicate
         passes its producer's beats on unchanged."""
-        rows = {}
-        for layer in self.layers:
-            if layer.lanes_follow is None:
-                continue
-            name = layer.name
-            if layer.lanes_follow == "consumer":
-                rows[name] = {"SIMD": layer.in_lanes, "follows": self.edges[self.out_edges(name)[0]].consumer}
-            else:
-                inputs = self.in_edges(name)
-                rows[name] = {"SIMD": layer.in_lanes,
-                              "follows": self.edges[inputs[0]].producer if inputs else "network input"}
-        return rows
+        return {layer.name: {"SIMD": layer.in_lanes, "follows": self.followed(layer.name) or "network input"}
+                for layer in self.layers if layer.lanes_follow is not None}
 
     def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
         """The network with each foldable layer's PE/SIMD from `folding`. Entries marked
@@ -237,12 +245,11 @@ class NetworkSpec:
             layers[layer.name] = layer
         for layer in reversed(self.layers):  # consumers first
             if layer.lanes_follow == "consumer":
-                consumer = self.edges[self.out_edges(layer.name)[0]].consumer
-                layers[layer.name] = layer.with_lanes(layers[consumer].in_lanes)
+                layers[layer.name] = layer.with_lanes(layers[self.followed(layer.name)].in_lanes)
         for layer in self.layers:  # producers first
             if layer.lanes_follow == "producer":
-                inputs = self.in_edges(layer.name)
-                lanes = layers[self.edges[inputs[0]].producer].out_lanes if inputs else \
+                producer = self.followed(layer.name)
+                lanes = layers[producer].out_lanes if producer else \
                     max(layers[self.edges[i].consumer].in_lanes for i in self.out_edges(layer.name))
                 layers[layer.name] = layer.with_lanes(lanes)
         return dataclasses.replace(self, layers=tuple(layers[layer.name] for layer in self.layers))
