@@ -13,7 +13,7 @@ from .datatypes import QType
 from .layout import StreamLayout
 from .onnx_graph import GraphView, node_error
 from .quantizers import MAX_BITS, output_scale
-from .specs import MVTUSpec
+from .specs import MVTUSpec, apply_thresholds
 from .walk_state import Pending
 
 
@@ -27,11 +27,13 @@ class ThresholdSearch:
         values = acc * pending.acc_scale + pending.acc_offset
         rows, channels = values.shape
         values = values.reshape(self.feed_shape(pending, rows, channels))
-        feeds = {pending.matmul_output: values}
-        real = self.g.run_nodes(pending.chain + [quant], feeds, quant.output[0])
-        real = np.asarray(real).reshape(rows, channels)
-        scale = self.layout.channel_vector(quant, output_scale(self.g, quant), len(pending.acc_scale))
-        return np.round(np.asarray(real, dtype=np.float64) / scale).astype(np.int64)
+        return self.quantizer_levels(pending.chain + [quant], {pending.matmul_output: values}, quant, rows, channels)
+
+    def quantizer_levels(self, nodes, feeds, quant, rows: int, channels: int) -> np.ndarray:
+        """Run `nodes` on `feeds` with qonnx; the integer levels of `quant`'s output [rows, channels]."""
+        real = np.asarray(self.g.run_nodes(nodes, feeds, quant.output[0]), dtype=np.float64).reshape(rows, channels)
+        scale = self.layout.channel_vector(quant, output_scale(self.g, quant), channels)
+        return np.round(real / scale).astype(np.int64)
 
     def trunc_params(self, node, pending):
         """Scale, type and integer range of a Trunc output, from the accumulator's bounds."""
@@ -111,13 +113,9 @@ class ThresholdSearch:
         feeds = {operand.origin: (np.float32(q)[:, None] * operand.scale.astype(np.float32)[None, :]).reshape(shape)
                  for operand, q in ((a, qa), (b, qb))}
         nodes = list(a.path) + list(b.path) + [pending.merge_node] + pending.chain + [quant]
-        real = np.asarray(self.g.run_nodes(nodes, feeds, quant.output[0]), dtype=np.float64).reshape(rows, channels)
-        scale = self.layout.channel_vector(quant, output_scale(self.g, quant), channels)
-        golden = np.round(real / scale).astype(np.int64)
-        sign = np.ones(channels, dtype=np.int64) if pending.sign is None else pending.sign
-        compared = (a.factor * qa + b.factor * qb)[:, None] * sign[None, :]
-        counts = (compared[:, :, None] >= thresholds[None, :, :]).sum(axis=2)
-        expect = np.where(counts > 0, 1, -1) if out_type.bipolar else qmin + counts
+        golden = self.quantizer_levels(nodes, feeds, quant, rows, channels)
+        sums = np.broadcast_to((a.factor * qa + b.factor * qb)[:, None], (rows, channels))
+        expect = apply_thresholds(sums, thresholds, pending.sign, out_type, qmin)
         bad = np.argwhere(golden != expect)
         if len(bad):
             row, channel = bad[0]
@@ -136,8 +134,7 @@ class ThresholdSearch:
         probes = np.concatenate([thresholds - 1, thresholds, lo[:, None], hi[:, None]], axis=1)
         probes = np.clip(probes, lo[:, None], hi[:, None]).T  # [rows, mh]
         q = self.chain_quant(pending, quant, probes)
-        counts = (probes.T[:, :, None] >= thresholds[:, None, :]).sum(axis=2).T
-        expect = np.where(counts > 0, 1, -1) if out_type.bipolar else qmin + counts
+        expect = apply_thresholds(probes, thresholds, None, out_type, qmin)  # probes are compared values
         bad = np.nonzero(q != expect)
         if len(bad[0]):
             channel = int(bad[1][0])

@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..cache import cache_dir
 from ..graph.errors import CompileError
 from ..graph.network import NetworkSpec
 
@@ -83,16 +84,11 @@ def yosys_version() -> str:
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "unknown"
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("FINN_RTL_CACHE") or Path.home() / ".cache" / "finn-rtl"
-    return Path(base) / "synth"
-
-
 def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
     """Cell counts of `top` after synthesis (cached); returns {"cells", "resources", "cached",
     "seconds"}."""
     key = hashlib.sha256("\0".join([verilog, top, SCRIPT, version]).encode()).hexdigest()[:32]
-    cached = cache_dir() / f"{key}.json"
+    cached = cache_dir("synth") / f"{key}.json"
     if cached.is_file():
         result = json.loads(cached.read_text())
         return {**result, "cached": True}
@@ -106,9 +102,10 @@ def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
         if run.returncode != 0 or not stat.is_file():
             detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
             raise CompileError(f"Yosys failed on {top}: {' / '.join(detail) or 'no output'}")
-        module = json.loads(stat.read_text())["modules"]
-        cells = next(iter(module.values()))["num_cells_by_type"] if len(module) == 1 else \
-            json.loads(stat.read_text())["design"]["num_cells_by_type"]
+        stats = json.loads(stat.read_text())
+        modules = stats["modules"]  # flattened: one module, else the whole design's count
+        cells = next(iter(modules.values()))["num_cells_by_type"] if len(modules) == 1 else \
+            stats["design"]["num_cells_by_type"]
     cells = {re.sub(r"^\$?_*", "", name): int(n) for name, n in cells.items()}
     result = {"cells": cells, "resources": tally(cells), "seconds": round(time.perf_counter() - start, 2)}
     cached.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_dir as finn_rtl_cache
+
 HARNESS = Path(__file__).with_name("harness.cpp")
 # Short runs do not pay back g++ optimisation: a design with 255 thresholds per channel compiles
 # in 2.6 s at -O0 and 21 s at -O1/-O2. Long runs (full test sets) do.
@@ -50,8 +52,7 @@ def verilator_bin() -> str:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("FINN_RTL_CACHE") or Path.home() / ".cache" / "finn-rtl"
-    return Path(base) / "verilator"
+    return finn_rtl_cache("verilator")
 
 
 def _reuse_runtime(runtime: Path, obj: Path) -> None:
