@@ -127,12 +127,11 @@ def synthesis_units(network: NetworkSpec) -> dict[str, tuple]:
         top = f"unit{index}"
         units[layer.name] = (convert(LayerUnit(network, layer.name), top), top)
     geometry = PortGeometry.of(network)
-    first, last = network.layers[0], network.layers[-1]
-    in_bits = first.in_lanes * first.input_type.bits
-    out_bits = geometry.out_elements_per_beat * geometry.out_element_bits if network.output.label_select \
-        else last.out_lanes * last.output_type.bits
-    units["top level (register slices)"] = (convert(StreamGlue(in_bits, out_bits), "glue"), "glue")
+    glue = StreamGlue(geometry.in_elements_per_beat * geometry.in_element_bits,
+                      geometry.out_elements_per_beat * geometry.out_element_bits)
+    units["top level (register slices)"] = (convert(glue, "glue"), "glue")
     if network.output.label_select:
+        last = network.layers[-1]
         select = LabelSelect(last.output_type.bits, last.out_lanes, last.out_elements, geometry.out_element_bits)
         units["label select"] = (convert(select, "label_select"), "label_select")
     return units
