@@ -28,11 +28,11 @@ from __future__ import annotations
 import numpy as np
 from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
 from .arith import element_value, lanes, nested_counters, pack_ints, tree_sum
+from .memories import layer_memory
 from .bitplane import agreement_count, bit_planes, chunks, dot_product, pack_planes, planar
 from .threshold import threshold_stage
 
@@ -104,11 +104,10 @@ class MVTU(wiring.Component):
         spec = self.spec
         m = Module()
         PE, SIMD, NF, SF = spec.pe, spec.simd, spec.neuron_fold, spec.synapse_fold
-        ib, wb, ob = spec.input_type.bits, spec.weight_type.bits, spec.output_type.bits
+        ib, ob = spec.input_type.bits, spec.output_type.bits
         acc_shape = self._acc_shape()
 
-        m.submodules.weights = weight_rom = Memory(
-            shape=unsigned(PE * SIMD * wb), depth=NF * SF, init=self._weight_rom_init())
+        weight_rom = layer_memory(m, spec, "weights", self._weight_rom_init())
         weight_read = weight_rom.read_port()
 
         out_valid = Signal()
@@ -144,8 +143,7 @@ class MVTU(wiring.Component):
             # Later neuron folds read the vector's beats back from the input buffer. (With one
             # beat per vector the stream word itself is the buffer: it changes only with the next
             # vector.)
-            m.submodules.input_buffer = input_buffer = Memory(
-                shape=unsigned(self.in_width), depth=SF, init=[])
+            input_buffer = layer_memory(m, spec, "input_buffer")
             buffer_read, buffer_write = input_buffer.read_port(), input_buffer.write_port()
             m.d.comb += [buffer_read.en.eq(advance), buffer_read.addr.eq(sf),
                          buffer_write.addr.eq(sf), buffer_write.data.eq(repack(self.s.payload)),
@@ -236,6 +234,6 @@ class MVTU(wiring.Component):
             return act_acc
         # Decreasing channels compare -dot, which for XNOR layers is the count of mismatches.
         negate = (lambda acc: spec.mw - acc) if spec.binary_xnor else (lambda acc: -acc)
-        return threshold_stage(m, act_acc, mac_nf, advance, thresholds=self._hw_thresholds(),
+        return threshold_stage(m, act_acc, mac_nf, advance, spec=spec, thresholds=self._hw_thresholds(),
                                signs=spec.channel_sign, value_shape=acc_shape,
                                output_type=spec.output_type, out_base=spec.out_base, negate=negate)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import PoolSpec
 from .arith import element_value, lanes, nested_counters
+from .memories import layer_memory
 
 
 class WindowPool(wiring.Component):
@@ -29,7 +29,7 @@ class WindowPool(wiring.Component):
         m = Module()
         ib, ob = spec.input_type.bits, spec.output_type.bits
         beats = spec.channels // spec.simd
-        m.submodules.partial = partial = Memory(shape=unsigned(spec.simd * ob), depth=max(beats, 2), init=[])
+        partial = layer_memory(m, spec, "partial_results")
         read = partial.read_port(domain="comb")
         write = partial.write_port()
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import SlidingWindowSpec
 from .arith import nested_counters
+from .memories import layer_memory
 
 
 class SlidingWindow(wiring.Component):
@@ -46,8 +46,7 @@ class SlidingWindow(wiring.Component):
         rows = spec.line_buffer_rows
         row_beats = W * CF
 
-        m.submodules.lines = lines = Memory(shape=unsigned(spec.simd * spec.dtype.bits),
-                                            depth=rows * row_beats, init=[])
+        lines = layer_memory(m, spec, "line_buffer")
         write = lines.write_port()
         read = lines.read_port()
 

@@ -15,10 +15,10 @@ about a third of a 16-PE MVTU's cost per cycle went to its 48 signed comparisons
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Mux, Signal, unsigned
-from amaranth.lib.memory import Memory
+from amaranth import Cat, Mux, Signal
 
 from .arith import lanes, pack_ints, tree_sum
+from .memories import layer_memory
 
 
 def _rom_init(thresholds: np.ndarray, negated: np.ndarray | None, pe: int, width: int, offset: int) -> list[int]:
@@ -33,8 +33,8 @@ def _rom_init(thresholds: np.ndarray, negated: np.ndarray | None, pe: int, width
     return words
 
 
-def threshold_stage(m, values, group, enable, *, thresholds: np.ndarray, signs: np.ndarray | None,
-                    value_shape, output_type, out_base: int, negate=lambda v: -v, name="thresholds"):
+def threshold_stage(m, values, group, enable, *, spec, thresholds: np.ndarray, signs: np.ndarray | None,
+                    value_shape, output_type, out_base: int, negate=lambda v: -v):
     """Compare `values` (PE signals) with the thresholds of channel group `group`.
 
     The ROM is read synchronously with `enable`: `values` must be the signals
@@ -48,9 +48,8 @@ def threshold_stage(m, values, group, enable, *, thresholds: np.ndarray, signs: 
     offset = 1 << (width - 1) if value_shape.signed else 0
     negated = None if signs is None else (np.asarray(signs) < 0).astype(np.int64)
     sign_bits = pe if negated is not None else 0
-    m.submodules[name] = rom = Memory(shape=unsigned(pe * n * width + sign_bits),
-                                      depth=max(2, len(thresholds) // pe),
-                                      init=_rom_init(thresholds, negated, pe, width, offset))
+    rom = layer_memory(m, spec, "thresholds", _rom_init(thresholds, negated, pe, width, offset))
+    assert rom.shape.width == pe * n * width + sign_bits, "the spec's threshold ROM shape is the core's"
     read = rom.read_port()
     m.d.comb += [read.addr.eq(group), read.en.eq(enable)]
     per_lane = lanes(read.data, width, pe * n)
@@ -58,17 +57,17 @@ def threshold_stage(m, values, group, enable, *, thresholds: np.ndarray, signs: 
     for lane, value in enumerate(values):
         compared = value
         if sign_bits:
-            compared = Signal(value_shape, name=f"{name}_compared{lane}")
+            compared = Signal(value_shape, name=f"thresholds_compared{lane}")
             m.d.comb += compared.eq(Mux(read.data[pe * n * width + lane], negate(value), value))
         if offset:
-            biased = Signal(width, name=f"{name}_biased{lane}")
+            biased = Signal(width, name=f"thresholds_biased{lane}")
             if compared.shape() != value_shape:  # sign-extend first
-                exact = Signal(value_shape, name=f"{name}_value{lane}")
+                exact = Signal(value_shape, name=f"thresholds_value{lane}")
                 m.d.comb += exact.eq(compared)
                 compared = exact
             m.d.comb += biased.eq(compared.as_unsigned() ^ offset)
             compared = biased
-        passed = tree_sum([compared >= t for t in per_lane[lane * n:(lane + 1) * n]], m, f"{name}_passed{lane}")
+        passed = tree_sum([compared >= t for t in per_lane[lane * n:(lane + 1) * n]], m, f"thresholds_passed{lane}")
         results.append(passed if output_type.bipolar else out_base + passed)
     return results
 
@@ -78,7 +77,7 @@ def register_thresholded(m, spec, held, held_valid, group, advance, value_shape,
     `group`) go through the spec's thresholds, if it has any."""
     results = held
     if spec.thresholds is not None:
-        results = threshold_stage(m, held, group, advance, thresholds=spec.thresholds,
+        results = threshold_stage(m, held, group, advance, spec=spec, thresholds=spec.thresholds,
                                   signs=spec.channel_sign, value_shape=value_shape,
                                   output_type=spec.output_type, out_base=spec.out_base)
     with m.If(advance):

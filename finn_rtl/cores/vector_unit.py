@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
 from .arith import element_value, lanes, nested_counters, pack_ints
+from .memories import layer_memory
 from .threshold import register_thresholded
 
 
@@ -40,9 +40,9 @@ class VectorUnit(wiring.Component):
         acc_shape = signed(spec.acc_type.bits)
         aw = acc_shape.width
 
-        m.submodules.weights = weights = Memory(shape=unsigned(PE * spec.weight_type.bits),
-                                                depth=max(2, spec.window * groups), init=self._weight_rom_init())
-        m.submodules.partial = partial = Memory(shape=unsigned(PE * aw), depth=max(groups, 2), init=[])
+        weights = layer_memory(m, spec, "weights", self._weight_rom_init())
+        partial = layer_memory(m, spec, "partial_sums")
+        assert partial.shape.width == PE * aw, "the spec's partial-sum shape is the core's"
         weight_read = weights.read_port(domain="comb")
         partial_read = partial.read_port(domain="comb")
         partial_write = partial.write_port()

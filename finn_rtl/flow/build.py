@@ -133,6 +133,8 @@ def write_build(state: BuildState) -> Build:
     followers = {name: {"SIMD": row["SIMD"], "follows": row["follows"]}
                  for name, row in network.lane_followers.items()}
     folding = {**network.folding, **followers}
+    for name, styles in network.memory_styles.items():
+        folding[name] = {**folding.get(name, {}), "memory_styles": styles}
     (out / "folding.json").write_text(json.dumps(folding, indent=2) + "\n")
     result = Build(out, network, state.input_quantizer, state.input_shape, state.verilog, build_report(state))
     result.write_report()

@@ -13,7 +13,9 @@ def layer_report(network: NetworkSpec) -> list[dict]:
         if layer.inputs > 1:
             row["input_types"] = [str(layer.port_type(p)) for p in range(layer.inputs)]
         row.update(layer.report_fields())
-        row["memory_bits"] = {name: bits for name, bits in layer.memory_bits().items() if bits}
+        row["memories"] = {name: {"depth": shape.depth, "width": shape.width, "bits": shape.bits,
+                                  "kind": "ROM" if shape.rom else "RAM", "style": layer.memory_style(name)}
+                           for name, shape in layer.memories().items()}
         row["cycles_per_frame"] = layer.cycles_per_frame
         rows.append(row)
     return rows

@@ -112,8 +112,8 @@ class AddSpec(PixelStream):
         """The compared value: the sum, or its negation on decreasing channels."""
         return compared_type(*self.sum_range, self.channel_sign, self.thresholds)
 
-    def memory_bits(self) -> dict[str, int]:
-        return {"thresholds": self.threshold_bits(self.value_type.bits)}
+    def memories(self):
+        return self.threshold_memory(self.value_type.bits, self.pe)
 
     def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         n = len(a)

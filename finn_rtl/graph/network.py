@@ -16,10 +16,11 @@ from typing import Optional
 import numpy as np
 
 from .datatypes import QType
+from .memory import MemoryShape, auto_style
 from .specs import FoldingError, MVTUSpec, frozen_int_array
 
 SHORTCUT_SLACK_BEATS = 8  # register stages of the merging core and the width converters
-# A stream FIFO (amaranth's SyncFIFOBuffered) takes a beat per cycle from three entries on: its
+# A stream FIFO (cores.fifo.StreamFIFO) takes a beat per cycle from three entries on: its
 # ready comes from the previous cycle's level, so two entries pass every other beat (measured:
 # a 2-deep FIFO in front of a ResNet block's fork doubled the II, both sides at 100% duty).
 FULL_RATE_DEPTH = 3
@@ -55,6 +56,15 @@ class EdgeStream:
         return max(self.producer_lanes, self.consumer_lanes)
 
     @property
+    def fifo_memory(self) -> MemoryShape:
+        """The FIFO's storage (one beat waits in its output register)."""
+        return MemoryShape(max(1, self.depth - 1), self.fifo_lanes * self.dtype.bits)
+
+    @property
+    def fifo_memory_style(self) -> str:
+        return auto_style(self.fifo_memory)
+
+    @property
     def width_converter(self) -> Optional[tuple[int, int]]:
         if self.producer_lanes == self.consumer_lanes:
             return None
@@ -66,8 +76,38 @@ class EdgeStream:
                 "elements_per_frame": self.elements, "type": str(self.dtype),
                 "fifo_depth": self.depth, "fifo_lanes": self.fifo_lanes,
                 "fifo_bits": self.depth * self.fifo_lanes * self.dtype.bits,
+                "fifo_memory_style": self.fifo_memory_style,
                 "width_converter": None if self.width_converter is None else
                 {"in_lanes": self.producer_lanes, "out_lanes": self.consumer_lanes}}
+
+
+# Folding-file keys for memory styles: FINN's `ram_style` (every memory but the thresholds) and
+# `ram_style_thresholds`, or `memory_styles` by memory name (what folding.json writes).
+MEMORY_KEYS = ("ram_style", "ram_style_thresholds", "memory_styles")
+
+
+def memory_style_entry(entry: dict) -> dict:
+    return {key: entry[key] for key in MEMORY_KEYS if key in entry}
+
+
+def with_memory_entry(layer, entry: dict):
+    """The layer with the memory styles of its folding entry."""
+    memories = layer.memories()
+    if not memories:
+        raise FoldingError(f"layer {layer.name} has no memories to give a ram_style")
+    chosen = {}
+    if "ram_style" in entry:
+        chosen.update({name: entry["ram_style"] for name in memories if name != "thresholds"})
+    if "ram_style_thresholds" in entry:
+        if "thresholds" not in memories:
+            raise FoldingError(f"layer {layer.name}: ram_style_thresholds given, but it has no thresholds")
+        chosen["thresholds"] = entry["ram_style_thresholds"]
+    named = entry.get("memory_styles", {})
+    if not isinstance(named, dict) or not set(named) <= set(memories):
+        raise FoldingError(f"layer {layer.name}: memory_styles must map its memories "
+                           f"({', '.join(memories) or 'it has none'}) to styles")
+    chosen.update(named)
+    return layer.with_memory_styles(chosen)
 
 
 def chain_edges(layers) -> tuple[Edge, ...]:
@@ -212,6 +252,12 @@ class NetworkSpec:
                 for layer in self.foldable}
 
     @property
+    def memory_styles(self) -> dict[str, dict[str, str]]:
+        """Every layer memory's style, by layer: what the folding file's `memory_styles` reads."""
+        return {layer.name: {name: layer.memory_style(name) for name in layer.memories()}
+                for layer in self.layers if layer.memories()}
+
+    @property
     def lane_followers(self) -> dict[str, dict]:
         """Layers whose lanes follow a neighbour, with the lanes and whom they follow: a window
         generator or padding delivers whole channel groups at its consumer's SIMD; a duplicate
@@ -227,19 +273,20 @@ class NetworkSpec:
         if not_following:
             raise FoldingError(f"folding marks {not_following} as following a neighbour, but they fold "
                                "on their own; give them PE/SIMD")
+        styles = {name: memory_style_entry(entry) for name, entry in folding.items()}
         folding = {name: entry for name, entry in folding.items() if name not in followers}
         names = {layer.name for layer in self.foldable}
-        unknown = sorted(set(folding) - names)
+        unknown = sorted(set(folding) - names - {name for name, style in styles.items() if style})
         if unknown:
             raise FoldingError(f"folding names unknown layers {unknown}; layers are {sorted(names)}")
         layers = {}
         for layer in self.layers:
             if layer.fold_dims:
                 entry = folding.get(layer.name, {})
-                extra = sorted(set(entry) - set(layer.fold_dims))
+                extra = sorted(set(entry) - set(layer.fold_dims) - set(MEMORY_KEYS))
                 if extra:
-                    raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} "
-                                       f"(use {', '.join(layer.fold_dims)})")
+                    keys = [*layer.fold_dims, *(MEMORY_KEYS if layer.memories() else ())]
+                    raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} (use {', '.join(keys)})")
                 layer = layer.folded(int(entry.get("PE", getattr(layer, "pe", 1))),
                                      int(entry.get("SIMD", layer.simd)))
             layers[layer.name] = layer
@@ -252,6 +299,9 @@ class NetworkSpec:
                 lanes = layers[producer].out_lanes if producer else \
                     max(layers[self.edges[i].consumer].in_lanes for i in self.out_edges(layer.name))
                 layers[layer.name] = layer.with_lanes(lanes)
+        for name, entry in styles.items():  # after the lanes: they set the memories' shapes
+            if entry:
+                layers[name] = with_memory_entry(layers[name], entry)
         return dataclasses.replace(self, layers=tuple(layers[layer.name] for layer in self.layers))
 
     @property

@@ -6,12 +6,13 @@ a spec can be shared between the graph side, the cores and the reports.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import ClassVar, Optional, Protocol
+from dataclasses import dataclass, field
+from typing import Optional, Protocol
 
 import numpy as np
 
 from .datatypes import QType
+from .memory import MemoryShape, auto_style, check_style
 
 
 class FoldingError(ValueError):
@@ -100,20 +101,28 @@ class LayerSpec(Protocol):
 
     def report_fields(self) -> dict: ...
 
-    def memory_bits(self) -> dict[str, int]:
-        """Payload bits of each memory the core holds (weight and threshold ROMs, line buffers,
-        input and partial-sum buffers), by name: what resource estimates turn into BRAM or LUT
-        RAM by memory style."""
+    def memories(self) -> dict[str, MemoryShape]:
+        """Each memory the core instantiates (weight and threshold ROMs, line buffers, input and
+        partial-sum buffers), by the core's name for it: its shape, from which `memory_style`
+        and the resource estimates follow."""
 
 
+@dataclass(frozen=True, eq=False)
 class Layer:
-    """Defaults of the layer contract (`LayerSpec`) for a one-input, one-output layer."""
+    """Defaults of the layer contract (`LayerSpec`) for a one-input, one-output layer.
 
-    inputs: ClassVar[int] = 1
-    outputs: ClassVar[int] = 1
-    lanes_follow: ClassVar[Optional[str]] = None
-    fold_dims: ClassVar[dict] = {}
-    REPORTED: ClassVar[tuple] = ()  # attributes copied into the report as they are
+    `memory_styles` holds the styles a folding file set, as (memory name, style) pairs; every
+    other memory takes `graph.memory.auto_style`."""
+
+    memory_styles: tuple = field(default=(), kw_only=True)
+
+    # Class attributes, not annotated: a dataclass would make them fields, and a subclass that
+    # makes one a field (a Duplicate's `outputs`) would inherit its place before `name`.
+    inputs = 1
+    outputs = 1
+    lanes_follow = None  # Optional[str]
+    fold_dims = {}
+    REPORTED = ()  # attributes copied into the report as they are
 
     def port_type(self, port: int) -> QType:
         return self.input_type
@@ -132,16 +141,35 @@ class Layer:
     def report_fields(self) -> dict:
         return {key: getattr(self, key) for key in self.REPORTED}
 
-    def memory_bits(self) -> dict[str, int]:
+    def memories(self) -> dict[str, MemoryShape]:
         return {}
 
-    def threshold_bits(self, value_bits: int) -> int:
-        """A threshold ROM: every channel's thresholds at the compared value's width, plus a
-        sign bit per channel where some channel compares its negated value."""
+    def memory_bits(self) -> dict[str, int]:
+        return {name: shape.bits for name, shape in self.memories().items()}
+
+    def memory_style(self, name: str) -> str:
+        return dict(self.memory_styles).get(name) or auto_style(self.memories()[name])
+
+    def with_memory_styles(self, styles: dict[str, str]) -> "Layer":
+        """The layer with styles set for some of its memories ('auto': the automatic choice);
+        MemoryStyleError names the memory when a style does not fit it."""
+        memories = self.memories()
+        chosen = dict(self.memory_styles)
+        for name, style in styles.items():
+            if name not in memories:
+                raise KeyError(name)
+            chosen[name] = check_style(style, memories[name], f"layer {self.name}: memory {name!r}")
+        return dataclasses.replace(self, memory_styles=tuple(sorted(
+            (name, style) for name, style in chosen.items() if style)))
+
+    def threshold_memory(self, value_bits: int, lanes: int) -> dict[str, MemoryShape]:
+        """A threshold ROM, one word per channel group: each lane's thresholds at the compared
+        value's width, plus a sign bit per lane where some channel compares its negated value."""
         if getattr(self, "thresholds", None) is None:
-            return 0
-        signs = 0 if self.channel_sign is None else len(self.thresholds)
-        return int(self.thresholds.size) * value_bits + signs
+            return {}
+        per_lane = self.thresholds.shape[1] * value_bits + (self.channel_sign is not None)
+        return {"thresholds": MemoryShape(depth=max(2, len(self.thresholds) // lanes),
+                                          width=lanes * per_lane, rom=True)}
 
     def with_lanes(self, lanes: int):
         """A lane-following layer with the lanes its neighbour chose."""
@@ -278,10 +306,14 @@ class MVTUSpec(Layer):
     def held_inputs(self) -> int:
         return self.mw + 8 * self.simd  # the input vector it reuses per neuron fold, and its pipeline
 
-    def memory_bits(self) -> dict[str, int]:
-        return {"weights": self.mh * self.mw * self.weight_type.bits,
-                "thresholds": self.threshold_bits(self.acc_type.bits),
-                "input_buffer": self.mw * self.input_type.bits if self.synapse_fold > 1 else 0}
+    def memories(self) -> dict[str, MemoryShape]:
+        weights = {"weights": MemoryShape(self.neuron_fold * self.synapse_fold,
+                                          self.pe * self.simd * self.weight_type.bits, rom=True)}
+        # An XNOR layer counts agreements (unsigned) and compares offset-free, one bit wider.
+        compared = (self.mw + 1).bit_length() + 1 if self.binary_xnor else self.acc_type.bits
+        buffer = {"input_buffer": MemoryShape(self.synapse_fold, self.simd * self.input_type.bits)} \
+            if self.synapse_fold > 1 else {}
+        return {**weights, **self.threshold_memory(compared, self.pe), **buffer}
 
     def report_fields(self) -> dict:
         return {"MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd,
@@ -407,8 +439,9 @@ class SlidingWindowSpec(_ImageRearrangement):
         rows of the next one (and, in a frame's last row, the next frame's first) are written."""
         return 2 * self.kernel[0] + self.stride[0] - 1
 
-    def memory_bits(self) -> dict[str, int]:
-        return {"line_buffer": self.line_buffer_rows * self.in_w * self.channels * self.dtype.bits}
+    def memories(self) -> dict[str, MemoryShape]:
+        beats = self.line_buffer_rows * self.in_w * self.channels // self.simd
+        return {"line_buffer": MemoryShape(beats, self.simd * self.dtype.bits)}
 
     @property
     def held_inputs(self) -> int:
@@ -555,8 +588,10 @@ class PoolSpec(_WindowReduction):
         lo, hi = self.input_type.min * self.window, self.input_type.max * self.window
         return QType.for_range(lo, hi)
 
-    def memory_bits(self) -> dict[str, int]:
-        return {"partial_results": self.channels * self.output_type.bits}
+    def memories(self) -> dict[str, MemoryShape]:
+        # Read and written in the same cycle (read-modify-write), so read asynchronously.
+        return {"partial_results": MemoryShape(max(2, self.channels // self.simd),
+                                               self.simd * self.output_type.bits, sync_read=False)}
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -616,8 +651,8 @@ class ThresholdSpec(PixelStream):
         """The compared value: the input, or its negation on decreasing channels."""
         return compared_type(self.input_type.min, self.input_type.max, self.channel_sign, self.thresholds)
 
-    def memory_bits(self) -> dict[str, int]:
-        return {"thresholds": self.threshold_bits(self.value_type.bits)}
+    def memories(self) -> dict[str, MemoryShape]:
+        return self.threshold_memory(self.value_type.bits, self.pe)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -663,10 +698,13 @@ class VectorUnitSpec(_WindowReduction):
     window = property(lambda self: self.weights.shape[1])
     simd = property(lambda self: self.pe)
 
-    def memory_bits(self) -> dict[str, int]:
-        return {"weights": int(self.weights.size) * self.weight_type.bits,
-                "partial_sums": self.channels * self.acc_type.bits,
-                "thresholds": self.threshold_bits(self.acc_type.bits)}
+    def memories(self) -> dict[str, MemoryShape]:
+        groups = self.channels // self.pe
+        # The weights and partial sums are read in the cycle they are addressed (asynchronously).
+        return {"weights": MemoryShape(max(2, self.window * groups), self.pe * self.weight_type.bits,
+                                       rom=True, sync_read=False),
+                "partial_sums": MemoryShape(max(2, groups), self.pe * self.acc_type.bits, sync_read=False),
+                **self.threshold_memory(self.acc_type.bits, self.pe)}
 
     @property
     def acc_type(self) -> QType:

@@ -84,9 +84,16 @@ def yosys_version() -> str:
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "unknown"
 
 
+def for_yosys(verilog: str) -> str:
+    """The design as Yosys must read it: a distributed ROM (Vivado's `rom_style="distributed"`,
+    LUTs) is `rom_style="logic"` to Yosys, which has no LUT-ROM mapping and fails on the former."""
+    return verilog.replace('rom_style = "distributed"', 'rom_style = "logic"')
+
+
 def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
     """Cell counts of `top` after synthesis (cached); returns {"cells", "resources", "cached",
     "seconds"}."""
+    verilog = for_yosys(verilog)
     key = hashlib.sha256("\0".join([verilog, top, SCRIPT, version]).encode()).hexdigest()[:32]
     cached = cache_dir("synth") / f"{key}.json"
     if cached.is_file():

@@ -1,5 +1,6 @@
-"""Each spec's `memory_bits` (the hook resource estimates use) against the memories its core
-actually instantiates: same names, same payload bits (a core may round a depth up to 2)."""
+"""Each spec's `memories` (the hook memory styles and resource estimates use) against the
+memories its core actually instantiates: same names, same depth and width, the style's
+Verilog attribute."""
 import onnx
 import pytest
 from amaranth.lib.memory import Memory
@@ -9,8 +10,6 @@ from support.modelgen import LayerCfg, MLPCfg, make_mlp
 from finn_rtl.cores.accelerator import make_core
 from finn_rtl.flow import build
 
-CORE_NAMES = {"weights": "weights", "thresholds": "thresholds", "input_buffer": "input_buffer",
-              "line_buffer": "lines", "partial_results": "partial", "partial_sums": "partial"}
 MODELS = {
     "residual_depthwise": lambda: make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
         ConvCfg(4, pad=1), PoolCfg(in_chain=True), ResidualCfg(4), ConvCfg(0, depthwise=True, pad=1)],
@@ -28,17 +27,18 @@ def core_memories(core) -> dict:
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("target_ii", [None, 1024])
-def test_memory_bits_match_the_cores(name, target_ii, tmp_path):
+def test_memories_match_the_cores(name, target_ii, tmp_path):
     onnx.save(MODELS[name](), str(tmp_path / "model.onnx"))
     network = build(tmp_path / "model.onnx", tmp_path / "out", target_ii=target_ii).network
     checked = 0
     for layer in network.layers:
-        expected = {CORE_NAMES[k]: v for k, v in layer.memory_bits().items() if v}
+        expected = layer.memories()
         memories = core_memories(make_core(layer))
         assert set(memories) == set(expected), layer.name
         for key, memory in memories.items():
-            width = memory.shape.width
-            actual = width * memory.depth
-            assert expected[key] <= actual <= max(expected[key], 2 * width), (layer.name, key)
+            shape = expected[key]
+            assert (memory.depth, memory.shape.width) == (shape.depth, shape.width), (layer.name, key)
+            attribute = "rom_style" if shape.rom else "ram_style"
+            assert memory.attrs == {attribute: layer.memory_style(key)}, (layer.name, key)
             checked += 1
     assert checked >= 3

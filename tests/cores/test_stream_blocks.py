@@ -1,6 +1,7 @@
 """FIFO, width converter and label select in the Amaranth simulator with random valid/ready."""
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
 
 from finn_rtl.cores.arith import pack_ints
 from finn_rtl.cores.fifo import StreamFIFO
@@ -35,11 +36,44 @@ def test_width_converter_keeps_order_and_rate(a, b):
     assert cycles <= n // min(a, b) + 2  # one beat per cycle on the wide side
 
 
-def test_fifo_passes_everything_in_order():
+@pytest.mark.parametrize("depth,style", [(1, None), (2, "registers"), (3, "distributed"), (4, "block"),
+                                         (5, "registers"), (17, "distributed"), (64, "block")])
+@pytest.mark.parametrize("valid_prob,ready_prob", [(0.5, 0.5), (1.0, 0.3), (0.3, 1.0)])
+def test_fifo_passes_everything_in_order(depth, style, valid_prob, ready_prob):
     rng = np.random.default_rng(5)
-    beats = [int(v) for v in rng.integers(0, 256, 80)]
-    out, _ = run_stream(StreamFIFO(8, 4), beats, len(beats), valid_prob=0.5, ready_prob=0.5)
+    beats = [int(v) for v in rng.integers(0, 256, 150)]
+    out, _ = run_stream(StreamFIFO(8, depth, style=style), beats, len(beats), valid_prob=valid_prob,
+                        ready_prob=ready_prob, seed=depth)
     assert out == beats
+
+
+@pytest.mark.parametrize("depth", [3, 4, 64])
+def test_fifo_takes_a_beat_per_cycle_from_depth_3(depth):
+    beats = list(range(200))
+    out, cycles = run_stream(StreamFIFO(8, depth), beats, len(beats))
+    assert out == beats and cycles <= len(beats) + 4
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 7])
+def test_fifo_holds_exactly_its_depth(depth):
+    """With the consumer stalled, the FIFO takes `depth` beats, and its monitored level says so."""
+    dut = StreamFIFO(8, depth, monitor=True)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    taken = []
+
+    async def bench(ctx):
+        ctx.set(dut.m.ready, 0)
+        ctx.set(dut.s.valid, 1)
+        for _ in range(2 * depth + 5):  # offer beat len(taken) until it is taken
+            ctx.set(dut.s.payload, len(taken))
+            _, _, ready = await ctx.tick().sample(dut.s.ready)
+            if ready:
+                taken.append(len(taken))
+        assert ctx.get(dut.level) == depth and ctx.get(dut.peak) == depth
+    sim.add_testbench(bench)
+    sim.run()
+    assert taken == list(range(depth))
 
 
 # 12 bits: the skid-buffer form; 100 bits: the buffered-FIFO form

@@ -52,10 +52,39 @@ def test_folding_errors_name_the_layer_and_the_legal_values(residual):
         residual.with_folding({add: {"PE": 4}})
     with pytest.raises(FoldingError, match=rf"layer {concat}: SIMD=5 must divide the 12 channels"):
         residual.with_folding({concat: {"SIMD": 5}})
-    with pytest.raises(FoldingError, match=r"unknown folding keys \['SIMD'\] \(use PE\)"):
+    with pytest.raises(FoldingError, match=r"unknown folding keys \['SIMD'\] \(use PE, ram_style"):
         residual.with_folding({add: {"SIMD": 2}})
     fork = next(layer.name for layer in residual.layers if layer.kind == "Duplicate")
     with pytest.raises(FoldingError, match="folding names unknown layers"):
         residual.with_folding({fork: {"SIMD": 2}})
     with pytest.raises(FoldingError, match="fold on their own"):
         residual.with_folding({add: {"PE": 2, "follows": "x"}})
+
+
+def test_memory_styles_from_the_folding_file(residual):
+    """FINN's ram_style / ram_style_thresholds and our memory_styles set the styles; a style a
+    memory cannot take, or a key for memories a layer lacks, is one line naming both."""
+    mvtu = next(layer for layer in residual.layers if layer.kind == "MVTU" and layer.thresholds is not None)
+    assert set(mvtu.memories()) >= {"weights", "thresholds"}
+    styled = residual.with_folding({mvtu.name: {"ram_style": "block", "ram_style_thresholds": "distributed"}})
+    layer = styled.layer(mvtu.name)
+    assert layer.memory_style("weights") == "block" and layer.memory_style("thresholds") == "distributed"
+    assert styled.memory_styles[mvtu.name]["weights"] == "block"
+    # what folding.json writes reads back to the same styles
+    again = residual.with_folding({mvtu.name: {"memory_styles": styled.memory_styles[mvtu.name]}})
+    assert again.memory_styles == styled.memory_styles
+    # auto is the automatic choice
+    auto = residual.with_folding({mvtu.name: {"ram_style": "auto"}})
+    assert auto.memory_styles == residual.memory_styles
+    with pytest.raises(CompileError, match=rf"layer {mvtu.name}: memory 'weights' is a ROM, so it cannot be "
+                                           r"registers; use block or distributed"):
+        residual.with_folding({mvtu.name: {"ram_style": "registers"}})
+    with pytest.raises(CompileError, match="UltraRAM"):
+        residual.with_folding({mvtu.name: {"ram_style": "ultra"}})
+    with pytest.raises(CompileError, match=r"unknown ram_style 'bram'; use auto, block"):
+        residual.with_folding({mvtu.name: {"ram_style": "bram"}})
+    with pytest.raises(FoldingError, match=r"memory_styles must map its memories \(weights, thresholds"):
+        residual.with_folding({mvtu.name: {"memory_styles": {"lines": "block"}}})
+    fork = next(layer.name for layer in residual.layers if layer.kind == "Duplicate")
+    with pytest.raises(FoldingError, match=f"layer {fork} has no memories"):
+        residual.with_folding({fork: {"ram_style": "block", "follows": "x"}})

@@ -1,0 +1,129 @@
+"""Memories of a layer and where they go: block RAM, LUTs ("distributed") or flip-flops.
+
+Every core memory (weight and threshold ROMs, line and partial-sum buffers, FIFOs) has a
+`MemoryShape` from its spec, and a style: chosen here by cost unless the folding file sets one
+(FINN's `ram_style` / `ram_style_thresholds`). The style becomes the Verilog attribute
+`rom_style`/`ram_style` on the memory, which Vivado and Yosys both obey, and the report says
+which was used. A distributed ROM is LUT logic (Vivado's `rom_style="distributed"`); a
+distributed RAM is LUT RAM.
+
+The automatic choice compares what the two styles take of a device: block RAMs counted as
+Yosys's 7-series mapping places them (`bram_primitives`), LUTs from a fit to Yosys on random
+contents (`distributed_luts`), exchanged at the device's LUTs per BRAM18 (the xc7z020 of a
+Pynq-Z1 unless a board says otherwise).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import CompileError
+
+STYLES = ("block", "distributed", "registers")
+# xc7z020 (Pynq-Z1, Pynq-Z2): 53,200 LUTs and 140 BRAM36 = 280 BRAM18.
+DEFAULT_LUTS_PER_BRAM18 = 53200 / 280
+REGISTER_MAX_DEPTH = 2  # a RAM this shallow is a couple of registers, not a LUT RAM
+
+
+class MemoryStyleError(CompileError):
+    pass
+
+
+@dataclass(frozen=True)
+class MemoryShape:
+    """One memory as the core instantiates it: `depth` words of `width` bits. A ROM has initial
+    contents and no write port; `sync_read` memories have a registered read port (block RAM
+    needs one)."""
+
+    depth: int
+    width: int
+    rom: bool = False
+    sync_read: bool = True
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+    def allowed_styles(self) -> tuple[str, ...]:
+        if self.rom:
+            return ("block", "distributed") if self.sync_read else ("distributed",)
+        return STYLES if self.sync_read else ("distributed", "registers")
+
+
+# Yosys's 7-series block RAM library (techlibs/xilinx/brams_xc4v.txt): a RAMB18 ("HALF") holds
+# 16 Kib of data, a RAMB36 ("FULL") 32 Kib, at the widths below (9/18/36/72 with parity bits,
+# 72 only in simple dual-port mode), at the cost the mapper minimises.
+_BRAM_MODES = (("BRAM18", 14, (1, 2, 4, 9, 18, 36), 129), ("BRAM36", 15, (1, 2, 4, 9, 18, 36, 72), 257))
+
+
+def bram_primitives(depth: int, width: int) -> dict[str, int]:
+    """RAMB18/RAMB36 count of a memory in block RAM: the geometry of least cost, as Yosys's
+    memory_libmap picks it (one primitive type and width for the whole memory)."""
+    best = None
+    for name, abits, widths, cost in _BRAM_MODES:
+        for w in widths:
+            words = (1 << abits) // (w if w < 9 else w // 9 * 8)  # parity bits hold no address
+            count = math.ceil(width / w) * math.ceil(depth / words)
+            if best is None or count * cost < best[0]:
+                best = (count * cost, name, count)
+    counts = {"BRAM18": 0, "BRAM36": 0}
+    counts[best[1]] = best[2]
+    return counts
+
+
+def bram18_equivalent(depth: int, width: int) -> int:
+    counts = bram_primitives(depth, width)
+    return counts["BRAM18"] + 2 * counts["BRAM36"]
+
+
+def distributed_luts(shape: MemoryShape) -> float:
+    """LUTs of a memory in LUTs (fitted to Yosys synth_xilinx on random contents, 64-bit words):
+    a ROM costs a LUT per bit up to 64 words and about one per 36 words per bit beyond (the
+    LUT multiplexers of deep ROMs); a LUT RAM packs 6 bits x 32 or 3 bits x 64 words into 4 LUTs,
+    deeper ones add a multiplexer tree."""
+    depth, width = shape.depth, shape.width
+    if shape.rom:
+        if depth <= 2:
+            return 0.0
+        return width * (min(1.0, depth / 16) if depth <= 64 else depth / 36)
+    if depth <= 32:
+        return 4 * math.ceil(width / 6)
+    banks = math.ceil(depth / 64)
+    return 4 * math.ceil(width / 3) * banks + (width * (banks - 1) * 0.6 if banks > 1 else 0)
+
+
+def register_cost(shape: MemoryShape) -> tuple[float, int]:
+    """(LUTs, flip-flops) of a memory built from registers: a word register each, and a read
+    multiplexer."""
+    return shape.width * max(0, shape.depth - 1) / 2, shape.bits
+
+
+def auto_style(shape: MemoryShape, luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18) -> str:
+    """The style that takes the smaller share of the device."""
+    if not shape.rom and shape.depth <= REGISTER_MAX_DEPTH:
+        return "registers"
+    if "block" not in shape.allowed_styles():
+        return "distributed"
+    in_luts = distributed_luts(shape)
+    in_block = bram18_equivalent(shape.depth, shape.width) * luts_per_bram18
+    return "block" if in_block < in_luts else "distributed"
+
+
+def check_style(style: str, shape: MemoryShape, where: str) -> str:
+    """A style asked for in a folding file; 'auto' is no choice (returns None)."""
+    if style == "auto":
+        return None
+    if style == "ultra":
+        raise MemoryStyleError(f"{where}: ram_style 'ultra' needs UltraRAM, which 7-series devices do not "
+                               f"have; use block, distributed or auto")
+    if style not in STYLES:
+        raise MemoryStyleError(f"{where}: unknown ram_style {style!r}; use auto, {', '.join(STYLES)}")
+    allowed = shape.allowed_styles()
+    if style not in allowed:
+        why = "a ROM" if shape.rom and style == "registers" else "read asynchronously"
+        raise MemoryStyleError(f"{where} is {why}, so it cannot be {style}; use {' or '.join(allowed)}")
+    return style
+
+
+def verilog_attrs(style: str, shape: MemoryShape) -> dict[str, str]:
+    return {("rom_style" if shape.rom else "ram_style"): style}
