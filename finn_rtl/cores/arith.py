@@ -63,3 +63,8 @@ def nested_counters(m, enable: Value, limits, names) -> list[Signal]:
                 m.d.sync += counter.eq(Mux(at_end, 0, counter + 1))
             carry = carry & at_end
     return counters
+
+
+def counter_bits(*limits: int) -> int:
+    """Flip-flops of counters that count to each limit (a resource-estimate feature)."""
+    return sum(max(1, (int(n) - 1).bit_length()) for n in limits)

@@ -7,7 +7,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.merge_specs import ConcatSpec, DuplicateSpec
-from .arith import element_value, lanes, nested_counters
+from .arith import counter_bits, element_value, lanes, nested_counters
 from .ports import input_names, output_names
 
 
@@ -24,6 +24,10 @@ class Duplicate(wiring.Component):
             "s": In(stream.Signature(unsigned(width))),
             **{name: Out(stream.Signature(unsigned(width))) for name in self.output_names},
         })
+
+    @staticmethod
+    def resource_features(spec: DuplicateSpec) -> dict[str, float]:
+        return {"const": 1, "outputs": spec.outputs}
 
     def elaborate(self, platform):
         m = Module()
@@ -54,6 +58,12 @@ class Concat(wiring.Component):
                for name, qtype in zip(self.input_names, spec.input_types)},
             "m": Out(stream.Signature(unsigned(spec.simd * spec.output_type.bits))),
         })
+
+    @staticmethod
+    def resource_features(spec: ConcatSpec) -> dict[str, float]:
+        beats = sum(c // spec.simd for c in spec.channels)
+        return {"const": 1, "select_bits": spec.inputs * spec.simd * spec.output_type.bits,
+                "counter_bits": counter_bits(beats)}
 
     def elaborate(self, platform):
         spec = self.spec

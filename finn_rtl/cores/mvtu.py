@@ -31,7 +31,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
-from .arith import element_value, lanes, nested_counters, pack_ints, tree_sum
+from .arith import counter_bits, element_value, lanes, nested_counters, pack_ints, tree_sum
 from .memories import layer_memory
 from .bitplane import agreement_count, bit_planes, chunks, dot_product, pack_planes, planar
 from .threshold import threshold_stage
@@ -72,6 +72,24 @@ class MVTU(wiring.Component):
             "s": In(stream.Signature(unsigned(self.in_width))),
             "m": Out(stream.Signature(unsigned(self.out_width))),
         })
+
+    @staticmethod
+    def resource_features(spec: MVTUSpec) -> dict[str, float]:
+        """What the logic grows with (memories apart), for the calibrated resource estimate."""
+        pe, simd, ib = spec.pe, spec.simd, spec.input_type.bits
+        core = MVTU(spec)
+        acc = core._acc_shape().width
+        datapath = ("xnor" if spec.binary_xnor else "planes" if core.bit_planes
+                    else "weight_planes" if core.weight_planes else "multiply")
+        products = {"xnor": pe * simd,
+                    "planes": pe * simd * len(bit_planes(spec.input_type)) * len(bit_planes(spec.weight_type)),
+                    "weight_planes": pe * simd * ib * len(bit_planes(spec.weight_type)),
+                    "multiply": pe * simd * ib * spec.weight_type.bits}[datapath]
+        thresholds = 0 if spec.thresholds is None else spec.thresholds.shape[1]
+        return {"const": 1, f"dot_{datapath}": products, "acc_bits": pe * acc,
+                "threshold_bits": pe * thresholds * (acc + 1), "out_bits": pe * spec.output_type.bits,
+                "in_bits": simd * ib, "buffer_mux_bits": simd * ib if spec.synapse_fold > 1 else 0,
+                "counter_bits": counter_bits(spec.neuron_fold, spec.synapse_fold, spec.neuron_fold * spec.synapse_fold)}
 
     # -- constant tables ---------------------------------------------------------
     def _hw_thresholds(self) -> np.ndarray:

@@ -10,7 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import PadSpec
-from .arith import nested_counters, pack_ints
+from .arith import counter_bits, nested_counters, pack_ints
 
 
 class Padding(wiring.Component):
@@ -21,6 +21,11 @@ class Padding(wiring.Component):
             "s": In(stream.Signature(unsigned(width))),
             "m": Out(stream.Signature(unsigned(width))),
         })
+
+    @staticmethod
+    def resource_features(spec: PadSpec) -> dict[str, float]:
+        return {"const": 1, "mux_bits": spec.simd * spec.dtype.bits,
+                "counter_bits": counter_bits(spec.out_h, spec.out_w, spec.channels // spec.simd)}
 
     def elaborate(self, platform):
         spec = self.spec

@@ -12,7 +12,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import PoolSpec
-from .arith import element_value, lanes, nested_counters
+from .arith import counter_bits, element_value, lanes, nested_counters
 from .memories import layer_memory
 
 
@@ -23,6 +23,11 @@ class WindowPool(wiring.Component):
             "s": In(stream.Signature(unsigned(spec.simd * spec.input_type.bits))),
             "m": Out(stream.Signature(unsigned(spec.simd * spec.output_type.bits))),
         })
+
+    @staticmethod
+    def resource_features(spec: PoolSpec) -> dict[str, float]:
+        return {"const": 1, f"{spec.op}_bits": spec.simd * spec.output_type.bits,
+                "counter_bits": counter_bits(spec.window, spec.channels // spec.simd)}
 
     def elaborate(self, platform):
         spec = self.spec

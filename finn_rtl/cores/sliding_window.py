@@ -22,7 +22,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import SlidingWindowSpec
-from .arith import nested_counters
+from .arith import counter_bits, nested_counters
 from .memories import layer_memory
 
 
@@ -34,6 +34,13 @@ class SlidingWindow(wiring.Component):
             "s": In(stream.Signature(unsigned(width))),
             "m": Out(stream.Signature(unsigned(width))),
         })
+
+    @staticmethod
+    def resource_features(spec: SlidingWindowSpec) -> dict[str, float]:
+        beats = spec.channels // spec.simd
+        depth = spec.memories()["line_buffer"].depth
+        return {"const": 1, "address_bits": 3 * counter_bits(depth),
+                "counter_bits": counter_bits(spec.out_h, spec.out_w, *spec.kernel, beats, spec.line_buffer_rows)}
 
     def elaborate(self, platform):
         spec = self.spec

@@ -7,7 +7,7 @@ from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import element_value, lanes, nested_counters
+from .arith import counter_bits, element_value, lanes, nested_counters
 from .ports import input_names
 from .threshold import register_thresholded
 
@@ -21,6 +21,14 @@ class Thresholding(wiring.Component):
                for name, qtype in zip(self.input_names, spec.input_types)},
             "m": Out(stream.Signature(unsigned(spec.pe * spec.output_type.bits))),
         })
+
+    @staticmethod
+    def resource_features(spec) -> dict[str, float]:
+        thresholds = 0 if spec.thresholds is None else spec.thresholds.shape[1]
+        value = spec.value_type.bits
+        return {"const": 1, "sum_bits": spec.pe * value * len(spec.input_types),
+                "threshold_bits": spec.pe * thresholds * value, "out_bits": spec.pe * spec.output_type.bits,
+                "counter_bits": counter_bits(spec.channels // spec.pe)}
 
     def elaborate(self, platform):
         spec = self.spec

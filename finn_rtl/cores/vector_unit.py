@@ -13,7 +13,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
-from .arith import element_value, lanes, nested_counters, pack_ints
+from .arith import counter_bits, element_value, lanes, nested_counters, pack_ints
 from .memories import layer_memory
 from .threshold import register_thresholded
 
@@ -25,6 +25,15 @@ class VectorUnit(wiring.Component):
             "s": In(stream.Signature(unsigned(spec.pe * spec.input_type.bits))),
             "m": Out(stream.Signature(unsigned(spec.pe * spec.output_type.bits))),
         })
+
+    @staticmethod
+    def resource_features(spec: VectorUnitSpec) -> dict[str, float]:
+        thresholds = 0 if spec.thresholds is None else spec.thresholds.shape[1]
+        acc = spec.acc_type.bits
+        return {"const": 1, "multiply_bits": spec.pe * spec.input_type.bits * spec.weight_type.bits,
+                "acc_bits": spec.pe * acc, "threshold_bits": spec.pe * thresholds * acc,
+                "out_bits": spec.pe * spec.output_type.bits,
+                "counter_bits": counter_bits(spec.window, spec.channels // spec.pe)}
 
     def _weight_rom_init(self) -> list[int]:
         spec = self.spec

@@ -12,7 +12,7 @@ from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import nested_counters
+from .arith import counter_bits, nested_counters
 
 
 class WidthConverter(wiring.Component):
@@ -22,6 +22,13 @@ class WidthConverter(wiring.Component):
             "s": In(stream.Signature(unsigned(element_bits * in_elems))),
             "m": Out(stream.Signature(unsigned(element_bits * out_elems))),
         })
+
+    def resource_features(self) -> dict[str, float]:
+        a, b = self.in_elems, self.out_elems
+        bits = self.element_bits * max(a, b)
+        shape = "shift" if a % b == 0 or b % a == 0 else "buffer"
+        return {"const": 1, f"{shape}_bits": bits if shape == "shift" else self.element_bits * 2 * (a + b),
+                "counter_bits": counter_bits(max(a, b) // min(a, b) + 1)}
 
     def elaborate(self, platform):
         m = Module()

@@ -25,7 +25,8 @@ def model_file(tmp_path):
 
 def test_build_and_verify(model_file, tmp_path):
     folding = tmp_path / "folding.json"
-    folding.write_text(json.dumps({"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 2, "SIMD": 2}}))
+    folding.write_text(json.dumps({"MatMul_0": {"PE": 2, "SIMD": 3, "ram_style": "block"},
+                                   "MatMul_1": {"PE": 2, "SIMD": 2}}))
     out = tmp_path / "out"
     result = run_cli("build", model_file, "-o", out, "--folding", folding, "--verify", 50)
     assert result.returncode == 0, result.stderr
@@ -33,7 +34,12 @@ def test_build_and_verify(model_file, tmp_path):
     for name in ("original.onnx", "streamlined.onnx", "input_quantizer.onnx", "finn_rtl_top.v",
                  "folding.json", "report.json"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "folding.json").read_text()) == json.loads(folding.read_text())
+    written = json.loads((out / "folding.json").read_text())
+    assert {name: {k: entry[k] for k in ("PE", "SIMD")} for name, entry in written.items()} == \
+        {"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 2, "SIMD": 2}}
+    # every memory's style, the one asked for included (a block-RAM weight ROM simulates bit-exactly)
+    assert written["MatMul_0"]["memory_styles"]["weights"] == "block"
+    assert set(written["MatMul_1"]["memory_styles"]) == {"weights", "input_buffer"}
     report = json.loads((out / "report.json").read_text())
     assert report["expected_ii_cycles"] == max(row["cycles_per_frame"] for row in report["layers"]) == 12
     assert report["verification"]["bit_exact"]

@@ -1,0 +1,158 @@
+"""Resource estimates in milliseconds: the same units as `synthesis` (each layer with the FIFOs
+and width converters of its input edges, plus the top level's glue), from each part's shape.
+
+Block RAMs and LUT RAMs are counted exactly as Yosys maps the memories (`graph.memory`). LUTs and
+flip-flops are a linear model: every core names what its logic grows with
+(`resource_features(spec)`: lanes x bits of its datapath, accumulators, comparators, counters),
+every memory adds its own terms by style, and the coefficients are fitted to Yosys on a sweep
+of generated networks (`benchmarks/calibrate_estimates.py` writes `calibration.json`;
+`benchmarks/bench_estimates.py` prints the error per core kind and per network).
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+from ..graph.memory import MemoryShape, bram_primitives
+from ..graph.network import NetworkSpec
+
+CALIBRATION = Path(__file__).with_name("calibration.json")
+COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
+GLUE = "top level (register slices)"
+LABEL_SELECT = "label select"
+
+
+def lutram_luts(shape: MemoryShape) -> int:
+    """LUTs in LUT RAM primitives (RAM32M: 6 bits x 32 words, RAM64M: 3 bits x 64 words, 4 LUTs
+    each), as Yosys's 7-series mapping places a simple dual-port RAM."""
+    if shape.depth <= 32:
+        return 4 * math.ceil(shape.width / 6)
+    return 4 * math.ceil(shape.width / 3) * math.ceil(shape.depth / 64)
+
+
+def memory_terms(shape: MemoryShape, style: str) -> tuple[dict, dict]:
+    """(exact counts, linear-model features) of one memory in its style."""
+    exact = dict.fromkeys(COLUMNS, 0)
+    features = {}
+    if style == "block":
+        exact.update(bram_primitives(shape.depth, shape.width))
+        return exact, features
+    if shape.sync_read:
+        features["memory.read_register_bits"] = shape.width
+    if style == "registers":
+        features["memory.register_bits"] = shape.bits
+        features["memory.register_mux_bits"] = shape.width * max(0, shape.depth - 1)
+    elif shape.rom:
+        # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, deeper a mux tree.
+        features["memory.rom_bits_shallow"] = shape.width * min(1.0, shape.depth / 16) if shape.depth <= 64 else 0
+        features["memory.rom_bits_deep"] = shape.width * shape.depth / 64 if shape.depth > 64 else 0
+    else:
+        exact["LUTRAM"] = lutram_luts(shape)
+        banks = math.ceil(shape.depth / 64)
+        features["memory.lutram_mux_bits"] = shape.width * (banks - 1)
+    return exact, features
+
+
+def _add(total: dict, part: dict, scale: float = 1) -> None:
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + scale * value
+
+
+def part_terms(kind: str, features: dict, memories) -> tuple[dict, dict, dict]:
+    """(exact counts, model features, memory styles) of one part: a core, FIFO or converter."""
+    exact = dict.fromkeys(COLUMNS, 0)
+    model = {f"{kind}.{name}": value for name, value in features.items() if value}
+    styles = {}
+    for name, shape, style in memories:
+        counts, terms = memory_terms(shape, style)
+        _add(exact, counts)
+        _add(model, terms)
+        styles[name] = style
+    return exact, model, styles
+
+
+def unit_parts(network: NetworkSpec, layer) -> list[tuple[str, dict, list]]:
+    """Each part of a layer's synthesis unit: (kind, features, [(memory, shape, style)])."""
+    from ..cores.accelerator import CORES
+    from ..cores.width_converter import WidthConverter
+
+    core = CORES[type(layer)]
+    parts = [(layer.kind, core.resource_features(layer),
+              [(name, shape, layer.memory_style(name)) for name, shape in layer.memories().items()])]
+    streams = network.edge_streams()
+    for index in network.in_edges(layer.name):
+        edge = streams[index]
+        parts.append(("FIFO", {"const": 1, "counter_bits": 3 * max(1, (edge.depth - 1).bit_length())},
+                      [(f"fifo from {edge.edge.producer}", edge.fifo_memory, edge.fifo_memory_style)]))
+        if edge.width_converter is not None:
+            converter = WidthConverter(edge.dtype.bits, *edge.width_converter)
+            parts.append(("WidthConverter", converter.resource_features(), []))
+    return parts
+
+
+def glue_parts(network: NetworkSpec) -> dict[str, list]:
+    """The top level's units: its two register slices, and label select."""
+    from ..cores.accelerator import PortGeometry
+    from ..cores.register_slice import FIFO_DEPTH, SKID_MAX_BITS
+
+    geometry = PortGeometry.of(network)
+    parts = []
+    for bits in (geometry.in_width, geometry.out_width):
+        if bits > SKID_MAX_BITS:  # amaranth's buffered FIFO: two entries in LUT RAM, one register
+            parts.append(("RegisterSlice", {"fifo_bits": bits},
+                          [("slice", MemoryShape(FIFO_DEPTH - 1, bits, sync_read=False), "distributed")]))
+        else:
+            parts.append(("RegisterSlice", {"skid_bits": bits}, []))
+    units = {GLUE: parts}
+    if network.output.label_select:
+        last = network.layers[-1]
+        units[LABEL_SELECT] = [("LabelSelect", {"const": 1, "compare_bits": last.out_lanes * last.output_type.bits,
+                                                "index_bits": geometry.out_element_bits}, [])]
+    return units
+
+
+def network_units(network: NetworkSpec) -> dict[str, list]:
+    return {**{layer.name: unit_parts(network, layer) for layer in network.layers}, **glue_parts(network)}
+
+
+def unit_terms(parts) -> tuple[dict, dict, dict]:
+    exact, model, styles = dict.fromkeys(COLUMNS, 0), {}, {}
+    for kind, features, memories in parts:
+        counts, terms, chosen = part_terms(kind, features, memories)
+        _add(exact, counts)
+        _add(model, terms)
+        styles.update(chosen)
+    return exact, model, styles
+
+
+@lru_cache(maxsize=1)
+def calibration() -> dict:
+    return json.loads(CALIBRATION.read_text()) if CALIBRATION.is_file() else {"LUT": {}, "FF": {}}
+
+
+def estimate_unit(parts, coefficients: dict | None = None) -> dict:
+    coefficients = coefficients or calibration()
+    exact, model, styles = unit_terms(parts)
+    result = dict(exact)
+    for column in ("LUT", "FF"):
+        result[column] = round(sum(coefficients[column].get(name, 0.0) * value for name, value in model.items()))
+    return {"resources": result, "memory_styles": styles,
+            "uncalibrated": sorted(name for name in model if name not in coefficients["LUT"])}
+
+
+def estimate_network(network: NetworkSpec) -> dict:
+    """report.json's `resources.estimate`: per unit and in total, with each memory's style."""
+    units = {name: estimate_unit(parts) for name, parts in network_units(network).items()}
+    total = dict.fromkeys(COLUMNS, 0)
+    for unit in units.values():
+        _add(total, unit["resources"])
+    uncalibrated = sorted({name for unit in units.values() for name in unit["uncalibrated"]})
+    info = calibration()
+    return {"total": total,
+            "layers": {name: unit["resources"] for name, unit in units.items()},
+            "memory_styles": {name: unit["memory_styles"] for name, unit in units.items() if unit["memory_styles"]},
+            "model": {"calibrated_against": info.get("yosys", "uncalibrated"),
+                      "fitted_units": info.get("units", 0),
+                      **({"uncalibrated_terms": uncalibrated} if uncalibrated else {})}}
