@@ -23,7 +23,8 @@ SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT / "tests"))
 
 # BNN-PYNQ's published whole-system figures on Pynq-Z1 (the numbers issue 11 quotes).
-PUBLISHED = {"cnv-w1a1": {"LUT": 26072, "BRAM36": 124, "DSP": 24, "II": 32768}}
+PUBLISHED = {"cnv-w1a1": {"LUT": 26072, "BRAM36": 124, "DSP": 24, "II": 32768},
+             "lfc-w1a1": {"LUT": 28360, "BRAM36": 110, "DSP": 4, "II": 512}}
 # FINN's per-layer (PE, SIMD) for CNV-w1a1 on Pynq-Z1: six convs, then three FC layers. FINN's
 # pools are not folded by PE/SIMD; SIMD 2 keeps the first pool under the convs' II.
 CNV_FOLDING = [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32), (1, 4), (1, 8), (5, 1)]
@@ -40,6 +41,24 @@ def cnv_w1a1(work: Path):
     return model, {"folding": folding}
 
 
+# FINN's LFC-w1a1 folding pads L0's input to 832 (PE 32, SIMD 64) and L3's outputs to 64 (PE 16,
+# SIMD 8). Without padding, the nearest legal foldings at the same II of 512 cycles: L0 SIMD 49
+# (784 = 16 x 49) with PE 32; L1, L2 as FINN; L3 (10 outputs) PE 5, SIMD 4 (2 x 256 cycles).
+LFC_FOLDING = {"MatMul_0": (32, 49), "MatMul_1": (64, 32), "MatMul_2": (32, 64), "MatMul_3": (5, 4)}
+
+
+def lfc_w1a1(work: Path):
+    """BNN-PYNQ's LFC: 784 binarized pixels, three fully connected 1024 layers and 10 outputs, all
+    binary (XNOR) after the input, seeded weights."""
+    from support.modelgen import LayerCfg, MLPCfg, make_mlp
+
+    model = work / "lfc_w1a1.onnx"
+    hidden = [LayerCfg(1024, w_bits=1, a_bits=1, bipolar_op=True) for _ in range(3)]
+    cfg = MLPCfg(in_shape=(1, 784), input="bipolar", layers=[*hidden, LayerCfg(10, w_bits=1, norm="none")])
+    onnx.save(make_mlp(cfg, seed=11), str(model))
+    return model, {"folding": {name: {"PE": pe, "SIMD": simd} for name, (pe, simd) in LFC_FOLDING.items()}}
+
+
 def tfc(name: str):
     def make(work: Path):
         model = SHARED / "models" / f"{name}.onnx"
@@ -49,7 +68,7 @@ def tfc(name: str):
     return make
 
 
-DESIGNS = {"cnv-w1a1": cnv_w1a1, "tfc-w1a1": tfc("TFC_1W1A"), "tfc-w2a2": tfc("TFC_2W2A")}
+DESIGNS = {"cnv-w1a1": cnv_w1a1, "lfc-w1a1": lfc_w1a1, "tfc-w1a1": tfc("TFC_1W1A"), "tfc-w2a2": tfc("TFC_2W2A")}
 
 
 def main() -> int:

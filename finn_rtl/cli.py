@@ -45,10 +45,16 @@ def _check_arguments(args) -> None:
     """Refuse arguments that cannot work before doing anything."""
     from pathlib import Path
 
-    for name in ("verify", "count", "target_ii"):
+    for name in ("verify", "count", "target_ii", "max_luts", "max_brams", "max_dsps"):
         value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise CompileError(f"--{name.replace('_', '-')} {value}: use a whole number of at least 1")
+        if value is not None and value < (0 if name.startswith("max_") else 1):
+            least = "0" if name.startswith("max_") else "1"
+            raise CompileError(f"--{name.replace('_', '-')} {value}: use a whole number of at least {least}")
+    target_fps = getattr(args, "target_fps", None)
+    if target_fps is not None and not (np.isfinite(target_fps) and target_fps > 0):
+        raise CompileError(f"--target-fps {target_fps}: use a positive number of frames per second")
+    if target_fps is not None and getattr(args, "target_ii", None) is not None:
+        raise CompileError("--target-fps and --target-ii both set the II: give one")
     for name in ("ready_percent", "valid_percent"):
         value = getattr(args, name, None)
         if value is not None and not 1 <= value <= 100:
@@ -119,6 +125,70 @@ def _resource_table(synthesis: dict) -> str:
     return "\n".join(lines)
 
 
+def _add_budget_options(parser) -> None:
+    parser.add_argument("--target-fps", type=float, metavar="FPS",
+                        help="fold for this many frames per second with the fewest resources that fit "
+                             "(at --clock-mhz); with a budget and no target: the fastest folding that fits")
+    parser.add_argument("--max-luts", type=int, metavar="N", help="resource budget: LUTs (logic and LUT RAM)")
+    parser.add_argument("--max-brams", type=float, metavar="N", help="resource budget: 36 kb block RAM tiles")
+    parser.add_argument("--max-dsps", type=int, metavar="N", help="resource budget: DSP slices")
+
+
+def _budget(args):
+    """(budget or None, clock MHz) from --board, --max-* and --clock-mhz."""
+    from .platforms.boards import get_board
+    from .resources.planner import DEFAULT_MARGIN, UNLIMITED, Budget
+
+    limits = {"lut": args.max_luts, "bram36": args.max_brams, "dsp": args.max_dsps}
+    board = get_board(args.board) if args.board else None
+    clock = args.clock_mhz or (board.default_mhz if board else 100.0)
+    if board is not None:
+        return Budget.of_board(board, DEFAULT_MARGIN).with_limits(**limits), clock
+    if any(v is not None for v in limits.values()):
+        return UNLIMITED.with_limits(**limits), clock
+    return None, clock
+
+
+def _frontier_table(found, frontier, budget, clock_mhz) -> str:
+    lines = [f"{'II cycles':>10} {'FPS':>12} {'LUT':>9} {'FF':>9} {'BRAM36':>7} {'DSP':>5}  fits"]
+    for c in frontier:
+        row = c.row(clock_mhz)
+        over = budget.exceeded(c.total) if budget else []
+        lines.append(f"{row['ii_cycles']:>10,} {row['fps']:>12,.1f} {row['LUT']:>9,} {row['FF']:>9,} "
+                     f"{row['BRAM36']:>7g} {row['DSP']:>5}  {'no: ' + ', '.join(over) if over else 'yes'}")
+    lines.append(f"{len(frontier)} Pareto-optimal foldings (FPS vs LUTs) of {len(found)} candidates, from estimates "
+                 f"at {clock_mhz:g} MHz" + (f"; budget: {budget.name}" if budget else ""))
+    return "\n".join(lines)
+
+
+def _explore(args) -> None:
+    from pathlib import Path
+
+    from .graph.streamline import streamline
+    from .resources.planner import candidates, pareto, plan
+
+    budget, clock = _budget(args)
+    network = streamline(args.model).network
+    found = candidates(network)
+    frontier = pareto(found)
+    print(_frontier_table(found, frontier, budget, clock))
+    if budget is not None or args.target_fps is not None:
+        from .resources.planner import UNLIMITED
+
+        best = plan(network, budget or UNLIMITED, clock, args.target_fps, found)
+        print(f"chosen: II {best.ii:,} cycles, {best.fps(clock):,.1f} FPS, {best.luts:,} LUTs; "
+              f"build it with --target-ii {best.ii}")
+    if args.json:
+        rows = [c.row(clock) for c in frontier]
+        Path(args.json).write_text(json.dumps({"clock_mhz": clock, "budget": budget.name if budget else None,
+                                                      "frontier": rows}, indent=2) + "\n")
+    if args.plot:
+        from .flow.plots import frontier_plot
+
+        Path(args.plot).write_text(frontier_plot(frontier, clock, budget))
+        print(f"plot written to {args.plot}")
+
+
 def _add_deploy_options(parser, required: bool):
     from .platforms.boards import BOARDS
 
@@ -149,6 +219,8 @@ def _deploy(build_dir, args, out_dir=None) -> None:
 
 
 def main(argv=None) -> int:
+    from .platforms.boards import BOARDS
+
     parser = argparse.ArgumentParser(prog="finn-rtl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -169,6 +241,16 @@ def main(argv=None) -> int:
                            help="range of random float inputs when --data is not given")
     _add_verify_options(build_cmd)
     _add_deploy_options(build_cmd, required=False)
+    _add_budget_options(build_cmd)
+
+    explore_cmd = commands.add_parser("explore", help="FPS vs resources of the Pareto-optimal foldings (estimates)")
+    explore_cmd.add_argument("model", help="QONNX model file (.onnx)")
+    explore_cmd.add_argument("--board", choices=sorted(BOARDS), metavar="BOARD",
+                             help="budget: the board's device, with a margin")
+    explore_cmd.add_argument("--clock-mhz", type=float, help="clock for FPS (default: the board's, else 100)")
+    _add_budget_options(explore_cmd)
+    explore_cmd.add_argument("--plot", metavar="FILE.svg", help="write the frontier as an SVG plot")
+    explore_cmd.add_argument("--json", metavar="FILE", help="write the frontier as JSON")
 
     verify_cmd = commands.add_parser("verify", help="verify a build directory in rtlsim against qonnx")
     verify_cmd.add_argument("build_dir")
@@ -176,6 +258,9 @@ def main(argv=None) -> int:
     verify_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                             help="range of random float inputs when --data is not given")
     _add_verify_options(verify_cmd)
+
+    report_cmd = commands.add_parser("report", help="print a build's report as tables (and render its report.html again)")
+    report_cmd.add_argument("build_dir")
 
     synth_cmd = commands.add_parser("synth", help="measure a build's resources with Yosys (per layer)")
     synth_cmd.add_argument("build_dir")
@@ -194,9 +279,16 @@ def main(argv=None) -> int:
         if args.command == "build":
             folding = read_folding(args.folding) if args.folding else None
             data = _load_data(args, args.verify, args.model) if args.verify else None
+            budget, clock = _budget(args)
+            plans = args.target_ii is None and (budget is not None or args.target_fps is not None)
             b = build(args.model, args.out, folding=folding, target_ii=args.target_ii,
                       label_select=args.label_select, name=args.name, fifo_sizing=args.size_fifos,
-                      synth=args.synth)
+                      synth=args.synth, budget=budget if plans else None, clock_mhz=clock,
+                      target_fps=args.target_fps)
+            if "planning" in b.report:
+                p = b.report["planning"]
+                print(f"planned for {p['budget']}: II {p['ii_cycles']:,} cycles = {p['fps']:,.1f} FPS at "
+                      f"{p['clock_mhz']:g} MHz (of {p['candidates']} candidate foldings)")
             print(f"built {b.verilog_path} in {b.report['build']['seconds_to_verilog']:.1f} s; "
                   f"expected II {b.network.analytic_ii} cycles (bottleneck {b.report['bottleneck_layer']})")
             print("folding: " + json.dumps(b.network.folding))
@@ -206,6 +298,14 @@ def main(argv=None) -> int:
                 print(_summary(_verify(b, args.verify, args, data)))
             if args.board:
                 _deploy(args.out, args)
+        elif args.command == "report":
+            from .flow.terminal_report import print_report
+
+            b = load_build(args.build_dir)
+            b.write_report()  # report.html from report.json, in this version's layout
+            print_report(b.report)
+        elif args.command == "explore":
+            _explore(args)
         elif args.command == "deploy":
             _deploy(args.build_dir, args, args.out)
         elif args.command == "synth":

@@ -60,6 +60,13 @@ def uses_weight_planes(spec: MVTUSpec) -> bool:
     return not (spec.binary_xnor or x.signed or x.bipolar) and len(bit_planes(spec.weight_type)) <= 2
 
 
+def accumulator_shape(spec: MVTUSpec):
+    """XNOR layers count agreements (unsigned); others accumulate the signed dot product."""
+    if spec.binary_xnor:
+        return unsigned((spec.mw + 1).bit_length())
+    return signed(spec.acc_type.bits)
+
+
 class MVTU(wiring.Component):
     def __init__(self, spec: MVTUSpec, bit_planes: bool | None = None, weight_planes: bool | None = None):
         self.spec = spec
@@ -77,10 +84,9 @@ class MVTU(wiring.Component):
     def resource_features(spec: MVTUSpec) -> dict[str, float]:
         """What the logic grows with (memories apart), for the calibrated resource estimate."""
         pe, simd, ib = spec.pe, spec.simd, spec.input_type.bits
-        core = MVTU(spec)
-        acc = core._acc_shape().width
-        datapath = ("xnor" if spec.binary_xnor else "planes" if core.bit_planes
-                    else "weight_planes" if core.weight_planes else "multiply")
+        acc = accumulator_shape(spec).width
+        datapath = ("xnor" if spec.binary_xnor else "planes" if uses_bit_planes(spec)
+                    else "weight_planes" if uses_weight_planes(spec) else "multiply")
         products = {"xnor": pe * simd,
                     "planes": pe * simd * len(bit_planes(spec.input_type)) * len(bit_planes(spec.weight_type)),
                     "weight_planes": pe * simd * ib * len(bit_planes(spec.weight_type)),
@@ -101,10 +107,7 @@ class MVTU(wiring.Component):
         return np.clip(-((-(spec.thresholds + spec.mw)) // 2), 0, spec.mw + 1)
 
     def _acc_shape(self):
-        spec = self.spec
-        if spec.binary_xnor:
-            return unsigned((spec.mw + 1).bit_length())
-        return signed(spec.acc_type.bits)
+        return accumulator_shape(self.spec)
 
     def _weight_rom_init(self) -> list[int]:
         spec = self.spec

@@ -22,7 +22,8 @@ from ..graph.folding import fold_for_target
 from ..graph.network import NetworkSpec
 from ..graph.persist import load_network, save_network
 from ..graph.streamline import InputQuantizer, streamline
-from .report import build_report
+from ..progress import status
+from .report import build_report, resources_report
 
 
 def read_folding(path) -> dict:
@@ -54,7 +55,11 @@ class Build:
         return self.out_dir / f"{self.network.name}.v"
 
     def write_report(self) -> None:
+        """report.json, and report.html rendered from it."""
+        from .html_report import render_html
+
         (self.out_dir / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+        (self.out_dir / "report.html").write_text(render_html(self.report))
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,10 @@ class BuildOptions:
     name: str = "finn_rtl_top"
     fifo_sizing: bool = False
     synth: bool = False
+    # Resource-aware folding (`resources.planner`): a budget, and the FPS to reach at a clock.
+    budget: Optional[object] = None
+    clock_mhz: float = 100.0
+    target_fps: Optional[float] = None
 
 
 @dataclass
@@ -80,6 +89,7 @@ class BuildState:
     fifo_sizing: Optional[dict] = None
     verilog: Optional[str] = None
     synthesis: Optional[dict] = None
+    planning: Optional[dict] = None
     seconds: dict = field(default_factory=dict)
 
 
@@ -91,8 +101,19 @@ def step_streamline(state: BuildState) -> None:
 
 
 def step_fold(state: BuildState) -> None:
-    if state.options.target_ii is not None:
-        state.network = fold_for_target(state.network, state.options.target_ii)
+    options = state.options
+    if options.target_ii is not None:
+        state.network = fold_for_target(state.network, options.target_ii)
+    elif options.budget is not None or options.target_fps is not None:
+        from ..resources.planner import UNLIMITED, candidates, plan
+
+        found = candidates(state.network)
+        budget = options.budget or UNLIMITED
+        chosen = plan(state.network, budget, options.clock_mhz, options.target_fps, found)
+        state.network = chosen.network
+        state.planning = {"budget": budget.name, "clock_mhz": options.clock_mhz, "target_fps": options.target_fps,
+                          "candidates": len(found), "ii_cycles": chosen.ii,
+                          "fps": round(chosen.fps(options.clock_mhz), 1), "estimate": chosen.total}
     if state.options.folding:
         state.network = state.network.with_folding(state.options.folding)
 
@@ -143,14 +164,18 @@ def write_build(state: BuildState) -> Build:
 
 def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | None = None,
           label_select: bool = False, name: str = "finn_rtl_top", fifo_sizing: bool = False,
-          synth: bool = False) -> Build:
+          synth: bool = False, budget=None, clock_mhz: float = 100.0, target_fps: float | None = None) -> Build:
+    """`budget` (a `resources.planner.Budget`) and/or `target_fps` choose the folding from
+    estimates when neither `target_ii` nor a folding for every layer is given."""
     if not name.isidentifier():
         raise CompileError(f"top-level name {name!r} must be a Verilog identifier")
     state = BuildState(Path(model_path), Path(out_dir),
-                       BuildOptions(folding, target_ii, label_select, name, fifo_sizing, synth))
+                       BuildOptions(folding, target_ii, label_select, name, fifo_sizing, synth,
+                                    budget, clock_mhz, target_fps))
     for step_name, step in STEPS.items():
         start = time.perf_counter()
-        step(state)
+        with status(f"{step_name.replace('_', ' ')}: {state.model_path.name}"):
+            step(state)
         state.seconds[step_name] = time.perf_counter() - start
     return write_build(state)
 
@@ -160,7 +185,7 @@ def synthesize_build(b: Build) -> dict:
     from ..resources.synthesis import synthesize_network
 
     result = synthesize_network(b.network)
-    b.report.setdefault("resources", {})["synthesis"] = result
+    b.report["resources"] = resources_report(b.network, result)
     b.write_report()
     return result
 

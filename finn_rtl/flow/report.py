@@ -32,6 +32,18 @@ def output_meaning(network: NetworkSpec) -> str:
     return "model output = affine_scale * y + affine_offset per channel"
 
 
+def resources_report(network: NetworkSpec, synthesis: dict | None) -> dict:
+    """`resources`: the estimate always, Yosys's counts when synthesis ran; both per unit (each
+    layer with its input FIFOs, and the top-level glue) and in total, with every memory's style."""
+    from ..resources.estimate import estimate_network
+
+    estimate = estimate_network(network)
+    report = {"estimate": estimate}
+    if synthesis is not None:
+        report["synthesis"] = {**synthesis, "memory_styles": estimate["memory_styles"]}
+    return report
+
+
 def build_report(state) -> dict:
     """The report of a finished build (`build.BuildState`), before verification."""
     from ..cores.accelerator import PortGeometry
@@ -67,5 +79,6 @@ def build_report(state) -> dict:
         "expected_ii_cycles": network.analytic_ii,
         "bottleneck_layer": bottleneck["name"],
         "notes": list(network.notes),
-        **({"resources": {"synthesis": state.synthesis}} if state.synthesis is not None else {}),
+        "resources": resources_report(network, state.synthesis),
+        **({"planning": state.planning} if state.planning else {}),
     }

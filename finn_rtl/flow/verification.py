@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..graph.errors import CompileError
+from ..progress import status
 from ..graph.network import NetworkSpec
 
 if TYPE_CHECKING:
@@ -144,11 +145,13 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
     start = time.perf_counter()
     ints = b.input_quantizer.quantize(x)
     out = b.network.output
-    golden, golden_output = golden_outputs(b.network, b.out_dir / "original.onnx", x)
+    with status(f"golden model (qonnx): {len(x)} frames"):
+        golden, golden_output = golden_outputs(b.network, b.out_dir / "original.onnx", x)
     golden_seconds = time.perf_counter() - start
     stream = b.network.to_stream(ints)
-    run = simulate(b.network, b.verilog, stream, valid_percent=valid_percent,
-                   ready_percent=ready_percent, seed=seed, cxx_opt=cxx_opt)
+    with status(f"rtlsim (Verilator build, then {len(x)} frames)"):
+        run = simulate(b.network, b.verilog, stream, valid_percent=valid_percent,
+                       ready_percent=ready_percent, seed=seed, cxx_opt=cxx_opt)
     outputs = b.network.from_stream(run.outputs)
     result = compare(b.network, outputs, golden)
     if out.head is not None:

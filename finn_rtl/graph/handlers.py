@@ -451,7 +451,11 @@ def affine_step(walker: Walker, node, affine: Affine, channels: int) -> Affine:
         gamma, beta, mean, var = (walker.layout.channel_vector(node, walker.g.const_input(node, i), channels)
                                   for i in (1, 2, 3, 4))
         attrs = node_attributes(node)
-        k = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
+        spread = var + attrs.get("epsilon", 1e-5)
+        if not np.all(spread > 0):
+            raise node_error("variance + epsilon must be positive on every channel (a BatchNormalization "
+                             "divides by its square root)", node)
+        k = gamma / np.sqrt(spread)
         return Affine(affine.scale * k, (affine.offset - mean) * k + beta)
     const_first = walker.g.init(node.input[0]) is not None
     c = walker.layout.channel_vector(node, walker.g.const_input(node, 0 if const_first else 1), channels)

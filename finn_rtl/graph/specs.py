@@ -20,6 +20,8 @@ class FoldingError(ValueError):
 
 
 def frozen_int_array(values) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype == np.int64 and not values.flags.writeable:
+        return values  # already frozen (a refolded spec shares its weights)
     array = np.array(values, dtype=np.int64)
     array.flags.writeable = False
     return array

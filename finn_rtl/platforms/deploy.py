@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import status
 from .boards import AlveoBoard, Board
 from .host import check_host_input, driver_description
 from .shell import shell_verilog
@@ -168,8 +169,9 @@ def run_build(out: Path, names, board: Board, stream_only: bool, timeout: float,
         start = time.monotonic()
         log(f"  {step}: running {' '.join(command)} (log {out / log_file})")
         try:
-            proc = subprocess.run(command, cwd=out, capture_output=True, text=True,
-                                  timeout=max(1.0, deadline - time.monotonic()))
+            with status(f"{step}: {Path(command[0]).name} (log {log_file})"):
+                proc = subprocess.run(command, cwd=out, capture_output=True, text=True,
+                                      timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise CompileError(f"{step} did not finish within the {timeout:.0f} s timeout; see {out / log_file}") \
                 from None

@@ -87,8 +87,7 @@ def unit_parts(network: NetworkSpec, layer) -> list[tuple[str, dict, list]]:
         parts.append(("FIFO", {"const": 1, "counter_bits": 3 * max(1, (edge.depth - 1).bit_length())},
                       [(f"fifo from {edge.edge.producer}", edge.fifo_memory, edge.fifo_memory_style)]))
         if edge.width_converter is not None:
-            converter = WidthConverter(edge.dtype.bits, *edge.width_converter)
-            parts.append(("WidthConverter", converter.resource_features(), []))
+            parts.append(("WidthConverter", WidthConverter.resource_features(edge.dtype.bits, *edge.width_converter), []))
     return parts
 
 

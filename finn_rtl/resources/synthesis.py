@@ -28,6 +28,7 @@ from pathlib import Path
 from ..cache import cache_dir
 from ..graph.errors import CompileError
 from ..graph.network import NetworkSpec
+from ..progress import status, track
 
 SCRIPT = """\
 read_verilog -sv {verilog}
@@ -148,10 +149,12 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
     """report.json's `resources.synthesis`: per unit and in total, with the tool and its flags."""
     start = time.perf_counter()
     version = yosys_version()
-    units = synthesis_units(network)
+    with status("synthesis: Verilog of each unit"):
+        units = synthesis_units(network)
     jobs = jobs or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = dict(zip(units, pool.map(lambda unit: synthesize_verilog(*unit, version), units.values())))
+        done = pool.map(lambda unit: synthesize_verilog(*unit, version), units.values())
+        results = dict(zip(units, track(done, f"Yosys: {len(units)} units", total=len(units))))
     total = empty()
     for result in results.values():
         total = add(total, result["resources"])

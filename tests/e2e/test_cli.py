@@ -180,3 +180,58 @@ def test_synth_of_a_directory_that_is_not_a_build(tmp_path):
     result = run_cli("synth", tmp_path)
     assert result.returncode == 2 and "is not a finn-rtl build directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_explore_prints_the_frontier_and_build_takes_the_budget(model_file, tmp_path):
+    """explore: the Pareto-optimal foldings from estimates, fastest first, with what fits; a build
+    with the same budget picks the fastest folding that fits, and a budget nothing fits is one line
+    saying what the smallest folding needs."""
+    result = run_cli("explore", model_file, "--max-luts", "100000", "--clock-mhz", "200",
+                     "--json", tmp_path / "frontier.json", "--plot", tmp_path / "frontier.svg")
+    assert result.returncode == 0, result.stderr
+    frontier = json.loads((tmp_path / "frontier.json").read_text())["frontier"]
+    assert len(frontier) >= 3
+    iis = [row["ii_cycles"] for row in frontier]
+    luts = [row["LUT"] for row in frontier]
+    assert iis == sorted(iis) and luts == sorted(luts, reverse=True)  # faster costs more
+    assert all(row["fps"] == round(200e6 / row["ii_cycles"], 1) for row in frontier)
+    assert "Pareto-optimal" in result.stdout and f"build it with --target-ii {iis[0]}" in result.stdout
+    assert (tmp_path / "frontier.svg").read_text().startswith("<svg")
+
+    # a LUT budget between the fastest and the slowest: the build takes the fastest that fits
+    budget = (luts[0] + luts[-1]) // 2
+    out = tmp_path / "planned"
+    result = run_cli("build", model_file, "-o", out, "--max-luts", budget, "--clock-mhz", "200")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    fitting = [row for row in frontier if row["LUT"] <= budget]
+    assert report["planning"]["ii_cycles"] == fitting[0]["ii_cycles"]
+    assert report["resources"]["estimate"]["total"]["LUT"] + report["resources"]["estimate"]["total"]["LUTRAM"] \
+        <= budget
+    # a target FPS: the fewest LUTs that reach it
+    out = tmp_path / "fps"
+    slow_fps = frontier[-1]["fps"] * 1.5
+    result = run_cli("build", model_file, "-o", out, "--target-fps", slow_fps, "--clock-mhz", "200")
+    assert result.returncode == 0, result.stderr
+    planning = json.loads((out / "report.json").read_text())["planning"]
+    assert planning["fps"] >= slow_fps
+    assert planning["ii_cycles"] == max(row["ii_cycles"] for row in frontier if row["fps"] >= slow_fps)
+
+    result = run_cli("build", model_file, "-o", tmp_path / "none", "--max-luts", 10)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "fits LUTs 10: even the smallest" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = run_cli("build", model_file, "-o", tmp_path / "toofast", "--max-luts", budget, "--target-fps", 1e12)
+    assert result.returncode == 2 and "the fastest folding that fits reaches" in result.stderr
+
+
+def test_report_command_prints_tables_and_renders_html(model_file, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("build", model_file, "-o", out, "--verify", 5).returncode == 0
+    (out / "report.html").unlink()
+    result = run_cli("report", out)
+    assert result.returncode == 0, result.stderr
+    for fragment in ("analytic II", "MatMul_0", "resources per unit (estimate)", "FIFOs", "bit-exact"):
+        assert fragment in result.stdout, fragment
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") >= 2 and "bit-exact" in page and "http" not in page.replace(
+        "http://www.w3.org", "")  # self-contained: no address but the SVG namespace

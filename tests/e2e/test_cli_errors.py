@@ -29,6 +29,8 @@ def one_error_line(capsys, *fragments):
 
 @pytest.mark.parametrize("extra, fragment", [
     (["--verify", "0"], "--verify 0"), (["--target-ii", "-3"], "--target-ii -3"),
+    (["--target-fps", "0"], "--target-fps 0"), (["--target-fps", "5", "--target-ii", "4"], "give one"),
+    (["--max-luts", "-1"], "--max-luts -1"),
     (["--verify", "5", "--ready-percent", "0"], "--ready-percent 0"),
     (["--verify", "5", "--valid-percent", "101"], "--valid-percent 101"),
 ])

@@ -1,0 +1,143 @@
+"""Fit the resource estimate's LUT and flip-flop coefficients to Yosys, and write
+finn_rtl/resources/calibration.json.
+
+usage: python benchmarks/calibrate_estimates.py [--check]
+
+The sweep: generated networks (seeded weights) covering every core kind, datapath and memory
+style, each at several foldings, so that PE, SIMD, bit widths, depths and thresholds vary.
+Every unit (a layer with its input FIFOs and converters, and the top-level glue) is synthesized
+with Yosys as `finn-rtl synth` does (cached), and the coefficients of each term are fitted by
+non-negative least squares, weighting each unit by 1/size so small units count as much as big
+ones. Block RAM and LUT RAM are not fitted (counted exactly); the script prints where those
+counts disagree with Yosys. `--check` fits nothing and prints the current file's error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def sweep_models():
+    """(name, model, [slowdowns]) of the calibration sweep: each model is folded to reach its
+    fastest II times each slowdown."""
+    from support.convgen import (AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, ResidualCfg, make_convnet,
+                                 mobilenet_v1)
+    from support.modelgen import LayerCfg, MLPCfg, make_mlp
+
+    models = []
+    for bits in (1, 2, 4):
+        bipolar = bits == 1
+        layers = [LayerCfg(w, w_bits=bits, a_bits=bits, bipolar_op=bipolar) for w in (128, 64)] + \
+            [LayerCfg(10, w_bits=bits, norm="none")]
+        cfg = MLPCfg(in_shape=(1, 256), layers=layers, input="bipolar" if bipolar else "float")
+        models.append((f"mlp-w{bits}a{bits}", make_mlp(cfg, seed=bits), [64, 512, 4096]))
+    models.append(("mlp-8bit-in", make_mlp(MLPCfg(in_shape=(1, 64), layers=[
+        LayerCfg(32, w_bits=3, a_bits=3), LayerCfg(16, w_bits=8, a_bits=4), LayerCfg(10, w_bits=2, norm="none")]),
+        seed=5), [8, 64, 512]))
+    conv = ConvNetCfg(in_shape=(1, 3, 16, 16), in_bits=8, features=[
+        ConvCfg(16, pad=1, w_bits=2, a_bits=2), PoolCfg(), ConvCfg(32, w_bits=2, a_bits=2),
+        ResidualCfg(32, w_bits=2, a_bits=2), ConvCfg(0, depthwise=True, pad=1, w_bits=3, a_bits=3),
+        AvgPoolCfg()], fc=[LayerCfg(10, w_bits=2, norm="none")])
+    models.append(("convnet", make_convnet(conv, seed=3), [8, 64]))
+    models.append(("concat", make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), in_bits=8, features=[
+        ConvCfg(8, pad=1, w_bits=3, a_bits=3), ResidualCfg(8, merge="concat", w_bits=3, a_bits=3)],
+        fc=[LayerCfg(10, w_bits=3, norm="none")]), seed=4), [4, 32]))
+    models.append(("mobilenet", make_convnet(mobilenet_v1(0.25, 4, blocks=3, size=16), seed=6), [2, 16]))
+    return models
+
+
+def sweep_units(work: Path):
+    """Every unit of the sweep: (verilog, top, parts, label)."""
+    from finn_rtl.flow.build import BuildOptions, BuildState, step_fold, step_streamline
+    from finn_rtl.resources.estimate import network_units
+    from finn_rtl.resources.synthesis import synthesis_units
+
+    units = []
+    for name, model, targets in sweep_models():
+        path = work / f"{name}.onnx"
+        onnx.save(model, str(path))
+        base = BuildState(path, work / "out", BuildOptions())
+        step_streamline(base)
+        fastest = base.network.with_folding({layer.name: layer.fold_dims for layer in base.network.foldable})
+        for slowdown in targets:
+            target = fastest.analytic_ii * slowdown
+            state = BuildState(path, work / "out", BuildOptions(target_ii=target), network=base.network)
+            step_fold(state)
+            verilog = synthesis_units(state.network)
+            parts = network_units(state.network)
+            for unit, (text, top) in verilog.items():
+                units.append((text, top, parts[unit], f"{name}@{target}:{unit}"))
+    return units
+
+
+def kind_of(parts) -> str:
+    return parts[0][0]
+
+
+def fit(rows, targets, weights, names):
+    from scipy.optimize import nnls
+
+    matrix = np.array([[row.get(n, 0.0) for n in names] for row in rows])
+    w = np.asarray(weights)[:, None]
+    coef, _ = nnls(matrix * w, np.asarray(targets) * w[:, 0], maxiter=50 * len(names))
+    return dict(zip(names, (round(float(c), 4) for c in coef)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="print the current calibration's error only")
+    args = parser.parse_args()
+    from finn_rtl.resources import estimate
+    from finn_rtl.resources.synthesis import synthesize_verilog, yosys_command, yosys_version
+
+    version = yosys_version()
+    with tempfile.TemporaryDirectory() as work:
+        units = sweep_units(Path(work))
+    print(f"{len(units)} units; synthesizing (cached)...", flush=True)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        measured = list(pool.map(lambda u: synthesize_verilog(u[0], u[1], version)["resources"], units))
+
+    terms = [estimate.unit_terms(parts) for _, _, parts, _ in units]
+    exact_misses = [(label, column, t[0][column], m[column]) for (_, _, _, label), t, m in zip(units, terms, measured)
+                    for column in ("LUTRAM", "BRAM18", "BRAM36") if t[0][column] != m[column]]
+    if not args.check:
+        names = sorted({name for _, model, _ in terms for name in model})
+        coefficients = {column: fit([t[1] for t in terms], [m[column] for m in measured],
+                                    [1 / max(10, m[column]) for m in measured], names)
+                        for column in ("LUT", "FF")}
+        document = {"yosys": version, "command": " ".join(Path(c).name for c in yosys_command()),
+                    "units": len(units), "sweep": [name for name, _, _ in sweep_models()], **coefficients}
+        estimate.CALIBRATION.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        estimate.calibration.cache_clear()
+
+    by_kind = defaultdict(list)
+    for (_, _, parts, label), m in zip(units, measured):
+        predicted = estimate.estimate_unit(parts)["resources"]
+        by_kind[kind_of(parts)].append((label, predicted, m))
+    print(f"\n{'kind':16}{'units':>6}{'LUT err (mean abs)':>20}{'worst':>8}{'FF err':>8}{'worst':>8}")
+    for kind, rows in sorted(by_kind.items()):
+        errors = {c: [abs(p[c] - m[c]) / max(m[c], 1) for _, p, m in rows] for c in ("LUT", "FF")}
+        print(f"{kind:16}{len(rows):>6}{np.mean(errors['LUT']):>20.1%}{max(errors['LUT']):>8.1%}"
+              f"{np.mean(errors['FF']):>8.1%}{max(errors['FF']):>8.1%}")
+    if exact_misses:
+        print(f"\nexact columns that disagree with Yosys ({len(exact_misses)}):")
+        for label, column, predicted, actual in exact_misses[:20]:
+            print(f"  {label}: {column} estimated {predicted}, Yosys {actual}")
+    else:
+        print("\nLUTRAM, BRAM18 and BRAM36 agree with Yosys on every unit")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Folding that knows the device: the Pareto frontier of throughput against resources, from
+estimates, and the folding a budget (a board, or explicit limits) allows.
+
+Candidates are the network folded for each reachable initiation interval (every cycle count
+some layer can take, thinned to steps of at least `STEP`), each layer with the fewest lanes that
+reach it (`graph.folding`), as FINN's SetFolding does for one target. Each candidate is
+estimated (`estimate.estimate_network`), so a whole frontier takes seconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph.errors import CompileError
+from ..graph.folding import fold_for_target, fold_tables
+from ..graph.network import NetworkSpec
+from ..progress import track
+from .estimate import estimate_network
+
+STEP = 1.04  # candidate IIs at least 4% apart
+DEFAULT_MARGIN = 0.8  # of each device resource: room for the shell, DMA and routing
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Resource limits: LUTs, flip-flops, block RAM (36 kb tiles: a BRAM18 is half a tile),
+    DSPs; None where unlimited."""
+
+    name: str
+    lut: float | None = None
+    ff: float | None = None
+    bram36: float | None = None
+    dsp: float | None = None
+
+    @staticmethod
+    def of_board(board, margin: float = DEFAULT_MARGIN) -> "Budget":
+        c = board.capacity
+        return Budget(f"{board.name} ({margin:.0%} of {c.lut:,} LUTs, {c.bram36} BRAM36, {c.dsp} DSPs)",
+                      margin * c.lut, margin * c.ff, margin * c.bram36, margin * c.dsp)
+
+    def with_limits(self, lut=None, bram36=None, dsp=None) -> "Budget":
+        """Explicit limits replace the board's (or stand alone)."""
+        name = self.name if lut is bram36 is dsp is None else ", ".join(
+            f"{label} {value:,}" for label, value in (("LUTs", lut), ("BRAM36", bram36), ("DSPs", dsp))
+            if value is not None) + (f"; {self.name}" if self.name != "unlimited" else "")
+        return Budget(name, lut if lut is not None else self.lut, self.ff,
+                      bram36 if bram36 is not None else self.bram36, dsp if dsp is not None else self.dsp)
+
+    def exceeded(self, total: dict) -> list[str]:
+        """The limits `total` (estimate columns) goes over, as 'LUT 61,000 > 42,560'."""
+        used = {"LUT": total["LUT"] + total["LUTRAM"], "FF": total["FF"],
+                "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "DSP": total["DSP"]}
+        limits = {"LUT": self.lut, "FF": self.ff, "BRAM36": self.bram36, "DSP": self.dsp}
+        return [f"{column} {used[column]:,.0f} > {limit:,.0f}" for column, limit in limits.items()
+                if limit is not None and used[column] > limit]
+
+
+UNLIMITED = Budget("unlimited")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    ii: int
+    network: NetworkSpec
+    estimate: dict
+
+    @property
+    def total(self) -> dict:
+        return self.estimate["total"]
+
+    @property
+    def luts(self) -> int:
+        return self.total["LUT"] + self.total["LUTRAM"]
+
+    def fps(self, clock_mhz: float) -> float:
+        return clock_mhz * 1e6 / self.ii
+
+    def row(self, clock_mhz: float) -> dict:
+        total = self.total
+        return {"ii_cycles": self.ii, "fps": round(self.fps(clock_mhz), 1), "LUT": self.luts, "FF": total["FF"],
+                "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "DSP": total["DSP"],
+                "folding": self.network.folding}
+
+
+def candidate_iis(network: NetworkSpec, tables: dict) -> list[int]:
+    """Reachable IIs, fastest first, thinned to steps of at least STEP."""
+    fastest = max(min(cycles for _, _, cycles in table) for table in tables.values()) if tables else 1
+    fastest = max(fastest, max((layer.cycles_per_frame for layer in network.layers if not layer.fold_dims
+                                and layer.lanes_follow is None), default=1))
+    slowest = max(max(cycles for _, _, cycles in table) for table in tables.values()) if tables else 1
+    reachable = sorted({cycles for table in tables.values() for _, _, cycles in table
+                        if fastest <= cycles <= slowest} | {fastest})
+    kept = []
+    for ii in reachable:
+        if not kept or ii >= kept[-1] * STEP or ii == reachable[-1]:
+            kept.append(ii)
+    return kept
+
+
+def candidates(network: NetworkSpec) -> list[Candidate]:
+    """The network folded (fewest lanes) for each candidate II, fastest first, with estimates.
+    Foldings that reach the same II as a faster target are the same design: kept once."""
+    tables = fold_tables(network)
+    found, seen = [], set()
+    targets = candidate_iis(network, tables)
+    for target in track(targets, f"estimating {len(targets)} foldings"):
+        folded = fold_for_target(network, target, tables)
+        key = tuple(sorted((name, tuple(sorted(entry.items()))) for name, entry in folded.folding.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        found.append(Candidate(folded.analytic_ii, folded, estimate_network(folded)))
+    return found
+
+
+def pareto(found: list[Candidate]) -> list[Candidate]:
+    """Candidates no other beats on both II and LUTs (fastest first)."""
+    frontier = []
+    for candidate in sorted(found, key=lambda c: (c.luts, c.ii)):
+        if not frontier or candidate.ii < frontier[-1].ii:
+            frontier.append(candidate)
+    return sorted(frontier, key=lambda c: c.ii)
+
+
+def plan(network: NetworkSpec, budget: Budget, clock_mhz: float, target_fps: float | None = None,
+         found: list[Candidate] | None = None) -> Candidate:
+    """With `target_fps`: the candidate that reaches it with the fewest LUTs within the budget.
+    Without: the fastest that fits. CompileError says what fits when nothing asked for does."""
+    found = found if found is not None else candidates(network)
+    fitting = [c for c in found if not budget.exceeded(c.total)]
+    if target_fps is not None:
+        fast_enough = [c for c in fitting if c.fps(clock_mhz) >= target_fps]
+        if fast_enough:
+            return min(fast_enough, key=lambda c: (c.luts, c.ii))
+        if fitting:
+            best = min(fitting, key=lambda c: c.ii)
+            raise CompileError(f"{target_fps:,.0f} FPS does not fit {budget.name} at {clock_mhz:g} MHz: the fastest "
+                               f"folding that fits reaches {best.fps(clock_mhz):,.0f} FPS (II {best.ii} cycles, "
+                               f"{best.luts:,} LUTs)")
+    elif fitting:
+        return min(fitting, key=lambda c: (c.ii, c.luts))
+    smallest = min(found, key=lambda c: c.luts)
+    raise CompileError(f"no folding of {network.name} fits {budget.name}: even the smallest (II {smallest.ii} "
+                       f"cycles) needs {'; '.join(budget.exceeded(smallest.total))}")

@@ -1,0 +1,73 @@
+"""Resource estimates: in every report.json, per unit like synthesis; block RAM and LUT RAM
+counted as Yosys maps them, LUTs and flip-flops near Yosys's counts."""
+import json
+
+import onnx
+import pytest
+from support.modelgen import LayerCfg, MLPCfg, make_mlp
+
+from finn_rtl.flow import build
+from finn_rtl.graph.memory import MemoryShape, auto_style, bram_primitives
+from finn_rtl.resources.estimate import COLUMNS, GLUE
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+# Yosys 0.70 synth_xilinx on a plain synchronous ROM of depth x width with rom_style "block".
+YOSYS_BRAM = {(128, 512): (15, 0), (64, 1024): (29, 0), (16, 128): (0, 2), (512, 36): (1, 0), (1024, 36): (0, 1),
+              (2048, 8): (1, 0), (576, 32): (0, 1), (4096, 1): (1, 0), (16384, 2): (0, 1), (1024, 72): (0, 2),
+              (72, 512): (15, 0), (9, 288): (0, 4), (128, 64): (0, 1), (256, 16): (1, 0)}
+
+
+@pytest.mark.parametrize("shape", sorted(YOSYS_BRAM))
+def test_block_ram_count_is_the_mapping_yosys_picks(shape):
+    assert tuple(bram_primitives(*shape).values()) == YOSYS_BRAM[shape]
+
+
+def test_automatic_style_by_size():
+    assert auto_style(MemoryShape(2, 64)) == "registers"  # a RAM of two words
+    assert auto_style(MemoryShape(16, 64, rom=True)) == "distributed"  # a LUT per bit
+    assert auto_style(MemoryShape(4608, 128, rom=True)) == "block"  # CNV's big weight ROMs
+    assert auto_style(MemoryShape(4096, 8, sync_read=False)) == "distributed"  # no BRAM reads asynchronously
+
+
+@pytest.fixture(scope="module")
+def block_build(tmp_path_factory):
+    """An MLP whose first weight ROM is forced into block RAM, with synthesis."""
+    work = tmp_path_factory.mktemp("estimate")
+    onnx.save(make_mlp(MLPCfg(in_shape=(1, 64), layers=[LayerCfg(32), LayerCfg(16), LayerCfg(8)]), seed=3),
+              str(work / "m.onnx"))
+    folding = {"MatMul_0": {"PE": 4, "SIMD": 8, "ram_style": "block"}, "MatMul_1": {"PE": 2, "SIMD": 8},
+               "MatMul_2": {"PE": 2, "SIMD": 4}}
+    return build(work / "m.onnx", work / "out", folding=folding, synth=True)
+
+
+def test_every_report_has_estimates_per_unit_with_memory_styles(block_build):
+    report = json.loads((block_build.out_dir / "report.json").read_text())
+    estimate = report["resources"]["estimate"]
+    layers = [row["name"] for row in report["layers"]]
+    assert set(estimate["layers"]) == {*layers, GLUE}
+    for row in estimate["layers"].values():
+        assert set(row) == set(COLUMNS)
+    assert estimate["total"] == {c: sum(row[c] for row in estimate["layers"].values()) for c in COLUMNS}
+    assert estimate["memory_styles"]["MatMul_0"]["weights"] == "block"
+    assert report["layers"][0]["memories"]["weights"]["style"] == "block"
+    # the same decisions beside the measured numbers
+    assert report["resources"]["synthesis"]["memory_styles"] == estimate["memory_styles"]
+
+
+def test_block_ram_and_lut_ram_estimates_are_exact(block_build):
+    resources = block_build.report["resources"]
+    for name, measured in resources["synthesis"]["layers"].items():
+        predicted = resources["estimate"]["layers"][name]
+        for column in ("BRAM18", "BRAM36", "LUTRAM", "DSP"):
+            assert predicted[column] == measured[column], (name, column)
+    assert resources["synthesis"]["total"]["BRAM18"] + resources["synthesis"]["total"]["BRAM36"] > 0
+
+
+def test_lut_and_ff_estimates_are_near_yosys(block_build):
+    """Loose bounds here (a small network, each unit a few hundred LUTs); benchmarks/
+    bench_estimates.py prints the error on whole networks."""
+    resources = block_build.report["resources"]
+    for column in ("LUT", "FF"):
+        predicted, measured = resources["estimate"]["total"][column], resources["synthesis"]["total"][column]
+        assert abs(predicted - measured) <= 0.25 * measured, (column, predicted, measured)
