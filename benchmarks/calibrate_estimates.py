@@ -130,6 +130,10 @@ def main() -> int:
         errors = {c: [abs(p[c] - m[c]) / max(m[c], 1) for _, p, m in rows] for c in ("LUT", "FF")}
         print(f"{kind:16}{len(rows):>6}{np.mean(errors['LUT']):>20.1%}{max(errors['LUT']):>8.1%}"
               f"{np.mean(errors['FF']):>8.1%}{max(errors['FF']):>8.1%}")
+    print("\nworst units per kind (LUT estimate / Yosys):")
+    for kind, rows in sorted(by_kind.items()):
+        worst = sorted(rows, key=lambda r: -abs(r[1]["LUT"] - r[2]["LUT"]) / max(r[2]["LUT"], 1))[:3]
+        print(f"  {kind}: " + "; ".join(f"{label.split(':')[0]} {p['LUT']}/{m['LUT']}" for label, p, m in worst))
     if exact_misses:
         print(f"\nexact columns that disagree with Yosys ({len(exact_misses)}):")
         for label, column, predicted, actual in exact_misses[:20]:

@@ -92,8 +92,11 @@ class MVTU(wiring.Component):
                     "weight_planes": pe * simd * ib * len(bit_planes(spec.weight_type)),
                     "multiply": pe * simd * ib * spec.weight_type.bits}[datapath]
         thresholds = 0 if spec.thresholds is None else spec.thresholds.shape[1]
-        return {"const": 1, f"dot_{datapath}": products, "acc_bits": pe * acc,
-                "threshold_bits": pe * thresholds * (acc + 1), "out_bits": pe * spec.output_type.bits,
+        product_bits = 1 if spec.binary_xnor else ib + spec.weight_type.bits
+        # Thresholds of one or two channel groups are (nearly) constants: cheaper comparators.
+        compare = "threshold_bits" if spec.neuron_fold > 2 else "threshold_const_bits"
+        return {"const": 1, f"dot_{datapath}": products, "dot_tree_bits": pe * simd * product_bits, "acc_bits": pe * acc,
+                compare: pe * thresholds * (acc + 1), "out_bits": pe * spec.output_type.bits,
                 "in_bits": simd * ib, "buffer_mux_bits": simd * ib if spec.synapse_fold > 1 else 0,
                 "counter_bits": counter_bits(spec.neuron_fold, spec.synapse_fold, spec.neuron_fold * spec.synapse_fold)}
 

@@ -33,12 +33,14 @@ class MemoryStyleError(CompileError):
 class MemoryShape:
     """One memory as the core instantiates it: `depth` words of `width` bits. A ROM has initial
     contents and no write port; `sync_read` memories have a registered read port (block RAM
-    needs one)."""
+    needs one); a `single_port` RAM reads and writes the same address (a buffer revisited in
+    place), which LUT RAM stores at twice the density of one with two addresses."""
 
     depth: int
     width: int
     rom: bool = False
     sync_read: bool = True
+    single_port: bool = False
 
     @property
     def bits(self) -> int:

@@ -313,8 +313,8 @@ class MVTUSpec(Layer):
                                           self.pe * self.simd * self.weight_type.bits, rom=True)}
         # An XNOR layer counts agreements (unsigned) and compares offset-free, one bit wider.
         compared = (self.mw + 1).bit_length() + 1 if self.binary_xnor else self.acc_type.bits
-        buffer = {"input_buffer": MemoryShape(self.synapse_fold, self.simd * self.input_type.bits)} \
-            if self.synapse_fold > 1 else {}
+        buffer = {"input_buffer": MemoryShape(self.synapse_fold, self.simd * self.input_type.bits,
+                                              single_port=True)} if self.synapse_fold > 1 else {}
         return {**weights, **self.threshold_memory(compared, self.pe), **buffer}
 
     def report_fields(self) -> dict:
@@ -592,8 +592,8 @@ class PoolSpec(_WindowReduction):
 
     def memories(self) -> dict[str, MemoryShape]:
         # Read and written in the same cycle (read-modify-write), so read asynchronously.
-        return {"partial_results": MemoryShape(max(2, self.channels // self.simd),
-                                               self.simd * self.output_type.bits, sync_read=False)}
+        return {"partial_results": MemoryShape(max(2, self.channels // self.simd), self.simd * self.output_type.bits,
+                                               sync_read=False, single_port=True)}
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -705,7 +705,8 @@ class VectorUnitSpec(_WindowReduction):
         # The weights and partial sums are read in the cycle they are addressed (asynchronously).
         return {"weights": MemoryShape(max(2, self.window * groups), self.pe * self.weight_type.bits,
                                        rom=True, sync_read=False),
-                "partial_sums": MemoryShape(max(2, groups), self.pe * self.acc_type.bits, sync_read=False),
+                "partial_sums": MemoryShape(max(2, groups), self.pe * self.acc_type.bits, sync_read=False,
+                                            single_port=True),
                 **self.threshold_memory(self.acc_type.bits, self.pe)}
 
     @property

@@ -25,15 +25,22 @@ LABEL_SELECT = "label select"
 
 
 def lutram_luts(shape: MemoryShape) -> int:
-    """LUTs in LUT RAM primitives (RAM32M: 6 bits x 32 words, RAM64M: 3 bits x 64 words, 4 LUTs
-    each), as Yosys's 7-series mapping places a simple dual-port RAM."""
-    if shape.depth <= 32:
-        return 4 * math.ceil(shape.width / 6)
-    return 4 * math.ceil(shape.width / 3) * math.ceil(shape.depth / 64)
+    """LUTs in LUT RAM primitives, as Yosys's 7-series mapping places them: with two addresses
+    RAM32M (6 bits x 32 words) or RAM64M (3 bits x 64 words) of 4 LUTs; with one, RAM32M
+    (8 bits x 32) or RAM32X1S, and RAM64X1S/RAM128X1S/RAM256X1S (1 bit x 64 words per LUT)."""
+    width, depth = shape.width, shape.depth
+    if shape.single_port:
+        if depth <= 32:
+            return min(4 * math.ceil(width / 8), width)
+        return width * math.ceil(depth / 64)
+    if depth <= 32:
+        return 4 * math.ceil(width / 6)
+    return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
 
 
-def memory_terms(shape: MemoryShape, style: str) -> tuple[dict, dict]:
-    """(exact counts, linear-model features) of one memory in its style."""
+def memory_terms(shape: MemoryShape, style: str, role: str = "data") -> tuple[dict, dict]:
+    """(exact counts, linear-model features) of one memory in its style; `role` separates
+    threshold ROMs (ascending values, many constant bits) from other contents."""
     exact = dict.fromkeys(COLUMNS, 0)
     features = {}
     if style == "block":
@@ -46,8 +53,8 @@ def memory_terms(shape: MemoryShape, style: str) -> tuple[dict, dict]:
         features["memory.register_mux_bits"] = shape.width * max(0, shape.depth - 1)
     elif shape.rom:
         # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, deeper a mux tree.
-        features["memory.rom_bits_shallow"] = shape.width * min(1.0, shape.depth / 16) if shape.depth <= 64 else 0
-        features["memory.rom_bits_deep"] = shape.width * shape.depth / 64 if shape.depth > 64 else 0
+        features[f"memory.{role}_rom_bits_shallow"] = shape.width * min(1.0, shape.depth / 16) if shape.depth <= 64 else 0
+        features[f"memory.{role}_rom_bits_deep"] = shape.width * shape.depth / 64 if shape.depth > 64 else 0
     else:
         exact["LUTRAM"] = lutram_luts(shape)
         banks = math.ceil(shape.depth / 64)
@@ -66,7 +73,7 @@ def part_terms(kind: str, features: dict, memories) -> tuple[dict, dict, dict]:
     model = {f"{kind}.{name}": value for name, value in features.items() if value}
     styles = {}
     for name, shape, style in memories:
-        counts, terms = memory_terms(shape, style)
+        counts, terms = memory_terms(shape, style, "thresholds" if name == "thresholds" else "data")
         _add(exact, counts)
         _add(model, terms)
         styles[name] = style
