@@ -18,7 +18,8 @@ def _svg(fig) -> str:
     from matplotlib import pyplot as plt
 
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
+    # No metadata: no date (the same build renders the same page), no RDF block.
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # without the XML prolog and doctype, to embed in HTML
