@@ -180,8 +180,8 @@ def _explore(args) -> None:
               f"build it with --target-ii {best.ii}")
     if args.json:
         rows = [c.row(clock) for c in frontier]
-        Path(args.json).write_text(json.dumps({"clock_mhz": clock, "budget": budget.name if budget else None,
-                                                      "frontier": rows}, indent=2) + "\n")
+        document = {"clock_mhz": clock, "budget": budget.name if budget else None, "frontier": rows}
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     if args.plot:
         from .flow.plots import frontier_plot
 
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
                             help="range of random float inputs when --data is not given")
     _add_verify_options(verify_cmd)
 
-    report_cmd = commands.add_parser("report", help="print a build's report as tables (and render its report.html again)")
+    report_cmd = commands.add_parser("report", help="print a build's report as tables (renders report.html again)")
     report_cmd.add_argument("build_dir")
 
     synth_cmd = commands.add_parser("synth", help="measure a build's resources with Yosys (per layer)")

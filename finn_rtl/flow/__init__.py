@@ -10,8 +10,9 @@ A build directory holds:
   folding.json           PE/SIMD per layer, same keys `--folding` accepts; layers whose lanes
                          follow a neighbour (window generators, padding, duplicates) are listed
                          with "follows" and are not foldable themselves
-  report.json            per-layer cycles, edges (FIFOs, width converters), expected II, build
-                         options, verification results
+  report.json            per-layer cycles and memories, edges (FIFOs, width converters), expected
+                         II, build options, resource estimates (and synthesis), verification
+  report.html            the same as one self-contained page with charts (flow/html_report.py)
 """
 from ..graph.specs import FoldingError
 from .build import Build, BuildOptions, BuildState, build, load_build, read_folding, synthesize_build
@@ -21,5 +22,5 @@ from .verification import (VerificationError, check_input_shape, compare, golden
                            random_inputs, verify)
 
 __all__ = ["build", "load_build", "verify", "load_inputs", "random_inputs", "compare", "golden_outputs",
-           "read_folding", "check_input_shape", "size_fifos", "layer_report", "synthesize_build", "Build", "BuildOptions",
-           "BuildState", "VerificationError", "FoldingError"]
+           "read_folding", "check_input_shape", "size_fifos", "layer_report", "synthesize_build", "Build",
+           "BuildOptions", "BuildState", "VerificationError", "FoldingError"]

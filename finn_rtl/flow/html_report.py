@@ -63,11 +63,10 @@ def resources_chart(resources: dict) -> str:
     brams.barh([i + (height / 2 if synthesis else 0) for i in y],
                [estimate[n]["BRAM36"] + estimate[n]["BRAM18"] / 2 for n in names], height, label="estimate")
     if synthesis:
-        luts.barh([i - height / 2 for i in y], [synthesis.get(n, {}).get("LUT", 0) + synthesis.get(n, {}).get("LUTRAM", 0)
-                                                 for n in names], height, label="Yosys")
-        brams.barh([i - height / 2 for i in y], [synthesis.get(n, {}).get("BRAM36", 0) +
-                                                  synthesis.get(n, {}).get("BRAM18", 0) / 2 for n in names],
-                   height, label="Yosys")
+        measured = [synthesis.get(n, {}) for n in names]
+        below = [i - height / 2 for i in y]
+        luts.barh(below, [m.get("LUT", 0) + m.get("LUTRAM", 0) for m in measured], height, label="Yosys")
+        brams.barh(below, [m.get("BRAM36", 0) + m.get("BRAM18", 0) / 2 for m in measured], height, label="Yosys")
     luts.set_yticks(list(y), names, fontsize=7)
     luts.invert_yaxis()
     luts.set_xlabel("LUTs (logic + LUT RAM)")
@@ -93,8 +92,9 @@ def _verification(v: dict) -> str:
     verdict = "<span class=\"ok\">bit-exact</span>" if v["bit_exact"] else \
         f"<span class=\"bad\">{v['mismatched_frames']} of {v['frames']} frames differ</span>"
     rows = [("frames", v["frames"]), ("result against qonnx on the original model", None),
-            ("measured II (cycles)", f"{v['measured_ii_cycles']:.1f}"), ("analytic II (cycles)", v["expected_ii_cycles"]),
-            ("latency (cycles)", v["latency_cycles"]), ("rtlsim speed (cycles/s)", f"{v['rtlsim_cycles_per_second']:,}")]
+            ("measured II (cycles)", f"{v['measured_ii_cycles']:.1f}"),
+            ("analytic II (cycles)", v["expected_ii_cycles"]), ("latency (cycles)", v["latency_cycles"]),
+            ("rtlsim speed (cycles/s)", f"{v['rtlsim_cycles_per_second']:,}")]
     if "top1_accuracy" in v:
         rows.append(("top-1 accuracy", f"{100 * v['top1_accuracy']:.2f}%"))
     cells = "".join(f"<tr><td>{_e(k)}</td><td>{verdict if val is None else _e(val)}</td></tr>" for k, val in rows)
@@ -134,7 +134,8 @@ def render_html(report: dict) -> str:
     for i, row in enumerate(layers):
         unit = estimate["layers"].get(row["name"], {}) if estimate else {}
         memories = ", ".join(f"{name} {m['style']}" for name, m in row.get("memories", {}).items())
-        layer_rows.append([row["name"], row["kind"], row.get("PE", row.get("pe", "-")), row.get("SIMD", row.get("simd", "-")),
+        pe, simd = row.get("PE", row.get("pe", "-")), row.get("SIMD", row.get("simd", "-"))
+        layer_rows.append([row["name"], row["kind"], pe, simd,
                            f"{row['cycles_per_frame']:,}", unit.get("LUT", "-"), unit.get("FF", "-"),
                            unit.get("BRAM18", "-"), unit.get("BRAM36", "-"), memories or "-"])
         if row["name"] == bottleneck:

@@ -41,7 +41,8 @@ def print_report(report: dict, console: Console | None = None) -> None:
         layers.add_column(column, justify="left" if column in ("layer", "kind", "memories") else "right")
     for row in report["layers"]:
         memories = ", ".join(f"{name} {PRIMITIVE[m['style']]}" for name, m in row.get("memories", {}).items())
-        layers.add_row(row["name"], row["kind"], str(row.get("PE", row.get("pe", "-"))), str(row.get("SIMD", row.get("simd", "-"))),
+        pe, simd = row.get("PE", row.get("pe", "-")), row.get("SIMD", row.get("simd", "-"))
+        layers.add_row(row["name"], row["kind"], str(pe), str(simd),
                        f"{row['cycles_per_frame']:,}", memories or "-",
                        style="bold red" if row["name"] == bottleneck else None)
     console.print(layers)
