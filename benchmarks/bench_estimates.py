@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import warnings
 from collections import defaultdict
@@ -52,35 +51,28 @@ def main() -> int:
     parser.add_argument("--designs", nargs="+", default=list(table), choices=list(table))
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    from finn_rtl.flow import build
+    from bench_resources import synthesized_builds
     from finn_rtl.resources.estimate import estimate_network
 
     per_kind = defaultdict(list)
     print(f"{'design':16}{'II':>8}{'LUT est':>10}{'LUT Yosys':>11}{'err':>7}{'FF est':>9}{'FF Yosys':>10}{'err':>7}"
           f"{'BRAM18':>10}{'BRAM36':>10}{'DSP':>7}{'layers>15%':>12}{'estimate ms':>13}")
-    for name in args.designs:
-        with tempfile.TemporaryDirectory() as out:
-            try:
-                model, options = table[name](Path(out))
-            except FileNotFoundError as missing:
-                print(f"{name:16} skipped: {missing} not found")
-                continue
-            b = build(model, Path(out) / "build", synth=True, **options)
-            start = time.perf_counter()
-            estimate_network(b.network)
-            milliseconds = 1000 * (time.perf_counter() - start)
-            est, syn = b.report["resources"]["estimate"], b.report["resources"]["synthesis"]
-            kinds = {row["name"]: row["kind"] for row in b.report["layers"]}
-            off = 0
-            for unit, predicted in est["layers"].items():
-                measured = syn["layers"][unit]
-                per_kind[kinds.get(unit, "glue")].append((predicted["LUT"], measured["LUT"]))
-                off += abs(error(predicted["LUT"], measured["LUT"])) > 0.15 and measured["LUT"] > 100
-            e, s = est["total"], syn["total"]
-            brams = [f"{e[c]}/{s[c]}" for c in ("BRAM18", "BRAM36", "DSP")]
-            print(f"{name:16}{b.network.analytic_ii:>8}{e['LUT']:>10,}{s['LUT']:>11,}{error(e['LUT'], s['LUT']):>+7.0%}"
-                  f"{e['FF']:>9,}{s['FF']:>10,}{error(e['FF'], s['FF']):>+7.0%}{brams[0]:>10}{brams[1]:>10}{brams[2]:>7}"
-                  f"{off:>5}/{len(est['layers']):<6}{milliseconds:>13.1f}", flush=True)
+    for name, b in synthesized_builds(table, args.designs, 16):
+        start = time.perf_counter()
+        estimate_network(b.network)
+        milliseconds = 1000 * (time.perf_counter() - start)
+        est, syn = b.report["resources"]["estimate"], b.report["resources"]["synthesis"]
+        kinds = {row["name"]: row["kind"] for row in b.report["layers"]}
+        off = 0
+        for unit, predicted in est["layers"].items():
+            measured = syn["layers"][unit]
+            per_kind[kinds.get(unit, "glue")].append((predicted["LUT"], measured["LUT"]))
+            off += abs(error(predicted["LUT"], measured["LUT"])) > 0.15 and measured["LUT"] > 100
+        e, s = est["total"], syn["total"]
+        brams = [f"{e[c]}/{s[c]}" for c in ("BRAM18", "BRAM36", "DSP")]
+        print(f"{name:16}{b.network.analytic_ii:>8}{e['LUT']:>10,}{s['LUT']:>11,}{error(e['LUT'], s['LUT']):>+7.0%}"
+              f"{e['FF']:>9,}{s['FF']:>10,}{error(e['FF'], s['FF']):>+7.0%}{brams[0]:>10}{brams[1]:>10}{brams[2]:>7}"
+              f"{off:>5}/{len(est['layers']):<6}{milliseconds:>13.1f}", flush=True)
     print(f"\n{'core kind':16}{'units':>6}{'LUT error, mean abs':>21}{'worst':>8}   (units over 100 LUTs)")
     for kind, pairs in sorted(per_kind.items()):
         errors = [abs(error(p, m)) for p, m in pairs if m > 100]

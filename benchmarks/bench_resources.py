@@ -71,29 +71,36 @@ def tfc(name: str):
 DESIGNS = {"cnv-w1a1": cnv_w1a1, "lfc-w1a1": lfc_w1a1, "tfc-w1a1": tfc("TFC_1W1A"), "tfc-w2a2": tfc("TFC_2W2A")}
 
 
+def synthesized_builds(designs: dict, names, width: int):
+    """(name, build with synthesis) of each design, in a temporary directory each; a design whose
+    model file is missing is reported as skipped."""
+    from finn_rtl.flow import build
+
+    for name in names:
+        with tempfile.TemporaryDirectory() as out:
+            try:
+                model, options = designs[name](Path(out))
+            except FileNotFoundError as missing:
+                print(f"{name:{width}} skipped: {missing} not found")
+                continue
+            yield name, build(model, Path(out) / "build", synth=True, **options)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
     args = parser.parse_args()
-    from finn_rtl.flow import build
     from finn_rtl.resources.synthesis import COLUMNS
 
     columns = ["II", *COLUMNS, "BRAM36 tiles", "synth s", "cached"]
     print(f"{'design':18}" + "".join(f"{c:>13}" for c in columns))
-    for name in args.designs:
-        with tempfile.TemporaryDirectory() as out:
-            try:
-                model, options = DESIGNS[name](Path(out))
-            except FileNotFoundError as missing:
-                print(f"{name:18} skipped: {missing} not found")
-                continue
-            b = build(model, Path(out) / "build", synth=True, **options)
-            synth = b.report["resources"]["synthesis"]
-            total = synth["total"]
-            tiles = total["BRAM36"] + total["BRAM18"] / 2
-            values = [b.network.analytic_ii, *(total[c] for c in COLUMNS), f"{tiles:g}", f"{synth['seconds']:.0f}",
-                      f"{synth['units_cached']}/{synth['units_cached'] + synth['units_synthesized']}"]
-            print(f"{name + ' (ours)':18}" + "".join(f"{v:>13}" for v in values), flush=True)
+    for name, b in synthesized_builds(DESIGNS, args.designs, 18):
+        synth = b.report["resources"]["synthesis"]
+        total = synth["total"]
+        tiles = total["BRAM36"] + total["BRAM18"] / 2
+        values = [b.network.analytic_ii, *(total[c] for c in COLUMNS), f"{tiles:g}", f"{synth['seconds']:.0f}",
+                  f"{synth['units_cached']}/{synth['units_cached'] + synth['units_synthesized']}"]
+        print(f"{name + ' (ours)':18}" + "".join(f"{v:>13}" for v in values), flush=True)
         if name in PUBLISHED:
             published = PUBLISHED[name]
             values = [published["II"], published["LUT"], *["-"] * (len(COLUMNS) - 2), published["DSP"],
