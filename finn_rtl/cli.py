@@ -137,13 +137,13 @@ def _add_budget_options(parser) -> None:
 def _budget(args):
     """(budget or None, clock MHz) from --board, --max-* and --clock-mhz."""
     from .platforms.boards import get_board
-    from .resources.planner import DEFAULT_MARGIN, UNLIMITED, Budget
+    from .resources.planner import UNLIMITED, Budget
 
     limits = {"lut": args.max_luts, "bram36": args.max_brams, "dsp": args.max_dsps}
     board = get_board(args.board) if args.board else None
     clock = args.clock_mhz or (board.default_mhz if board else 100.0)
     if board is not None:
-        return Budget.of_board(board, DEFAULT_MARGIN).with_limits(**limits), clock
+        return Budget.of_board(board).with_limits(**limits), clock
     if any(v is not None for v in limits.values()):
         return UNLIMITED.with_limits(**limits), clock
     return None, clock

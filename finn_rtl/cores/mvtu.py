@@ -61,10 +61,8 @@ def uses_weight_planes(spec: MVTUSpec) -> bool:
 
 
 def accumulator_shape(spec: MVTUSpec):
-    """XNOR layers count agreements (unsigned); others accumulate the signed dot product."""
-    if spec.binary_xnor:
-        return unsigned((spec.mw + 1).bit_length())
-    return signed(spec.acc_type.bits)
+    bits, is_signed = spec.accumulator
+    return signed(bits) if is_signed else unsigned(bits)
 
 
 class MVTU(wiring.Component):
@@ -91,12 +89,12 @@ class MVTU(wiring.Component):
                     "planes": pe * simd * len(bit_planes(spec.input_type)) * len(bit_planes(spec.weight_type)),
                     "weight_planes": pe * simd * ib * len(bit_planes(spec.weight_type)),
                     "multiply": pe * simd * ib * spec.weight_type.bits}[datapath]
-        thresholds = 0 if spec.thresholds is None else spec.thresholds.shape[1]
+        thresholds = spec.thresholds_per_channel
         product_bits = 1 if spec.binary_xnor else ib + spec.weight_type.bits
         # Thresholds of one or two channel groups are (nearly) constants: cheaper comparators.
         compare = "threshold_bits" if spec.neuron_fold > 2 else "threshold_const_bits"
-        return {"const": 1, f"dot_{datapath}": products, "dot_tree_bits": pe * simd * product_bits, "acc_bits": pe * acc,
-                compare: pe * thresholds * (acc + 1), "out_bits": pe * spec.output_type.bits,
+        return {"const": 1, f"dot_{datapath}": products, "dot_tree_bits": pe * simd * product_bits,
+                "acc_bits": pe * acc, compare: pe * thresholds * (acc + 1), "out_bits": pe * spec.output_type.bits,
                 "in_bits": simd * ib, "buffer_mux_bits": simd * ib if spec.synapse_fold > 1 else 0,
                 "counter_bits": counter_bits(spec.neuron_fold, spec.synapse_fold, spec.neuron_fold * spec.synapse_fold)}
 
@@ -108,9 +106,6 @@ class MVTU(wiring.Component):
             return spec.thresholds
         # dot >= T  <=>  2*pc - MW >= T  <=>  pc >= ceil((T + MW) / 2)
         return np.clip(-((-(spec.thresholds + spec.mw)) // 2), 0, spec.mw + 1)
-
-    def _acc_shape(self):
-        return accumulator_shape(self.spec)
 
     def _weight_rom_init(self) -> list[int]:
         spec = self.spec
@@ -129,7 +124,7 @@ class MVTU(wiring.Component):
         m = Module()
         PE, SIMD, NF, SF = spec.pe, spec.simd, spec.neuron_fold, spec.synapse_fold
         ib, ob = spec.input_type.bits, spec.output_type.bits
-        acc_shape = self._acc_shape()
+        acc_shape = accumulator_shape(spec)
 
         weight_rom = layer_memory(m, spec, "weights", self._weight_rom_init())
         weight_read = weight_rom.read_port()

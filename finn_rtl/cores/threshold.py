@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth import Cat, Mux, Signal
 
+from ..graph.specs import compared_bits
 from .arith import lanes, pack_ints, tree_sum
 from .memories import layer_memory
 
@@ -43,7 +44,7 @@ def threshold_stage(m, values, group, enable, *, spec, thresholds: np.ndarray, s
     """
     pe = len(values)
     n = thresholds.shape[1]
-    width = value_shape.width + (0 if value_shape.signed else 1)
+    width = compared_bits(value_shape.width, value_shape.signed)
     # Offset binary for signed values: t + 2^(width-1) fits `width` unsigned bits.
     offset = 1 << (width - 1) if value_shape.signed else 0
     negated = None if signs is None else (np.asarray(signs) < 0).astype(np.int64)

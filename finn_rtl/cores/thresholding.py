@@ -24,7 +24,7 @@ class Thresholding(wiring.Component):
 
     @staticmethod
     def resource_features(spec) -> dict[str, float]:
-        thresholds = 0 if spec.thresholds is None else spec.thresholds.shape[1]
+        thresholds = spec.thresholds_per_channel
         value = spec.value_type.bits
         return {"const": 1, "sum_bits": spec.pe * value * len(spec.input_types),
                 "threshold_bits": spec.pe * thresholds * value, "out_bits": spec.pe * spec.output_type.bits,

@@ -28,7 +28,7 @@ class VectorUnit(wiring.Component):
 
     @staticmethod
     def resource_features(spec: VectorUnitSpec) -> dict[str, float]:
-        thresholds = 0 if spec.thresholds is None else spec.thresholds.shape[1]
+        thresholds = spec.thresholds_per_channel
         acc = spec.acc_type.bits
         return {"const": 1, "multiply_bits": spec.pe * spec.input_type.bits * spec.weight_type.bits,
                 "acc_bits": spec.pe * acc, "threshold_bits": spec.pe * thresholds * acc,

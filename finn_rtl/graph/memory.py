@@ -78,26 +78,37 @@ def bram18_equivalent(depth: int, width: int) -> int:
     return counts["BRAM18"] + 2 * counts["BRAM36"]
 
 
+def fifo_memory(width: int, depth: int) -> MemoryShape:
+    """The storage of a `depth`-beat stream FIFO: one beat waits in its output register."""
+    return MemoryShape(max(1, depth - 1), width)
+
+
+def lutram_luts(shape: MemoryShape) -> int:
+    """LUTs in LUT RAM primitives, as Yosys's 7-series mapping places them: with two addresses
+    RAM32M (6 bits x 32 words) or RAM64M (3 bits x 64 words) of 4 LUTs; with one, RAM32M
+    (8 bits x 32) or RAM32X1S, and RAM64X1S/RAM128X1S/RAM256X1S (1 bit x 64 words per LUT)."""
+    width, depth = shape.width, shape.depth
+    if shape.single_port:
+        if depth <= 32:
+            return min(4 * math.ceil(width / 8), width)
+        return width * math.ceil(depth / 64)
+    if depth <= 32:
+        return 4 * math.ceil(width / 6)
+    return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
+
+
 def distributed_luts(shape: MemoryShape) -> float:
     """LUTs of a memory in LUTs (fitted to Yosys synth_xilinx on random contents, 64-bit words):
     a ROM costs a LUT per bit up to 64 words and about one per 36 words per bit beyond (the
-    LUT multiplexers of deep ROMs); a LUT RAM packs 6 bits x 32 or 3 bits x 64 words into 4 LUTs,
-    deeper ones add a multiplexer tree."""
+    LUT multiplexers of deep ROMs); a LUT RAM its primitives (`lutram_luts`), deeper than 64
+    words with a multiplexer tree."""
     depth, width = shape.depth, shape.width
     if shape.rom:
         if depth <= 2:
             return 0.0
         return width * (min(1.0, depth / 16) if depth <= 64 else depth / 36)
-    if depth <= 32:
-        return 4 * math.ceil(width / 6)
     banks = math.ceil(depth / 64)
-    return 4 * math.ceil(width / 3) * banks + (width * (banks - 1) * 0.6 if banks > 1 else 0)
-
-
-def register_cost(shape: MemoryShape) -> tuple[float, int]:
-    """(LUTs, flip-flops) of a memory built from registers: a word register each, and a read
-    multiplexer."""
-    return shape.width * max(0, shape.depth - 1) / 2, shape.bits
+    return lutram_luts(shape) + (width * (banks - 1) * 0.6 if banks > 1 else 0)
 
 
 def auto_style(shape: MemoryShape, luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18) -> str:

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from .datatypes import QType
-from .memory import MemoryShape, auto_style
+from .memory import MemoryShape, auto_style, fifo_memory
 from .specs import FoldingError, MVTUSpec, frozen_int_array
 
 SHORTCUT_SLACK_BEATS = 8  # register stages of the merging core and the width converters
@@ -57,8 +57,7 @@ class EdgeStream:
 
     @property
     def fifo_memory(self) -> MemoryShape:
-        """The FIFO's storage (one beat waits in its output register)."""
-        return MemoryShape(max(1, self.depth - 1), self.fifo_lanes * self.dtype.bits)
+        return fifo_memory(self.fifo_lanes * self.dtype.bits, self.depth)
 
     @property
     def fifo_memory_style(self) -> str:
@@ -105,7 +104,7 @@ def with_memory_entry(layer, entry: dict):
     named = entry.get("memory_styles", {})
     if not isinstance(named, dict) or not set(named) <= set(memories):
         raise FoldingError(f"layer {layer.name}: memory_styles must map its memories "
-                           f"({', '.join(memories) or 'it has none'}) to styles")
+                           f"({', '.join(memories)}) to styles")
     chosen.update(named)
     return layer.with_memory_styles(chosen)
 

@@ -56,6 +56,13 @@ def frozen_channel_sign(sign) -> Optional[np.ndarray]:
     return None if np.all(sign == 1) else sign
 
 
+def compared_bits(value_bits: int, signed: bool) -> int:
+    """Width at which a threshold stage compares a value and stores its thresholds: in offset
+    binary a signed value keeps its width; an unsigned one gains a bit (thresholds may lie just
+    outside its range)."""
+    return value_bits + (0 if signed else 1)
+
+
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -146,8 +153,10 @@ class Layer:
     def memories(self) -> dict[str, MemoryShape]:
         return {}
 
-    def memory_bits(self) -> dict[str, int]:
-        return {name: shape.bits for name, shape in self.memories().items()}
+    @property
+    def thresholds_per_channel(self) -> int:
+        thresholds = getattr(self, "thresholds", None)
+        return 0 if thresholds is None else int(thresholds.shape[1])
 
     def memory_style(self, name: str) -> str:
         return dict(self.memory_styles).get(name) or auto_style(self.memories()[name])
@@ -164,12 +173,13 @@ class Layer:
         return dataclasses.replace(self, memory_styles=tuple(sorted(
             (name, style) for name, style in chosen.items() if style)))
 
-    def threshold_memory(self, value_bits: int, lanes: int) -> dict[str, MemoryShape]:
+    def threshold_memory(self, value_bits: int, lanes: int, signed: bool = True) -> dict[str, MemoryShape]:
         """A threshold ROM, one word per channel group: each lane's thresholds at the compared
-        value's width, plus a sign bit per lane where some channel compares its negated value."""
-        if getattr(self, "thresholds", None) is None:
+        value's width (`compared_bits`), plus a sign bit per lane where some channel compares its
+        negated value."""
+        if not self.thresholds_per_channel:
             return {}
-        per_lane = self.thresholds.shape[1] * value_bits + (self.channel_sign is not None)
+        per_lane = self.thresholds_per_channel * compared_bits(value_bits, signed) + (self.channel_sign is not None)
         return {"thresholds": MemoryShape(depth=max(2, len(self.thresholds) // lanes),
                                           width=lanes * per_lane, rom=True)}
 
@@ -311,21 +321,28 @@ class MVTUSpec(Layer):
     def memories(self) -> dict[str, MemoryShape]:
         weights = {"weights": MemoryShape(self.neuron_fold * self.synapse_fold,
                                           self.pe * self.simd * self.weight_type.bits, rom=True)}
-        # An XNOR layer counts agreements (unsigned) and compares offset-free, one bit wider.
-        compared = (self.mw + 1).bit_length() + 1 if self.binary_xnor else self.acc_type.bits
         buffer = {"input_buffer": MemoryShape(self.synapse_fold, self.simd * self.input_type.bits,
                                               single_port=True)} if self.synapse_fold > 1 else {}
-        return {**weights, **self.threshold_memory(compared, self.pe), **buffer}
+        bits, signed = self.accumulator
+        return {**weights, **self.threshold_memory(bits, self.pe, signed), **buffer}
 
     def report_fields(self) -> dict:
         return {"MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd,
                 "vectors_per_frame": self.vectors, "weight_type": str(self.weight_type),
                 "accumulator_type": str(self.acc_type),
                 "mode": "xnor-popcount" if self.binary_xnor else "integer",
-                "thresholds_per_channel": 0 if self.thresholds is None else int(self.thresholds.shape[1]),
+                "thresholds_per_channel": self.thresholds_per_channel,
                 "weight_bits": int(self.weights.size * self.weight_type.bits)}
 
     # -- arithmetic ----------------------------------------------------------
+    @property
+    def accumulator(self) -> tuple[int, bool]:
+        """(bits, signed) of the hardware accumulator: an XNOR layer counts agreements
+        (unsigned), others accumulate the signed dot product."""
+        if self.binary_xnor:
+            return (self.mw + 1).bit_length(), False
+        return self.acc_type.bits, True
+
     @property
     def binary_xnor(self) -> bool:
         """Both operands bipolar: the dot product becomes an XNOR-popcount."""

@@ -15,27 +15,13 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from ..graph.memory import MemoryShape, bram_primitives
+from ..graph.memory import MemoryShape, bram_primitives, lutram_luts
 from ..graph.network import NetworkSpec
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
 COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
 GLUE = "top level (register slices)"
 LABEL_SELECT = "label select"
-
-
-def lutram_luts(shape: MemoryShape) -> int:
-    """LUTs in LUT RAM primitives, as Yosys's 7-series mapping places them: with two addresses
-    RAM32M (6 bits x 32 words) or RAM64M (3 bits x 64 words) of 4 LUTs; with one, RAM32M
-    (8 bits x 32) or RAM32X1S, and RAM64X1S/RAM128X1S/RAM256X1S (1 bit x 64 words per LUT)."""
-    width, depth = shape.width, shape.depth
-    if shape.single_port:
-        if depth <= 32:
-            return min(4 * math.ceil(width / 8), width)
-        return width * math.ceil(depth / 64)
-    if depth <= 32:
-        return 4 * math.ceil(width / 6)
-    return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
 
 
 def memory_terms(shape: MemoryShape, style: str, role: str = "data") -> tuple[dict, dict]:
@@ -53,8 +39,9 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data") -> tuple[di
         features["memory.register_mux_bits"] = shape.width * max(0, shape.depth - 1)
     elif shape.rom:
         # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, deeper a mux tree.
-        features[f"memory.{role}_rom_bits_shallow"] = shape.width * min(1.0, shape.depth / 16) if shape.depth <= 64 else 0
-        features[f"memory.{role}_rom_bits_deep"] = shape.width * shape.depth / 64 if shape.depth > 64 else 0
+        shallow = shape.depth <= 64
+        features[f"memory.{role}_rom_bits_shallow"] = shape.width * min(1.0, shape.depth / 16) if shallow else 0
+        features[f"memory.{role}_rom_bits_deep"] = 0 if shallow else shape.width * shape.depth / 64
     else:
         exact["LUTRAM"] = lutram_luts(shape)
         banks = math.ceil(shape.depth / 64)
@@ -80,21 +67,23 @@ def part_terms(kind: str, features: dict, memories) -> tuple[dict, dict, dict]:
     return exact, model, styles
 
 
-def unit_parts(network: NetworkSpec, layer) -> list[tuple[str, dict, list]]:
-    """Each part of a layer's synthesis unit: (kind, features, [(memory, shape, style)])."""
+def unit_parts(network: NetworkSpec, layer, streams) -> list[tuple[str, dict, list]]:
+    """Each part of a layer's synthesis unit: (kind, features, [(memory, shape, style)]);
+    `streams`: the network's edge_streams()."""
     from ..cores.accelerator import CORES
+    from ..cores.fifo import StreamFIFO
     from ..cores.width_converter import WidthConverter
 
     core = CORES[type(layer)]
     parts = [(layer.kind, core.resource_features(layer),
               [(name, shape, layer.memory_style(name)) for name, shape in layer.memories().items()])]
-    streams = network.edge_streams()
     for index in network.in_edges(layer.name):
         edge = streams[index]
-        parts.append(("FIFO", {"const": 1, "counter_bits": 3 * max(1, (edge.depth - 1).bit_length())},
+        parts.append(("FIFO", StreamFIFO.resource_features(edge.depth),
                       [(f"fifo from {edge.edge.producer}", edge.fifo_memory, edge.fifo_memory_style)]))
         if edge.width_converter is not None:
-            parts.append(("WidthConverter", WidthConverter.resource_features(edge.dtype.bits, *edge.width_converter), []))
+            converter = WidthConverter.resource_features(edge.dtype.bits, *edge.width_converter)
+            parts.append(("WidthConverter", converter, []))
     return parts
 
 
@@ -120,7 +109,8 @@ def glue_parts(network: NetworkSpec) -> dict[str, list]:
 
 
 def network_units(network: NetworkSpec) -> dict[str, list]:
-    return {**{layer.name: unit_parts(network, layer) for layer in network.layers}, **glue_parts(network)}
+    streams = network.edge_streams()
+    return {**{layer.name: unit_parts(network, layer, streams) for layer in network.layers}, **glue_parts(network)}
 
 
 def unit_terms(parts) -> tuple[dict, dict, dict]:
