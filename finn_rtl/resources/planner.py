@@ -83,12 +83,12 @@ class Candidate:
 
 def candidate_iis(network: NetworkSpec, tables: dict) -> list[int]:
     """Reachable IIs, fastest first, thinned to steps of at least STEP."""
-    fastest = max(min(cycles for _, _, cycles in table) for table in tables.values()) if tables else 1
-    fastest = max(fastest, max((layer.cycles_per_frame for layer in network.layers if not layer.fold_dims
-                                and layer.lanes_follow is None), default=1))
-    slowest = max(max(cycles for _, _, cycles in table) for table in tables.values()) if tables else 1
-    reachable = sorted({cycles for table in tables.values() for _, _, cycles in table
-                        if fastest <= cycles <= slowest} | {fastest})
+    # The fastest II: each foldable layer fully parallel, and the layers that do not fold.
+    fastest = max([min(cycles for _, _, cycles in table) for table in tables.values()] +
+                  [layer.cycles_per_frame for layer in network.layers
+                   if not layer.fold_dims and layer.lanes_follow is None], default=1)
+    reachable = sorted({cycles for table in tables.values() for _, _, cycles in table if cycles >= fastest}
+                       | {fastest})
     kept = []
     for ii in reachable:
         if not kept or ii >= kept[-1] * STEP or ii == reachable[-1]:
