@@ -102,16 +102,6 @@ def _internal_error(args, exc: BaseException) -> None:
           file=sys.stderr)
 
 
-def _summary(result: dict) -> str:
-    text = (f"verified {result['frames']} frames: "
-            f"{'bit-exact' if result['bit_exact'] else str(result['mismatched_frames']) + ' mismatched'}; "
-            f"II {result['measured_ii_cycles']:.1f} cycles (expected {result['expected_ii_cycles']}), "
-            f"latency {result['latency_cycles']} cycles, rtlsim {result['rtlsim_cycles_per_second']:,} cycles/s")
-    if "top1_accuracy" in result:
-        text += f", top-1 accuracy {100 * result['top1_accuracy']:.2f}%"
-    return text
-
-
 def _resource_table(synthesis: dict) -> str:
     from .resources.synthesis import COLUMNS
 
@@ -272,6 +262,7 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     from .flow import VerificationError, build, load_build, read_folding
+    from .flow.report import verification_summary
     from .sim.verilator import SimulationError
 
     try:
@@ -295,7 +286,7 @@ def main(argv=None) -> int:
             if args.synth:
                 print(_resource_table(b.report["resources"]["synthesis"]))
             if args.verify:
-                print(_summary(_verify(b, args.verify, args, data)))
+                print(verification_summary(_verify(b, args.verify, args, data)))
             if args.board:
                 _deploy(args.out, args)
         elif args.command == "report":
@@ -319,7 +310,7 @@ def main(argv=None) -> int:
 
             b = load_build(args.build_dir)
             data = _load_data(args, args.count, Path(args.build_dir) / "original.onnx")
-            print(_summary(_verify(b, args.count, args, data)))
+            print(verification_summary(_verify(b, args.count, args, data)))
     except OSError as exc:
         print(f"finn-rtl: error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}",
               file=sys.stderr)

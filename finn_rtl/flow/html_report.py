@@ -7,6 +7,7 @@ import html
 import re
 
 from .plots import _figure, _svg
+from .report import FIFO_COLUMNS, fifo_rows
 
 COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
 STYLE = """
@@ -124,12 +125,6 @@ def render_html(report: dict) -> str:
     bottleneck = report["bottleneck_layer"]
     resources = report.get("resources", {})
     estimate = resources.get("estimate")
-    fifo_peaks = (report.get("fifos", {}).get("sized_by_simulation") or {}).get("peaks") or []
-    edge_rows = [[f"{e['producer']} → {e['consumer']}", e["fifo_depth"], e["fifo_lanes"], e["fifo_bits"],
-                  e.get("fifo_memory_style", "-"), fifo_peaks[i] if i < len(fifo_peaks) else "-",
-                  "-" if e["width_converter"] is None else
-                  f"{e['width_converter']['in_lanes']} → {e['width_converter']['out_lanes']}"]
-                 for i, e in enumerate(report["edges"])]
     layer_rows, classes = [], {}
     for i, row in enumerate(layers):
         unit = estimate["layers"].get(row["name"], {}) if estimate else {}
@@ -161,8 +156,7 @@ def render_html(report: dict) -> str:
     if estimate:
         sections += ["<h2>Resources per unit</h2>", resources_chart(resources),
                      "<h2>Estimate against synthesis</h2>", _comparison(resources)]
-    sections += ["<h2>FIFOs</h2>", _table(["edge", "depth", "lanes", "bits", "memory", "measured peak",
-                                           "width converter"], edge_rows),
+    sections += ["<h2>FIFOs</h2>", _table(FIFO_COLUMNS, fifo_rows(report)),
                  "<h2>Verification</h2>", _verification(report.get("verification"))]
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>finn-rtl: {_e(build['name'])}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n")

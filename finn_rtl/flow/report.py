@@ -32,6 +32,32 @@ def output_meaning(network: NetworkSpec) -> str:
     return "model output = affine_scale * y + affine_offset per channel"
 
 
+FIFO_COLUMNS = ("edge", "depth", "lanes", "bits", "memory", "measured peak", "width converter")
+
+
+def fifo_rows(report: dict) -> list[list]:
+    """One row per edge of a report (FIFO_COLUMNS), for the HTML and terminal renderings."""
+    peaks = (report.get("fifos", {}).get("sized_by_simulation") or {}).get("peaks") or []
+    rows = []
+    for i, e in enumerate(report["edges"]):
+        converter = e["width_converter"]
+        rows.append([f"{e['producer']} -> {e['consumer']}", e["fifo_depth"], e["fifo_lanes"], e["fifo_bits"],
+                     e.get("fifo_memory_style", "-"), peaks[i] if i < len(peaks) else "-",
+                     "-" if converter is None else f"{converter['in_lanes']} -> {converter['out_lanes']}"])
+    return rows
+
+
+def verification_summary(result: dict) -> str:
+    """One line for a verification result (report.json's `verification`)."""
+    text = (f"verified {result['frames']} frames: "
+            f"{'bit-exact' if result['bit_exact'] else str(result['mismatched_frames']) + ' mismatched'}; "
+            f"II {result['measured_ii_cycles']:.1f} cycles (expected {result['expected_ii_cycles']}), "
+            f"latency {result['latency_cycles']} cycles, rtlsim {result['rtlsim_cycles_per_second']:,} cycles/s")
+    if "top1_accuracy" in result:
+        text += f", top-1 accuracy {100 * result['top1_accuracy']:.2f}%"
+    return text
+
+
 def resources_report(network: NetworkSpec, synthesis: dict | None) -> dict:
     """`resources`: the estimate always, Yosys's counts when synthesis ran; both per unit (each
     layer with its input FIFOs, and the top-level glue) and in total, with every memory's style."""

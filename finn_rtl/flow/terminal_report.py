@@ -7,6 +7,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from .report import FIFO_COLUMNS, fifo_rows, verification_summary
+
 PRIMITIVE = {"block": "BRAM", "distributed": "LUT", "registers": "FF"}  # what each memory style uses
 
 
@@ -49,25 +51,14 @@ def print_report(report: dict, console: Console | None = None) -> None:
     if "resources" in report:
         console.print(_resources_table(report["resources"]))
 
-    peaks = (report.get("fifos", {}).get("sized_by_simulation") or {}).get("peaks") or []
     fifos = Table(title="FIFOs")
-    for column in ("edge", "depth", "bits", "memory", "measured peak", "width converter"):
+    for column in FIFO_COLUMNS:
         fifos.add_column(column, justify="left" if column in ("edge", "memory", "width converter") else "right")
-    for i, e in enumerate(report["edges"]):
-        converter = e["width_converter"]
-        fifos.add_row(f"{e['producer']} -> {e['consumer']}", str(e["fifo_depth"]), f"{e['fifo_bits']:,}",
-                      e.get("fifo_memory_style", "-"), str(peaks[i]) if i < len(peaks) else "-",
-                      "-" if converter is None else f"{converter['in_lanes']} -> {converter['out_lanes']}")
+    for row in fifo_rows(report):
+        fifos.add_row(*(f"{v:,}" if isinstance(v, int) else v for v in row))
     console.print(fifos)
 
-    v = report.get("verification")
-    if v:
-        verdict = "bit-exact" if v["bit_exact"] else f"{v['mismatched_frames']} of {v['frames']} frames differ"
-        line = (f"verified {v['frames']} frames: {verdict}; II {v['measured_ii_cycles']:.1f} cycles measured "
-                f"({v['expected_ii_cycles']} analytic), latency {v['latency_cycles']} cycles, rtlsim "
-                f"{v['rtlsim_cycles_per_second']:,} cycles/s")
-        if "top1_accuracy" in v:
-            line += f", top-1 accuracy {100 * v['top1_accuracy']:.2f}%"
-        console.print(line)
+    if report.get("verification"):
+        console.print(verification_summary(report["verification"]))
     else:
         console.print("not verified (finn-rtl verify BUILD_DIR)")
