@@ -270,12 +270,10 @@ def main(argv=None) -> int:
         if args.command == "build":
             folding = read_folding(args.folding) if args.folding else None
             data = _load_data(args, args.verify, args.model) if args.verify else None
-            budget, clock = _budget(args)
-            plans = args.target_ii is None and (budget is not None or args.target_fps is not None)
+            budget, clock = _budget(args)  # a --target-ii takes precedence over planning (step_fold)
             b = build(args.model, args.out, folding=folding, target_ii=args.target_ii,
                       label_select=args.label_select, name=args.name, fifo_sizing=args.size_fifos,
-                      synth=args.synth, budget=budget if plans else None, clock_mhz=clock,
-                      target_fps=args.target_fps)
+                      synth=args.synth, budget=budget, clock_mhz=clock, target_fps=args.target_fps)
             if "planning" in b.report:
                 p = b.report["planning"]
                 print(f"planned for {p['budget']}: II {p['ii_cycles']:,} cycles = {p['fps']:,.1f} FPS at "
