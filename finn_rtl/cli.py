@@ -159,7 +159,7 @@ def _explore(args) -> None:
 
     budget, clock = _budget(args)
     network = streamline(args.model).network
-    found = candidates(network)
+    found = candidates(network, budget)
     frontier = pareto(found)
     print(_frontier_table(found, frontier, budget, clock))
     if budget is not None or args.target_fps is not None:

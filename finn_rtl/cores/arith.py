@@ -51,6 +51,28 @@ def element_value(code: Value, qtype) -> Value:
     return code.as_signed() if qtype.signed else code.as_unsigned()
 
 
+def lane_product(m, x_code: Value, w_code: Value, spec, name: str) -> Signal:
+    """One input element times one weight, as a named signal marked for where the layer's
+    multiplier style (`graph.multipliers`) puts it: `use_dsp` is Vivado's attribute; Yosys
+    infers a DSP48 for a wide enough `*` by itself. A "lut" product a DSP would take is a sum of
+    shifted partial products, so that neither tool can put it in a DSP."""
+    from .bitplane import bit_planes
+
+    x = element_value(x_code, spec.input_type)
+    dsp = spec.multipliers == "dsp"
+    if dsp or not spec.products().dsp_capable:
+        value = x * element_value(w_code, spec.weight_type)
+    else:
+        value = 0
+        for plane in bit_planes(spec.weight_type):
+            bit = ~w_code[plane.bit] if plane.complemented else w_code[plane.bit]
+            partial = Mux(bit, x, 0) << plane.shift
+            value = value - partial if plane.negative else value + partial
+    product = Signal(Value.cast(value).shape(), name=name, attrs={"use_dsp": "yes" if dsp else "no"})
+    m.d.comb += product.eq(value)
+    return product
+
+
 def nested_counters(m, enable: Value, limits, names) -> list[Signal]:
     """Counters that step like an odometer (the last one fastest) each cycle `enable` is high:
     e.g. (row, column, channel group) for the beats of an image."""

@@ -31,7 +31,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
-from .arith import counter_bits, element_value, lanes, nested_counters, pack_ints, tree_sum
+from .arith import counter_bits, element_value, lane_product, lanes, nested_counters, pack_ints, tree_sum
 from .memories import layer_memory
 from .bitplane import agreement_count, bit_planes, chunks, dot_product, pack_planes, planar
 from .threshold import threshold_stage
@@ -55,9 +55,24 @@ def uses_weight_planes(spec: MVTUSpec) -> bool:
     it selects, an unsigned adder tree. The hardware is the partial products a LUT multiplier
     has; a simulator skips the multiplier's sign extension per lane. Measured in Verilator,
     instructions per cycle: CNV's first layer (16 PEs, 3 lanes of UINT8 x INT2) 2556 -> 2371;
-    INT4 inputs lose (1460 -> 1881), so signed inputs keep the multipliers."""
+    INT4 inputs lose (1460 -> 1881), so signed inputs keep the multipliers, except where a `*`
+    would be a DSP48 and the layer's products are LUTs (`graph.multipliers`)."""
     x = spec.input_type
-    return not (spec.binary_xnor or x.signed or x.bipolar) and len(bit_planes(spec.weight_type)) <= 2
+    if spec.binary_xnor or spec.multipliers == "dsp":
+        return False
+    if spec.products().dsp_capable:
+        return True
+    return not (x.signed or x.bipolar) and len(bit_planes(spec.weight_type)) <= 2
+
+
+def datapath(spec: MVTUSpec) -> str:
+    """How the dot products are made: XNOR-popcount, bit-plane popcounts, per-weight-plane sums
+    of the inputs, or per-lane multiplications (DSP48s in the "dsp" style)."""
+    if spec.binary_xnor:
+        return "xnor"
+    if spec.multipliers == "dsp":
+        return "multiply"
+    return "planes" if uses_bit_planes(spec) else "weight_planes" if uses_weight_planes(spec) else "multiply"
 
 
 def accumulator_shape(spec: MVTUSpec):
@@ -68,7 +83,7 @@ def accumulator_shape(spec: MVTUSpec):
 class MVTU(wiring.Component):
     def __init__(self, spec: MVTUSpec, bit_planes: bool | None = None, weight_planes: bool | None = None):
         self.spec = spec
-        self.bit_planes = uses_bit_planes(spec) if bit_planes is None else bit_planes
+        self.bit_planes = datapath(spec) == "planes" if bit_planes is None else bit_planes
         self.weight_planes = not self.bit_planes and (uses_weight_planes(spec) if weight_planes is None
                                                       else weight_planes and not spec.binary_xnor)
         self.in_width = spec.simd * spec.input_type.bits
@@ -83,17 +98,19 @@ class MVTU(wiring.Component):
         """What the logic grows with (memories apart), for the calibrated resource estimate."""
         pe, simd, ib = spec.pe, spec.simd, spec.input_type.bits
         acc = accumulator_shape(spec).width
-        datapath = ("xnor" if spec.binary_xnor else "planes" if uses_bit_planes(spec)
-                    else "weight_planes" if uses_weight_planes(spec) else "multiply")
+        path = datapath(spec)
+        dsps = spec.dsps
         products = {"xnor": pe * simd,
                     "planes": pe * simd * len(bit_planes(spec.input_type)) * len(bit_planes(spec.weight_type)),
                     "weight_planes": pe * simd * ib * len(bit_planes(spec.weight_type)),
-                    "multiply": pe * simd * ib * spec.weight_type.bits}[datapath]
+                    "multiply": pe * simd * ib * spec.weight_type.bits}[path]
+        if dsps:
+            path, products = "dsp", dsps
         thresholds = spec.thresholds_per_channel
         product_bits = 1 if spec.binary_xnor else ib + spec.weight_type.bits
         # Thresholds of one or two channel groups are (nearly) constants: cheaper comparators.
         compare = "threshold_bits" if spec.neuron_fold > 2 else "threshold_const_bits"
-        return {"const": 1, f"dot_{datapath}": products, "dot_tree_bits": pe * simd * product_bits,
+        return {"const": 1, "dsp48": dsps, f"dot_{path}": products, "dot_tree_bits": pe * simd * product_bits,
                 "acc_bits": pe * acc, compare: pe * thresholds * (acc + 1), "out_bits": pe * spec.output_type.bits,
                 "in_bits": simd * ib, "buffer_mux_bits": simd * ib if spec.synapse_fold > 1 else 0,
                 "counter_bits": counter_bits(spec.neuron_fold, spec.synapse_fold, spec.neuron_fold * spec.synapse_fold)}
@@ -240,8 +257,7 @@ class MVTU(wiring.Component):
         if spec.binary_xnor:
             terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
         else:
-            terms = [element_value(x, spec.input_type) * element_value(w, spec.weight_type)
-                     for x, w in zip(x_lanes, row)]
+            terms = [lane_product(m, x, w, spec, f"dot{pe}_p{lane}") for lane, (x, w) in enumerate(zip(x_lanes, row))]
         return tree_sum(terms, m, f"dot{pe}")
 
     def _activations(self, m, act_acc, mac_nf, advance, acc_shape):

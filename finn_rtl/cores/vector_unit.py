@@ -13,7 +13,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
-from .arith import counter_bits, element_value, lanes, nested_counters, pack_ints
+from .arith import counter_bits, lane_product, lanes, nested_counters, pack_ints
 from .memories import layer_memory
 from .threshold import register_thresholded
 
@@ -30,7 +30,9 @@ class VectorUnit(wiring.Component):
     def resource_features(spec: VectorUnitSpec) -> dict[str, float]:
         thresholds = spec.thresholds_per_channel
         acc = spec.acc_type.bits
-        return {"const": 1, "multiply_bits": spec.pe * spec.input_type.bits * spec.weight_type.bits,
+        dsps = spec.dsps
+        return {"const": 1, "dsp48": dsps, "dsp_products": dsps,
+                "multiply_bits": 0 if dsps else spec.pe * spec.input_type.bits * spec.weight_type.bits,
                 "acc_bits": spec.pe * acc, "threshold_bits": spec.pe * thresholds * acc,
                 "out_bits": spec.pe * spec.output_type.bits,
                 "counter_bits": counter_bits(spec.window, spec.channels // spec.pe)}
@@ -73,7 +75,7 @@ class VectorUnit(wiring.Component):
         p_lanes = lanes(partial_read.data, aw, PE)
         for lane in range(PE):
             total = Signal(acc_shape, name=f"sum{lane}")
-            product = element_value(x_lanes[lane], spec.input_type) * element_value(w_lanes[lane], spec.weight_type)
+            product = lane_product(m, x_lanes[lane], w_lanes[lane], spec, f"product{lane}")
             m.d.comb += total.eq(Mux(first, 0, p_lanes[lane].as_signed()) + product)
             sums.append(total)
         m.d.comb += [partial_write.data.eq(Cat(sums)), partial_write.en.eq(accept & ~last)]

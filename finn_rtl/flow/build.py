@@ -19,10 +19,11 @@ import onnx
 from ..graph.errors import CompileError
 from ..graph.export import to_streamlined_onnx
 from ..graph.folding import fold_for_target
-from ..graph.network import NetworkSpec
+from ..graph.network import MULTIPLIER_KEY, NetworkSpec
 from ..graph.persist import load_network, save_network
 from ..graph.streamline import InputQuantizer, streamline
 from ..progress import status
+from ..resources.multipliers import assign_multipliers
 from .report import build_report, resources_report
 
 
@@ -107,7 +108,7 @@ def step_fold(state: BuildState) -> None:
     elif options.budget is not None or options.target_fps is not None:
         from ..resources.planner import UNLIMITED, candidates, plan
 
-        found = candidates(state.network)
+        found = candidates(state.network, options.budget)
         budget = options.budget or UNLIMITED
         chosen = plan(state.network, budget, options.clock_mhz, options.target_fps, found)
         state.network = chosen.network
@@ -116,6 +117,7 @@ def step_fold(state: BuildState) -> None:
                           "fps": round(chosen.fps(options.clock_mhz), 1), "estimate": chosen.total}
     if state.options.folding:
         state.network = state.network.with_folding(state.options.folding)
+    state.network = assign_multipliers(state.network, options.budget)
 
 
 def step_size_fifos(state: BuildState) -> None:
@@ -156,6 +158,8 @@ def write_build(state: BuildState) -> Build:
     folding = {**network.folding, **followers}
     for name, styles in network.memory_styles.items():
         folding[name] = {**folding.get(name, {}), "memory_styles": styles}
+    for name, style in network.multiplier_styles.items():
+        folding[name] = {**folding.get(name, {}), MULTIPLIER_KEY: style}
     (out / "folding.json").write_text(json.dumps(folding, indent=2) + "\n")
     result = Build(out, network, state.input_quantizer, state.input_shape, state.verilog, build_report(state))
     result.write_report()

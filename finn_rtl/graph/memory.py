@@ -53,28 +53,39 @@ class MemoryShape:
 
 
 # Yosys's 7-series block RAM library (techlibs/xilinx/brams_xc4v.txt): a RAMB18 ("HALF") holds
-# 16 Kib of data, a RAMB36 ("FULL") 32 Kib, at the widths below (9/18/36/72 with parity bits,
-# 72 only in simple dual-port mode), at the cost the mapper minimises.
+# 2^14 addresses of its narrowest width, a RAMB36 ("FULL") 2^15, at the widths below (9/18/36/72
+# with parity bits, 72 only in simple dual-port mode), at the cost memory_libmap minimises.
 _BRAM_MODES = (("BRAM18", 14, (1, 2, 4, 9, 18, 36), 129), ("BRAM36", 15, (1, 2, 4, 9, 18, 36, 72), 257))
+_BRAM_BYTE = 9  # write-enable granularity: a written word is padded to whole bytes
+_MUX_COST = _DEMUX_COST = 0.5  # per output bit and input of the multiplexers between primitives
 
 
-def bram_primitives(depth: int, width: int) -> dict[str, int]:
-    """RAMB18/RAMB36 count of a memory in block RAM: the geometry of least cost, as Yosys's
-    memory_libmap picks it (one primitive type and width for the whole memory)."""
+def bram_primitives(shape: MemoryShape) -> dict[str, int]:
+    """RAMB18/RAMB36 count of a memory in block RAM, as Yosys's memory_libmap places it
+    (passes/memory/memory_libmap.cc, handle_geom): for each primitive and width, the memory's
+    address range is cut into `blocks` of the primitive's depth and the blocks' words are laid
+    side by side across primitives (a 32-bit word in 36-bit primitives leaves room for parts of
+    other blocks' words); the cost is the primitives' plus a read multiplexer (and a write
+    demultiplexer) between the blocks, and the cheapest geometry wins."""
     best = None
     for name, abits, widths, cost in _BRAM_MODES:
-        for w in widths:
-            words = (1 << abits) // (w if w < 9 else w // 9 * 8)  # parity bits hold no address
-            count = math.ceil(width / w) * math.ceil(depth / words)
-            if best is None or count * cost < best[0]:
-                best = (count * cost, name, count)
+        for index, unit in enumerate(widths):
+            blocks = math.ceil(shape.depth / (1 << (abits - index)))
+            byte = 1 if shape.rom else min(_BRAM_BYTE, unit)
+            padded = math.ceil(shape.width / byte) * byte
+            count = math.ceil(blocks * padded / unit)
+            total = cost * count + _MUX_COST * (blocks - 1) * shape.width
+            if not shape.rom and blocks > 1:
+                total += _DEMUX_COST * blocks
+            if best is None or total < best[0]:
+                best = (total, name, count)
     counts = {"BRAM18": 0, "BRAM36": 0}
     counts[best[1]] = best[2]
     return counts
 
 
-def bram18_equivalent(depth: int, width: int) -> int:
-    counts = bram_primitives(depth, width)
+def bram18_equivalent(shape: MemoryShape) -> int:
+    counts = bram_primitives(shape)
     return counts["BRAM18"] + 2 * counts["BRAM36"]
 
 
@@ -118,7 +129,7 @@ def auto_style(shape: MemoryShape, luts_per_bram18: float = DEFAULT_LUTS_PER_BRA
     if "block" not in shape.allowed_styles():
         return "distributed"
     in_luts = distributed_luts(shape)
-    in_block = bram18_equivalent(shape.depth, shape.width) * luts_per_bram18
+    in_block = bram18_equivalent(shape) * luts_per_bram18
     return "block" if in_block < in_luts else "distributed"
 
 

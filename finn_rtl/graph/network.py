@@ -83,6 +83,8 @@ class EdgeStream:
 # Folding-file keys for memory styles: FINN's `ram_style` (every memory but the thresholds) and
 # `ram_style_thresholds`, or `memory_styles` by memory name (what folding.json writes).
 MEMORY_KEYS = ("ram_style", "ram_style_thresholds", "memory_styles")
+# FINN's key for where a layer's multiplications go: "lut", "dsp" or "auto" (graph.multipliers).
+MULTIPLIER_KEY = "resType"
 
 
 def memory_style_entry(entry: dict) -> dict:
@@ -257,12 +259,25 @@ class NetworkSpec:
                 for layer in self.layers if layer.memories()}
 
     @property
+    def multiplier_styles(self) -> dict[str, str]:
+        """Where each multiplying layer's products go, by layer: the folding file's `resType`."""
+        return {layer.name: layer.multipliers for layer in self.layers if layer.multipliers}
+
+    @property
+    def dsps(self) -> int:
+        return sum(layer.dsps for layer in self.layers)
+
+    @property
     def lane_followers(self) -> dict[str, dict]:
         """Layers whose lanes follow a neighbour, with the lanes and whom they follow: a window
         generator or padding delivers whole channel groups at its consumer's SIMD; a duplicate
         passes its producer's beats on unchanged."""
         return {layer.name: {"SIMD": layer.in_lanes, "follows": self.followed(layer.name) or "network input"}
                 for layer in self.layers if layer.lanes_follow is not None}
+
+    def with_layers(self, replaced: dict) -> "NetworkSpec":
+        """The network with some layers (by name) replaced by versions of themselves."""
+        return dataclasses.replace(self, layers=tuple(replaced.get(layer.name, layer) for layer in self.layers))
 
     def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
         """The network with each foldable layer's PE/SIMD from `folding`. Entries marked
@@ -282,9 +297,10 @@ class NetworkSpec:
         for layer in self.layers:
             if layer.fold_dims:
                 entry = folding.get(layer.name, {})
-                extra = sorted(set(entry) - set(layer.fold_dims) - set(MEMORY_KEYS))
+                extra = sorted(set(entry) - set(layer.fold_dims) - set(MEMORY_KEYS) - {MULTIPLIER_KEY})
                 if extra:
-                    keys = [*layer.fold_dims, *(MEMORY_KEYS if layer.memories() else ())]
+                    keys = [*layer.fold_dims, *(MEMORY_KEYS if layer.memories() else ()),
+                            *((MULTIPLIER_KEY,) if layer.products() else ())]
                     raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} (use {', '.join(keys)})")
                 layer = layer.folded(int(entry.get("PE", getattr(layer, "pe", 1))),
                                      int(entry.get("SIMD", layer.simd)))
@@ -301,6 +317,9 @@ class NetworkSpec:
         for name, entry in styles.items():  # after the lanes: they set the memories' shapes
             if entry:
                 layers[name] = with_memory_entry(layers[name], entry)
+        for name, entry in folding.items():
+            if MULTIPLIER_KEY in entry:
+                layers[name] = layers[name].with_multiplier_style(entry[MULTIPLIER_KEY])
         return dataclasses.replace(self, layers=tuple(layers[layer.name] for layer in self.layers))
 
     @property

@@ -13,6 +13,7 @@ import numpy as np
 
 from .datatypes import QType
 from .memory import MemoryShape, auto_style, check_style
+from .multipliers import Products, check_multiplier_style
 
 
 class FoldingError(ValueError):
@@ -121,9 +122,12 @@ class Layer:
     """Defaults of the layer contract (`LayerSpec`) for a one-input, one-output layer.
 
     `memory_styles` holds the styles a folding file set, as (memory name, style) pairs; every
-    other memory takes `graph.memory.auto_style`."""
+    other memory takes `graph.memory.auto_style`. `multiplier_style` ("lut", "dsp", or None
+    for the build's choice, which leaves "lut") says where a layer that multiplies
+    (`products`) puts its products (`graph.multipliers`)."""
 
     memory_styles: tuple = field(default=(), kw_only=True)
+    multiplier_style: Optional[str] = field(default=None, kw_only=True)
 
     # Class attributes, not annotated: a dataclass would make them fields, and a subclass that
     # makes one a field (a Duplicate's `outputs`) would inherit its place before `name`.
@@ -160,6 +164,27 @@ class Layer:
 
     def memory_style(self, name: str) -> str:
         return dict(self.memory_styles).get(name) or auto_style(self.memories()[name])
+
+    def products(self) -> Optional[Products]:
+        """The multiplications the core makes per cycle; None for a core that does not multiply."""
+        return None
+
+    @property
+    def multipliers(self) -> Optional[str]:
+        """Where the products go, "lut" or "dsp"; None without products."""
+        return None if self.products() is None else self.multiplier_style or "lut"
+
+    @property
+    def dsps(self) -> int:
+        """DSP48 slices: one per product in the "dsp" style."""
+        return self.products().count if self.multipliers == "dsp" else 0
+
+    def with_multiplier_style(self, style: Optional[str]) -> "Layer":
+        """The layer with its products in `style` ('auto' or None: the build's choice);
+        MultiplierStyleError names the layer when the style does not fit its products."""
+        if style is not None:
+            style = check_multiplier_style(style, self.products(), f"layer {self.name}")
+        return dataclasses.replace(self, multiplier_style=style)
 
     def with_memory_styles(self, styles: dict[str, str]) -> "Layer":
         """The layer with styles set for some of its memories ('auto': the automatic choice);
@@ -326,8 +351,12 @@ class MVTUSpec(Layer):
         bits, signed = self.accumulator
         return {**weights, **self.threshold_memory(bits, self.pe, signed), **buffer}
 
+    def products(self) -> Optional[Products]:
+        # Bipolar x bipolar is an XNOR-popcount, never a multiplication.
+        return None if self.binary_xnor else Products(self.pe * self.simd, self.input_type, self.weight_type)
+
     def report_fields(self) -> dict:
-        return {"MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd,
+        return {"MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "multipliers": self.multipliers,
                 "vectors_per_frame": self.vectors, "weight_type": str(self.weight_type),
                 "accumulator_type": str(self.acc_type),
                 "mode": "xnor-popcount" if self.binary_xnor else "integer",
@@ -716,6 +745,12 @@ class VectorUnitSpec(_WindowReduction):
     channels = property(lambda self: self.weights.shape[0])
     window = property(lambda self: self.weights.shape[1])
     simd = property(lambda self: self.pe)
+
+    def products(self) -> Optional[Products]:
+        return Products(self.pe, self.input_type, self.weight_type)
+
+    def report_fields(self) -> dict:
+        return {**super().report_fields(), "multipliers": self.multipliers}
 
     def memories(self) -> dict[str, MemoryShape]:
         groups = self.channels // self.pe

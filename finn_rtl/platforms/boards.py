@@ -94,6 +94,10 @@ BOARDS: dict[str, Board] = {board.name: board for board in (
 )}
 
 
+# The device resources are weighed against when no board is named: a Pynq-Z1's xc7z020.
+DEFAULT_DEVICE_BOARD = "pynq-z1"
+
+
 def get_board(name: str) -> Board:
     from ..graph.errors import CompileError
 

@@ -1,7 +1,8 @@
 """Resource estimates in milliseconds: the same units as `synthesis` (each layer with the FIFOs
 and width converters of its input edges, plus the top level's glue), from each part's shape.
 
-Block RAMs and LUT RAMs are counted exactly as Yosys maps the memories (`graph.memory`). LUTs and
+Block RAMs and LUT RAMs are counted exactly as Yosys maps the memories (`graph.memory`), DSP48s as
+one per product of a layer in the "dsp" style (`graph.multipliers`). LUTs and
 flip-flops are a linear model: every core names what its logic grows with
 (`resource_features(spec)`: lanes x bits of its datapath, accumulators, comparators, counters),
 every memory adds its own terms by style, and the coefficients are fitted to Yosys on a sweep
@@ -30,7 +31,7 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data") -> tuple[di
     exact = dict.fromkeys(COLUMNS, 0)
     features = {}
     if style == "block":
-        exact.update(bram_primitives(shape.depth, shape.width))
+        exact.update(bram_primitives(shape))
         return exact, features
     if shape.sync_read:
         features["memory.read_register_bits"] = shape.width
@@ -57,7 +58,8 @@ def _add(total: dict, part: dict, scale: float = 1) -> None:
 def part_terms(kind: str, features: dict, memories) -> tuple[dict, dict, dict]:
     """(exact counts, model features, memory styles) of one part: a core, FIFO or converter."""
     exact = dict.fromkeys(COLUMNS, 0)
-    model = {f"{kind}.{name}": value for name, value in features.items() if value}
+    exact["DSP"] = features.get("dsp48", 0)  # one DSP48 per product in the "dsp" style: counted
+    model = {f"{kind}.{name}": value for name, value in features.items() if value and name != "dsp48"}
     styles = {}
     for name, shape, style in memories:
         counts, terms = memory_terms(shape, style, "thresholds" if name == "thresholds" else "data")

@@ -15,6 +15,7 @@ from ..graph.folding import fold_for_target, fold_tables
 from ..graph.network import NetworkSpec
 from ..progress import track
 from .estimate import estimate_network
+from .multipliers import assign_multipliers
 
 STEP = 1.04  # candidate IIs at least 4% apart
 DEFAULT_MARGIN = 0.8  # of each device resource: room for the shell, DMA and routing
@@ -30,12 +31,13 @@ class Budget:
     ff: float | None = None
     bram36: float | None = None
     dsp: float | None = None
+    device: object = None  # the board's `Capacity`, when the budget is a board's
 
     @staticmethod
     def of_board(board, margin: float = DEFAULT_MARGIN) -> "Budget":
         c = board.capacity
         return Budget(f"{board.name} ({margin:.0%} of {c.lut:,} LUTs, {c.bram36} BRAM36, {c.dsp} DSPs)",
-                      margin * c.lut, margin * c.ff, margin * c.bram36, margin * c.dsp)
+                      margin * c.lut, margin * c.ff, margin * c.bram36, margin * c.dsp, c)
 
     def with_limits(self, lut=None, bram36=None, dsp=None) -> "Budget":
         """Explicit limits replace the board's (or stand alone)."""
@@ -43,7 +45,8 @@ class Budget:
             f"{label} {value:,}" for label, value in (("LUTs", lut), ("BRAM36", bram36), ("DSPs", dsp))
             if value is not None) + (f"; {self.name}" if self.name != "unlimited" else "")
         return Budget(name, lut if lut is not None else self.lut, self.ff,
-                      bram36 if bram36 is not None else self.bram36, dsp if dsp is not None else self.dsp)
+                      bram36 if bram36 is not None else self.bram36, dsp if dsp is not None else self.dsp,
+                      self.device)
 
     def exceeded(self, total: dict) -> list[str]:
         """The limits `total` (estimate columns) goes over, as 'LUT 61,000 > 42,560'."""
@@ -96,9 +99,10 @@ def candidate_iis(network: NetworkSpec, tables: dict) -> list[int]:
     return kept
 
 
-def candidates(network: NetworkSpec) -> list[Candidate]:
-    """The network folded (fewest lanes) for each candidate II, fastest first, with estimates.
-    Foldings that reach the same II as a faster target are the same design: kept once."""
+def candidates(network: NetworkSpec, budget: Budget | None = None) -> list[Candidate]:
+    """The network folded (fewest lanes) for each candidate II, fastest first, with estimates,
+    its products in DSPs or LUTs for the budget (`multipliers.assign_multipliers`). Foldings
+    that reach the same II as a faster target are the same design: kept once."""
     tables = fold_tables(network)
     found, seen = [], set()
     targets = candidate_iis(network, tables)
@@ -108,6 +112,7 @@ def candidates(network: NetworkSpec) -> list[Candidate]:
         if key in seen:
             continue
         seen.add(key)
+        folded = assign_multipliers(folded, budget)
         found.append(Candidate(folded.analytic_ii, folded, estimate_network(folded)))
     return found
 
@@ -125,7 +130,7 @@ def plan(network: NetworkSpec, budget: Budget, clock_mhz: float, target_fps: flo
          found: list[Candidate] | None = None) -> Candidate:
     """With `target_fps`: the candidate that reaches it with the fewest LUTs within the budget.
     Without: the fastest that fits. CompileError says what fits when nothing asked for does."""
-    found = found if found is not None else candidates(network)
+    found = found if found is not None else candidates(network, budget)
     fitting = [c for c in found if not budget.exceeded(c.total)]
     if target_fps is not None:
         fast_enough = [c for c in fitting if c.fps(clock_mhz) >= target_fps]

@@ -94,10 +94,13 @@ def test_thresholding_matches_numpy(qin, qout, base, pe, signed_channels):
     assert np.array_equal(out, spec.reference(frames))
 
 
-@pytest.mark.parametrize("qin,qw,window,pe,thresholded", [
-    (QType(3, False), QType(2, True), 9, 2, True), (QType(4, True), QType(3, True), 4, 4, False),
-    (QType.bipolar_type(), QType(2, True), 9, 1, True), (QType(2, False), QType.bipolar_type(), 3, 4, True)])
-def test_vector_unit_matches_numpy(qin, qw, window, pe, thresholded):
+@pytest.mark.parametrize("qin,qw,window,pe,thresholded,multipliers", [
+    (QType(3, False), QType(2, True), 9, 2, True, None), (QType(4, True), QType(3, True), 4, 4, False, None),
+    (QType.bipolar_type(), QType(2, True), 9, 1, True, None), (QType(2, False), QType.bipolar_type(), 3, 4, True, None),
+    # products a DSP48 can take, as shifted partial products (lut) and as `*` (dsp)
+    (QType(8, False), QType(4, True), 9, 2, True, "lut"), (QType(5, True), QType(4, True), 4, 4, False, "lut"),
+    (QType(8, False), QType(4, True), 9, 2, True, "dsp")])
+def test_vector_unit_matches_numpy(qin, qw, window, pe, thresholded, multipliers):
     rng = np.random.default_rng(window * 10 + pe)
     channels = 4
     weights = rng.choice([-1, 1], (channels, window)) if qw.bipolar else rng.integers(qw.min, qw.max + 1, (channels, window))
@@ -107,7 +110,7 @@ def test_vector_unit_matches_numpy(qin, qw, window, pe, thresholded):
         lo, hi = dense.acc_type.min // 2, dense.acc_type.max // 2
         kwargs = dict(thresholds=np.sort(rng.integers(lo, hi + 1, (channels, 3)), axis=1), output_type=QType(2, False),
                       out_base=0, channel_sign=rng.choice([-1, 1], channels))
-    spec = VectorUnitSpec("dw", weights, 3, qin, qw, pe=pe, **kwargs)
+    spec = VectorUnitSpec("dw", weights, 3, qin, qw, pe=pe, **kwargs).with_multiplier_style(multipliers)
     frames = random_frames(spec, 2, pe)
     out, _ = stream_through(VectorUnit(spec), spec, frames, 0.7, 0.6)
     assert np.array_equal(out, spec.reference(frames))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from finn_rtl.cores.arith import pack_ints
+from finn_rtl.cores import mvtu
 from finn_rtl.cores.mvtu import MVTU
 from finn_rtl.graph.datatypes import QType
 from finn_rtl.graph.specs import FoldingError, MVTUSpec
@@ -57,10 +58,12 @@ CASES = [
 ]
 
 
-# Every dot-product datapath, whatever the shape (the MVTU picks one from the shape and types).
+# Every dot-product datapath, whatever the shape (the MVTU picks one from the shape and types);
+# "lanes" multiplies per lane: a product a DSP48 could take is shifted partial products there,
+# and `*` in the "dsp" style.
 DATAPATHS = {"lanes": dict(bit_planes=False, weight_planes=False),
              "weight_planes": dict(bit_planes=False, weight_planes=True),
-             "bit_planes": dict(bit_planes=True)}
+             "bit_planes": dict(bit_planes=True), "dsp": {}}
 
 
 @pytest.mark.parametrize("datapath", DATAPATHS)
@@ -69,6 +72,11 @@ def test_mvtu_matches_numpy_under_backpressure(case, datapath):
     rng = np.random.default_rng(zlib.crc32(str(case).encode()))
     mw, mh, pe, simd, in_type, w_type, levels, out_type = case
     spec = make_spec(rng, mw, mh, pe, simd, in_type, w_type, levels, out_type)
+    if datapath == "dsp":
+        if spec.products() is None or not spec.products().dsp_capable:
+            pytest.skip("products too narrow for a DSP48")
+        spec = spec.with_multiplier_style("dsp")
+        assert mvtu.datapath(spec) == "multiply"
     x = random_values(rng, in_type, (4, mw))
     got, _ = simulate_spec(spec, x, **DATAPATHS[datapath], valid_prob=0.6, ready_prob=0.5, seed=3)
     assert np.array_equal(got, spec.reference(x))

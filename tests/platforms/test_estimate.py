@@ -15,12 +15,23 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 # Yosys 0.70 synth_xilinx on a plain synchronous ROM of depth x width with rom_style "block".
 YOSYS_BRAM = {(128, 512): (15, 0), (64, 1024): (29, 0), (16, 128): (0, 2), (512, 36): (1, 0), (1024, 36): (0, 1),
               (2048, 8): (1, 0), (576, 32): (0, 1), (4096, 1): (1, 0), (16384, 2): (0, 1), (1024, 72): (0, 2),
-              (72, 512): (15, 0), (9, 288): (0, 4), (128, 64): (0, 1), (256, 16): (1, 0)}
+              (72, 512): (15, 0), (9, 288): (0, 4), (128, 64): (0, 1), (256, 16): (1, 0),
+              # deep ROMs: blocks of words packed side by side into the parity bits
+              (18432, 32): (0, 16), (32768, 8): (15, 0), (2304, 128): (0, 9), (4608, 128): (0, 16),
+              (1152, 256): (0, 11), (8192, 16): (0, 4), (3000, 40): (7, 0)}
+# ... and a RAM with one write and one read port (ram_style "block"), words padded to 9-bit bytes.
+YOSYS_BRAM_RAM = {(1024, 32): (0, 1), (2048, 20): (3, 0), (3000, 16): (3, 0), (600, 100): (0, 3), (4096, 9): (0, 1),
+                  (512, 64): (0, 1)}
 
 
 @pytest.mark.parametrize("shape", sorted(YOSYS_BRAM))
 def test_block_ram_count_is_the_mapping_yosys_picks(shape):
-    assert tuple(bram_primitives(*shape).values()) == YOSYS_BRAM[shape]
+    assert tuple(bram_primitives(MemoryShape(*shape, rom=True)).values()) == YOSYS_BRAM[shape]
+
+
+@pytest.mark.parametrize("shape", sorted(YOSYS_BRAM_RAM))
+def test_block_ram_count_of_a_ram_is_the_mapping_yosys_picks(shape):
+    assert tuple(bram_primitives(MemoryShape(*shape)).values()) == YOSYS_BRAM_RAM[shape]
 
 
 def test_automatic_style_by_size():

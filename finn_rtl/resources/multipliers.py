@@ -1,0 +1,59 @@
+"""The build's choice of DSP48 or LUT products (`resType`) for the layers a folding file leaves
+to it (`graph.multipliers`).
+
+A DSP48 does one product for a few dozen LUTs' worth of partial products (measured, Yosys: an
+UINT8 x INT4 MVTU of 4 products 300 LUTs as LUTs, 76 LUTs and 4 DSPs with DSPs), but a device
+has few of them (220 on an xc7z020 against 53,200 LUTs). So DSPs are spent where they save the
+most LUTs per DSP, as long as the design then takes a smaller share of the device's DSPs than of
+its LUTs (and stays within a DSP budget): DSPs that would stay idle replace LUTs, and LUTs are
+never saved by making DSPs the scarcer resource.
+"""
+from __future__ import annotations
+
+from ..graph.network import NetworkSpec
+from ..platforms.boards import DEFAULT_DEVICE_BOARD, get_board
+from .estimate import estimate_network, estimate_unit, unit_parts
+
+
+def device_limits(budget) -> tuple[object, float]:
+    """(the device whose LUT and DSP shares are weighed, the most DSPs to spend): a board's
+    budget names its device, else the default board's; an explicit DSP limit caps the count.
+    A LUT limit does not move the balance, so a budget's frontier and its build agree."""
+    device = getattr(budget, "device", None) or get_board(DEFAULT_DEVICE_BOARD).capacity
+    limit = budget.dsp if budget is not None and budget.dsp is not None else device.dsp
+    return device, limit
+
+
+def lut_saving(network: NetworkSpec, layer, streams) -> int:
+    """Estimated LUTs the layer saves with its products in DSPs."""
+    as_luts = estimate_unit(unit_parts(network, layer.with_multiplier_style("lut"), streams))["resources"]
+    as_dsps = estimate_unit(unit_parts(network, layer.with_multiplier_style("dsp"), streams))["resources"]
+    return as_luts["LUT"] - as_dsps["LUT"]
+
+
+def assign_multipliers(network: NetworkSpec, budget=None) -> NetworkSpec:
+    """The network with DSP products on the layers that gain most from them (see the module's
+    note); layers whose style is set, or whose products no DSP takes, are left as they are."""
+    open_layers = [layer for layer in network.layers
+                   if layer.multiplier_style is None and layer.products() is not None
+                   and layer.products().dsp_capable]
+    if not open_layers:
+        return network
+    device, dsp_limit = device_limits(budget)
+    if not dsp_limit:
+        return network
+    streams = network.edge_streams()
+    gains = sorted(((lut_saving(network, layer, streams), layer) for layer in open_layers),
+                   key=lambda gain: (-gain[0] / gain[1].products().count, gain[1].name))
+    total = estimate_network(network)["total"]
+    luts, dsps = total["LUT"] + total["LUTRAM"], total["DSP"]
+    chosen = {}
+    for saving, layer in gains:
+        count = layer.products().count
+        if saving <= 0 or dsps + count > dsp_limit or (dsps + count) / device.dsp > (luts - saving) / device.lut:
+            continue
+        chosen[layer.name] = layer.with_multiplier_style("dsp")
+        luts, dsps = luts - saving, dsps + count
+    if not chosen:
+        return network
+    return network.with_layers(chosen)

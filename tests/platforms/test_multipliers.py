@@ -1,0 +1,98 @@
+"""DSP48 or LUT products (FINN's resType): which products a DSP takes, the folding file's choice,
+the build's choice for the rest, and the DSP count Yosys measures against the estimate."""
+import numpy as np
+import pytest
+
+from finn_rtl.cores.mvtu import MVTU
+from finn_rtl.cores.popcount import convert
+from finn_rtl.cores.vector_unit import VectorUnit
+from finn_rtl.graph.datatypes import QType
+from finn_rtl.graph.multipliers import MultiplierStyleError, Products
+from finn_rtl.graph.network import FoldingError, NetworkSpec, OutputSpec
+from finn_rtl.graph.specs import MVTUSpec, VectorUnitSpec
+from finn_rtl.resources.estimate import estimate_network
+from finn_rtl.resources.multipliers import assign_multipliers
+from finn_rtl.platforms.boards import Capacity
+from finn_rtl.resources.planner import Budget
+from finn_rtl.resources.synthesis import synthesize_verilog, yosys_version
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+UINT8, INT4 = QType(8, False), QType(4, True)
+
+
+@pytest.mark.parametrize("x,w,capable", [
+    (UINT8, INT4, True), (INT4, INT4, False), (QType(4, False), INT4, False), (QType(5, True), INT4, True),
+    (QType(2, True), QType(8, True), True), (UINT8, QType(1, False), False), (UINT8, QType.bipolar_type(), False)])
+def test_dsp_takes_products_of_nine_bits_or_more(x, w, capable):
+    assert Products(4, x, w).dsp_capable is capable
+
+
+def mvtu(x=UINT8, w=INT4, name="m", mh=8, mw=6, pe=2, simd=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return MVTUSpec(name, rng.integers(w.min, w.max + 1, (mh, mw)), x, w, pe=pe, simd=simd)
+
+
+def test_styles_and_refusals_name_the_layer():
+    spec = mvtu()
+    assert spec.multipliers == "lut" and spec.dsps == 0
+    assert spec.with_multiplier_style("dsp").dsps == 6 and spec.with_multiplier_style("auto").multiplier_style is None
+    with pytest.raises(MultiplierStyleError, match=r"^layer m: INT4 x INT4 products \(8 bits\) are too narrow"):
+        mvtu(x=INT4).with_multiplier_style("dsp")
+    with pytest.raises(MultiplierStyleError, match="unknown resType 'bram'; use auto, lut or dsp"):
+        spec.with_multiplier_style("bram")
+    xnor = MVTUSpec("x", np.ones((4, 4)), QType.bipolar_type(), QType.bipolar_type())
+    assert xnor.products() is None and xnor.multipliers is None
+    with pytest.raises(MultiplierStyleError, match="layer x: has no multiplications"):
+        xnor.with_multiplier_style("lut")
+
+
+def chain(*layers):
+    return NetworkSpec("n", layers, layers[0].input_type, OutputSpec(1.0, 0.0))
+
+
+def test_folding_file_sets_res_type_and_folding_json_round_trips():
+    network = chain(mvtu(name="a", mh=6, mw=6))
+    folded = network.with_folding({"a": {"PE": 3, "SIMD": 2, "resType": "dsp"}})
+    assert folded.layer("a").dsps == 6 and folded.dsps == 6
+    assert folded.multiplier_styles == {"a": "dsp"}
+    assert estimate_network(folded)["total"]["DSP"] == 6
+    with pytest.raises(FoldingError, match=r"unknown folding keys \['restype'\] \(use PE, SIMD, .*resType\)"):
+        network.with_folding({"a": {"PE": 3, "SIMD": 2, "restype": "dsp"}})
+
+
+# Devices (as a board's budget names them) of 20k LUTs with many DSPs and with few.
+ROOMY = Budget("roomy", device=Capacity(lut=20_000, ff=40_000, bram36=100, uram=0, dsp=2_000))
+SCARCE = Budget("scarce", device=Capacity(lut=20_000, ff=40_000, bram36=100, uram=0, dsp=300))
+
+
+def test_build_spends_dsps_while_they_are_the_less_used_resource():
+    network = chain(mvtu(name="a", mh=16, mw=16, pe=16, simd=16))  # 256 products
+    lut_only = estimate_network(network)["total"]
+    # An xc7z020 (the default device): 256 DSPs would exceed its 220.
+    assert assign_multipliers(network).dsps == 0
+    # Plenty of DSPs (a share of 256/2000 against 4k/20k LUTs after the move): its LUTs fall.
+    roomy = assign_multipliers(network, ROOMY)
+    assert roomy.dsps == 256
+    assert estimate_network(roomy)["total"]["LUT"] < lut_only["LUT"] * 0.7
+    # DSPs scarcer than LUTs: a share of 256/300 of the DSPs against a small share of the LUTs.
+    assert assign_multipliers(network, SCARCE).dsps == 0
+    # A DSP limit caps them.
+    assert assign_multipliers(network, Budget("capped", dsp=100, device=ROOMY.device)).dsps == 0
+    # A style the folding file set is kept.
+    assert assign_multipliers(network.with_layers({"a": network.layer("a").with_multiplier_style("lut")}),
+                              ROOMY).dsps == 0
+
+
+@pytest.mark.parametrize("style", ["lut", "dsp"])
+@pytest.mark.parametrize("kind", ["MVTU", "VectorUnit"])
+def test_estimated_dsps_are_what_yosys_infers(kind, style):
+    if kind == "MVTU":
+        spec = mvtu().with_multiplier_style(style)
+        core = MVTU(spec)
+    else:
+        rng = np.random.default_rng(1)
+        spec = VectorUnitSpec("v", rng.integers(-8, 8, (4, 9)), 3, UINT8, INT4, pe=2).with_multiplier_style(style)
+        core = VectorUnit(spec)
+    measured = synthesize_verilog(convert(core, "top"), "top", yosys_version())["resources"]
+    assert measured["DSP"] == spec.dsps == (spec.products().count if style == "dsp" else 0)
