@@ -57,7 +57,7 @@ def sweep_models():
 
 
 def sweep_units(work: Path):
-    """Every unit of the sweep: (verilog, top, parts, label)."""
+    """Every unit of the sweep: (sources, top, parts, label)."""
     from finn_rtl.flow.build import BuildOptions, BuildState, step_fold, step_streamline
     from finn_rtl.resources.estimate import network_units
     from finn_rtl.resources.synthesis import synthesis_units
@@ -73,9 +73,9 @@ def sweep_units(work: Path):
             target = fastest.analytic_ii * slowdown
             state = BuildState(path, work / "out", BuildOptions(target_ii=target), network=base.network)
             step_fold(state)
-            verilog = synthesis_units(state.network)
+            sources = synthesis_units(state.network)
             parts = network_units(state.network)
-            for unit, (text, top) in verilog.items():
+            for unit, (text, top) in sources.items():
                 units.append((text, top, parts[unit], f"{name}@{target}:{unit}"))
     return units
 
@@ -98,7 +98,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="print the current calibration's error only")
     args = parser.parse_args()
     from finn_rtl.resources import estimate
-    from finn_rtl.resources.synthesis import synthesize_verilog, yosys_command, yosys_version
+    from finn_rtl.resources.synthesis import synthesize, yosys_command, yosys_version
 
     version = yosys_version()
     with tempfile.TemporaryDirectory() as work:
@@ -106,7 +106,7 @@ def main() -> int:
     print(f"{len(units)} units; synthesizing (cached)...", flush=True)
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(2) as pool:
-        measured = list(pool.map(lambda u: synthesize_verilog(u[0], u[1], version)["resources"], units))
+        measured = list(pool.map(lambda u: synthesize(u[0], u[1], version)["resources"], units))
 
     terms = [estimate.unit_terms(parts) for _, _, parts, _ in units]
     exact_misses = [(label, column, t[0][column], m[column]) for (_, _, _, label), t, m in zip(units, terms, measured)

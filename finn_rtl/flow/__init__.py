@@ -9,7 +9,8 @@ A build directory holds:
   <name>.v               the accelerator
   folding.json           PE/SIMD per layer, same keys `--folding` accepts; layers whose lanes
                          follow a neighbour (window generators, padding, duplicates) are listed
-                         with "follows" and are not foldable themselves
+                         with "follows" and are not foldable themselves; each layer's memory
+                         styles and resType, and "fifo_styles" by edge ("A -> B")
   report.json            per-layer cycles and memories, edges (FIFOs, width converters), expected
                          II, build options, resource estimates (and synthesis), verification
   report.html            the same as one self-contained page with charts (flow/html_report.py)

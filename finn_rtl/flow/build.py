@@ -19,11 +19,11 @@ import onnx
 from ..graph.errors import CompileError
 from ..graph.export import to_streamlined_onnx
 from ..graph.folding import fold_for_target
-from ..graph.network import MULTIPLIER_KEY, NetworkSpec
+from ..graph.network import FIFO_STYLES_KEY, MULTIPLIER_KEY, NetworkSpec
 from ..graph.persist import load_network, save_network
 from ..graph.streamline import InputQuantizer, streamline
 from ..progress import status
-from ..resources.multipliers import assign_multipliers
+from ..resources.device import fit_to_device
 from .report import build_report, resources_report
 
 
@@ -117,7 +117,7 @@ def step_fold(state: BuildState) -> None:
                           "fps": round(chosen.fps(options.clock_mhz), 1), "estimate": chosen.total}
     if state.options.folding:
         state.network = state.network.with_folding(state.options.folding)
-    state.network = assign_multipliers(state.network, options.budget)
+    state.network = fit_to_device(state.network, options.budget)
 
 
 def step_size_fifos(state: BuildState) -> None:
@@ -160,6 +160,7 @@ def write_build(state: BuildState) -> Build:
         folding[name] = {**folding.get(name, {}), "memory_styles": styles}
     for name, style in network.multiplier_styles.items():
         folding[name] = {**folding.get(name, {}), MULTIPLIER_KEY: style}
+    folding[FIFO_STYLES_KEY] = network.fifo_style_entries
     (out / "folding.json").write_text(json.dumps(folding, indent=2) + "\n")
     result = Build(out, network, state.input_quantizer, state.input_shape, state.verilog, build_report(state))
     result.write_report()

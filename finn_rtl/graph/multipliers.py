@@ -2,7 +2,7 @@
 
 A layer that multiplies (an integer MVTU, a depthwise vector unit) names its products
 (`Layer.products()`); the folding file can set the style (`resType`), and the build chooses it
-for the rest (`resources.multipliers.assign_multipliers`). A "dsp" layer multiplies with `*`
+for the rest (`resources.device.assign_multipliers`). A "dsp" layer multiplies with `*`
 marked `use_dsp = "yes"`: one DSP48E1 per product. A "lut" layer adds shifted partial products
 where a DSP could be inferred, so neither Yosys nor Vivado puts a multiplication in a DSP.
 

@@ -16,7 +16,8 @@ from typing import Optional
 import numpy as np
 
 from .datatypes import QType
-from .memory import MemoryShape, auto_style, fifo_memory
+from .errors import CompileError
+from .memory import DEFAULT_LUTS_PER_BRAM18, MemoryShape, auto_style, check_style, fifo_memory
 from .specs import FoldingError, MVTUSpec, frozen_int_array
 
 SHORTCUT_SLACK_BEATS = 8  # register stages of the merging core and the width converters
@@ -48,6 +49,8 @@ class EdgeStream:
     producer_lanes: int
     consumer_lanes: int
     depth: int  # FIFO beats
+    style: Optional[str] = None  # the FIFO's memory style; None: the automatic choice
+    luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18  # the device's exchange rate for that choice
 
     @property
     def fifo_lanes(self) -> int:
@@ -61,7 +64,7 @@ class EdgeStream:
 
     @property
     def fifo_memory_style(self) -> str:
-        return auto_style(self.fifo_memory)
+        return self.style or auto_style(self.fifo_memory, self.luts_per_bram18)
 
     @property
     def width_converter(self) -> Optional[tuple[int, int]]:
@@ -85,6 +88,8 @@ class EdgeStream:
 MEMORY_KEYS = ("ram_style", "ram_style_thresholds", "memory_styles")
 # FINN's key for where a layer's multiplications go: "lut", "dsp" or "auto" (graph.multipliers).
 MULTIPLIER_KEY = "resType"
+# The folding file's entry (beside the layers) for FIFO memory styles by edge, {"A -> B": style}.
+FIFO_STYLES_KEY = "fifo_styles"
 
 
 def memory_style_entry(entry: dict) -> dict:
@@ -131,6 +136,10 @@ class NetworkSpec:
     output: "OutputSpec"
     # Beats of the FIFO on each edge, in `edges` order; None: the default sizing.
     fifo_depths: Optional[tuple] = None
+    # The memory style of each edge's FIFO, in `edges` order (None: all automatic, or an entry
+    # None), and the exchange rate of the automatic choice: the device's LUTs per BRAM18.
+    fifo_styles: Optional[tuple] = None
+    luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18
     notes: tuple[str, ...] = field(default_factory=tuple)
     input_order: Optional[np.ndarray] = None
     output_order: Optional[np.ndarray] = None
@@ -151,6 +160,10 @@ class NetworkSpec:
             object.__setattr__(self, "fifo_depths", tuple(int(d) for d in self.fifo_depths))
             if len(self.fifo_depths) != len(self.edges) or min(self.fifo_depths, default=2) < 2:
                 raise ValueError(f"{self.name}: need {len(self.edges)} FIFO depths of at least 2")
+        if self.fifo_styles is not None:
+            object.__setattr__(self, "fifo_styles", tuple(self.fifo_styles))
+            if len(self.fifo_styles) != len(self.edges):
+                raise ValueError(f"{self.name}: need {len(self.edges)} FIFO styles")
         if self.layers[0].port_type(0) != self.input_type:
             raise ValueError("network input type does not match the first layer")
         if self.output.label_select and not (isinstance(self.layers[-1], MVTUSpec) and self.layers[-1].vectors == 1):
@@ -282,6 +295,8 @@ class NetworkSpec:
     def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
         """The network with each foldable layer's PE/SIMD from `folding`. Entries marked
         "follows" (a folding.json lists lane followers that way) are derived, not read."""
+        folding = dict(folding)
+        fifo_styles = folding.pop(FIFO_STYLES_KEY, None)
         followers = {name for name, entry in folding.items() if "follows" in entry}
         not_following = sorted(followers - {layer.name for layer in self.layers if layer.lanes_follow})
         if not_following:
@@ -320,7 +335,8 @@ class NetworkSpec:
         for name, entry in folding.items():
             if MULTIPLIER_KEY in entry:
                 layers[name] = layers[name].with_multiplier_style(entry[MULTIPLIER_KEY])
-        return dataclasses.replace(self, layers=tuple(layers[layer.name] for layer in self.layers))
+        network = dataclasses.replace(self, layers=tuple(layers[layer.name] for layer in self.layers))
+        return network if fifo_styles is None else network.with_fifo_styles(fifo_styles)
 
     @property
     def analytic_ii(self) -> int:
@@ -413,10 +429,33 @@ class NetworkSpec:
         return held
 
     def edge_streams(self) -> list[EdgeStream]:
+        styles = self.fifo_styles or (None,) * len(self.edges)
         return [EdgeStream(edge, self.layer(edge.producer).out_elements, self.layer(edge.producer).output_type,
                            self.layer(edge.producer).out_lanes, self.layer(edge.consumer).in_lanes,
-                           self.fifo_depth(i))
+                           self.fifo_depth(i), styles[i], self.luts_per_bram18)
                 for i, edge in enumerate(self.edges)]
+
+    def with_fifo_styles(self, styles: dict) -> "NetworkSpec":
+        """The network with FIFO styles set by edge name ('A -> B', as reports name edges; 'auto':
+        the automatic choice); FoldingError names an unknown edge or style."""
+        names = [str(edge) for edge in self.edges]
+        unknown = sorted(set(styles) - set(names))
+        if not isinstance(styles, dict) or unknown:
+            raise FoldingError(f"fifo_styles names unknown edges {unknown}; edges are {names}")
+        chosen = list(self.fifo_styles or (None,) * len(self.edges))
+        for name, style in styles.items():
+            index = names.index(name)
+            shape = fifo_memory(1, 2)  # every FIFO has a registered read: any style fits
+            try:
+                chosen[index] = check_style(style, shape, f"FIFO {name}")
+            except CompileError as error:
+                raise FoldingError(str(error)) from None
+        return dataclasses.replace(self, fifo_styles=tuple(chosen) if any(chosen) else None)
+
+    @property
+    def fifo_style_entries(self) -> dict[str, str]:
+        """Every FIFO's style by edge name: what the folding file's `fifo_styles` reads."""
+        return {str(stream.edge): stream.fifo_memory_style for stream in self.edge_streams()}
 
     # -- numbers in, numbers out ---------------------------------------------------------
     def to_stream(self, x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from ..graph.folding import fold_for_target, fold_tables
 from ..graph.network import NetworkSpec
 from ..progress import track
 from .estimate import estimate_network
-from .multipliers import assign_multipliers
+from .device import fit_to_device
 
 STEP = 1.04  # candidate IIs at least 4% apart
 DEFAULT_MARGIN = 0.8  # of each device resource: room for the shell, DMA and routing
@@ -60,11 +60,26 @@ class Budget:
 UNLIMITED = Budget("unlimited")
 
 
+def device_of(budget) -> object:
+    """The device a budget's shares are taken of: its board's, else the default board's."""
+    from ..platforms.boards import DEFAULT_DEVICE_BOARD, get_board
+
+    return getattr(budget, "device", None) or get_board(DEFAULT_DEVICE_BOARD).capacity
+
+
+def device_share(total: dict, device) -> float:
+    """The largest fraction of the device's LUTs, block RAM and DSPs that estimate `total` takes:
+    what "fewest resources" minimises, whichever resource is the scarce one."""
+    used = {"lut": total["LUT"] + total["LUTRAM"], "bram36": total["BRAM36"] + total["BRAM18"] / 2, "dsp": total["DSP"]}
+    return max(used[name] / getattr(device, name) for name in used if getattr(device, name))
+
+
 @dataclass(frozen=True)
 class Candidate:
     ii: int
     network: NetworkSpec
     estimate: dict
+    share: float  # `device_share` of the estimate
 
     @property
     def total(self) -> dict:
@@ -81,7 +96,7 @@ class Candidate:
         total = self.total
         return {"ii_cycles": self.ii, "fps": round(self.fps(clock_mhz), 1), "LUT": self.luts, "FF": total["FF"],
                 "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "DSP": total["DSP"],
-                "folding": self.network.folding}
+                "device_share": round(self.share, 4), "folding": self.network.folding}
 
 
 def candidate_iis(network: NetworkSpec, tables: dict) -> list[int]:
@@ -101,9 +116,10 @@ def candidate_iis(network: NetworkSpec, tables: dict) -> list[int]:
 
 def candidates(network: NetworkSpec, budget: Budget | None = None) -> list[Candidate]:
     """The network folded (fewest lanes) for each candidate II, fastest first, with estimates,
-    its products in DSPs or LUTs for the budget (`multipliers.assign_multipliers`). Foldings
+    its memory styles and products chosen for the budget's device (`device.fit_to_device`). Foldings
     that reach the same II as a faster target are the same design: kept once."""
     tables = fold_tables(network)
+    device = device_of(budget)
     found, seen = [], set()
     targets = candidate_iis(network, tables)
     for target in track(targets, f"estimating {len(targets)} foldings"):
@@ -112,15 +128,16 @@ def candidates(network: NetworkSpec, budget: Budget | None = None) -> list[Candi
         if key in seen:
             continue
         seen.add(key)
-        folded = assign_multipliers(folded, budget)
-        found.append(Candidate(folded.analytic_ii, folded, estimate_network(folded)))
+        folded = fit_to_device(folded, budget)
+        estimate = estimate_network(folded)
+        found.append(Candidate(folded.analytic_ii, folded, estimate, device_share(estimate["total"], device)))
     return found
 
 
 def pareto(found: list[Candidate]) -> list[Candidate]:
-    """Candidates no other beats on both II and LUTs (fastest first)."""
+    """Candidates no other beats on both II and device share (fastest first)."""
     frontier = []
-    for candidate in sorted(found, key=lambda c: (c.luts, c.ii)):
+    for candidate in sorted(found, key=lambda c: (c.share, c.luts, c.ii)):
         if not frontier or candidate.ii < frontier[-1].ii:
             frontier.append(candidate)
     return sorted(frontier, key=lambda c: c.ii)
@@ -128,21 +145,22 @@ def pareto(found: list[Candidate]) -> list[Candidate]:
 
 def plan(network: NetworkSpec, budget: Budget, clock_mhz: float, target_fps: float | None = None,
          found: list[Candidate] | None = None) -> Candidate:
-    """With `target_fps`: the candidate that reaches it with the fewest LUTs within the budget.
-    Without: the fastest that fits. CompileError says what fits when nothing asked for does."""
+    """With `target_fps`: the candidate that reaches it with the fewest resources (the smallest
+    device share, then the fewest LUTs) within the budget. Without: the fastest that fits.
+    CompileError says what fits when nothing asked for does."""
     found = found if found is not None else candidates(network, budget)
     fitting = [c for c in found if not budget.exceeded(c.total)]
     if target_fps is not None:
         fast_enough = [c for c in fitting if c.fps(clock_mhz) >= target_fps]
         if fast_enough:
-            return min(fast_enough, key=lambda c: (c.luts, c.ii))
+            return min(fast_enough, key=lambda c: (c.share, c.luts, c.ii))
         if fitting:
             best = min(fitting, key=lambda c: c.ii)
             raise CompileError(f"{target_fps:,.0f} FPS does not fit {budget.name} at {clock_mhz:g} MHz: the fastest "
                                f"folding that fits reaches {best.fps(clock_mhz):,.0f} FPS (II {best.ii} cycles, "
                                f"{best.luts:,} LUTs)")
     elif fitting:
-        return min(fitting, key=lambda c: (c.ii, c.luts))
-    smallest = min(found, key=lambda c: c.luts)
+        return min(fitting, key=lambda c: (c.ii, c.share, c.luts))
+    smallest = min(found, key=lambda c: (c.share, c.luts))
     raise CompileError(f"no folding of {network.name} fits {budget.name}: even the smallest (II {smallest.ii} "
                        f"cycles) needs {'; '.join(budget.exceeded(smallest.total))}")

