@@ -53,6 +53,13 @@ def sweep_models():
         ConvCfg(8, pad=1, w_bits=3, a_bits=3), ResidualCfg(8, merge="concat", w_bits=3, a_bits=3)],
         fc=[LayerCfg(10, w_bits=3, norm="none")]), seed=4), [4, 32]))
     models.append(("mobilenet", make_convnet(mobilenet_v1(0.25, 4, blocks=3, size=16), seed=6), [2, 16]))
+    # Wide XNOR layers (an LFC's) and wide 2-bit layers at a short II (a TFC-w2a2's).
+    models.append(("xnor-wide", make_mlp(MLPCfg(in_shape=(1, 512), input="bipolar", layers=[
+        LayerCfg(256, w_bits=1, a_bits=1, bipolar_op=True), LayerCfg(256, w_bits=1, a_bits=1, bipolar_op=True),
+        LayerCfg(10, w_bits=1, norm="none")]), seed=7), [16, 128]))
+    models.append(("w2a2-wide", make_mlp(MLPCfg(in_shape=(1, 784), layers=[
+        LayerCfg(64, w_bits=2, a_bits=2), LayerCfg(64, w_bits=2, a_bits=2), LayerCfg(10, w_bits=2, norm="none")]),
+        seed=8), [64]))
     return models
 
 
@@ -73,11 +80,25 @@ def sweep_units(work: Path):
             target = fastest.analytic_ii * slowdown
             state = BuildState(path, work / "out", BuildOptions(target_ii=target), network=base.network)
             step_fold(state)
-            sources = synthesis_units(state.network)
-            parts = network_units(state.network)
-            for unit, (text, top) in sources.items():
-                units.append((text, top, parts[unit], f"{name}@{target}:{unit}"))
+            for style, network, only in multiplier_variants(state.network):
+                sources = synthesis_units(network)
+                parts = network_units(network)
+                for unit, (text, top) in sources.items():
+                    if only is None or unit in only:
+                        units.append((text, top, parts[unit], f"{name}@{target}{style}:{unit}"))
     return units
+
+
+def multiplier_variants(network):
+    """(label, network, units to take or None for all): the network as the build chose, and,
+    when some layer's products a DSP48 could take, those layers with all products in LUTs and all
+    in DSPs (only their units), so both styles are calibrated."""
+    capable = [layer for layer in network.layers if layer.products() is not None and layer.products().dsp_capable]
+    variants = [("", network, None)]
+    for style in ("lut", "dsp") if capable else ():
+        variants.append((f"/{style}", network.with_layers({layer.name: layer.with_multiplier_style(style)
+                                                           for layer in capable}), {layer.name for layer in capable}))
+    return variants
 
 
 def kind_of(parts) -> str:

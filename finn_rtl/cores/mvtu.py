@@ -116,14 +116,6 @@ class MVTU(wiring.Component):
                 "counter_bits": counter_bits(spec.neuron_fold, spec.synapse_fold, spec.neuron_fold * spec.synapse_fold)}
 
     # -- constant tables ---------------------------------------------------------
-    def _hw_thresholds(self) -> np.ndarray:
-        """Thresholds in the hardware accumulator's domain (popcount for XNOR layers)."""
-        spec = self.spec
-        if not spec.binary_xnor:
-            return spec.thresholds
-        # dot >= T  <=>  2*pc - MW >= T  <=>  pc >= ceil((T + MW) / 2)
-        return np.clip(-((-(spec.thresholds + spec.mw)) // 2), 0, spec.mw + 1)
-
     def _weight_rom_init(self) -> list[int]:
         spec = self.spec
         codes = spec.weight_type.encode(spec.weights)  # [mh, mw]
@@ -269,6 +261,6 @@ class MVTU(wiring.Component):
             return act_acc
         # Decreasing channels compare -dot, which for XNOR layers is the count of mismatches.
         negate = (lambda acc: spec.mw - acc) if spec.binary_xnor else (lambda acc: -acc)
-        return threshold_stage(m, act_acc, mac_nf, advance, spec=spec, thresholds=self._hw_thresholds(),
+        return threshold_stage(m, act_acc, mac_nf, advance, spec=spec, thresholds=spec.threshold_values,
                                signs=spec.channel_sign, value_shape=acc_shape,
                                output_type=spec.output_type, out_base=spec.out_base, negate=negate)

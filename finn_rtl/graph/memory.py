@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import CompileError
 
 STYLES = ("block", "distributed", "registers")
@@ -87,6 +89,16 @@ def bram_primitives(shape: MemoryShape) -> dict[str, int]:
 def bram18_equivalent(shape: MemoryShape) -> int:
     counts = bram_primitives(shape)
     return counts["BRAM18"] + 2 * counts["BRAM36"]
+
+
+def live_columns(*fields) -> int:
+    """Bit columns of a ROM that a LUT mapping must build; `fields` are (codes, bits) pairs:
+    word i holds the unsigned `bits`-bit codes[i, :] of each. Columns constant over all words
+    are wires, and equal columns are built once (synthesis drops the first, shares the second)."""
+    columns = np.concatenate([((np.asarray(codes, dtype=np.int64)[:, :, None] >> np.arange(bits)) & 1)
+                              .reshape(len(codes), -1).T for codes, bits in fields])  # [column, word]
+    varying = columns[columns.min(axis=1) != columns.max(axis=1)]
+    return len(np.unique(varying, axis=0)) if len(varying) else 0
 
 
 def fifo_memory(width: int, depth: int) -> MemoryShape:

@@ -8,9 +8,12 @@ where a DSP could be inferred, so neither Yosys nor Vivado puts a multiplication
 
 Products narrower than a DSP is worth never map to one: Yosys's synth_xilinx maps a
 multiplication to a DSP48E1 when both operands have at least 2 bits and the product at least 9
-(its DSP_A/B_MINWIDTH=2, DSP_Y_MINWIDTH=9). Measured with Yosys 0.70 on MVTUs of 4 products:
-INT4 x INT4 and UINT4 x INT4 no DSP; INT5 x INT4, INT2 x INT8, UINT8 x INT3, INT8 x INT8 one
-per product.
+(its DSP_A/B_MINWIDTH=2, DSP_Y_MINWIDTH=9); a bipolar element multiplies as a 2-bit +-1.
+Measured with Yosys 0.70 on MVTUs of 4 products: INT4 x INT4 and UINT4 x INT4 no DSP; INT5 x
+INT4, INT2 x INT8, UINT8 x INT3, INT8 x INT8 one per product. This is where the 48 DSP48s of
+the CNV-w1a1 synthesis quoted in issue 11 came from: its first layer (UINT8 pixels x bipolar
+weights, PE 16 x SIMD 3 = 48 products) multiplied each lane with `*`, before the weight-plane
+datapath (2026-12-02) replaced those multiplications by additions.
 """
 from __future__ import annotations
 
@@ -40,13 +43,18 @@ class Products:
     weight_type: QType
 
     @property
+    def operand_bits(self) -> tuple[int, int]:
+        # A bipolar element multiplies as the signed value +-1: two bits.
+        return tuple(2 if t.bipolar else t.bits for t in (self.input_type, self.weight_type))
+
+    @property
     def bits(self) -> int:
-        return self.input_type.bits + self.weight_type.bits
+        return sum(self.operand_bits)
 
     @property
     def dsp_capable(self) -> bool:
         """A DSP48 would be inferred for each product (see the module's note)."""
-        narrow, wide = sorted((self.input_type.bits, self.weight_type.bits))
+        narrow, wide = sorted(self.operand_bits)
         return (narrow >= DSP_MIN_OPERAND_BITS and self.bits >= DSP_MIN_PRODUCT_BITS
                 and narrow <= DSP_MAX_OPERAND_BITS[1] and wide <= DSP_MAX_OPERAND_BITS[0])
 

@@ -12,7 +12,7 @@ from typing import Optional, Protocol
 import numpy as np
 
 from .datatypes import QType
-from .memory import MemoryShape, auto_style, check_style
+from .memory import MemoryShape, auto_style, check_style, live_columns
 from .multipliers import Products, check_multiplier_style
 
 
@@ -168,6 +168,29 @@ class Layer:
     def products(self) -> Optional[Products]:
         """The multiplications the core makes per cycle; None for a core that does not multiply."""
         return None
+
+    @property
+    def threshold_values(self) -> Optional[np.ndarray]:
+        """The thresholds as the threshold ROM holds them (the compared value's domain)."""
+        return getattr(self, "thresholds", None)
+
+    threshold_signed = True  # the compared value is signed (its thresholds are stored offset binary)
+
+    def rom_live_columns(self, name: str) -> Optional[int]:
+        """Bit columns of ROM `name` that vary over its words, counted once each
+        (`graph.memory.live_columns`): what the ROM costs in LUTs; None if unknown."""
+        if name != "thresholds" or self.threshold_values is None:
+            return None
+        values, lanes = self.threshold_values, self.out_lanes
+        sign_bits = self.channel_sign is not None
+        levels = values.shape[1]
+        width = (self.memories()["thresholds"].width // lanes - sign_bits) // levels
+        groups = len(values) // lanes
+        offset = 1 << (width - 1) if self.threshold_signed else 0  # offset binary (cores.threshold)
+        fields = [(((values + offset) & ((1 << width) - 1)).reshape(groups, lanes * levels), width)]
+        if sign_bits:
+            fields.append(((np.asarray(self.channel_sign) < 0).reshape(groups, lanes), 1))
+        return live_columns(*fields)
 
     @property
     def multipliers(self) -> Optional[str]:
@@ -348,8 +371,26 @@ class MVTUSpec(Layer):
                                           self.pe * self.simd * self.weight_type.bits, rom=True)}
         buffer = {"input_buffer": MemoryShape(self.synapse_fold, self.simd * self.input_type.bits,
                                               single_port=True)} if self.synapse_fold > 1 else {}
-        bits, signed = self.accumulator
-        return {**weights, **self.threshold_memory(bits, self.pe, signed), **buffer}
+        return {**weights, **self.threshold_memory(self.accumulator[0], self.pe, self.threshold_signed), **buffer}
+
+    @property
+    def threshold_values(self) -> Optional[np.ndarray]:
+        """Thresholds in the hardware accumulator's domain: an XNOR layer counts agreements
+        ``pc``, and ``dot >= T`` <=> ``2*pc - MW >= T`` <=> ``pc >= ceil((T + MW) / 2)``."""
+        if self.thresholds is None or not self.binary_xnor:
+            return self.thresholds
+        return np.clip(-((-(self.thresholds + self.mw)) // 2), 0, self.mw + 1)
+
+    @property
+    def threshold_signed(self) -> bool:
+        return self.accumulator[1]
+
+    def rom_live_columns(self, name: str) -> Optional[int]:
+        if name != "weights":
+            return super().rom_live_columns(name)
+        codes = self.weight_type.encode(self.weights).reshape(self.neuron_fold, self.pe, self.synapse_fold, self.simd)
+        words = codes.transpose(0, 2, 1, 3).reshape(self.neuron_fold * self.synapse_fold, self.pe * self.simd)
+        return live_columns((words, self.weight_type.bits))
 
     def products(self) -> Optional[Products]:
         # Bipolar x bipolar is an XNOR-popcount, never a multiplication.
@@ -748,6 +789,14 @@ class VectorUnitSpec(_WindowReduction):
 
     def products(self) -> Optional[Products]:
         return Products(self.pe, self.input_type, self.weight_type)
+
+    def rom_live_columns(self, name: str) -> Optional[int]:
+        if name != "weights":
+            return super().rom_live_columns(name)
+        groups = self.channels // self.pe
+        codes = self.weight_type.encode(self.weights)  # [channels, window]; word k*groups + g
+        words = codes.reshape(groups, self.pe, self.window).transpose(2, 0, 1).reshape(self.window * groups, self.pe)
+        return live_columns((words, self.weight_type.bits))
 
     def report_fields(self) -> dict:
         return {**super().report_fields(), "multipliers": self.multipliers}

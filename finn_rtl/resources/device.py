@@ -4,10 +4,11 @@ products (`resType`, `graph.multipliers`).
 
 A DSP48 does one product for a few dozen LUTs' worth of partial products (measured, Yosys: an
 UINT8 x INT4 MVTU of 4 products 300 LUTs as LUTs, 76 LUTs and 4 DSPs with DSPs), but a device
-has few of them (220 on an xc7z020 against 53,200 LUTs). So DSPs are spent where they save the
-most LUTs per DSP, as long as the design then takes a smaller share of the device's DSPs than of
-its LUTs (and stays within a DSP budget): DSPs that would stay idle replace LUTs, and LUTs are
-never saved by making DSPs the scarcer resource.
+has few of them (220 on an xc7z020 against 53,200 LUTs). DSPs are spent only to lower the
+design's largest device share (what the planner minimises): while LUTs are the scarcest
+resource (their share above block RAM's), layers move to DSPs, most LUTs saved per DSP first,
+as long as the DSP share stays below the LUT share (and within a DSP budget). A design bound by
+block RAM, such as CNV-w1a1, keeps its products in LUTs: a DSP would not make it fit better.
 """
 from __future__ import annotations
 
@@ -74,9 +75,12 @@ def assign_multipliers(network: NetworkSpec, budget=None) -> NetworkSpec:
                    key=lambda gain: (-gain[0] / gain[1].products().count, gain[1].name))
     total = estimate_network(network)["total"]
     luts, dsps = total["LUT"] + total["LUTRAM"], total["DSP"]
+    bram_share = (total["BRAM36"] + total["BRAM18"] / 2) / device.bram36 if device.bram36 else 0.0
     chosen = {}
     for saving, layer in gains:
         count = layer.products().count
+        if luts / device.lut <= bram_share:
+            break  # LUTs are not the scarcest resource: DSPs would not lower the largest share
         if saving <= 0 or dsps + count > dsp_limit or (dsps + count) / device.dsp > (luts - saving) / device.lut:
             continue
         chosen[layer.name] = layer.with_multiplier_style("dsp")

@@ -25,9 +25,10 @@ GLUE = "top level (register slices)"
 LABEL_SELECT = "label select"
 
 
-def memory_terms(shape: MemoryShape, style: str, role: str = "data") -> tuple[dict, dict]:
+def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int | None = None) -> tuple[dict, dict]:
     """(exact counts, linear-model features) of one memory in its style; `role` separates
-    threshold ROMs (ascending values, many constant bits) from other contents."""
+    threshold ROMs (ascending values) from other contents, and a ROM in LUTs costs its `live`
+    bit columns (`Layer.rom_live_columns`: varying and distinct) where they are known."""
     exact = dict.fromkeys(COLUMNS, 0)
     features = {}
     if style == "block":
@@ -41,8 +42,9 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data") -> tuple[di
     elif shape.rom:
         # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, deeper a mux tree.
         shallow = shape.depth <= 64
-        features[f"memory.{role}_rom_bits_shallow"] = shape.width * min(1.0, shape.depth / 16) if shallow else 0
-        features[f"memory.{role}_rom_bits_deep"] = 0 if shallow else shape.width * shape.depth / 64
+        columns = shape.width if live is None else live
+        features[f"memory.{role}_rom_bits_shallow"] = columns * min(1.0, shape.depth / 16) if shallow else 0
+        features[f"memory.{role}_rom_bits_deep"] = 0 if shallow else columns * shape.depth / 64
     else:
         exact["LUTRAM"] = lutram_luts(shape)
         banks = math.ceil(shape.depth / 64)
@@ -61,8 +63,8 @@ def part_terms(kind: str, features: dict, memories) -> tuple[dict, dict, dict]:
     exact["DSP"] = features.get("dsp48", 0)  # one DSP48 per product in the "dsp" style: counted
     model = {f"{kind}.{name}": value for name, value in features.items() if value and name != "dsp48"}
     styles = {}
-    for name, shape, style in memories:
-        counts, terms = memory_terms(shape, style, "thresholds" if name == "thresholds" else "data")
+    for name, shape, style, live in memories:
+        counts, terms = memory_terms(shape, style, "thresholds" if name == "thresholds" else "data", live)
         _add(exact, counts)
         _add(model, terms)
         styles[name] = style
@@ -70,19 +72,23 @@ def part_terms(kind: str, features: dict, memories) -> tuple[dict, dict, dict]:
 
 
 def unit_parts(network: NetworkSpec, layer, streams) -> list[tuple[str, dict, list]]:
-    """Each part of a layer's synthesis unit: (kind, features, [(memory, shape, style)]);
+    """Each part of a layer's synthesis unit: (kind, features, [(memory, shape, style, live columns)]);
     `streams`: the network's edge_streams()."""
     from ..cores.accelerator import CORES
     from ..cores.fifo import StreamFIFO
     from ..cores.width_converter import WidthConverter
 
     core = CORES[type(layer)]
-    parts = [(layer.kind, core.resource_features(layer),
-              [(name, shape, layer.memory_style(name)) for name, shape in layer.memories().items()])]
+    memories = []
+    for name, shape in layer.memories().items():
+        style = layer.memory_style(name)
+        live = layer.rom_live_columns(name) if shape.rom and style == "distributed" else None
+        memories.append((name, shape, style, live))
+    parts = [(layer.kind, core.resource_features(layer), memories)]
     for index in network.in_edges(layer.name):
         edge = streams[index]
         parts.append(("FIFO", StreamFIFO.resource_features(edge.depth),
-                      [(f"fifo from {edge.edge.producer}", edge.fifo_memory, edge.fifo_memory_style)]))
+                      [(f"fifo from {edge.edge.producer}", edge.fifo_memory, edge.fifo_memory_style, None)]))
         if edge.width_converter is not None:
             converter = WidthConverter.resource_features(edge.dtype.bits, *edge.width_converter)
             parts.append(("WidthConverter", converter, []))
@@ -99,7 +105,7 @@ def glue_parts(network: NetworkSpec) -> dict[str, list]:
     for bits in (geometry.in_width, geometry.out_width):
         if bits > SKID_MAX_BITS:  # amaranth's buffered FIFO: two entries in LUT RAM, one register
             parts.append(("RegisterSlice", {"fifo_bits": bits},
-                          [("slice", MemoryShape(FIFO_DEPTH - 1, bits, sync_read=False), "distributed")]))
+                          [("slice", MemoryShape(FIFO_DEPTH - 1, bits, sync_read=False), "distributed", None)]))
         else:
             parts.append(("RegisterSlice", {"skid_bits": bits}, []))
     units = {GLUE: parts}

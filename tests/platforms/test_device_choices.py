@@ -24,7 +24,9 @@ UINT8, INT4 = QType(8, False), QType(4, True)
 
 @pytest.mark.parametrize("x,w,capable", [
     (UINT8, INT4, True), (INT4, INT4, False), (QType(4, False), INT4, False), (QType(5, True), INT4, True),
-    (QType(2, True), QType(8, True), True), (UINT8, QType(1, False), False), (UINT8, QType.bipolar_type(), False)])
+    (QType(2, True), QType(8, True), True), (UINT8, QType(1, False), False),
+    # a bipolar element multiplies as a 2-bit +-1: CNV-w1a1's first layer would take 48 DSPs with `*`
+    (UINT8, QType.bipolar_type(), True), (QType(4, True), QType.bipolar_type(), False)])
 def test_dsp_takes_products_of_nine_bits_or_more(x, w, capable):
     assert Products(4, x, w).dsp_capable is capable
 
@@ -127,3 +129,14 @@ def test_memory_styles_follow_the_device_exchange_rate():
     assert fit_to_device(network, lut_rich).luts_per_bram18 == 100_000
     kept = network.with_folding({"a": {"PE": 1, "SIMD": 8, "ram_style": "block"}})
     assert fit_to_device(kept, lut_rich).layer("a").memory_style("weights") == "block"
+
+
+def test_a_design_bound_by_block_ram_keeps_its_products_in_luts():
+    """DSPs only lower the largest device share: with block RAM scarcer than LUTs they stay idle."""
+    layer = mvtu(name="a", mh=16, mw=16, pe=16, simd=16)
+    network = chain(layer)
+    few_brams = Budget("few-brams", device=Capacity(lut=20_000, ff=40_000, bram36=1, uram=0, dsp=2_000))
+    forced = network.with_layers({"a": layer.with_memory_styles({"weights": "block"})})
+    assert estimate_network(forced)["total"]["BRAM36"] + estimate_network(forced)["total"]["BRAM18"] > 0
+    assert assign_multipliers(forced, few_brams).dsps == 0
+    assert assign_multipliers(network, few_brams).dsps == 256  # no block RAM: LUTs are the scarce resource
