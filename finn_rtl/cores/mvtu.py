@@ -25,7 +25,6 @@ translated from ``dot = 2*pc - MW``.
 """
 from __future__ import annotations
 
-import numpy as np
 from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
