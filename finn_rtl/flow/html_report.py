@@ -128,11 +128,12 @@ def render_html(report: dict) -> str:
     layer_rows, classes = [], {}
     for i, row in enumerate(layers):
         unit = estimate["layers"].get(row["name"], {}) if estimate else {}
-        memories = ", ".join(f"{name} {m['style']}" for name, m in row.get("memories", {}).items())
+        memories = ", ".join([f"{name} {m['style']}" for name, m in row.get("memories", {}).items()] +
+                             ([f"products {row['multipliers']}"] if row.get("multipliers") else []))
         pe, simd = row.get("PE", row.get("pe", "-")), row.get("SIMD", row.get("simd", "-"))
         layer_rows.append([row["name"], row["kind"], pe, simd,
                            f"{row['cycles_per_frame']:,}", unit.get("LUT", "-"), unit.get("FF", "-"),
-                           unit.get("BRAM18", "-"), unit.get("BRAM36", "-"), memories or "-"])
+                           unit.get("BRAM18", "-"), unit.get("BRAM36", "-"), unit.get("DSP", "-"), memories or "-"])
         if row["name"] == bottleneck:
             classes[i] = "bottleneck"
     total = estimate["total"] if estimate else {}
@@ -151,7 +152,7 @@ def render_html(report: dict) -> str:
         "<h2>Pipeline</h2>", _pipeline(layers, bottleneck),
         "<h2>Cycles per layer</h2>", cycles_chart(layers, bottleneck),
         "<h2>Layers</h2>", _table(["layer", "kind", "PE", "SIMD", "cycles/frame", "LUT est.", "FF est.", "BRAM18 est.",
-                                   "BRAM36 est.", "memories"], layer_rows, classes),
+                                   "BRAM36 est.", "DSP est.", "memories and products"], layer_rows, classes),
     ]
     if estimate:
         sections += ["<h2>Resources per unit</h2>", resources_chart(resources),

@@ -42,7 +42,8 @@ def print_report(report: dict, console: Console | None = None) -> None:
     for column in ("layer", "kind", "PE", "SIMD", "cycles/frame", "memories"):
         layers.add_column(column, justify="left" if column in ("layer", "kind", "memories") else "right")
     for row in report["layers"]:
-        memories = ", ".join(f"{name} {PRIMITIVE[m['style']]}" for name, m in row.get("memories", {}).items())
+        memories = ", ".join([f"{name} {PRIMITIVE[m['style']]}" for name, m in row.get("memories", {}).items()] +
+                             ([f"products {row['multipliers'].upper()}"] if row.get("multipliers") else []))
         pe, simd = row.get("PE", row.get("pe", "-")), row.get("SIMD", row.get("simd", "-"))
         layers.add_row(row["name"], row["kind"], str(pe), str(simd),
                        f"{row['cycles_per_frame']:,}", memories or "-",
