@@ -106,18 +106,35 @@ def fifo_memory(width: int, depth: int) -> MemoryShape:
     return MemoryShape(max(1, depth - 1), width)
 
 
+# Yosys's 7-series LUT RAM library (techlibs/xilinx/lutrams_xc5v.txt and its map file): per kind
+# (cost, widthscale, options), each option (address bits, width per primitive, LUTs per primitive
+# or per bit used). SP needs the read and write address to be one; the others take two.
+_LUTRAM_KINDS = {
+    "SP": (8, 8, ((5, 8, 4, False), (6, 4, 1, True), (7, 2, 2, True), (8, 1, 4, True))),  # RAM32M, RAMnX1S
+    "DP": (8, 8, ((5, 4, 4, False), (6, 2, 2, True), (7, 1, 4, True))),  # RAM32M, RAM64X1D, RAM128X1D
+    "QP": (7, 7, ((5, 2, 4, False), (6, 1, 4, False))),  # RAM32M, RAM64M
+    "SDP": (8, 7, ((5, 6, 4, False), (6, 3, 4, False))),  # RAM32M, RAM64M
+}
+
+
 def lutram_luts(shape: MemoryShape) -> int:
-    """LUTs in LUT RAM primitives, as Yosys's 7-series mapping places them: with two addresses
-    RAM32M (6 bits x 32 words) or RAM64M (3 bits x 64 words) of 4 LUTs; with one, RAM32M
-    (8 bits x 32) or RAM32X1S, and RAM64X1S/RAM128X1S/RAM256X1S (1 bit x 64 words per LUT)."""
-    width, depth = shape.width, shape.depth
-    if shape.single_port:
-        if depth <= 32:
-            return min(4 * math.ceil(width / 8), width)
-        return width * math.ceil(depth / 64)
-    if depth <= 32:
-        return 4 * math.ceil(width / 6)
-    return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
+    """LUTs in LUT RAM primitives, as Yosys's memory_libmap places a RAM (the cost search of
+    `bram_primitives` over `_LUTRAM_KINDS`): a word padded to whole primitives per block of
+    2^abits words; RAM32M/RAM64M take 4 LUTs whatever bits they hold, RAMnX1S/D one primitive
+    per bit used."""
+    best = None
+    for kind, (cost, widthscale, options) in _LUTRAM_KINDS.items():
+        if kind == "SP" and not shape.single_port:
+            continue
+        for abits, unit, luts, per_bit in options:
+            blocks = math.ceil(shape.depth / (1 << abits))
+            count = blocks * math.ceil(shape.width / unit)
+            total = ((cost - widthscale) * count + widthscale * blocks * shape.width / unit
+                     + _MUX_COST * (blocks - 1) * shape.width + (_DEMUX_COST * blocks if blocks > 1 else 0))
+            used = blocks * shape.width * luts if per_bit else count * luts
+            if best is None or total < best[0]:
+                best = (total, used)
+    return best[1]
 
 
 def distributed_luts(shape: MemoryShape) -> float:
