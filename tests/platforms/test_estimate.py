@@ -7,7 +7,7 @@ import pytest
 from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.flow import build
-from finn_rtl.graph.memory import MemoryShape, auto_style, bram_primitives
+from finn_rtl.graph.memory import MemoryShape, auto_style, bram_primitives, lutram_luts
 from finn_rtl.resources.estimate import COLUMNS, GLUE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -22,6 +22,20 @@ YOSYS_BRAM = {(128, 512): (15, 0), (64, 1024): (29, 0), (16, 128): (0, 2), (512,
 # ... and a RAM with one write and one read port (ram_style "block"), words padded to 9-bit bytes.
 YOSYS_BRAM_RAM = {(1024, 32): (0, 1), (2048, 20): (3, 0), (3000, 16): (3, 0), (600, 100): (0, 3), (4096, 9): (0, 1),
                   (512, 64): (0, 1)}
+
+
+# Yosys 0.70 on a RAM (ram_style "distributed") of depth x width, single-port (one address) or
+# not, read synchronously or not: LUTs in LUT RAM primitives.
+YOSYS_LUTRAM = {(32, 2, True, True): 4, (64, 1, True, True): 1, (16, 2, True, False): 4, (31, 2, False, True): 4,
+                (63, 1, False, True): 4, (63, 2, False, True): 4, (128, 8, False, True): 24,
+                (2, 100, False, False): 68, (48, 5, True, True): 5, (100, 3, True, True): 6,
+                (200, 2, False, True): 16, (24, 13, False, True): 12}
+
+
+@pytest.mark.parametrize("shape", sorted(YOSYS_LUTRAM))
+def test_lut_ram_count_is_the_mapping_yosys_picks(shape):
+    depth, width, single_port, sync_read = shape
+    assert lutram_luts(MemoryShape(depth, width, sync_read=sync_read, single_port=single_port)) == YOSYS_LUTRAM[shape]
 
 
 @pytest.mark.parametrize("shape", sorted(YOSYS_BRAM))
