@@ -5,10 +5,10 @@ products (`resType`, `graph.multipliers`).
 A DSP48 does one product for a few dozen LUTs' worth of partial products (measured, Yosys: an
 UINT8 x INT4 MVTU of 4 products 300 LUTs as LUTs, 76 LUTs and 4 DSPs with DSPs), but a device
 has few of them (220 on an xc7z020 against 53,200 LUTs). DSPs are spent only to lower the
-design's largest device share (what the planner minimises): while LUTs are the scarcest
-resource (their share above block RAM's), layers move to DSPs, most LUTs saved per DSP first,
-as long as the DSP share stays below the LUT share (and within a DSP budget). A design bound by
-block RAM, such as CNV-w1a1, keeps its products in LUTs: a DSP would not make it fit better.
+design's largest device share (of LUTs, block RAM and DSPs: what the planner minimises):
+layers move to DSPs, most LUTs saved per DSP first, while each move lowers that share (and
+stays within a DSP budget). A design bound by block RAM, such as CNV-w1a1 at FINN's folding,
+keeps its products in LUTs: a DSP would not make it fit better.
 """
 from __future__ import annotations
 
@@ -20,13 +20,16 @@ from ..platforms.boards import DEFAULT_DEVICE_BOARD, get_board
 from .estimate import estimate_network, estimate_unit, unit_parts
 
 
-def device_limits(budget) -> tuple[object, float]:
-    """(the device whose LUT and DSP shares are weighed, the most DSPs to spend): a board's
-    budget names its device, else the default board's; an explicit DSP limit caps the count.
-    A LUT limit does not move the balance, so a budget's frontier and its build agree."""
-    device = getattr(budget, "device", None) or get_board(DEFAULT_DEVICE_BOARD).capacity
-    limit = budget.dsp if budget is not None and budget.dsp is not None else device.dsp
-    return device, limit
+def device_of(budget) -> object:
+    """The device (a board's `Capacity`) whose shares are weighed: a board's budget names it,
+    else the default board's. A LUT limit does not move the balance, so a budget's frontier and
+    its build agree."""
+    return getattr(budget, "device", None) or get_board(DEFAULT_DEVICE_BOARD).capacity
+
+
+def dsp_limit(budget) -> float:
+    """The most DSPs to spend: an explicit limit, else the device's."""
+    return budget.dsp if budget is not None and budget.dsp is not None else device_of(budget).dsp
 
 
 def lut_saving(network: NetworkSpec, layer, streams) -> int:
@@ -67,8 +70,8 @@ def assign_multipliers(network: NetworkSpec, budget=None) -> NetworkSpec:
                    and layer.products().dsp_capable]
     if not open_layers:
         return network
-    device, dsp_limit = device_limits(budget)
-    if not dsp_limit:
+    device, limit = device_of(budget), dsp_limit(budget)
+    if not limit:
         return network
     streams = network.edge_streams()
     gains = sorted(((lut_saving(network, layer, streams), layer) for layer in open_layers),
@@ -76,12 +79,13 @@ def assign_multipliers(network: NetworkSpec, budget=None) -> NetworkSpec:
     total = estimate_network(network)["total"]
     luts, dsps = total["LUT"] + total["LUTRAM"], total["DSP"]
     bram_share = (total["BRAM36"] + total["BRAM18"] / 2) / device.bram36 if device.bram36 else 0.0
+    def largest_share(luts: float, dsps: int) -> float:
+        return max(luts / device.lut, dsps / device.dsp, bram_share)
+
     chosen = {}
     for saving, layer in gains:
         count = layer.products().count
-        if luts / device.lut <= bram_share:
-            break  # LUTs are not the scarcest resource: DSPs would not lower the largest share
-        if saving <= 0 or dsps + count > dsp_limit or (dsps + count) / device.dsp > (luts - saving) / device.lut:
+        if saving <= 0 or dsps + count > limit or largest_share(luts - saving, dsps + count) >= largest_share(luts, dsps):
             continue
         chosen[layer.name] = layer.with_multiplier_style("dsp")
         luts, dsps = luts - saving, dsps + count

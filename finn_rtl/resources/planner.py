@@ -15,7 +15,7 @@ from ..graph.folding import fold_for_target, fold_tables
 from ..graph.network import NetworkSpec
 from ..progress import track
 from .estimate import estimate_network
-from .device import fit_to_device
+from .device import device_of, fit_to_device
 
 STEP = 1.04  # candidate IIs at least 4% apart
 DEFAULT_MARGIN = 0.8  # of each device resource: room for the shell, DMA and routing
@@ -58,13 +58,6 @@ class Budget:
 
 
 UNLIMITED = Budget("unlimited")
-
-
-def device_of(budget) -> object:
-    """The device a budget's shares are taken of: its board's, else the default board's."""
-    from ..platforms.boards import DEFAULT_DEVICE_BOARD, get_board
-
-    return getattr(budget, "device", None) or get_board(DEFAULT_DEVICE_BOARD).capacity
 
 
 def device_share(total: dict, device) -> float:

@@ -69,16 +69,17 @@ ROOMY = Budget("roomy", device=Capacity(lut=20_000, ff=40_000, bram36=100, uram=
 SCARCE = Budget("scarce", device=Capacity(lut=20_000, ff=40_000, bram36=100, uram=0, dsp=300))
 
 
-def test_build_spends_dsps_while_they_are_the_less_used_resource():
+def test_build_spends_dsps_where_they_lower_the_largest_device_share():
     network = chain(mvtu(name="a", mh=16, mw=16, pe=16, simd=16))  # 256 products
     lut_only = estimate_network(network)["total"]
+    assert (lut_only["LUT"] + lut_only["LUTRAM"]) / 20_000 > 0.5
     # An xc7z020 (the default device): 256 DSPs would exceed its 220.
     assert assign_multipliers(network).dsps == 0
-    # Plenty of DSPs (a share of 256/2000 against 4k/20k LUTs after the move): its LUTs fall.
+    # Plenty of DSPs (256/2000 of them against over half the LUTs): the products move, LUTs fall.
     roomy = assign_multipliers(network, ROOMY)
     assert roomy.dsps == 256
     assert estimate_network(roomy)["total"]["LUT"] < lut_only["LUT"] * 0.7
-    # DSPs scarcer than LUTs: a share of 256/300 of the DSPs against a small share of the LUTs.
+    # Few DSPs: 256/300 of them would be a larger share than the LUTs saved.
     assert assign_multipliers(network, SCARCE).dsps == 0
     # A DSP limit caps them.
     assert assign_multipliers(network, Budget("capped", dsp=100, device=ROOMY.device)).dsps == 0
