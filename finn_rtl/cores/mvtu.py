@@ -65,13 +65,16 @@ def uses_weight_planes(spec: MVTUSpec) -> bool:
 
 
 def datapath(spec: MVTUSpec) -> str:
-    """How the dot products are made: XNOR-popcount, bit-plane popcounts, per-weight-plane sums
-    of the inputs, or per-lane multiplications (DSP48s in the "dsp" style)."""
-    if spec.binary_xnor:
-        return "xnor"
+    """How the dot products are made: bit-plane popcounts (an XNOR layer's agreements among
+    them), XNOR lanes, per-weight-plane sums of the inputs, or per-lane multiplications (DSP48s
+    in the "dsp" style)."""
     if spec.multipliers == "dsp":
         return "multiply"
-    return "planes" if uses_bit_planes(spec) else "weight_planes" if uses_weight_planes(spec) else "multiply"
+    if uses_bit_planes(spec):
+        return "planes"
+    if spec.binary_xnor:
+        return "xnor"
+    return "weight_planes" if uses_weight_planes(spec) else "multiply"
 
 
 def accumulator_shape(spec: MVTUSpec):
@@ -97,7 +100,7 @@ class MVTU(wiring.Component):
         """What the logic grows with (memories apart), for the calibrated resource estimate."""
         pe, simd, ib = spec.pe, spec.simd, spec.input_type.bits
         acc = accumulator_shape(spec).width
-        path = datapath(spec)
+        path = "xnor" if spec.binary_xnor else datapath(spec)
         dsps = spec.dsps
         products = {"xnor": pe * simd,
                     "planes": pe * simd * len(bit_planes(spec.input_type)) * len(bit_planes(spec.weight_type)),

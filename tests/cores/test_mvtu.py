@@ -125,3 +125,15 @@ def test_decreasing_channels_compare_the_negated_accumulator(in_type, w_type):
                           else spec.out_base + expected_counts)
     got, _ = simulate_spec(spec, x, valid_prob=0.7, ready_prob=0.6, seed=5)
     assert np.array_equal(got, reference)
+
+
+def test_datapath_follows_lanes_types_and_multiplier_style():
+    """XNOR layers with 8+ lanes count agreements on bit planes (a popcount, not an adder tree of
+    lanes); products a DSP48 takes are shifted partial products in LUTs, `*` in DSPs."""
+    xnor = MVTUSpec("x", np.ones((4, 16)), BIPOLAR, BIPOLAR, pe=2, simd=16)
+    assert mvtu.datapath(xnor) == "planes" and mvtu.datapath(xnor.folded(2, 4)) == "xnor"
+    wide = MVTUSpec("w", np.ones((4, 6)), QType(8, False), QType(4, True), pe=2, simd=3)
+    assert mvtu.datapath(wide) == "weight_planes"
+    assert mvtu.datapath(wide.with_multiplier_style("dsp")) == "multiply"
+    narrow = MVTUSpec("n", np.ones((4, 6)), QType(4, True), QType(4, True), pe=2, simd=3)
+    assert mvtu.datapath(narrow) == "multiply"  # 8-bit products: no DSP takes them
