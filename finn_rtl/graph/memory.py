@@ -91,14 +91,26 @@ def bram18_equivalent(shape: MemoryShape) -> int:
     return counts["BRAM18"] + 2 * counts["BRAM36"]
 
 
-def live_columns(*fields) -> int:
-    """Bit columns of a ROM that a LUT mapping must build; `fields` are (codes, bits) pairs:
-    word i holds the unsigned `bits`-bit codes[i, :] of each. Columns constant over all words
-    are wires, and equal columns are built once (synthesis drops the first, shares the second)."""
+def _varying(fields) -> np.ndarray:
+    """The bit columns [column, word] of a ROM that vary over its words; `fields` are (codes,
+    bits) pairs: word i holds the unsigned `bits`-bit codes[i, :] of each."""
     columns = np.concatenate([((np.asarray(codes, dtype=np.int64)[:, :, None] >> np.arange(bits)) & 1)
-                              .reshape(len(codes), -1).T for codes, bits in fields])  # [column, word]
-    varying = columns[columns.min(axis=1) != columns.max(axis=1)]
+                              .reshape(len(codes), -1).T for codes, bits in fields])
+    return columns[columns.min(axis=1) != columns.max(axis=1)]
+
+
+def live_columns(*fields) -> int:
+    """Bit columns of a ROM that a LUT mapping must build: columns constant over all words are
+    wires, and equal columns are built once (synthesis drops the first, shares the second)."""
+    varying = _varying(fields)
     return len(np.unique(varying, axis=0)) if len(varying) else 0
+
+
+def varying_columns(*fields) -> int:
+    """Bit columns of a ROM that a block RAM must hold: Yosys drops the constant ones (opt_mem)
+    but keeps equal ones (measured: a 4096 x 16 ROM with 8 constant columns takes one RAMB36,
+    with 8 columns repeating the other 8 two)."""
+    return len(_varying(fields))
 
 
 def fifo_memory(width: int, depth: int) -> MemoryShape:

@@ -12,7 +12,7 @@ from typing import Optional, Protocol
 import numpy as np
 
 from .datatypes import QType
-from .memory import MemoryShape, auto_style, check_style, live_columns
+from .memory import MemoryShape, auto_style, check_style
 from .multipliers import Products, check_multiplier_style
 
 
@@ -176,9 +176,10 @@ class Layer:
 
     threshold_signed = True  # the compared value is signed (its thresholds are stored offset binary)
 
-    def rom_live_columns(self, name: str) -> Optional[int]:
-        """Bit columns of ROM `name` that vary over its words, counted once each
-        (`graph.memory.live_columns`): what the ROM costs in LUTs; None if unknown."""
+    def rom_fields(self, name: str) -> Optional[list]:
+        """The contents of ROM `name` as the core stores them, as (codes [word, field], bits)
+        pairs (`graph.memory.live_columns`, `varying_columns`: what the ROM costs in LUTs or
+        block RAM); None if unknown."""
         if name != "thresholds" or self.threshold_values is None:
             return None
         values, lanes = self.threshold_values, self.out_lanes
@@ -190,7 +191,7 @@ class Layer:
         fields = [(((values + offset) & ((1 << width) - 1)).reshape(groups, lanes * levels), width)]
         if sign_bits:
             fields.append(((np.asarray(self.channel_sign) < 0).reshape(groups, lanes), 1))
-        return live_columns(*fields)
+        return fields
 
     @property
     def multipliers(self) -> Optional[str]:
@@ -385,12 +386,12 @@ class MVTUSpec(Layer):
     def threshold_signed(self) -> bool:
         return self.accumulator[1]
 
-    def rom_live_columns(self, name: str) -> Optional[int]:
+    def rom_fields(self, name: str) -> Optional[list]:
         if name != "weights":
-            return super().rom_live_columns(name)
+            return super().rom_fields(name)
         codes = self.weight_type.encode(self.weights).reshape(self.neuron_fold, self.pe, self.synapse_fold, self.simd)
         words = codes.transpose(0, 2, 1, 3).reshape(self.neuron_fold * self.synapse_fold, self.pe * self.simd)
-        return live_columns((words, self.weight_type.bits))
+        return [(words, self.weight_type.bits)]
 
     def products(self) -> Optional[Products]:
         # Bipolar x bipolar is an XNOR-popcount, never a multiplication.
@@ -790,13 +791,13 @@ class VectorUnitSpec(_WindowReduction):
     def products(self) -> Optional[Products]:
         return Products(self.pe, self.input_type, self.weight_type)
 
-    def rom_live_columns(self, name: str) -> Optional[int]:
+    def rom_fields(self, name: str) -> Optional[list]:
         if name != "weights":
-            return super().rom_live_columns(name)
+            return super().rom_fields(name)
         groups = self.channels // self.pe
         codes = self.weight_type.encode(self.weights)  # [channels, window]; word k*groups + g
         words = codes.reshape(groups, self.pe, self.window).transpose(2, 0, 1).reshape(self.window * groups, self.pe)
-        return live_columns((words, self.weight_type.bits))
+        return [(words, self.weight_type.bits)]
 
     def report_fields(self) -> dict:
         return {**super().report_fields(), "multipliers": self.multipliers}

@@ -16,7 +16,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from ..graph.memory import MemoryShape, bram_primitives, lutram_luts
+from ..graph.memory import MemoryShape, bram_primitives, live_columns, lutram_luts, varying_columns
 from ..graph.network import NetworkSpec
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
@@ -27,12 +27,13 @@ LABEL_SELECT = "label select"
 
 def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int | None = None) -> tuple[dict, dict]:
     """(exact counts, linear-model features) of one memory in its style; `role` separates
-    threshold ROMs (ascending values) from other contents, and a ROM in LUTs costs its `live`
-    bit columns (`Layer.rom_live_columns`: varying and distinct) where they are known."""
+    threshold ROMs (ascending values) from other contents. Where a ROM's contents are known,
+    `live` is the bit columns it costs: in LUTs the varying, distinct ones, in block RAM the
+    varying ones (`graph.memory.live_columns`, `varying_columns`)."""
     exact = dict.fromkeys(COLUMNS, 0)
     features = {}
     if style == "block":
-        exact.update(bram_primitives(shape))
+        exact.update(bram_primitives(shape if live is None else MemoryShape(shape.depth, live, rom=True)))
         return exact, features
     if shape.sync_read:
         features["memory.read_register_bits"] = shape.width
@@ -82,7 +83,8 @@ def unit_parts(network: NetworkSpec, layer, streams) -> list[tuple[str, dict, li
     memories = []
     for name, shape in layer.memories().items():
         style = layer.memory_style(name)
-        live = layer.rom_live_columns(name) if shape.rom and style == "distributed" else None
+        fields = layer.rom_fields(name) if shape.rom and style in ("distributed", "block") else None
+        live = None if fields is None else (live_columns if style == "distributed" else varying_columns)(*fields)
         memories.append((name, shape, style, live))
     parts = [(layer.kind, core.resource_features(layer), memories)]
     for index in network.in_edges(layer.name):

@@ -10,7 +10,7 @@ from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.cores.accelerator import make_core
 from finn_rtl.flow import build
-from finn_rtl.graph.memory import live_columns
+from finn_rtl.graph.memory import live_columns, varying_columns
 
 MODELS = {
     "residual_depthwise": lambda: make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
@@ -47,12 +47,13 @@ def test_memories_match_the_cores(name, target_ii, tmp_path):
             assert (memory.depth, memory.shape.width) == (shape.depth, shape.width), (layer.name, key)
             attribute = "rom_style" if shape.rom else "ram_style"
             assert memory.attrs == {attribute: layer.memory_style(key)}, (layer.name, key)
-            live = layer.rom_live_columns(key)
-            if live is not None:  # the ROM's varying, distinct bit columns, from the core's contents
+            fields = layer.rom_fields(key)
+            if fields is not None:  # the ROM's varying (distinct) bit columns, from the core's contents
                 words = np.array([[(int(word) >> bit) & 1 for bit in range(shape.width)] for word in memory.init])
                 if len(words) == 2 and not words[1].any():
                     words = words[:1]  # a one-word ROM is stored as two; its address never leaves 0
-                assert live == live_columns((words, 1)), (layer.name, key)
+                assert live_columns(*fields) == live_columns((words, 1)), (layer.name, key)
+                assert varying_columns(*fields) == varying_columns((words, 1)), (layer.name, key)
                 roms += 1
             checked += 1
     assert checked >= 3 and roms >= 2

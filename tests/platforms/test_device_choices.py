@@ -134,10 +134,11 @@ def test_memory_styles_follow_the_device_exchange_rate():
 
 def test_a_design_bound_by_block_ram_keeps_its_products_in_luts():
     """DSPs only lower the largest device share: with block RAM scarcer than LUTs they stay idle."""
-    layer = mvtu(name="a", mh=16, mw=16, pe=16, simd=16)
+    layer = mvtu(name="a", mh=64, mw=256, pe=4, simd=16)  # 64 products, 256 words of weights
     network = chain(layer)
     few_brams = Budget("few-brams", device=Capacity(lut=20_000, ff=40_000, bram36=1, uram=0, dsp=2_000))
     forced = network.with_layers({"a": layer.with_memory_styles({"weights": "block"})})
     assert estimate_network(forced)["total"]["BRAM36"] + estimate_network(forced)["total"]["BRAM18"] > 0
     assert assign_multipliers(forced, few_brams).dsps == 0
-    assert assign_multipliers(network, few_brams).dsps == 256  # no block RAM: LUTs are the scarce resource
+    as_luts = network.with_layers({"a": layer.with_memory_styles({"weights": "distributed"})})
+    assert assign_multipliers(as_luts, few_brams).dsps == 64  # no block RAM: LUTs are the scarce resource

@@ -96,3 +96,23 @@ def test_lut_and_ff_estimates_are_near_yosys(block_build):
     for column in ("LUT", "FF"):
         predicted, measured = resources["estimate"]["total"][column], resources["synthesis"]["total"][column]
         assert abs(predicted - measured) <= 0.25 * measured, (column, predicted, measured)
+
+
+def test_block_rom_takes_its_varying_columns_only():
+    """Yosys drops a ROM's constant columns before mapping it (measured: 4096 x 16 with 8 constant
+    columns, one RAMB36; with 8 columns repeating the other 8, two); a ROM whose every column is
+    constant takes no block RAM."""
+    import numpy as np
+
+    from finn_rtl.graph.memory import live_columns, varying_columns
+    from finn_rtl.resources.estimate import memory_terms
+
+    rng = np.random.default_rng(1)
+    low = rng.integers(0, 256, 4096)
+    constant, repeated = low | (0xA5 << 8), low | (low << 8)
+    assert varying_columns((constant[:, None], 16)) == 8 and varying_columns((repeated[:, None], 16)) == 16
+    assert live_columns((repeated[:, None], 16)) == 8
+    shape = MemoryShape(4096, 16, rom=True)
+    assert memory_terms(shape, "block", live=8)[0]["BRAM36"] == 1
+    assert memory_terms(shape, "block", live=16)[0]["BRAM36"] == 2
+    assert memory_terms(shape, "block", live=0)[0]["BRAM36"] == 0
