@@ -7,6 +7,7 @@ each built to Verilog, compiled with Verilator and compared to qonnx.
 import os
 
 import onnx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
@@ -41,7 +42,10 @@ def mlp_cfgs(draw):
                   tail=tail, dyadic=draw(st.booleans()))
 
 
+# CI runs a fixed sample (derandomized: a landing never depends on the draw); other runs explore
+# new examples, and what they find becomes a regression test below.
 @settings(max_examples=int(os.environ.get("FINN_RTL_PROPERTY_EXAMPLES", 50)), deadline=None, database=None,
+          derandomize=os.environ.get("CI") == "true",
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(cfg=mlp_cfgs(), seed=st.integers(0, 2**16), data=st.data())
@@ -58,3 +62,20 @@ def test_random_mlp_bit_exact_in_rtlsim(cfg, seed, data, tmp_path_factory):
     busy = data.draw(st.sampled_from([100, 70, 40]))
     result = verify(b, random_inputs(cfg, 40, seed=seed), valid_percent=busy, ready_percent=busy, seed=seed)
     assert result["bit_exact"] and result["hardware_matches_numpy_reference"], result
+
+
+def one_bit_layer(width, norm, a_signed):
+    return LayerCfg(width=width, w_bits=1, w_signed=False, w_narrow=False, per_channel_w_scale=False, gemm=False,
+                    bias=False, norm=norm, relu=False, a_bits=1, a_signed=a_signed, a_narrow=False, bipolar_op=False)
+
+
+@pytest.mark.xfail(strict=True, reason="known bug (found 2026-12-03 by the random test, present before that "
+                   "session): the streamlined integer network differs from qonnx on 5 of 40 frames; the hardware "
+                   "matches the integer network")
+def test_regression_one_bit_signed_input_unsigned_one_bit_weights(tmp_path):
+    cfg = MLPCfg(in_shape=(1, 6), input="float", in_bits=1, in_signed=True, tail="affine", dyadic=False,
+                 layers=[one_bit_layer(7, "none", True), one_bit_layer(4, "bn", False), one_bit_layer(1, "bn", False)])
+    onnx.save(make_mlp(cfg, seed=0), str(tmp_path / "model.onnx"))
+    b = build(tmp_path / "model.onnx", tmp_path / "out")
+    result = verify(b, random_inputs(cfg, 40, seed=0), seed=0)
+    assert result["bit_exact"]
