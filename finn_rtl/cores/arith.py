@@ -56,7 +56,7 @@ def lane_product(m, x_code: Value, w_code: Value, spec, name: str) -> Signal:
     multiplier style (`graph.multipliers`) puts it: `use_dsp` is Vivado's attribute; Yosys
     infers a DSP48 for a wide enough `*` by itself. A "lut" product a DSP would take is a sum of
     shifted partial products, so that neither tool can put it in a DSP."""
-    from .bitplane import bit_planes
+    from .bitplane import add_plane, bit_planes, plane_bit
 
     x = element_value(x_code, spec.input_type)
     dsp = spec.multipliers == "dsp"
@@ -65,9 +65,7 @@ def lane_product(m, x_code: Value, w_code: Value, spec, name: str) -> Signal:
     else:
         value = 0
         for plane in bit_planes(spec.weight_type):
-            bit = ~w_code[plane.bit] if plane.complemented else w_code[plane.bit]
-            partial = Mux(bit, x, 0) << plane.shift
-            value = value - partial if plane.negative else value + partial
+            value = add_plane(value, Mux(plane_bit(w_code, plane), x, 0) << plane.shift, plane)
     product = Signal(Value.cast(value).shape(), name=name, attrs={"use_dsp": "yes" if dsp else "no"})
     m.d.comb += product.eq(value)
     return product

@@ -39,6 +39,16 @@ def bit_planes(qtype: QType) -> list[BitPlane]:
     return [BitPlane(a, a, qtype.signed and a == top, False) for a in range(qtype.bits)]
 
 
+def plane_bit(code: Value, plane: BitPlane) -> Value:
+    """The bit of element `code` that `plane` weighs."""
+    return ~code[plane.bit] if plane.complemented else code[plane.bit]
+
+
+def add_plane(total, partial: Value, plane: BitPlane):
+    """`total` plus `partial` (already shifted) with the plane's sign."""
+    return total - partial if plane.negative else total + partial
+
+
 def planar(word: Value, width: int, count: int) -> Value:
     """Re-pack `count` packed elements of `width` bits (element 0 in the LSBs) as `width` planes
     of `count` bits, plane 0 first. Pure wiring in hardware."""

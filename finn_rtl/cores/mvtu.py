@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 from ..graph.specs import MVTUSpec
 from .arith import counter_bits, element_value, lane_product, lanes, nested_counters, pack_ints, tree_sum
 from .memories import layer_memory
-from .bitplane import agreement_count, bit_planes, chunks, dot_product, pack_planes, planar
+from .bitplane import add_plane, agreement_count, bit_planes, chunks, dot_product, pack_planes, planar, plane_bit
 from .threshold import threshold_stage
 
 
@@ -243,10 +243,9 @@ class MVTU(wiring.Component):
             values = [element_value(x, spec.input_type) for x in x_lanes]
             total = 0
             for plane in bit_planes(spec.weight_type):
-                picked = [Mux(~w[plane.bit] if plane.complemented else w[plane.bit], x, 0)
-                          for x, w in zip(values, row)]
+                picked = [Mux(plane_bit(w, plane), x, 0) for x, w in zip(values, row)]
                 partial = tree_sum(picked, m, f"dot{pe}_w{plane.bit}{int(plane.complemented)}") << plane.shift
-                total = total - partial if plane.negative else total + partial
+                total = add_plane(total, partial, plane)
             return total
         if spec.binary_xnor:
             terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]

@@ -62,6 +62,15 @@ _BRAM_BYTE = 9  # write-enable granularity: a written word is padded to whole by
 _MUX_COST = _DEMUX_COST = 0.5  # per output bit and input of the multiplexers between primitives
 
 
+def _geometry_cost(cost: float, widthscale: float, count: int, blocks: int, unit: int, shape: "MemoryShape") -> float:
+    """memory_libmap's cost of one geometry (handle_geom): `count` primitives of `unit` bits
+    holding `blocks` address ranges, with a read multiplexer between the blocks, and for a RAM a
+    write demultiplexer."""
+    total = (cost - widthscale) * count + widthscale * blocks * shape.width / unit
+    total += _MUX_COST * (blocks - 1) * shape.width
+    return total + (_DEMUX_COST * blocks if not shape.rom and blocks > 1 else 0)
+
+
 def bram_primitives(shape: MemoryShape) -> dict[str, int]:
     """RAMB18/RAMB36 count of a memory in block RAM, as Yosys's memory_libmap places it
     (passes/memory/memory_libmap.cc, handle_geom): for each primitive and width, the memory's
@@ -76,9 +85,7 @@ def bram_primitives(shape: MemoryShape) -> dict[str, int]:
             byte = 1 if shape.rom else min(_BRAM_BYTE, unit)
             padded = math.ceil(shape.width / byte) * byte
             count = math.ceil(blocks * padded / unit)
-            total = cost * count + _MUX_COST * (blocks - 1) * shape.width
-            if not shape.rom and blocks > 1:
-                total += _DEMUX_COST * blocks
+            total = _geometry_cost(cost, 0, count, blocks, unit, shape)
             if best is None or total < best[0]:
                 best = (total, name, count)
     counts = {"BRAM18": 0, "BRAM36": 0}
@@ -141,8 +148,7 @@ def lutram_luts(shape: MemoryShape) -> int:
         for abits, unit, luts, per_bit in options:
             blocks = math.ceil(shape.depth / (1 << abits))
             count = blocks * math.ceil(shape.width / unit)
-            total = ((cost - widthscale) * count + widthscale * blocks * shape.width / unit
-                     + _MUX_COST * (blocks - 1) * shape.width + (_DEMUX_COST * blocks if blocks > 1 else 0))
+            total = _geometry_cost(cost, widthscale, count, blocks, unit, shape)
             used = blocks * shape.width * luts if per_bit else count * luts
             if best is None or total < best[0]:
                 best = (total, used)
