@@ -44,6 +44,19 @@ def pack_ints(values, width: int) -> int:
     return word
 
 
+def pack_fields(fields) -> list[int]:
+    """ROM words from (codes [word, element], bits) fields: each word's fields side by side, the
+    first in the LSBs (the layout `LayerSpec.rom_fields` describes)."""
+    words = []
+    for rows in zip(*(codes for codes, _ in fields)):
+        word, shift = 0, 0
+        for row, (_, bits) in zip(rows, fields):
+            word |= pack_ints(row, bits) << shift
+            shift += len(row) * bits
+        words.append(word)
+    return words
+
+
 def element_value(code: Value, qtype) -> Value:
     """Signed value of one wire element (bipolar: bit 1 is +1, bit 0 is -1)."""
     if qtype.bipolar:

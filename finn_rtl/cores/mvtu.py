@@ -30,7 +30,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
-from .arith import counter_bits, element_value, lane_product, lanes, nested_counters, pack_ints, tree_sum
+from .arith import counter_bits, element_value, lane_product, lanes, nested_counters, pack_fields, tree_sum
 from .memories import layer_memory
 from .bitplane import add_plane, agreement_count, bit_planes, chunks, dot_product, pack_planes, planar, plane_bit
 from .threshold import threshold_stage
@@ -119,15 +119,13 @@ class MVTU(wiring.Component):
 
     # -- constant tables ---------------------------------------------------------
     def _weight_rom_init(self) -> list[int]:
+        """The spec's weight words (`rom_fields`), or with bit planes each word's PE x SIMD
+        weights re-packed plane by plane."""
         spec = self.spec
-        codes = spec.weight_type.encode(spec.weights)  # [mh, mw]
-        words = []
-        for nf in range(spec.neuron_fold):
-            for sf in range(spec.synapse_fold):
-                block = codes[nf * spec.pe:(nf + 1) * spec.pe, sf * spec.simd:(sf + 1) * spec.simd]
-                words.append(pack_planes(block, spec.weight_type.bits) if self.bit_planes
-                             else pack_ints(block.reshape(-1), spec.weight_type.bits))
-        return words
+        (words, bits), = spec.rom_fields("weights")  # [NF*SF, PE*SIMD] codes
+        if not self.bit_planes:
+            return pack_fields([(words, bits)])
+        return [pack_planes(word.reshape(spec.pe, spec.simd), bits) for word in words]
 
     # -- hardware -------------------------------------------------------------------
     def elaborate(self, platform):
@@ -262,6 +260,6 @@ class MVTU(wiring.Component):
             return act_acc
         # Decreasing channels compare -dot, which for XNOR layers is the count of mismatches.
         negate = (lambda acc: spec.mw - acc) if spec.binary_xnor else (lambda acc: -acc)
-        return threshold_stage(m, act_acc, mac_nf, advance, spec=spec, thresholds=spec.threshold_values,
+        return threshold_stage(m, act_acc, mac_nf, advance, spec=spec,
                                signs=spec.channel_sign, value_shape=acc_shape,
                                output_type=spec.output_type, out_base=spec.out_base, negate=negate)

@@ -18,38 +18,27 @@ import numpy as np
 from amaranth import Cat, Mux, Signal
 
 from ..graph.specs import compared_bits
-from .arith import lanes, pack_ints, tree_sum
+from .arith import lanes, pack_fields, tree_sum
 from .memories import layer_memory
 
 
-def _rom_init(thresholds: np.ndarray, negated: np.ndarray | None, pe: int, width: int, offset: int) -> list[int]:
-    thresholds = thresholds + offset
-    words = []
-    for group in range(len(thresholds) // pe):
-        channels = slice(group * pe, (group + 1) * pe)
-        word = pack_ints(thresholds[channels].reshape(-1), width)
-        if negated is not None:  # one sign bit per lane, above the thresholds
-            word |= pack_ints(negated[channels], 1) << (pe * thresholds.shape[1] * width)
-        words.append(word)
-    return words
-
-
-def threshold_stage(m, values, group, enable, *, spec, thresholds: np.ndarray, signs: np.ndarray | None,
+def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
                     value_shape, output_type, out_base: int, negate=lambda v: -v):
     """Compare `values` (PE signals) with the thresholds of channel group `group`.
 
     The ROM is read synchronously with `enable`: `values` must be the signals
     that are registered in the same cycle `group` is presented. Returns the PE
-    output element values.
+    output element values. The ROM holds the spec's `threshold_values` as `rom_fields` lays
+    them out.
     """
     pe = len(values)
-    n = thresholds.shape[1]
+    n = spec.thresholds_per_channel
     width = compared_bits(value_shape.width, value_shape.signed)
     # Offset binary for signed values: t + 2^(width-1) fits `width` unsigned bits.
     offset = 1 << (width - 1) if value_shape.signed else 0
     negated = None if signs is None else (np.asarray(signs) < 0).astype(np.int64)
     sign_bits = pe if negated is not None else 0
-    rom = layer_memory(m, spec, "thresholds", _rom_init(thresholds, negated, pe, width, offset))
+    rom = layer_memory(m, spec, "thresholds", pack_fields(spec.rom_fields("thresholds")))
     assert rom.shape.width == pe * n * width + sign_bits, "the spec's threshold ROM shape is the core's"
     read = rom.read_port()
     m.d.comb += [read.addr.eq(group), read.en.eq(enable)]
@@ -78,7 +67,7 @@ def register_thresholded(m, spec, held, held_valid, group, advance, value_shape,
     `group`) go through the spec's thresholds, if it has any."""
     results = held
     if spec.thresholds is not None:
-        results = threshold_stage(m, held, group, advance, spec=spec, thresholds=spec.thresholds,
+        results = threshold_stage(m, held, group, advance, spec=spec,
                                   signs=spec.channel_sign, value_shape=value_shape,
                                   output_type=spec.output_type, out_base=spec.out_base)
     with m.If(advance):

@@ -13,7 +13,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
-from .arith import counter_bits, lane_product, lanes, nested_counters, pack_ints
+from .arith import counter_bits, lane_product, lanes, nested_counters, pack_fields
 from .memories import layer_memory
 from .threshold import register_thresholded
 
@@ -37,13 +37,6 @@ class VectorUnit(wiring.Component):
                 "out_bits": spec.pe * spec.output_type.bits,
                 "counter_bits": counter_bits(spec.window, spec.channels // spec.pe)}
 
-    def _weight_rom_init(self) -> list[int]:
-        spec = self.spec
-        codes = spec.weight_type.encode(spec.weights)  # [channels, window]
-        groups = spec.channels // spec.pe
-        return [pack_ints(codes[g * spec.pe:(g + 1) * spec.pe, k], spec.weight_type.bits)
-                for k in range(spec.window) for g in range(groups)]
-
     def elaborate(self, platform):
         spec = self.spec
         m = Module()
@@ -51,7 +44,7 @@ class VectorUnit(wiring.Component):
         acc_shape = signed(spec.acc_type.bits)
         aw = acc_shape.width
 
-        weights = layer_memory(m, spec, "weights", self._weight_rom_init())
+        weights = layer_memory(m, spec, "weights", pack_fields(spec.rom_fields("weights")))
         partial = layer_memory(m, spec, "partial_sums")
         assert partial.shape.width == PE * aw, "the spec's partial-sum shape is the core's"
         weight_read = weights.read_port(domain="comb")
