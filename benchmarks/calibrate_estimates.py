@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def sweep_models():
-    """(name, model, [slowdowns]) of the calibration sweep: each model is folded to reach its
-    fastest II times each slowdown."""
+    """(name, model, [slowdowns or foldings]) of the calibration sweep: each model is folded to
+    reach its fastest II times each slowdown, or as each folding says."""
     from support.convgen import (AvgPoolCfg, ConvCfg, ConvNetCfg, PoolCfg, ResidualCfg, make_convnet,
                                  mobilenet_v1)
     from support.modelgen import LayerCfg, MLPCfg, make_mlp
@@ -60,7 +60,32 @@ def sweep_models():
     models.append(("w2a2-wide", make_mlp(MLPCfg(in_shape=(1, 784), layers=[
         LayerCfg(64, w_bits=2, a_bits=2), LayerCfg(64, w_bits=2, a_bits=2), LayerCfg(10, w_bits=2, norm="none")]),
         seed=8), [64]))
+    # FINN-style foldings, which the target-II planner never picks (it prefers SIMD to PE): many PEs
+    # over block-RAM weights with per-PE thresholds (an LFC's, a CNV's), and one wide PE (a TFC's
+    # input layer).
+    xnor = LayerCfg(384, w_bits=1, a_bits=1, bipolar_op=True)
+    models.append(("xnor-bram", make_mlp(MLPCfg(in_shape=(1, 640), input="bipolar", layers=[
+        xnor, xnor, LayerCfg(10, w_bits=1, norm="none")]), seed=12), [
+        folding(MatMul_0=(48, 32), MatMul_1=(32, 48), MatMul_2=(5, 8)),
+        folding(MatMul_0=(8, 64), MatMul_1=(4, 32), MatMul_2=(1, 4)),
+        folding(MatMul_0=(1, 640), MatMul_1=(1, 384), MatMul_2=(2, 4))]))
+    bipolar = dict(w_bits=1, a_bits=1, a_signed=True, relu=False)
+    models.append(("xnor-conv", make_convnet(ConvNetCfg(in_shape=(1, 3, 12, 12), in_bits=8, bipolar=True, features=[
+        ConvCfg(32, **bipolar), ConvCfg(48, **bipolar), PoolCfg(), ConvCfg(96, **bipolar)],
+        fc=[LayerCfg(10, w_bits=1, norm="none")]), seed=13), [
+        folding(Conv_0=(8, 3), Conv_1=(24, 16), Conv_2=(12, 16), MatMul_0=(1, 8)),
+        folding(Conv_0=(2, 3), Conv_1=(4, 32), Conv_2=(2, 48), MatMul_0=(1, 4))]))
+    models.append(("w2a2-pe", make_convnet(ConvNetCfg(in_shape=(1, 3, 12, 12), in_bits=8, features=[
+        ConvCfg(32, w_bits=2, a_bits=2), ConvCfg(64, w_bits=2, a_bits=2)],
+        fc=[LayerCfg(10, w_bits=2, norm="none")]), seed=14), [
+        folding(Conv_0=(8, 3), Conv_1=(16, 16), MatMul_0=(1, 16)),
+        folding(Conv_0=(4, 3), Conv_1=(4, 32), MatMul_0=(1, 8))]))
     return models
+
+
+def folding(**layers) -> dict:
+    """A folding file's entries: layer name -> (PE, SIMD)."""
+    return {name: {"PE": pe, "SIMD": simd} for name, (pe, simd) in layers.items()}
 
 
 def sweep_units(work: Path):
@@ -76,10 +101,12 @@ def sweep_units(work: Path):
         base = BuildState(path, work / "out", BuildOptions())
         step_streamline(base)
         fastest = base.network.with_folding({layer.name: layer.fold_dims for layer in base.network.foldable})
-        for slowdown in targets:
-            target = fastest.analytic_ii * slowdown
-            state = BuildState(path, work / "out", BuildOptions(target_ii=target), network=base.network)
+        for target in targets:
+            options = BuildOptions(folding=target) if isinstance(target, dict) else \
+                BuildOptions(target_ii=fastest.analytic_ii * target)
+            state = BuildState(path, work / "out", options, network=base.network)
             step_fold(state)
+            target = state.network.analytic_ii
             for style, network, only in multiplier_variants(state.network):
                 sources = synthesis_units(network)
                 parts = network_units(network)

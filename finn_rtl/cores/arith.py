@@ -16,10 +16,7 @@ def tree_sum(values: list, m=None, name: str = "sum", levels_per_signal: int = 6
         return Const(0, 1)
     level = 0
     while len(values) > 1:
-        paired = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
-        if len(values) % 2:
-            paired.append(values[-1])
-        values = paired
+        values = _tree_level(values, lambda a, b: a + b)
         level += 1
         if m is not None and level % levels_per_signal == 0 and len(values) > 1:
             named = []
@@ -29,6 +26,23 @@ def tree_sum(values: list, m=None, name: str = "sum", levels_per_signal: int = 6
                 named.append(signal)
             values = named
     return values[0]
+
+
+def _tree_level(values: list, add) -> list:
+    """One level of `tree_sum`: neighbours added in pairs, an odd last value passed on."""
+    paired = [add(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+    return paired + values[len(paired) * 2:]
+
+
+def tree_sum_bits(count: int, width: int) -> int:
+    """Output bits of the adders `tree_sum` builds for `count` values of `width` bits (each sum is
+    one bit wider than its wider operand), for the resource estimate."""
+    widths, bits = [width] * count, 0
+    while len(widths) > 1:
+        summed = _tree_level(widths, lambda a, b: max(a, b) + 1)
+        bits += sum(summed[:len(widths) // 2])
+        widths = summed
+    return bits
 
 
 def lanes(word: Value, width: int, count: int) -> list[Value]:

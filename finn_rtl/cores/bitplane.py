@@ -67,6 +67,15 @@ def chunks(word: Value) -> list[Value]:
     return [word[i:i + CHUNK] for i in range(0, len(word), CHUNK)]
 
 
+def popcount_terms(lanes: int, x_type: QType, w_type: QType, agreement: bool = False) -> list[tuple[int, int]]:
+    """(shift, width) of the words whose weighted popcount `dot_product` (or, with `agreement`,
+    `agreement_count`) takes for vectors of `lanes` elements: what the resource estimate counts."""
+    widths = [min(CHUNK, lanes - start) for start in range(0, lanes, CHUNK)]
+    if agreement:
+        return [(0, width) for width in widths]
+    return [(px.shift + pw.shift, width) for px in bit_planes(x_type) for pw in bit_planes(w_type) for width in widths]
+
+
 def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
                 name: str, platform=None, enable: Value | None = None) -> Value:
     """Signed dot product of two vectors given as bit planes (`bit_planes` order for each type).

@@ -165,29 +165,78 @@ def _amaranth_count(plan: CountPlan, words: list[Value]) -> Value:
     return merged[:plan.count_bits]
 
 
+def _reduce_columns(terms: list[tuple[int, object]], width, full_adder) -> list[tuple[int, object]]:
+    """The carry-save schedule on words of any kind: `width(word)` orders them (widest first) and
+    `full_adder(shift, a, b, c)` returns the (sum, carry) words of one full adder."""
+    columns: dict[int, list] = {}
+    for shift, word in terms:
+        columns.setdefault(shift, []).append(word)
+    reduced, shift = [], min(columns)
+    while any(k >= shift for k in columns):
+        words = sorted(columns.pop(shift, []), key=width, reverse=True)
+        while len(words) >= 3:
+            a, b, c = words.pop(0), words.pop(0), words.pop(0)
+            total, carry = full_adder(shift, a, b, c)
+            columns.setdefault(shift + 1, []).append(carry)
+            words = sorted(words + [total], key=width, reverse=True)
+        reduced += [(shift, word) for word in words]
+        shift += 1
+    return reduced
+
+
 def carry_save(m, terms: list[tuple[int, Value]], name: str) -> list[tuple[int, Value]]:
     """Fewer terms with the same weighted popcount: while a weight has three or more words,
     full adders on whole words (sum = xor, carry = majority, to the next weight) turn three of
     them into two. One LUT6_2 per three bits in hardware, five word operations in a simulator,
     against four per SWAR level per word; layers with many chunks and planes (TFC's 784-lane
     input layer: 13 chunks x 4 plane pairs) are mostly reduced here."""
-    columns: dict[int, list[Value]] = {}
-    for shift, word in terms:
-        columns.setdefault(shift, []).append(word)
-    reduced, serial, shift = [], 0, min(columns)
-    while any(k >= shift for k in columns):
-        words = sorted(columns.pop(shift, []), key=len, reverse=True)
-        while len(words) >= 3:
-            a, b, c = words.pop(0), words.pop(0), words.pop(0)
-            total = Signal(len(a), name=f"{name}_s{shift}_{serial}")
-            carry = Signal(len(b), name=f"{name}_c{shift}_{serial}")  # needs two ones: no wider than b
-            serial += 1
-            m.d.comb += [total.eq(a ^ b ^ c), carry.eq(((a & b) | (c & (a ^ b)))[:len(b)])]
-            columns.setdefault(shift + 1, []).append(carry)
-            words = sorted(words + [total], key=len, reverse=True)
-        reduced += [(shift, word) for word in words]
-        shift += 1
-    return reduced
+    serial = 0
+
+    def full_adder(shift, a, b, c):
+        nonlocal serial
+        total = Signal(len(a), name=f"{name}_s{shift}_{serial}")
+        carry = Signal(len(b), name=f"{name}_c{shift}_{serial}")  # needs two ones: no wider than b
+        serial += 1
+        m.d.comb += [total.eq(a ^ b ^ c), carry.eq(((a & b) | (c & (a ^ b)))[:len(b)])]
+        return total, carry
+
+    return _reduce_columns(terms, len, full_adder)
+
+
+def popcount_structure(terms: list[tuple[int, int]]) -> dict[str, int]:
+    """What `weighted_popcount` of words of these (shift, width) builds, for the resource
+    estimate: the output bits of its full adders, and of the adders of its SWAR levels that add
+    two non-empty fields (each sized by the largest count its field can hold)."""
+    terms = [(shift, width) for shift, width in terms if width]
+    if not terms:
+        return {"full_adder_bits": 0, "adder_bits": 0}
+    full_adder_bits = 0
+
+    def full_adder(shift, a, b, c):
+        nonlocal full_adder_bits
+        full_adder_bits += a + b
+        return a, b
+
+    terms = _reduce_columns(terms, lambda width: width, full_adder)
+    plan = CountPlan(tuple(w for _, w in terms), tuple(s for s, _ in terms))
+    adder_bits = 0
+
+    def level(maxima: list[int]) -> list[int]:
+        nonlocal adder_bits
+        pairs = [maxima[i:i + 2] for i in range(0, len(maxima), 2)]
+        adder_bits += sum(sum(pair).bit_length() for pair in pairs if all(pair))
+        return [sum(pair) for pair in pairs]
+
+    merged = [0] * plan.word  # the largest count of each field of the merged word, fields of F bits
+    for width, shift in zip(plan.widths, plan.shifts):
+        maxima = [1] * width + [0] * (plan.word - width)
+        for _ in plan.term_levels():
+            maxima = level(maxima)
+        merged = [total + (value << shift) for total, value in zip(merged, maxima)]
+    adder_bits += (len(plan.widths) - 1) * sum(value.bit_length() for value in merged)
+    for _ in plan.merged_levels():
+        merged = level(merged)
+    return {"full_adder_bits": full_adder_bits, "adder_bits": adder_bits}
 
 
 def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str, enable: Value | None = None,

@@ -6,8 +6,9 @@ import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
-from finn_rtl.cores.arith import pack_ints
-from finn_rtl.cores.bitplane import CHUNK, agreement_count, dot_product, pack_planes, planar
+from finn_rtl.cores import bitplane
+from finn_rtl.cores.arith import pack_ints, tree_sum, tree_sum_bits
+from finn_rtl.cores.bitplane import CHUNK, agreement_count, dot_product, pack_planes, planar, popcount_terms
 from finn_rtl.cores.popcount import weighted_popcount
 from finn_rtl.graph.datatypes import QType
 
@@ -105,3 +106,42 @@ def test_planar_repacks_what_pack_planes_packs():
     def check(ctx):
         assert ctx.get(out) == pack_planes(codes[None, :], width)
     run_comb(m, [([(word, pack_ints(codes, width))], check)])
+
+
+@pytest.mark.parametrize("lanes", [3, 8, 64, 70, 200])
+@pytest.mark.parametrize("x_type, w_type, agreement", [
+    (QType.bipolar_type(), QType.bipolar_type(), True), (QType(2, False), QType(2, True), False),
+    (QType(4, True), QType.bipolar_type(), False)])
+def test_popcount_terms_are_the_words_the_dot_product_counts(monkeypatch, lanes, x_type, w_type, agreement):
+    """The resource estimate's view of a PE's popcount is the one the hardware builds."""
+    counted = []
+
+    def record(m, terms, platform, name, enable=None):
+        counted.extend((shift, len(word)) for shift, word in terms)
+        return Signal(1)
+
+    monkeypatch.setattr(bitplane, "weighted_popcount", record)
+    x_planes = [Signal(lanes) for _ in range(x_type.bits)]
+    w_planes = [Signal(lanes) for _ in range(w_type.bits)]
+    m = Module()
+    if agreement:
+        agreement_count(m, x_planes[0], w_planes[0], "dot")
+    else:
+        dot_product(m, x_planes, w_planes, x_type, w_type, "dot")
+    assert sorted(counted) == sorted(popcount_terms(lanes, x_type, w_type, agreement))
+
+
+@pytest.mark.parametrize("count, width", [(1, 4), (2, 4), (3, 1), (16, 8), (27, 5), (784, 2)])
+def test_tree_sum_bits_are_the_widths_of_its_adders(count, width):
+    class Sum:  # stands in for a value: records the width of every adder tree_sum makes
+        bits = 0
+
+        def __init__(self, width):
+            self.width = width
+
+        def __add__(self, other):
+            Sum.bits += max(self.width, other.width) + 1
+            return Sum(max(self.width, other.width) + 1)
+
+    tree_sum([Sum(width) for _ in range(count)])
+    assert tree_sum_bits(count, width) == Sum.bits

@@ -2,6 +2,7 @@
 Python counts, for the shapes the MVTU makes and for awkward ones."""
 import random
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from finn_rtl.cores.popcount import CountPlan, convert, leaf_verilog, weighted_popcount
+from finn_rtl.cores.popcount import CountPlan, carry_save, convert, leaf_verilog, popcount_structure, weighted_popcount
 
 # (width, shift) per term
 PLANS = [
@@ -145,3 +146,28 @@ def test_plan_fields_never_overflow():
         cp = CountPlan(tuple(w for w, _ in plan), tuple(s for _, s in plan))
         assert cp.merge_field * cp.weight_sum < 1 << cp.merge_field
         assert cp.largest < 1 << cp.word
+
+
+@pytest.mark.parametrize("index", range(len(PLANS)))
+def test_structure_counts_the_full_adders_carry_save_builds(index):
+    """The estimate's full-adder bits are the widths of the sum and carry words `carry_save`
+    makes, for the same terms."""
+    plan = PLANS[index]
+    m = SimpleNamespace(d=SimpleNamespace(comb=[]))  # records what carry_save adds
+    reduced = carry_save(m, [(shift, Signal(width)) for width, shift in plan], "c")
+    made = [statement.lhs for statement in m.d.comb]
+    assert popcount_structure([(shift, width) for width, shift in plan])["full_adder_bits"] == \
+        sum(len(word) for word in made)
+    assert len(reduced) <= len(plan)
+
+
+def test_structure_counts_swar_adders_by_the_largest_field_count():
+    # 64 bits: 32 fields of up to 2 (2 bits), 16 of up to 4 (3), 8 of 8, 4 of 16, 2 of 32, 1 of 64.
+    assert popcount_structure([(0, 64)]) == {"full_adder_bits": 0, "adder_bits": 64 + 48 + 32 + 20 + 12 + 7}
+    # 3 bits: one pair (2 bits), then that pair and the lone bit (2 bits).
+    assert popcount_structure([(0, 3)]) == {"full_adder_bits": 0, "adder_bits": 4}
+    assert popcount_structure([(0, 1)])["adder_bits"] == 0
+    assert popcount_structure([(0, 0)]) == {"full_adder_bits": 0, "adder_bits": 0}
+    # Wider counts cost more, and never less than the plain count of as many bits.
+    costs = [sum(popcount_structure([(0, w)]).values()) for w in (8, 16, 32, 64)]
+    assert costs == sorted(costs) and len(set(costs)) == 4

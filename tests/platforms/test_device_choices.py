@@ -66,7 +66,6 @@ def test_folding_file_sets_res_type_and_folding_json_round_trips():
 
 # Devices (as a board's budget names them) of 20k LUTs with many DSPs and with few.
 ROOMY = Budget("roomy", device=Capacity(lut=20_000, ff=40_000, bram36=100, uram=0, dsp=2_000))
-SCARCE = Budget("scarce", device=Capacity(lut=20_000, ff=40_000, bram36=100, uram=0, dsp=300))
 
 
 def test_build_spends_dsps_where_they_lower_the_largest_device_share():
@@ -79,8 +78,11 @@ def test_build_spends_dsps_where_they_lower_the_largest_device_share():
     roomy = assign_multipliers(network, ROOMY)
     assert roomy.dsps == 256
     assert estimate_network(roomy)["total"]["LUT"] < lut_only["LUT"] * 0.7
-    # Few DSPs: 256/300 of them would be a larger share than the LUTs saved.
-    assert assign_multipliers(network, SCARCE).dsps == 0
+    # Few DSPs: 256 of them would be a larger share of the device than the LUTs they save.
+    lut_share = (lut_only["LUT"] + lut_only["LUTRAM"]) / 20_000
+    scarce = Budget("scarce", device=Capacity(lut=20_000, ff=40_000, bram36=100, uram=0, dsp=int(256 / lut_share) - 4))
+    assert scarce.device.dsp > 256
+    assert assign_multipliers(network, scarce).dsps == 0
     # A DSP limit caps them.
     assert assign_multipliers(network, Budget("capped", dsp=100, device=ROOMY.device)).dsps == 0
     # A style the folding file set is kept.
