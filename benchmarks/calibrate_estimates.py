@@ -53,6 +53,7 @@ def sweep_models():
         ConvCfg(8, pad=1, w_bits=3, a_bits=3), ResidualCfg(8, merge="concat", w_bits=3, a_bits=3)],
         fc=[LayerCfg(10, w_bits=3, norm="none")]), seed=4), [4, 32]))
     models.append(("mobilenet", make_convnet(mobilenet_v1(0.25, 4, blocks=3, size=16), seed=6), [2, 16]))
+    models.append(("mobilenet-3bit", make_convnet(mobilenet_v1(0.25, 3, blocks=5, size=16), seed=15), [8, 128]))
     # Wide XNOR layers (an LFC's) and wide 2-bit layers at a short II (a TFC-w2a2's).
     models.append(("xnor-wide", make_mlp(MLPCfg(in_shape=(1, 512), input="bipolar", layers=[
         LayerCfg(256, w_bits=1, a_bits=1, bipolar_op=True), LayerCfg(256, w_bits=1, a_bits=1, bipolar_op=True),
@@ -69,6 +70,9 @@ def sweep_models():
         folding(MatMul_0=(48, 32), MatMul_1=(32, 48), MatMul_2=(5, 8)),
         folding(MatMul_0=(8, 64), MatMul_1=(4, 32), MatMul_2=(1, 4)),
         folding(MatMul_0=(1, 640), MatMul_1=(1, 384), MatMul_2=(2, 4))]))
+    models.append(("xnor-input", make_mlp(MLPCfg(in_shape=(1, 576), input="bipolar", layers=[
+        LayerCfg(64, w_bits=1, a_bits=1, bipolar_op=True), LayerCfg(10, w_bits=1, norm="none")]), seed=16), [
+        folding(MatMul_0=(1, 576), MatMul_1=(1, 64)), folding(MatMul_0=(2, 288), MatMul_1=(1, 32))]))
     bipolar = dict(w_bits=1, a_bits=1, a_signed=True, relu=False)
     models.append(("xnor-conv", make_convnet(ConvNetCfg(in_shape=(1, 3, 12, 12), in_bits=8, bipolar=True, features=[
         ConvCfg(32, **bipolar), ConvCfg(48, **bipolar), PoolCfg(), ConvCfg(96, **bipolar)],
@@ -162,8 +166,11 @@ def main() -> int:
     if not args.check:
         names = sorted({name for _, model, _ in terms for name in model})
         coefficients = {column: fit([t[1] for t in terms], [m[column] for m in measured],
-                                    [1 / max(10, m[column]) for m in measured], names)
+                                    [1 / max(10, m[column]) for m in measured],
+                                    [name for name in names if estimate.fitted(column, name)])
                         for column in ("LUT", "FF")}
+        for column, table in coefficients.items():
+            table.update({name: 0.0 for name in names if not estimate.fitted(column, name)})
         document = {"yosys": version, "command": " ".join(Path(c).name for c in yosys_command()),
                     "units": len(units), "sweep": [name for name, _, _ in sweep_models()], **coefficients}
         estimate.CALIBRATION.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")

@@ -67,13 +67,24 @@ def chunks(word: Value) -> list[Value]:
     return [word[i:i + CHUNK] for i in range(0, len(word), CHUNK)]
 
 
-def popcount_terms(lanes: int, x_type: QType, w_type: QType, agreement: bool = False) -> list[tuple[int, int]]:
-    """(shift, width) of the words whose weighted popcount `dot_product` (or, with `agreement`,
-    `agreement_count`) takes for vectors of `lanes` elements: what the resource estimate counts."""
-    widths = [min(CHUNK, lanes - start) for start in range(0, lanes, CHUNK)]
+def popcount_terms(lanes: int, x_type: QType, w_type: QType, agreement: bool = False,
+                   weight_codes: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
+    """(shift, live bits) of the words whose weighted popcount `dot_product` (or, with
+    `agreement`, `agreement_count`) takes for vectors of `lanes` elements: what the resource
+    estimate counts. With `weight_codes` ([row, lane] codes of every row one PE reads), a lane
+    whose weight plane is 0 in every row is a constant 0 bit of its words."""
+    starts = range(0, lanes, CHUNK)
     if agreement:
-        return [(0, width) for width in widths]
-    return [(px.shift + pw.shift, width) for px in bit_planes(x_type) for pw in bit_planes(w_type) for width in widths]
+        return [(0, np.ones(min(CHUNK, lanes - start), dtype=bool)) for start in starts]
+    terms = []
+    for pw in bit_planes(w_type):
+        if weight_codes is None:
+            live = np.ones(lanes, dtype=bool)
+        else:
+            bits = (np.asarray(weight_codes) >> pw.bit) & 1
+            live = (bits == 0 if pw.complemented else bits == 1).any(axis=0)
+        terms += [(px.shift + pw.shift, live[start:start + CHUNK]) for px in bit_planes(x_type) for start in starts]
+    return terms
 
 
 def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,

@@ -25,6 +25,7 @@ translated from ``dot = 2*pc - MW``.
 """
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -36,7 +37,7 @@ from .memories import layer_memory
 from .bitplane import (add_plane, agreement_count, bit_planes, chunks, dot_product, pack_planes, planar, plane_bit,
                        popcount_terms)
 from .popcount import popcount_structure
-from .threshold import threshold_stage
+from .threshold import threshold_features, threshold_stage
 
 
 # Bit planes cost one popcount per plane pair, lanes one multiply-add per lane. Measured in
@@ -113,22 +114,30 @@ class MVTU(wiring.Component):
             path, products = "dsp", dsps
         thresholds = spec.thresholds_per_channel
         product_bits = 1 if spec.binary_xnor else ib + spec.weight_type.bits
-        # Thresholds of one or two channel groups are (nearly) constants: cheaper comparators.
-        compare = "threshold_bits" if spec.neuron_fold > 2 else "threshold_const_bits"
         if path in ("xnor", "planes"):
             # One popcount per PE, its adders counted from its plan; the XNORs or ANDs before it
             # fold into its first adders (measured: 2 LUTs per lane for 64 to 784 XNOR lanes).
-            counted = popcount_structure(popcount_terms(simd, spec.input_type, spec.weight_type, spec.binary_xnor))
-            dot = {f"popcount_{name}": pe * bits for name, bits in counted.items()}
+            dot = {}
+            for codes in MVTU._rows_per_pe(spec):
+                terms = popcount_terms(simd, spec.input_type, spec.weight_type, spec.binary_xnor, codes)
+                for name, bits in popcount_structure(terms).items():
+                    dot[f"{path}_popcount_{name}"] = dot.get(f"{path}_popcount_{name}", 0) + bits
         else:
             # Adder trees over the lanes: one per weight plane of input values, or one of products.
             trees = len(bit_planes(spec.weight_type)) if path == "weight_planes" else 1
             width = ib if path == "weight_planes" else product_bits
             dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
         return {"const": 1, "dsp48": dsps, **dot,
-                "acc_bits": pe * acc, compare: pe * thresholds * (acc + 1), "out_bits": pe * spec.output_type.bits,
+                "acc_bits": pe * acc, **threshold_features(pe, thresholds, acc, spec.neuron_fold),
+                "out_bits": pe * spec.output_type.bits,
                 "in_bits": simd * ib, "buffer_mux_bits": simd * ib if spec.synapse_fold > 1 else 0,
                 "counter_bits": counter_bits(spec.neuron_fold, spec.synapse_fold, spec.neuron_fold * spec.synapse_fold)}
+
+    @staticmethod
+    def _rows_per_pe(spec: MVTUSpec) -> list[np.ndarray]:
+        """Each PE's weight codes, [row, lane]: the rows of the weight ROM it reads."""
+        (words, _), = spec.rom_fields("weights")
+        return [words[:, pe * spec.simd:(pe + 1) * spec.simd] for pe in range(spec.pe)]
 
     # -- constant tables ---------------------------------------------------------
     def _weight_rom_init(self) -> list[int]:

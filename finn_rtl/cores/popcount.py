@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.back import verilog
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, Value, unsigned
 
@@ -203,22 +204,27 @@ def carry_save(m, terms: list[tuple[int, Value]], name: str) -> list[tuple[int, 
     return _reduce_columns(terms, len, full_adder)
 
 
-def popcount_structure(terms: list[tuple[int, int]]) -> dict[str, int]:
-    """What `weighted_popcount` of words of these (shift, width) builds, for the resource
-    estimate: the output bits of its full adders, and of the adders of its SWAR levels that add
-    two non-empty fields (each sized by the largest count its field can hold)."""
-    terms = [(shift, width) for shift, width in terms if width]
+def popcount_structure(terms: list[tuple[int, np.ndarray]]) -> dict[str, int]:
+    """What `weighted_popcount` of these words builds, for the resource estimate; each word is
+    (shift, live) with `live` a bool per bit, False for a bit that is constant 0 (synthesis
+    propagates those). Counted: the output bits of its full adders that see two or more live
+    inputs (fewer make a wire or a constant), and of its SWAR adders that add two non-empty
+    fields, each sized by the largest count its field can hold."""
+    terms = [(shift, np.asarray(live, dtype=bool)) for shift, live in terms if len(live)]
     if not terms:
         return {"full_adder_bits": 0, "adder_bits": 0}
     full_adder_bits = 0
 
-    def full_adder(shift, a, b, c):
+    def full_adder(shift, a, b, c):  # the words as carry_save sizes them: sum len(a), carry len(b)
         nonlocal full_adder_bits
-        full_adder_bits += a + b
-        return a, b
+        inputs = np.zeros(len(a), dtype=int)
+        for word in (a, b, c):
+            inputs[:len(word)] += word
+        full_adder_bits += int((inputs >= 2).sum() + (inputs[:len(b)] >= 2).sum())
+        return inputs >= 1, inputs[:len(b)] >= 2
 
-    terms = _reduce_columns(terms, lambda width: width, full_adder)
-    plan = CountPlan(tuple(w for _, w in terms), tuple(s for s, _ in terms))
+    terms = _reduce_columns(terms, len, full_adder)
+    plan = CountPlan(tuple(len(live) for _, live in terms), tuple(s for s, _ in terms))
     adder_bits = 0
 
     def level(maxima: list[int]) -> list[int]:
@@ -228,12 +234,14 @@ def popcount_structure(terms: list[tuple[int, int]]) -> dict[str, int]:
         return [sum(pair) for pair in pairs]
 
     merged = [0] * plan.word  # the largest count of each field of the merged word, fields of F bits
-    for width, shift in zip(plan.widths, plan.shifts):
-        maxima = [1] * width + [0] * (plan.word - width)
+    contributors = [0] * plan.word
+    for (shift, live) in terms:
+        maxima = [int(bit) for bit in live] + [0] * (plan.word - len(live))
         for _ in plan.term_levels():
             maxima = level(maxima)
         merged = [total + (value << shift) for total, value in zip(merged, maxima)]
-    adder_bits += (len(plan.widths) - 1) * sum(value.bit_length() for value in merged)
+        contributors = [count + bool(value) for count, value in zip(contributors, maxima)]
+    adder_bits += sum((count - 1) * value.bit_length() for count, value in zip(contributors, merged) if count > 1)
     for _ in plan.merged_levels():
         merged = level(merged)
     return {"full_adder_bits": full_adder_bits, "adder_bits": adder_bits}

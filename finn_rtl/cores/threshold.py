@@ -22,6 +22,18 @@ from .arith import lanes, pack_fields, tree_sum
 from .memories import layer_memory
 
 
+def threshold_features(pe: int, thresholds: int, value_bits: int, groups: int) -> dict[str, float]:
+    """The threshold stage's terms of the resource estimate. Comparators against a ROM's thresholds
+    grow with PE x thresholds x compared bits. With one or two channel groups the thresholds are
+    (nearly) constants, and the stage is a function of each value alone whose outputs are the bits
+    of the count: it grows with the value's bits times the count's bits."""
+    if not thresholds:
+        return {}
+    if groups > 2:
+        return {"threshold_bits": pe * thresholds * (value_bits + 1)}
+    return {"threshold_const_bits": pe * (value_bits + 1) * thresholds.bit_length()}
+
+
 def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
                     value_shape, output_type, out_base: int, negate=lambda v: -v):
     """Compare `values` (PE signals) with the thresholds of channel group `group`.

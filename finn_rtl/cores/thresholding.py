@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import counter_bits, element_value, lanes, nested_counters
 from .ports import input_names
-from .threshold import register_thresholded
+from .threshold import register_thresholded, threshold_features
 
 
 class Thresholding(wiring.Component):
@@ -27,8 +27,8 @@ class Thresholding(wiring.Component):
         thresholds = spec.thresholds_per_channel
         value = spec.value_type.bits
         return {"const": 1, "sum_bits": spec.pe * value * len(spec.input_types),
-                "threshold_bits": spec.pe * thresholds * value, "out_bits": spec.pe * spec.output_type.bits,
-                "counter_bits": counter_bits(spec.channels // spec.pe)}
+                **threshold_features(spec.pe, thresholds, value, spec.channels // spec.pe),
+                "out_bits": spec.pe * spec.output_type.bits, "counter_bits": counter_bits(spec.channels // spec.pe)}
 
     def elaborate(self, platform):
         spec = self.spec

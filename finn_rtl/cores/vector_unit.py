@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from ..graph.specs import VectorUnitSpec
 from .arith import counter_bits, lane_product, lanes, nested_counters, pack_fields
 from .memories import layer_memory
-from .threshold import register_thresholded
+from .threshold import register_thresholded, threshold_features
 
 
 class VectorUnit(wiring.Component):
@@ -33,7 +33,8 @@ class VectorUnit(wiring.Component):
         dsps = spec.dsps
         return {"const": 1, "dsp48": dsps, "dsp_products": dsps,
                 "multiply_bits": 0 if dsps else spec.pe * spec.input_type.bits * spec.weight_type.bits,
-                "acc_bits": spec.pe * acc, "threshold_bits": spec.pe * thresholds * acc,
+                "acc_bits": spec.pe * acc,
+                **threshold_features(spec.pe, thresholds, acc, spec.channels // spec.pe),
                 "out_bits": spec.pe * spec.output_type.bits,
                 "counter_bits": counter_bits(spec.window, spec.channels // spec.pe)}
 

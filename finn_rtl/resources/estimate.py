@@ -23,6 +23,16 @@ CALIBRATION = Path(__file__).with_name("calibration.json")
 COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
 GLUE = "top level (register slices)"
 LABEL_SELECT = "label select"
+# Features that cost only one resource: registers loaded with an enable and nothing else (no
+# LUTs), and the adders of popcounts (no flip-flops). No coefficient is fitted to them for the
+# other column, where it would only soak up what other terms miss.
+FLIP_FLOPS_ONLY = ("MVTU.in_bits",)
+LUTS_ONLY = ("_popcount_",)
+
+
+def fitted(column: str, name: str) -> bool:
+    """Whether the model has a coefficient of feature `name` in `column` ("LUT" or "FF")."""
+    return not any(part in name for part in (FLIP_FLOPS_ONLY if column == "LUT" else LUTS_ONLY))
 
 
 def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int | None = None) -> tuple[dict, dict]:

@@ -128,7 +128,18 @@ def test_popcount_terms_are_the_words_the_dot_product_counts(monkeypatch, lanes,
         agreement_count(m, x_planes[0], w_planes[0], "dot")
     else:
         dot_product(m, x_planes, w_planes, x_type, w_type, "dot")
-    assert sorted(counted) == sorted(popcount_terms(lanes, x_type, w_type, agreement))
+    terms = popcount_terms(lanes, x_type, w_type, agreement)
+    assert sorted(counted) == sorted((shift, len(live)) for shift, live in terms)
+    assert all(live.all() for _, live in terms)
+
+
+def test_popcount_terms_drop_weight_planes_that_are_zero_in_every_row():
+    int2 = QType(2, True)
+    codes = np.array([[0b00, 0b01, 0b10, 0b11], [0b00, 0b01, 0b00, 0b01]])  # [row, lane]
+    terms = popcount_terms(4, QType(1, False), int2, weight_codes=codes)
+    assert [(shift, live.tolist()) for shift, live in terms] == [
+        (0, [False, True, False, True]),  # plane 0: lanes 1 and 3 have a 1 in some row
+        (1, [False, False, True, True])]  # plane 1 (the sign): lanes 2 and 3
 
 
 @pytest.mark.parametrize("count, width", [(1, 4), (2, 4), (3, 1), (16, 8), (27, 5), (784, 2)])
