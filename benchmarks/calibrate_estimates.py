@@ -48,12 +48,12 @@ def sweep_models():
         ConvCfg(16, pad=1, w_bits=2, a_bits=2), PoolCfg(), ConvCfg(32, w_bits=2, a_bits=2),
         ResidualCfg(32, w_bits=2, a_bits=2), ConvCfg(0, depthwise=True, pad=1, w_bits=3, a_bits=3),
         AvgPoolCfg()], fc=[LayerCfg(10, w_bits=2, norm="none")])
-    models.append(("convnet", make_convnet(conv, seed=3), [8, 64]))
+    models.append(("convnet", make_convnet(conv, seed=3), [2, 8, 64]))
     models.append(("concat", make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), in_bits=8, features=[
         ConvCfg(8, pad=1, w_bits=3, a_bits=3), ResidualCfg(8, merge="concat", w_bits=3, a_bits=3)],
         fc=[LayerCfg(10, w_bits=3, norm="none")]), seed=4), [4, 32]))
     models.append(("mobilenet", make_convnet(mobilenet_v1(0.25, 4, blocks=3, size=16), seed=6), [2, 16]))
-    models.append(("mobilenet-3bit", make_convnet(mobilenet_v1(0.25, 3, blocks=5, size=16), seed=15), [8, 128]))
+    models.append(("mobilenet-3bit", make_convnet(mobilenet_v1(0.25, 3, blocks=5, size=16), seed=15), [1, 8, 128]))
     # Wide XNOR layers (an LFC's) and wide 2-bit layers at a short II (a TFC-w2a2's).
     models.append(("xnor-wide", make_mlp(MLPCfg(in_shape=(1, 512), input="bipolar", layers=[
         LayerCfg(256, w_bits=1, a_bits=1, bipolar_op=True), LayerCfg(256, w_bits=1, a_bits=1, bipolar_op=True),
