@@ -116,7 +116,9 @@ class MVTU(wiring.Component):
         product_bits = 1 if spec.binary_xnor else ib + spec.weight_type.bits
         if path in ("xnor", "planes"):
             # One popcount per PE, its adders counted from its plan; the XNORs or ANDs before it
-            # fold into its first adders (measured: 2 LUTs per lane for 64 to 784 XNOR lanes).
+            # fold into its first adders (measured: 1.9 to 2.05 LUTs per lane for 64 to 784 XNOR
+            # lanes). XNOR layers under BIT_PLANE_MIN_SIMD lanes sum with tree_sum instead: a few
+            # lanes, counted the same way.
             dot = {}
             for codes in MVTU._rows_per_pe(spec):
                 terms = popcount_terms(simd, spec.input_type, spec.weight_type, spec.binary_xnor, codes)
