@@ -106,14 +106,9 @@ class MVTU(wiring.Component):
         acc = accumulator_shape(spec).width
         path = "xnor" if spec.binary_xnor else datapath(spec)
         dsps = spec.dsps
-        products = {"xnor": pe * simd,
-                    "planes": pe * simd * len(bit_planes(spec.input_type)) * len(bit_planes(spec.weight_type)),
-                    "weight_planes": pe * simd * ib * len(bit_planes(spec.weight_type)),
-                    "multiply": pe * simd * ib * spec.weight_type.bits}[path]
         if dsps:
-            path, products = "dsp", dsps
+            path = "dsp"
         thresholds = spec.thresholds_per_channel
-        product_bits = 1 if spec.binary_xnor else ib + spec.weight_type.bits
         if path in ("xnor", "planes"):
             # One popcount per PE, its adders counted from its plan; the XNORs or ANDs before it
             # fold into its first adders (measured: 1.9 to 2.05 LUTs per lane for 64 to 784 XNOR
@@ -125,9 +120,11 @@ class MVTU(wiring.Component):
                 for name, bits in popcount_structure(terms).items():
                     dot[f"{path}_popcount_{name}"] = dot.get(f"{path}_popcount_{name}", 0) + bits
         else:
-            # Adder trees over the lanes: one per weight plane of input values, or one of products.
-            trees = len(bit_planes(spec.weight_type)) if path == "weight_planes" else 1
-            width = ib if path == "weight_planes" else product_bits
+            # Products (partial products per weight plane, LUT multipliers or DSP48s), then adder
+            # trees over the lanes: one per weight plane of input values, or one of products.
+            wb, planes = spec.weight_type.bits, len(bit_planes(spec.weight_type))
+            products = {"weight_planes": pe * simd * ib * planes, "multiply": pe * simd * ib * wb, "dsp": dsps}[path]
+            trees, width = (planes, ib) if path == "weight_planes" else (1, ib + wb)
             dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
         return {"const": 1, "dsp48": dsps, **dot,
                 "acc_bits": pe * acc, **threshold_features(pe, thresholds, acc, spec.neuron_fold),
