@@ -125,7 +125,13 @@ class MVTU(wiring.Component):
             wb, planes = spec.weight_type.bits, len(bit_planes(spec.weight_type))
             products = {"weight_planes": pe * simd * ib * planes, "multiply": pe * simd * ib * wb, "dsp": dsps}[path]
             trees, width = (planes, ib) if path == "weight_planes" else (1, ib + wb)
-            dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
+            if path == "dsp":
+                # Each DSP48 can take one adder after its product (Yosys's `xilinx_dsp`): the
+                # tree's first level, and with an odd count the adder the last product joins; the
+                # rest of the tree is LUTs (none at 3 lanes, most of the unit at 256 to 784).
+                dot = {"dot_dsp": products, "dot_dsp_tree_bits": pe * tree_sum_bits(simd // 2, width + 1)}
+            else:
+                dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
         return {"const": 1, "dsp48": dsps, **dot,
                 "acc_bits": pe * acc, **threshold_features(pe, thresholds, acc, spec.neuron_fold),
                 "out_bits": pe * spec.output_type.bits,

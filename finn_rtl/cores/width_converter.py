@@ -26,9 +26,13 @@ class WidthConverter(wiring.Component):
     @staticmethod
     def resource_features(element_bits: int, a: int, b: int) -> dict[str, float]:
         """For the calibrated resource estimate: a converter of `a` to `b` elements per beat."""
-        if a % b == 0 or b % a == 0:
-            return {"const": 1, "shift_bits": element_bits * max(a, b),
-                    "counter_bits": counter_bits(max(a, b) // min(a, b))}
+        # Gathering shifts narrow beats into a wide register and copies it to the output register
+        # (two registers, no logic: both load with an enable); scattering shifts a wide register
+        # down, each bit a choice between loading and shifting (a LUT per bit).
+        if b % a == 0:
+            return {"const": 1, "gather_bits": element_bits * b, "counter_bits": counter_bits(b // a)}
+        if a % b == 0:
+            return {"const": 1, "scatter_bits": element_bits * a, "counter_bits": counter_bits(a // b)}
         return {"const": 1, "buffer_bits": element_bits * 2 * (a + b), "counter_bits": counter_bits(2 * (a + b))}
 
     def elaborate(self, platform):

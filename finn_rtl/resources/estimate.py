@@ -51,10 +51,14 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int |
         features["memory.register_bits"] = shape.bits
         features["memory.register_mux_bits"] = shape.width * max(0, shape.depth - 1)
     elif shape.rom:
-        # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, deeper a mux tree.
+        # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, whatever the depth (a
+        # shallow ROM has few distinct columns, which `live` already counts), deeper a mux tree.
+        # Measured on random 128-bit ROMs: 1.0 LUT per column at 8 to 64 words that are powers of
+        # two, 1.1 to 2.0 at other depths (9: 1.8, 17 and 33: 2.0, 36: 1.1), where ABC maps the
+        # columns' shared mux-tree nodes apart; the fitted coefficient takes the average.
         shallow = shape.depth <= 64
         columns = shape.width if live is None else live
-        features[f"memory.{role}_rom_bits_shallow"] = columns * min(1.0, shape.depth / 16) if shallow else 0
+        features[f"memory.{role}_rom_bits_shallow"] = columns if shallow else 0
         features[f"memory.{role}_rom_bits_deep"] = 0 if shallow else columns * shape.depth / 64
     else:
         exact["LUTRAM"] = lutram_luts(shape)
@@ -116,10 +120,10 @@ def glue_parts(network: NetworkSpec) -> dict[str, list]:
     parts = []
     for bits in (geometry.in_width, geometry.out_width):
         if bits > SKID_MAX_BITS:  # amaranth's buffered FIFO: two entries in LUT RAM, one register
-            parts.append(("RegisterSlice", {"fifo_bits": bits},
+            parts.append(("RegisterSlice", {"const": 1, "fifo_bits": bits},
                           [("slice", MemoryShape(FIFO_DEPTH - 1, bits, sync_read=False), "distributed", None)]))
         else:
-            parts.append(("RegisterSlice", {"skid_bits": bits}, []))
+            parts.append(("RegisterSlice", {"const": 1, "skid_bits": bits}, []))
     units = {GLUE: parts}
     if network.output.label_select:
         last = network.layers[-1]
