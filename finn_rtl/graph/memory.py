@@ -78,6 +78,15 @@ def bram_primitives(shape: MemoryShape) -> dict[str, int]:
     side by side across primitives (a 32-bit word in 36-bit primitives leaves room for parts of
     other blocks' words); the cost is the primitives' plus a read multiplexer (and a write
     demultiplexer) between the blocks, and the cheapest geometry wins."""
+    name, count, _ = bram_geometry(shape)
+    counts = {"BRAM18": 0, "BRAM36": 0}
+    counts[name] = count
+    return counts
+
+
+def bram_geometry(shape: MemoryShape) -> tuple[str, int, int]:
+    """(primitive, count, address blocks) of `bram_primitives`' choice; with more than one block
+    every read bit is a multiplexer of the blocks, in LUTs."""
     best = None
     for name, abits, widths, cost in _BRAM_MODES:
         for index, unit in enumerate(widths):
@@ -87,10 +96,8 @@ def bram_primitives(shape: MemoryShape) -> dict[str, int]:
             count = math.ceil(blocks * padded / unit)
             total = _geometry_cost(cost, 0, count, blocks, unit, shape)
             if best is None or total < best[0]:
-                best = (total, name, count)
-    counts = {"BRAM18": 0, "BRAM36": 0}
-    counts[best[1]] = best[2]
-    return counts
+                best = (total, name, count, blocks)
+    return best[1:]
 
 
 def bram18_equivalent(shape: MemoryShape) -> int:
