@@ -119,19 +119,19 @@ class MVTU(wiring.Component):
                 terms = popcount_terms(simd, spec.input_type, spec.weight_type, spec.binary_xnor, codes)
                 for name, bits in popcount_structure(terms).items():
                     dot[f"{path}_popcount_{name}"] = dot.get(f"{path}_popcount_{name}", 0) + bits
+        elif path == "dsp":
+            # Each DSP48 can take one adder after its product (Yosys's `xilinx_dsp`): the tree's
+            # first level, and with an odd count the adder the last product joins; the rest of
+            # the tree is LUTs (none at 3 lanes, most of the unit at 256 to 784).
+            width = ib + spec.weight_type.bits
+            dot = {"dot_dsp": dsps, "dot_dsp_tree_bits": pe * tree_sum_bits(simd // 2, width + 1)}
         else:
-            # Products (partial products per weight plane, LUT multipliers or DSP48s), then adder
-            # trees over the lanes: one per weight plane of input values, or one of products.
+            # Products (partial products per weight plane, or LUT multipliers), then adder trees
+            # over the lanes: one per weight plane of input values, or one of products.
             wb, planes = spec.weight_type.bits, len(bit_planes(spec.weight_type))
-            products = {"weight_planes": pe * simd * ib * planes, "multiply": pe * simd * ib * wb, "dsp": dsps}[path]
+            products = {"weight_planes": pe * simd * ib * planes, "multiply": pe * simd * ib * wb}[path]
             trees, width = (planes, ib) if path == "weight_planes" else (1, ib + wb)
-            if path == "dsp":
-                # Each DSP48 can take one adder after its product (Yosys's `xilinx_dsp`): the
-                # tree's first level, and with an odd count the adder the last product joins; the
-                # rest of the tree is LUTs (none at 3 lanes, most of the unit at 256 to 784).
-                dot = {"dot_dsp": products, "dot_dsp_tree_bits": pe * tree_sum_bits(simd // 2, width + 1)}
-            else:
-                dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
+            dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
         return {"const": 1, "dsp48": dsps, **dot,
                 "acc_bits": pe * acc, **threshold_features(pe, thresholds, acc, spec.neuron_fold),
                 "out_bits": pe * spec.output_type.bits,

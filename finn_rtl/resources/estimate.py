@@ -16,7 +16,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from ..graph.memory import MemoryShape, bram_geometry, bram_primitives, live_columns, lutram_luts, varying_columns
+from ..graph.memory import MemoryShape, bram_geometry, live_columns, lutram_luts, varying_columns
 from ..graph.network import NetworkSpec
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
@@ -44,10 +44,10 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int |
     features = {}
     if style == "block":
         stored = shape if live is None else MemoryShape(shape.depth, live, rom=True)
-        exact.update(bram_primitives(stored))
+        primitive, count, blocks = bram_geometry(stored)
+        exact[primitive] = count
         # Deeper than one primitive: the read data is a multiplexer of the address blocks
         # (seen in CNV-w1a1's Conv_4: 2,304 x 128 bits in five blocks of 9 RAMB36, read through LUT6 4:1 muxes).
-        _, _, blocks = bram_geometry(stored)
         features["memory.block_mux_bits"] = stored.width * (blocks - 1)
         return exact, features
     if shape.sync_read:
