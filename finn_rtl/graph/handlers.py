@@ -277,7 +277,8 @@ def pad_value(walker: Walker, node, qtype, affine, channels, real=0.0):
 
 
 def add_window(walker: Walker, node, tag, channels, height, width, kernel, stride, pads, qtype, affine, pad_real=0.0):
-    """Padding (if any) and the sliding-window generator in front of a conv or pool."""
+    """Padding (if any) and the sliding-window generator in front of a conv or pool; returns the
+    window's geometry (a 1x1, stride-1 window adds no layer)."""
     if any(pads):
         value = pad_value(walker, node, qtype, affine, channels, real=pad_real)
         walker.add_layer(PadSpec(f"{node.name}_pad", channels, height, width, pads, qtype, value))
@@ -285,7 +286,8 @@ def add_window(walker: Walker, node, tag, channels, height, width, kernel, strid
     if kernel[0] > height or kernel[1] > width:
         raise node_error(f"kernel {kernel} is larger than the padded {height}x{width} input", node)
     window = SlidingWindowSpec(f"{node.name}_{tag}", channels, height, width, kernel, stride, qtype)
-    walker.add_layer(window)
+    if not window.identity:  # a 1x1, stride-1 window is the stream as it is: no generator, as in FINN
+        walker.add_layer(window)
     return window
 
 

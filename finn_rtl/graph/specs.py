@@ -524,6 +524,11 @@ class SlidingWindowSpec(_ImageRearrangement):
         return self.kernel[0] * self.kernel[1]
 
     @property
+    def identity(self) -> bool:
+        """A 1x1 window at stride 1: every window is one pixel, in the order the pixels arrive."""
+        return self.kernel == (1, 1) and self.stride == (1, 1)
+
+    @property
     def line_buffer_rows(self) -> int:
         """Image rows the generator stores: while the windows of one output row are read, the
         rows of the next one (and, in a frame's last row, the next frame's first) are written."""

@@ -9,8 +9,9 @@ from support.convgen import ConvCfg, ConvNetCfg, PoolCfg, ResidualCfg, make_conv
 from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.cores.accelerator import make_core
+from finn_rtl.cores.memories import rom_words
 from finn_rtl.flow import build
-from finn_rtl.graph.memory import live_columns, varying_columns
+from finn_rtl.graph.memory import MemoryShape, live_columns, varying_columns
 
 MODELS = {
     "residual_depthwise": lambda: make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
@@ -44,7 +45,9 @@ def test_memories_match_the_cores(name, target_ii, tmp_path):
         assert set(memories) == set(expected), layer.name
         for key, memory in memories.items():
             shape = expected[key]
-            assert (memory.depth, memory.shape.width) == (shape.depth, shape.width), (layer.name, key)
+            # a shallow LUT ROM is stored filled up to a power of two (`rom_words`), its words repeated
+            depth = len(rom_words(shape, layer.memory_style(key), ())) if shape.rom else shape.depth
+            assert (memory.depth, memory.shape.width) == (depth, shape.width), (layer.name, key)
             attribute = "rom_style" if shape.rom else "ram_style"
             assert memory.attrs == {attribute: layer.memory_style(key)}, (layer.name, key)
             fields = layer.rom_fields(key)
@@ -57,3 +60,12 @@ def test_memories_match_the_cores(name, target_ii, tmp_path):
                 roms += 1
             checked += 1
     assert checked >= 3 and roms >= 2
+
+
+def test_shallow_lut_roms_are_filled_to_a_power_of_two_by_repeating_their_words():
+    rom = MemoryShape(9, 8, rom=True)
+    assert rom_words(rom, "distributed", range(9)) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6]
+    assert rom_words(rom, "distributed", [5, 6]) == [5, 6] + [0] * 7 + [5, 6] + [0] * 5  # unset words are 0
+    assert rom_words(rom, "block", range(9)) == list(range(9))  # block RAM: padding could cost primitives
+    assert rom_words(MemoryShape(16, 8, rom=True), "distributed", range(16)) == list(range(16))
+    assert len(rom_words(MemoryShape(65, 8, rom=True), "distributed", range(65))) == 65  # deep: a mux tree

@@ -88,6 +88,16 @@ def test_resnet_blocks_become_forks_and_adds():
         assert producers in (["Duplicate", "MVTU"], ["MVTU", "MVTU"])
 
 
+def test_a_pointwise_window_is_the_stream_itself():
+    """A 1x1, stride-1 convolution reads its input as it arrives (no sliding-window generator,
+    as in FINN); a 1x1 window at stride 2 still needs one, to drop pixels."""
+    net = streamline(make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
+        ConvCfg(4, kernel=1), ConvCfg(4, kernel=1, stride=2), ConvCfg(4, kernel=1, pad=1)]), seed=1)).network
+    windows = [layer.name for layer in net.layers if layer.kind == "SlidingWindow"]
+    assert windows == ["Conv_1_swg"]
+    assert [layer.kind for layer in net.layers].count("Pad") == 1  # the padded 1x1: Pad, then the MVTU
+
+
 def test_scale_ratio_two_becomes_an_integer_factor():
     net = streamline(make_convnet(resnet8(2, scale_ratio=2), seed=5)).network
     first_add = next(layer for layer in net.layers if isinstance(layer, AddSpec))
