@@ -128,8 +128,14 @@ class MVTU(wiring.Component):
         else:
             # Products (partial products per weight plane, or LUT multipliers), then adder trees
             # over the lanes: one per weight plane of input values, or one of products.
+            # A product of six input bits or fewer grows with its product bits (each is a function
+            # of at most six inputs), wider ones with the partial products: one term for both put
+            # 3x3-bit layers 7-14% over Yosys and 4x4-bit ones 6-17% under.
             wb, planes = spec.weight_type.bits, len(bit_planes(spec.weight_type))
-            products = {"weight_planes": pe * simd * ib * planes, "multiply": pe * simd * ib * wb}[path]
+            if path == "multiply" and ib + wb <= 6:
+                path, products = "multiply_lut6", pe * simd * (ib + wb)
+            else:
+                products = {"weight_planes": pe * simd * ib * planes, "multiply": pe * simd * ib * wb}[path]
             trees, width = (planes, ib) if path == "weight_planes" else (1, ib + wb)
             dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
         return {"const": 1, "dsp48": dsps, **dot,

@@ -22,8 +22,20 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import SlidingWindowSpec
-from .arith import counter_bits, nested_counters
+from .arith import nested_counters
 from .memories import layer_memory
+
+
+def address_bits(count: int) -> int:
+    """Bits of a value that counts 0 .. count-1 (none for a count of 1)."""
+    return (int(count) - 1).bit_length()
+
+
+def constant_product_bits(constant: int, width: int) -> int:
+    """Adder bits of `x * constant` kept to `width` bits: x shifted to each set bit of the
+    constant, each shift after the lowest added over the bits from its position up."""
+    positions = [bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    return sum(max(0, width - bit) for bit in positions[1:])
 
 
 class SlidingWindow(wiring.Component):
@@ -37,10 +49,21 @@ class SlidingWindow(wiring.Component):
 
     @staticmethod
     def resource_features(spec: SlidingWindowSpec) -> dict[str, float]:
+        """What its logic grows with: the counters (a counter to 1 is a constant), the address
+        arithmetic (`slot * row_beats` on both ports is a constant product: an adder per further
+        set bit of the constant, over the address bits above it), and the column `ox * SW + kx`
+        (bits put side by side when a window is no wider than a power-of-two stride)."""
         beats = spec.channels // spec.simd
-        depth = spec.memories()["line_buffer"].depth
-        return {"const": 1, "address_bits": 3 * counter_bits(depth),
-                "counter_bits": counter_bits(spec.out_h, spec.out_w, *spec.kernel, beats, spec.line_buffer_rows)}
+        row_beats = spec.in_w * beats
+        rows = spec.line_buffer_rows
+        address = address_bits(spec.memories()["line_buffer"].depth)
+        kernel_w, stride_w = spec.kernel[1], spec.stride[1]
+        side_by_side = kernel_w <= stride_w and stride_w.bit_count() == 1
+        return {"const": 1,
+                "counter_bits": sum(address_bits(n) for n in (spec.out_h, spec.out_w, *spec.kernel, beats,
+                                                              rows, row_beats, rows)),
+                "address_product_bits": 2 * constant_product_bits(row_beats, address),
+                "column_bits": 0 if side_by_side else address_bits(spec.in_w)}
 
     def elaborate(self, platform):
         spec = self.spec

@@ -143,11 +143,20 @@ _LUTRAM_KINDS = {
 }
 
 
-def lutram_luts(shape: MemoryShape) -> int:
-    """LUTs in LUT RAM primitives, as Yosys's memory_libmap places a RAM (the cost search of
-    `bram_primitives` over `_LUTRAM_KINDS`): a word padded to whole primitives per block of
-    2^abits words; RAM32M/RAM64M take 4 LUTs whatever bits they hold, RAMnX1S/D one primitive
-    per bit used."""
+def mux_luts(inputs: int) -> int:
+    """LUT6s of an `inputs`:1 multiplexer of one bit, as Yosys builds it from LUTs alone (no
+    MUXF7/F8): each LUT6 is a 4:1 mux, taking three inputs off the tree. Measured on LUT-RAM
+    FIFOs, per read bit: 2 and 4 banks of 64 words 1 LUT, 8 banks 3, 16 banks 4.75."""
+    return math.ceil((inputs - 1) / 3)
+
+
+def lutram_geometry(shape: MemoryShape) -> tuple[int, int]:
+    """(LUTs in LUT RAM primitives, address blocks), as Yosys's memory_libmap places a RAM (the
+    cost search of `bram_geometry` over `_LUTRAM_KINDS`): a word padded to whole primitives per
+    block of 2^abits words; RAM32M/RAM64M take 4 LUTs whatever bits they hold, RAMnX1S/D one
+    primitive per bit used. The blocks are read through a LUT multiplexer (`mux_luts`); the
+    search may pick more, shallower blocks (a 144-word RAM: five blocks of RAM32M, not three of
+    RAM64M)."""
     best = None
     for kind, (cost, widthscale, options) in _LUTRAM_KINDS.items():
         if kind == "SP" and not shape.single_port:
@@ -158,22 +167,26 @@ def lutram_luts(shape: MemoryShape) -> int:
             total = _geometry_cost(cost, widthscale, count, blocks, unit, shape)
             used = blocks * shape.width * luts if per_bit else count * luts
             if best is None or total < best[0]:
-                best = (total, used)
-    return best[1]
+                best = (total, used, blocks)
+    return best[1:]
+
+
+def lutram_luts(shape: MemoryShape) -> int:
+    return lutram_geometry(shape)[0]
 
 
 def distributed_luts(shape: MemoryShape) -> float:
     """LUTs of a memory in LUTs (fitted to Yosys synth_xilinx on random contents, 64-bit words):
     a ROM costs a LUT per bit up to 64 words and about one per 36 words per bit beyond (the
-    LUT multiplexers of deep ROMs); a LUT RAM its primitives (`lutram_luts`), deeper than 64
-    words with a multiplexer tree."""
+    LUT multiplexers of deep ROMs); a LUT RAM its primitives and the multiplexer of their
+    address blocks (`lutram_geometry`)."""
     depth, width = shape.depth, shape.width
     if shape.rom:
         if depth <= 2:
             return 0.0
         return width * (min(1.0, depth / 16) if depth <= 64 else depth / 36)
-    banks = math.ceil(depth / 64)
-    return lutram_luts(shape) + (width * (banks - 1) * 0.6 if banks > 1 else 0)
+    luts, blocks = lutram_geometry(shape)
+    return luts + width * mux_luts(blocks)
 
 
 def auto_style(shape: MemoryShape, luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18) -> str:

@@ -7,7 +7,8 @@ import pytest
 from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
 from finn_rtl.flow import build
-from finn_rtl.graph.memory import MemoryShape, auto_style, bram_primitives, lutram_luts
+from finn_rtl.graph.memory import (MemoryShape, auto_style, bram_primitives, fifo_memory, lutram_geometry,
+                                   lutram_luts, mux_luts)
 from finn_rtl.resources.estimate import COLUMNS, GLUE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -29,13 +30,36 @@ YOSYS_BRAM_RAM = {(1024, 32): (0, 1), (2048, 20): (3, 0), (3000, 16): (3, 0), (6
 YOSYS_LUTRAM = {(32, 2, True, True): 4, (64, 1, True, True): 1, (16, 2, True, False): 4, (31, 2, False, True): 4,
                 (63, 1, False, True): 4, (63, 2, False, True): 4, (128, 8, False, True): 24,
                 (2, 100, False, False): 68, (48, 5, True, True): 5, (100, 3, True, True): 6,
-                (200, 2, False, True): 16, (24, 13, False, True): 12}
+                (200, 2, False, True): 16, (24, 13, False, True): 12,
+                # five blocks of RAM32M (CNV-w1a1's Conv_5 line buffer), not three of RAM64M
+                (144, 32, False, True): 120}
 
 
 @pytest.mark.parametrize("shape", sorted(YOSYS_LUTRAM))
 def test_lut_ram_count_is_the_mapping_yosys_picks(shape):
     depth, width, single_port, sync_read = shape
     assert lutram_luts(MemoryShape(depth, width, sync_read=sync_read, single_port=single_port)) == YOSYS_LUTRAM[shape]
+
+
+def test_lut_ram_blocks_and_their_read_multiplexer():
+    assert lutram_geometry(MemoryShape(144, 32)) == (120, 5)
+    assert lutram_geometry(MemoryShape(64, 32)) == (44, 1)
+    assert [mux_luts(n) for n in (1, 2, 4, 5, 7, 8, 16)] == [0, 1, 1, 2, 2, 3, 5]
+
+
+def test_lut_ram_read_multiplexer_is_what_yosys_builds():
+    """Twelve more bits of a LUT-RAM FIFO cost 12 x `mux_luts(blocks)` LUTs: the multiplexer
+    (the FIFO's counters do not grow with its width)."""
+    from finn_rtl.cores.fifo import StreamFIFO
+    from finn_rtl.resources.synthesis import design_sources, synthesize, yosys_version
+
+    def luts(width, depth):
+        fifo = StreamFIFO(width, depth, style="distributed")
+        return synthesize(design_sources(fifo, "fifo"), "fifo", yosys_version())["resources"]["LUT"]
+
+    for depth in (255, 511, 1023):
+        _, blocks = lutram_geometry(fifo_memory(16, depth))
+        assert abs((luts(16, depth) - luts(4, depth)) / 12 - mux_luts(blocks)) <= 0.5, depth
 
 
 @pytest.mark.parametrize("shape", sorted(YOSYS_BRAM))
