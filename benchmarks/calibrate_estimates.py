@@ -49,7 +49,7 @@ def sweep_models():
         ConvCfg(16, pad=1, w_bits=2, a_bits=2), PoolCfg(), ConvCfg(32, w_bits=2, a_bits=2),
         ResidualCfg(32, w_bits=2, a_bits=2), ConvCfg(0, depthwise=True, pad=1, w_bits=3, a_bits=3),
         AvgPoolCfg()], fc=[LayerCfg(10, w_bits=2, norm="none")])
-    models.append(("convnet", make_convnet(conv, seed=3), [2, 8, 64]))
+    models.append(("convnet", make_convnet(conv, seed=3), [1, 2, 8, 64]))
     models.append(("concat", make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), in_bits=8, features=[
         ConvCfg(8, pad=1, w_bits=3, a_bits=3), ResidualCfg(8, merge="concat", w_bits=3, a_bits=3)],
         fc=[LayerCfg(10, w_bits=3, norm="none")]), seed=4), [4, 32]))

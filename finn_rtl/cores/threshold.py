@@ -25,13 +25,15 @@ from .memories import layer_memory
 def threshold_features(pe: int, thresholds: int, value_bits: int, groups: int) -> dict[str, float]:
     """The threshold stage's terms of the resource estimate. Comparators against a ROM's thresholds
     grow with PE x thresholds x compared bits. With one or two channel groups the thresholds are
-    (nearly) constants, and the stage is a function of each value alone whose outputs are the bits
-    of the count: it grows with the value's bits times the count's bits."""
+    constants, or one of two constants, and the stage is a function of each value (and the group)
+    alone whose outputs are the bits of the count: it grows with the value's bits times the
+    count's bits, and the two cases are separate terms (two groups cost more than one)."""
     if not thresholds:
         return {}
     if groups > 2:
         return {"threshold_bits": pe * thresholds * (value_bits + 1)}
-    return {"threshold_const_bits": pe * (value_bits + 1) * thresholds.bit_length()}
+    name = "threshold_const_bits" if groups == 1 else "threshold_pair_bits"
+    return {name: pe * (value_bits + 1) * thresholds.bit_length()}
 
 
 def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
