@@ -7,7 +7,6 @@ each built to Verilog, compiled with Verilator and compared to qonnx.
 import os
 
 import onnx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
