@@ -165,14 +165,25 @@ def calibration() -> dict:
     return json.loads(CALIBRATION.read_text()) if CALIBRATION.is_file() else {"LUT": {}, "FF": {}}
 
 
+def coefficient(table: dict, name: str) -> float | None:
+    """A term's fitted coefficient. The threshold stage is one piece of hardware in every core that
+    has it (`cores.threshold`): a kind whose sweep layers never had a term of it (a thresholding
+    layer of one channel group) takes the MVTU's."""
+    if name in table:
+        return table[name]
+    term = name.partition(".")[2]
+    return table.get(f"MVTU.{term}") if term.startswith("threshold_") else None
+
+
 def estimate_unit(parts, coefficients: dict | None = None) -> dict:
     coefficients = coefficients or calibration()
     exact, model, styles = unit_terms(parts)
     result = dict(exact)
     for column in ("LUT", "FF"):
-        result[column] = round(sum(coefficients[column].get(name, 0.0) * value for name, value in model.items()))
+        result[column] = round(sum((coefficient(coefficients[column], name) or 0.0) * value
+                                   for name, value in model.items()))
     return {"resources": result, "memory_styles": styles,
-            "uncalibrated": sorted(name for name in model if name not in coefficients["LUT"])}
+            "uncalibrated": sorted(name for name in model if coefficient(coefficients["LUT"], name) is None)}
 
 
 def estimate_network(network: NetworkSpec) -> dict:

@@ -140,3 +140,16 @@ def test_block_rom_takes_its_varying_columns_only():
     assert memory_terms(shape, "block", live=8)[0]["BRAM36"] == 1
     assert memory_terms(shape, "block", live=16)[0]["BRAM36"] == 2
     assert memory_terms(shape, "block", live=0)[0]["BRAM36"] == 0
+
+
+def test_every_core_term_is_calibrated():
+    """Every term a core's resource_features can name has a coefficient; a thresholding layer of
+    one or two channel groups takes the MVTU's threshold-stage terms (the same hardware)."""
+    from finn_rtl.resources.estimate import calibration, coefficient, estimate_unit
+
+    table = calibration()["LUT"]
+    for kind in ("Threshold", "VectorUnit", "MVTU"):
+        for term in ("threshold_bits", "threshold_const_bits", "threshold_pair_bits"):
+            assert coefficient(table, f"{kind}.{term}") is not None, (kind, term)
+    unit = estimate_unit([("Threshold", {"const": 1, "threshold_const_bits": 120, "out_bits": 4}, [])])
+    assert unit["uncalibrated"] == [] and unit["resources"]["LUT"] > 0
