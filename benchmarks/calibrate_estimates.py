@@ -8,8 +8,8 @@ style, each at several foldings, so that PE, SIMD, bit widths, depths and thresh
 Every unit (a layer with its input FIFOs and converters, and the top-level glue) is synthesized
 with Yosys as `finn-rtl synth` does (cached), and the coefficients of each term are fitted by
 non-negative least squares, weighting each unit by 1/size so small units count as much as big
-ones; the LUT costs in `estimate.MEASURED_LUTS` are set from measurements of the structure
-alone. Block RAM and LUT RAM are not fitted (counted exactly); the script prints where those
+ones; the costs in `estimate.SET_COEFFICIENTS` are set from the structure (and measurements of
+it alone). Block RAM and LUT RAM are not fitted (counted exactly); the script prints where those
 counts disagree with Yosys. `--check` fits nothing and prints the current file's error.
 """
 from __future__ import annotations
@@ -177,15 +177,16 @@ def main() -> int:
                     for column in ("LUTRAM", "BRAM18", "BRAM36") if t[0][column] != m[column]]
     if not args.check:
         names = sorted({name for _, model, _ in terms for name in model})
-        set_luts = {column: estimate.MEASURED_LUTS if column == "LUT" else {} for column in ("LUT", "FF")}
+        set_costs = estimate.SET_COEFFICIENTS
         coefficients = {column: fit([t[1] for t in terms],
-                                    [m[column] - sum(set_luts[column].get(n, 0) * v for n, v in t[1].items())
+                                    [m[column] - sum(set_costs[column].get(n, 0) * v for n, v in t[1].items())
                                      for t, m in zip(terms, measured)],
                                     [1 / max(10, m[column]) for m in measured],
                                     [name for name in names if estimate.fitted(column, name)])
                         for column in ("LUT", "FF")}
         for column, table in coefficients.items():
-            table.update({name: set_luts[column].get(name, 0.0) for name in names if not estimate.fitted(column, name)})
+            table.update({name: set_costs[column].get(name, 0.0)
+                          for name in names if not estimate.fitted(column, name)})
         document = {"yosys": version, "command": " ".join(Path(c).name for c in yosys_command()),
                     "units": len(units), "sweep": [name for name, _, _ in sweep_models()], **coefficients}
         estimate.CALIBRATION.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")

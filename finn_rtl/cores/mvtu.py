@@ -141,7 +141,9 @@ class MVTU(wiring.Component):
         return {"const": 1, "dsp48": dsps, **dot,
                 "acc_bits": pe * acc, **threshold_features(pe, thresholds, acc, spec.neuron_fold),
                 "out_bits": pe * spec.output_type.bits,
-                "in_bits": simd * ib, "buffer_mux_bits": simd * ib if spec.synapse_fold > 1 else 0,
+                # in front of DSP48s the input register can be theirs
+                "dsp_in_bits" if dsps else "in_bits": simd * ib,
+                "buffer_mux_bits": simd * ib if spec.synapse_fold > 1 else 0,
                 "counter_bits": counter_bits(spec.neuron_fold, spec.synapse_fold, spec.neuron_fold * spec.synapse_fold)}
 
     @staticmethod

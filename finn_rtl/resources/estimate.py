@@ -25,28 +25,35 @@ LABEL_SELECT = "label select"
 # Features that cost only one resource: registers loaded with an enable and nothing else (no
 # LUTs), and the adders of popcounts (no flip-flops). No coefficient is fitted to them for the
 # other column, where it would only soak up what other terms miss.
-FLIP_FLOPS_ONLY = ("MVTU.in_bits",)
-LUTS_ONLY = ("_popcount_",)
-# LUT costs measured on the structure alone, not fitted: the sweep has few units where these
-# terms are large, and a fit let them absorb other terms' errors (0.64 to 1.44 LUTs per bit).
-# A LUT-RAM read multiplexer is `mux_luts` LUTs per bit (LUT-RAM FIFOs of 2 to 16 blocks); a
-# width converter's scatter register is a load-or-shift choice per bit.
-MEASURED_LUTS = {"memory.lutram_mux_bits": 1.0, "WidthConverter.scatter_bits": 1.0}
+FLIP_FLOPS_ONLY = ("MVTU.in_bits", "MVTU.dsp_in_bits", "rom_register_bits")
+LUTS_ONLY = ("_popcount_", "_rom_bits_")
+# Costs known from the structure, set instead of fitted: a fit let these terms absorb other
+# terms' errors (LUTs: 0.64 to 1.44 per bit; flip-flops: 0.43 and 0.69 per register bit, which
+# put TFC-w1a1 20% low). A LUT-RAM read multiplexer is `mux_luts` LUTs per bit (measured on
+# LUT-RAM FIFOs of 2 to 16 blocks); a width converter's scatter register is a load-or-shift choice
+# per bit; the MVTU's input register and a LUT ROM's read register are a flip-flop per bit (per
+# live column). In front of DSP48s both are the DSPs' own input registers: separate, fitted terms.
+SET_COEFFICIENTS = {
+    "LUT": {"memory.lutram_mux_bits": 1.0, "WidthConverter.scatter_bits": 1.0},
+    "FF": {"MVTU.in_bits": 1.0, "memory.rom_register_bits": 1.0},
+}
 
 
 def fitted(column: str, name: str) -> bool:
     """Whether the model has a fitted coefficient of feature `name` in `column` ("LUT" or "FF");
-    `MEASURED_LUTS` are set, not fitted."""
-    if column == "LUT" and name in MEASURED_LUTS:
+    `SET_COEFFICIENTS` are set, not fitted."""
+    if name in SET_COEFFICIENTS[column]:
         return False
     return not any(part in name for part in (FLIP_FLOPS_ONLY if column == "LUT" else LUTS_ONLY))
 
 
-def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int | None = None) -> tuple[dict, dict]:
+def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int | None = None,
+                 into_dsps: bool = False) -> tuple[dict, dict]:
     """(exact counts, linear-model features) of one memory in its style; `role` separates
     threshold ROMs (ascending values) from other contents. Where a ROM's contents are known,
     `live` is the bit columns it costs: in LUTs the varying, distinct ones, in block RAM the
-    varying ones (`graph.memory.live_columns`, `varying_columns`)."""
+    varying ones (`graph.memory.live_columns`, `varying_columns`). `into_dsps`: the ROM's words
+    feed DSP48s, whose input registers can take its read register."""
     exact = dict.fromkeys(COLUMNS, 0)
     features = {}
     if style == "block":
@@ -65,13 +72,15 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int |
     elif shape.rom:
         # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, whatever the depth (a
         # shallow ROM has few distinct columns, which `live` already counts), deeper a mux tree.
-        # Measured on random 128-bit ROMs: 1.0 LUT per column at 8 to 64 words that are powers of
-        # two, 1.1 to 2.0 at other depths (9: 1.8, 17 and 33: 2.0, 36: 1.1), where ABC maps the
-        # columns' shared mux-tree nodes apart; the fitted coefficient takes the average.
+        # Measured on random 128-bit ROMs: 1.0 LUT per column at 8 to 64 words (the cores fill
+        # a shallow ROM up to a power of two, `cores.memories.rom_words`). Its read register is a
+        # flip-flop per column.
         shallow = shape.depth <= 64
         columns = shape.width if live is None else live
         features[f"memory.{role}_rom_bits_shallow"] = columns if shallow else 0
         features[f"memory.{role}_rom_bits_deep"] = 0 if shallow else columns * shape.depth / 64
+        if shape.sync_read:
+            features["memory.dsp_rom_register_bits" if into_dsps else "memory.rom_register_bits"] = columns
     else:
         # More than one block of LUT RAM: a read multiplexer per bit, a write enable per block.
         exact["LUTRAM"], blocks = lutram_geometry(shape)
@@ -92,7 +101,8 @@ def part_terms(kind: str, features: dict, memories) -> tuple[dict, dict, dict]:
     model = {f"{kind}.{name}": value for name, value in features.items() if value and name != "dsp48"}
     styles = {}
     for name, shape, style, live in memories:
-        counts, terms = memory_terms(shape, style, "thresholds" if name == "thresholds" else "data", live)
+        counts, terms = memory_terms(shape, style, "thresholds" if name == "thresholds" else "data", live,
+                                     into_dsps=name == "weights" and bool(features.get("dsp48")))
         _add(exact, counts)
         _add(model, terms)
         styles[name] = style
