@@ -17,7 +17,7 @@ def rom_words(shape: MemoryShape, style: str, init) -> list[int]:
     addressed, and a fully defined table is one LUT per bit column, where Yosys turns the
     undefined tail into flip-flop set/reset logic (measured on random 64-bit ROMs: 9 words 110
     LUTs as they are, 88 padded with zeros, 59 repeated; 18 words 93 vs 64; 36 words 76 vs 64).
-    Vivado maps either form to a LUT per column."""
+    For Vivado a column of up to 64 words is one LUT6 function either way."""
     words = list(init) + [0] * (shape.depth - len(init))
     padded = 1 << (shape.depth - 1).bit_length()
     if style == "distributed" and shape.rom and padded != shape.depth and shape.depth <= LUT_TABLE_DEPTH:
