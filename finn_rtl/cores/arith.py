@@ -112,6 +112,19 @@ def nested_counters(m, enable: Value, limits, names) -> list[Signal]:
     return counters
 
 
+def address_bits(count: int) -> int:
+    """Bits of a value that counts 0 .. count-1 (none for a count of 1)."""
+    return (int(count) - 1).bit_length()
+
+
 def counter_bits(*limits: int) -> int:
     """Flip-flops of counters that count to each limit (a resource-estimate feature)."""
-    return sum(max(1, (int(n) - 1).bit_length()) for n in limits)
+    return sum(max(1, address_bits(n)) for n in limits)
+
+
+def constant_product_bits(constant: int, width: int) -> int:
+    """Adder bits of `x * constant` kept to `width` bits (a resource-estimate feature): x shifted
+    to each set bit of the constant, each shift after the lowest added over the bits from its
+    position up."""
+    positions = [bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    return sum(max(0, width - bit) for bit in positions[1:])

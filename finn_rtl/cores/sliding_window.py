@@ -22,20 +22,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import SlidingWindowSpec
-from .arith import nested_counters
+from .arith import address_bits, constant_product_bits, nested_counters
 from .memories import layer_memory
-
-
-def address_bits(count: int) -> int:
-    """Bits of a value that counts 0 .. count-1 (none for a count of 1)."""
-    return (int(count) - 1).bit_length()
-
-
-def constant_product_bits(constant: int, width: int) -> int:
-    """Adder bits of `x * constant` kept to `width` bits: x shifted to each set bit of the
-    constant, each shift after the lowest added over the bits from its position up."""
-    positions = [bit for bit in range(constant.bit_length()) if constant >> bit & 1]
-    return sum(max(0, width - bit) for bit in positions[1:])
 
 
 class SlidingWindow(wiring.Component):
