@@ -92,6 +92,19 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
     outputs are mapped back through the output affine to integers; they must
     sit on that integer grid (within float32 rounding) and equal the hardware's.
     """
+    wrong, grid_error, coarse_elements = element_errors(network, hw, golden)
+    mismatched = np.nonzero(np.any(wrong, axis=1))[0]
+    return {"frames": int(len(hw)), "mismatched_frames": int(len(mismatched)),
+            "first_mismatches": mismatched[:10].tolist(),
+            "grid_error_vs_float32_tolerance": grid_error,
+            "elements_compared_within_float32_tolerance": coarse_elements,
+            "bit_exact": bool(len(mismatched) == 0)}
+
+
+def element_errors(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """`compare`'s work: (which output elements differ [frame, element], the golden outputs'
+    largest distance from the integer grid in float32 tolerances, elements compared within
+    float32 precision)."""
     golden = np.asarray(golden, dtype=np.float64).reshape(len(hw), -1)
     coarse_elements = 0
     if network.output.label_select or network.output.host_argmax:
@@ -117,12 +130,7 @@ def compare(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> dict:
                                     f"({float(np.max(steps_off[fine])):.3g} steps): the streamlined tail is wrong")
         hw_steps_off = np.abs(network.output.apply(hw) - golden) / np.abs(scale)
         wrong = np.where(fine, expected != hw, hw_steps_off > allowed)
-    mismatched = np.nonzero(np.any(wrong, axis=1))[0]
-    return {"frames": int(len(hw)), "mismatched_frames": int(len(mismatched)),
-            "first_mismatches": mismatched[:10].tolist(),
-            "grid_error_vs_float32_tolerance": grid_error,
-            "elements_compared_within_float32_tolerance": coarse_elements,
-            "bit_exact": bool(len(mismatched) == 0)}
+    return wrong, grid_error, coarse_elements
 
 
 def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,29 +145,20 @@ def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndar
     return head_input, output
 
 
-def golden_alone(b: Build, x: np.ndarray, outputs: np.ndarray, golden: np.ndarray, golden_output: np.ndarray,
-                 result: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The golden outputs with those of the frames `result` found different taken from qonnx
-    run on each frame alone.
+def golden_alone(b: Build, x: np.ndarray, frames, golden: np.ndarray, golden_output: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The golden outputs with those of `frames` taken from qonnx run on each frame alone.
 
     The golden model runs a whole batch at once for speed, and float32 sums over a batch are
     rounded in another order than over one frame: where a sum is exactly a quantizer's tie, the
     two can land on either side of it (seen: a 1-bit signed Quant, which maps 0 to +1, got a
     batch sum of -4e-9 where the exact sum and the frame run alone give 0). The model a user
     runs is the frame alone; the hardware computes the exact integer sum."""
-    frames = result["first_mismatches"]
-    if result["mismatched_frames"] > len(frames):
-        frames = np.nonzero(~compare_frames(b.network, outputs, golden))[0].tolist()
     golden, golden_output = np.array(golden, copy=True), np.array(golden_output, copy=True)
     for frame in frames:
         alone, alone_output = golden_outputs(b.network, b.out_dir / "original.onnx", x[frame:frame + 1])
         golden[frame], golden_output[frame] = alone[0], alone_output[0]
     return golden, golden_output
-
-
-def compare_frames(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> np.ndarray:
-    """Per frame: whether it matches (`compare` on each frame)."""
-    return np.array([compare(network, hw[i:i + 1], golden[i:i + 1])["bit_exact"] for i in range(len(hw))])
 
 
 def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, ready_percent: int = 100,
@@ -181,7 +180,8 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
     outputs = b.network.from_stream(run.outputs)
     result = compare(b.network, outputs, golden)
     if 0 < result["mismatched_frames"] <= RECHECK_MAX_FRAMES:
-        golden, golden_output = golden_alone(b, x, outputs, golden, golden_output, result)
+        differing = np.nonzero(np.any(element_errors(b.network, outputs, golden)[0], axis=1))[0]
+        golden, golden_output = golden_alone(b, x, differing, golden, golden_output)
         result = {**compare(b.network, outputs, golden), "frames_rechecked_alone": result["mismatched_frames"]}
     if out.head is not None:
         result["head"] = out.head
