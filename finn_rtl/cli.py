@@ -115,6 +115,16 @@ def _resource_table(synthesis: dict) -> str:
     return "\n".join(lines)
 
 
+def _timing_lines(timing: dict) -> str:
+    from .flow.report import TIMING_COLUMNS, timing_rows, timing_summary
+
+    rows = timing_rows(timing)
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{'unit':<{width}} " + " ".join(f"{c:>15}" for c in TIMING_COLUMNS[1:-1])]
+    lines += [f"{row[0]:<{width}} " + " ".join(f"{v:>15}" for v in row[1:-1]) for row in rows]
+    return "\n".join(lines + [timing_summary(timing)])
+
+
 def _add_budget_options(parser) -> None:
     parser.add_argument("--target-fps", type=float, metavar="FPS",
                         help="fold for this many frames per second with the fewest resources that fit "
@@ -126,12 +136,12 @@ def _add_budget_options(parser) -> None:
 
 def _budget(args):
     """(budget or None, clock MHz) from --board, --max-* and --clock-mhz."""
-    from .platforms.boards import get_board
+    from .platforms.boards import DEFAULT_CLOCK_MHZ, get_board
     from .resources.planner import UNLIMITED, Budget
 
     limits = {"lut": args.max_luts, "bram36": args.max_brams, "dsp": args.max_dsps}
     board = get_board(args.board) if args.board else None
-    clock = args.clock_mhz or (board.default_mhz if board else 100.0)
+    clock = args.clock_mhz or (board.default_mhz if board else DEFAULT_CLOCK_MHZ)
     if board is not None:
         return Budget.of_board(board).with_limits(**limits), clock
     if any(v is not None for v in limits.values()):
@@ -239,7 +249,7 @@ def main(argv=None) -> int:
     explore_cmd.add_argument("model", help="QONNX model file (.onnx)")
     explore_cmd.add_argument("--board", choices=sorted(BOARDS), metavar="BOARD",
                              help="budget: the board's device, with a margin")
-    explore_cmd.add_argument("--clock-mhz", type=float, help="clock for FPS (default: the board's, else 100)")
+    explore_cmd.add_argument("--clock-mhz", type=float, help="clock for FPS (default: the board's, else 200)")
     _add_budget_options(explore_cmd)
     explore_cmd.add_argument("--plot", metavar="FILE.svg", help="write the frontier as an SVG plot")
     explore_cmd.add_argument("--json", metavar="FILE", help="write the frontier as JSON")
@@ -285,6 +295,7 @@ def main(argv=None) -> int:
             print("folding: " + json.dumps(b.network.folding))
             if args.synth:
                 print(_resource_table(b.report["resources"]["synthesis"]))
+                print(_timing_lines(b.report["timing"]))
             if args.verify:
                 print(verification_summary(_verify(b, args.verify, args, data)))
             if args.board:
@@ -302,7 +313,9 @@ def main(argv=None) -> int:
         elif args.command == "synth":
             from .flow import synthesize_build
 
-            print(_resource_table(synthesize_build(load_build(args.build_dir))))
+            b = load_build(args.build_dir)
+            print(_resource_table(synthesize_build(b)))
+            print(_timing_lines(b.report["timing"]))
         else:
             if not args.data and not args.count:
                 raise CompileError("verify needs --data or -n N random frames")

@@ -21,10 +21,11 @@ from ..graph.export import to_streamlined_onnx
 from ..graph.folding import fold_for_target
 from ..graph.network import FIFO_STYLES_KEY, MULTIPLIER_KEY, NetworkSpec
 from ..graph.persist import load_network, save_network
+from ..platforms.boards import DEFAULT_CLOCK_MHZ
 from ..graph.streamline import InputQuantizer, streamline
 from ..progress import status
 from ..resources.device import fit_to_device
-from .report import build_report, resources_report
+from .report import build_report, resources_report, timing_report
 
 
 def read_folding(path) -> dict:
@@ -73,7 +74,7 @@ class BuildOptions:
     synth: bool = False
     # Resource-aware folding (`resources.planner`): a budget, and the FPS to reach at a clock.
     budget: Optional[object] = None
-    clock_mhz: float = 100.0
+    clock_mhz: float = DEFAULT_CLOCK_MHZ
     target_fps: Optional[float] = None
 
 
@@ -169,7 +170,7 @@ def write_build(state: BuildState) -> Build:
 
 def build(model_path, out_dir, *, folding: dict | None = None, target_ii: int | None = None,
           label_select: bool = False, name: str = "finn_rtl_top", fifo_sizing: bool = False,
-          synth: bool = False, budget=None, clock_mhz: float = 100.0, target_fps: float | None = None) -> Build:
+          synth: bool = False, budget=None, clock_mhz: float = DEFAULT_CLOCK_MHZ, target_fps: float | None = None) -> Build:
     """`budget` (a `resources.planner.Budget`) and/or `target_fps` choose the folding from
     estimates when neither `target_ii` nor a folding for every layer is given."""
     if not name.isidentifier():
@@ -191,6 +192,7 @@ def synthesize_build(b: Build) -> dict:
 
     result = synthesize_network(b.network)
     b.report["resources"] = resources_report(b.network, result)
+    b.report["timing"] = timing_report(result, b.report.get("build", {}).get("clock_mhz") or DEFAULT_CLOCK_MHZ)
     b.write_report()
     return result
 

@@ -7,7 +7,7 @@ import html
 import re
 
 from .plots import _figure, _svg
-from .report import FIFO_COLUMNS, fifo_rows
+from .report import FIFO_COLUMNS, TIMING_COLUMNS, fifo_rows, timing_rows, timing_summary
 
 COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
 STYLE = """
@@ -120,6 +120,32 @@ def _comparison(resources: dict) -> str:
         f"<p>Yosys: {_e(syn['tool']['yosys'])}; {_e(syn['tool']['scope'])}.</p>"
 
 
+def timing_chart(timing: dict) -> str:
+    """Each unit's estimated Fmax per family against the requested clock."""
+    names = [name for name, unit in timing["units"].items() if unit["7series"].get("fmax_mhz")]
+    fig, ax = _figure(7, 0.3 * len(names) + 1.5)
+    y = range(len(names))
+    for offset, (key, color) in zip((-0.2, 0.2), (("7series", "tab:blue"), ("ultrascale_plus", "tab:green"))):
+        ax.barh([i + offset for i in y], [timing["units"][n][key]["fmax_mhz"] for n in names], height=0.4,
+                color=color, label=timing["families"][key]["family"])
+    ax.axvline(timing["clock_mhz"], color="tab:red", linestyle="--", label=f"requested {timing['clock_mhz']:g} MHz")
+    ax.set_yticks(list(y), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("estimated Fmax, MHz (longest path: cell delays + routing allowance)")
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def _timing(timing: dict) -> str:
+    rows = timing_rows(timing)
+    classes = {i: "bottleneck" for i, row in enumerate(rows)
+               if isinstance(row[1], (int, float)) and row[1] < timing["clock_mhz"]}
+    model = "; ".join(f"{k}: {v}" for k, v in timing["model"]["cell_delays"].items())
+    routing = "; ".join(f"{k}: {v}" for k, v in timing["model"]["routing"].items())
+    return (f"<p>{_e(timing_summary(timing))}</p>" + timing_chart(timing) + _table(TIMING_COLUMNS, rows, classes) +
+            f"<p>Cell delays: {_e(model)}. Routing allowance: {_e(routing)}.</p>")
+
+
 def render_html(report: dict) -> str:
     layers, build = report["layers"], report["build"]
     bottleneck = report["bottleneck_layer"]
@@ -157,6 +183,8 @@ def render_html(report: dict) -> str:
     if estimate:
         sections += ["<h2>Resources per unit</h2>", resources_chart(resources),
                      "<h2>Estimate against synthesis</h2>", _comparison(resources)]
+    if report.get("timing"):
+        sections += ["<h2>Timing</h2>", _timing(report["timing"])]
     sections += ["<h2>FIFOs</h2>", _table(FIFO_COLUMNS, fifo_rows(report)),
                  "<h2>Verification</h2>", _verification(report.get("verification"))]
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>finn-rtl: {_e(build['name'])}</title>"

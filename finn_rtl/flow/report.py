@@ -47,6 +47,34 @@ def fifo_rows(report: dict) -> list[list]:
     return rows
 
 
+TIMING_COLUMNS = ("unit", "7-series MHz", "logic ns", "routing ns", "LUT levels", "carry cells",
+                  "UltraScale+ MHz", "longest path (7-series)")
+
+
+def timing_rows(timing: dict) -> list[list]:
+    """One row per synthesized unit (TIMING_COLUMNS), for the HTML and terminal renderings."""
+    rows = []
+    for name, unit in timing["units"].items():
+        seven, plus = unit["7series"], unit["ultrascale_plus"]
+        if not seven.get("fmax_mhz"):
+            rows.append([name, "-", "-", "-", "-", "-", "-", "no register-to-register path"])
+            continue
+        rows.append([name, seven["fmax_mhz"], seven["logic_ns"], seven["routing_ns"], seven["lut_levels"],
+                     seven["carry_cells"], plus["fmax_mhz"], f"{seven['from']} -> {seven['to']}"])
+    return rows
+
+
+def timing_summary(timing: dict) -> str:
+    """One line: the design's estimated Fmax per family against the requested clock."""
+    parts = []
+    for family in timing["families"].values():
+        if family["fmax_mhz"] is None:
+            continue
+        verdict = "meets" if family["meets_clock"] else f"misses ({len(family['units_below_clock'])} units below)"
+        parts.append(f"{family['family']} {family['fmax_mhz']:g} MHz ({family['slowest_unit']}), {verdict}")
+    return f"estimated Fmax at {timing['clock_mhz']:g} MHz requested: " + "; ".join(parts)
+
+
 def verification_summary(result: dict) -> str:
     """One line for a verification result (report.json's `verification`)."""
     text = (f"verified {result['frames']} frames: "
@@ -70,6 +98,26 @@ def resources_report(network: NetworkSpec, synthesis: dict | None) -> dict:
     return report
 
 
+def timing_report(synthesis: dict | None, clock_mhz: float) -> dict | None:
+    """`timing`: each synthesized unit's longest path per device family (`resources.timing`), and
+    the design's estimated Fmax (its slowest unit) against the requested clock."""
+    if synthesis is None or "timing" not in synthesis:
+        return None
+    from ..resources.timing import FAMILIES, MODEL
+
+    units = synthesis["timing"]
+    families = {}
+    for key, family in FAMILIES.items():
+        paths = {name: unit[key] for name, unit in units.items() if unit[key].get("fmax_mhz")}
+        slowest = max(paths, key=lambda name: paths[name]["period_ns"]) if paths else None
+        fmax = paths[slowest]["fmax_mhz"] if slowest else None
+        families[key] = {"family": family.name, "fmax_mhz": fmax, "slowest_unit": slowest,
+                         "meets_clock": fmax is None or fmax >= clock_mhz,
+                         "units_below_clock": sorted(name for name, path in paths.items()
+                                                     if path["fmax_mhz"] < clock_mhz)}
+    return {"clock_mhz": clock_mhz, "families": families, "units": units, "model": MODEL}
+
+
 def build_report(state) -> dict:
     """The report of a finished build (`build.BuildState`), before verification."""
     from ..cores.accelerator import PortGeometry
@@ -80,7 +128,7 @@ def build_report(state) -> dict:
     geometry = PortGeometry.of(network)
     return {
         "build": {"model": str(state.model_path), "name": options.name, "label_select": options.label_select,
-                  "target_ii": options.target_ii, "streamline_seconds": round(state.seconds["streamline"], 3),
+                  "target_ii": options.target_ii, "clock_mhz": options.clock_mhz, "streamline_seconds": round(state.seconds["streamline"], 3),
                   "seconds_to_verilog": round(sum(state.seconds.values()), 3),
                   "step_seconds": {step: round(t, 3) for step, t in state.seconds.items()}},
         "input": {"elements": network.in_elements, "type": str(network.input_type),
@@ -106,5 +154,6 @@ def build_report(state) -> dict:
         "bottleneck_layer": bottleneck["name"],
         "notes": list(network.notes),
         "resources": resources_report(network, state.synthesis),
+        **({"timing": timing_report(state.synthesis, options.clock_mhz)} if state.synthesis else {}),
         **({"planning": state.planning} if state.planning else {}),
     }

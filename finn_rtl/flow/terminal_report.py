@@ -7,7 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from .report import FIFO_COLUMNS, fifo_rows, verification_summary
+from .report import FIFO_COLUMNS, TIMING_COLUMNS, fifo_rows, timing_rows, timing_summary, verification_summary
 
 PRIMITIVE = {"block": "BRAM", "distributed": "LUT", "registers": "FF"}  # what each memory style uses
 
@@ -25,6 +25,17 @@ def _resources_table(resources: dict) -> Table:
         s = None if synthesis is None else (synthesis["total"] if name == "total" else synthesis["layers"].get(name))
         table.add_row(name, *(f"{e[c]:,}" + ("" if s is None else f" / {s[c]:,}") for c in columns),
                       style="bold" if name == "total" else None)
+    return table
+
+
+def timing_table(timing: dict) -> Table:
+    table = Table(title="longest register-to-register path per unit (cell delays + routing allowance)")
+    for column in TIMING_COLUMNS:
+        table.add_column(column, justify="left" if column in ("unit", TIMING_COLUMNS[-1]) else "right")
+    clock = timing["clock_mhz"]
+    for row in timing_rows(timing):
+        slow = isinstance(row[1], (int, float)) and row[1] < clock
+        table.add_row(*(str(v) for v in row), style="bold red" if slow else None)
     return table
 
 
@@ -51,6 +62,9 @@ def print_report(report: dict, console: Console | None = None) -> None:
     console.print(layers)
     if "resources" in report:
         console.print(_resources_table(report["resources"]))
+    if report.get("timing"):
+        console.print(timing_table(report["timing"]))
+        console.print(timing_summary(report["timing"]))
 
     fifos = Table(title="FIFOs")
     for column in FIFO_COLUMNS:

@@ -41,6 +41,11 @@ class Board:
     def word_bytes(self) -> int:
         return self.memory_bits // 8
 
+    @property
+    def timing_family(self) -> str:
+        """The device family of `resources.timing` whose delays hold on this board."""
+        return "7series" if self.part.startswith("xc7") else "ultrascale_plus"
+
     def check_clock(self, mhz: float) -> None:
         from ..graph.errors import CompileError
 
@@ -93,6 +98,10 @@ BOARDS: dict[str, Board] = {board.name: board for board in (
                platform="xilinx_u55c_gen3x16_xdma_3_202210_1", memory="HBM[0]"),
 )}
 
+
+# The clock a build is held to when no board is named (--clock-mhz overrides): twice the 100 MHz
+# FINN runs its Pynq designs at.
+DEFAULT_CLOCK_MHZ = 200.0
 
 # The device resources are weighed against when no board is named: a Pynq-Z1's xc7z020.
 DEFAULT_DEVICE_BOARD = "pynq-z1"

