@@ -206,6 +206,7 @@ def main() -> int:
     parser.add_argument("model")
     parser.add_argument("--target-ii", type=int)
     parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--clock-mhz", type=float, default=200.0, help="the clock the cores are pipelined for")
     parser.add_argument("--alone", action="store_true", help="compile and measure each layer alone")
     parser.add_argument("--layers", nargs="*", help="with --alone: only these layers")
     parser.add_argument("--signals", nargs="*", help="list the costliest signals of these layers")
@@ -214,7 +215,7 @@ def main() -> int:
     from finn_rtl.flow import build
 
     with tempfile.TemporaryDirectory() as out:
-        network = build(args.model, Path(out) / "build", target_ii=args.target_ii).network
+        network = build(args.model, Path(out) / "build", target_ii=args.target_ii, clock_mhz=args.clock_mhz).network
     if args.alone:
         profile_alone(network, max(2, args.frames), args.layers)
     else:

@@ -202,15 +202,21 @@ def _add_deploy_options(parser, required: bool):
                              "AXI-stream IP (TLAST per frame) for your own DMA")
     parser.add_argument("--vivado-timeout", type=float, default=6 * 3600, metavar="SECONDS",
                         help="stop Vivado/Vitis after this long (default 6 h)")
+    parser.add_argument("--ignore-timing", action="store_true",
+                        help="deploy even where the estimated Fmax is below --clock-mhz")
 
 
 def _deploy(build_dir, args, out_dir=None) -> None:
+    from .flow import load_build
     from .platforms.boards import get_board
     from .platforms.deploy import deploy
 
     d = deploy(build_dir, get_board(args.board), clock_mhz=args.clock_mhz, out_dir=out_dir,
-               stream_only=args.shell == "none", timeout=args.vivado_timeout)
+               stream_only=args.shell == "none", timeout=args.vivado_timeout, ignore_timing=args.ignore_timing)
     print(f"deploy for {d.board.name} at {d.clock_mhz:g} MHz in {d.out_dir}: {', '.join(d.files)}")
+    fmax = load_build(build_dir).report["deploy"][d.board.name]["estimated_fmax_mhz"]
+    if fmax is not None:
+        print(f"  estimated Fmax {fmax:g} MHz ({d.board.timing_family}): the requested clock is within reach")
     for check in d.checks:
         print(f"  {check}")
     if d.ran is not None:

@@ -87,9 +87,10 @@ def popcount_terms(lanes: int, x_type: QType, w_type: QType, agreement: bool = F
     return terms
 
 
-def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
-                name: str, platform=None, enable: Value | None = None) -> Value:
-    """Signed dot product of two vectors given as bit planes (`bit_planes` order for each type).
+def dot_product_terms(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
+                      name: str) -> tuple[list[tuple[int, Value]], int]:
+    """The words whose weighted popcount, less the returned offset, is the signed dot product of
+    two vectors given as bit planes (`bit_planes` order for each type).
 
     A negative term is counted by its complement, ``-popcount(t) = popcount(~t) - len(t)``, so that
     one compressor sums every term and a constant corrects the total."""
@@ -105,6 +106,19 @@ def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, 
                 m.d.comb += term.eq(~(xc & wc) if negative else xc & wc)
                 terms.append((px.shift + pw.shift, term))
                 offset += len(term) << (px.shift + pw.shift) if negative else 0
+    return terms, offset
+
+
+def agreement_terms(x_plane: Value, w_plane: Value) -> list[tuple[int, Value]]:
+    """The words whose popcount is the number of equal bits of two words (the XNOR-popcount of
+    bipolar vectors)."""
+    return [(0, ~(xc ^ wc)) for xc, wc in zip(chunks(x_plane), chunks(w_plane))]
+
+
+def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, w_type: QType,
+                name: str, platform=None, enable: Value | None = None) -> Value:
+    """Signed dot product of two vectors given as bit planes (`dot_product_terms`)."""
+    terms, offset = dot_product_terms(m, x_planes, w_planes, x_type, w_type, name)
     total = weighted_popcount(m, terms, platform, name, enable)
     return total - offset if offset else total
 
@@ -112,5 +126,4 @@ def dot_product(m, x_planes: list[Value], w_planes: list[Value], x_type: QType, 
 def agreement_count(m, x_plane: Value, w_plane: Value, name: str, platform=None,
                     enable: Value | None = None) -> Value:
     """Number of equal bits of two words (the XNOR-popcount of bipolar vectors)."""
-    return weighted_popcount(m, [(0, ~(xc ^ wc)) for xc, wc in zip(chunks(x_plane), chunks(w_plane))], platform,
-                             name, enable)
+    return weighted_popcount(m, agreement_terms(x_plane, w_plane), platform, name, enable)

@@ -34,9 +34,10 @@ from ..graph.specs import MVTUSpec
 from .arith import (counter_bits, element_value, lane_product, lanes, nested_counters, pack_fields, tree_sum,
                     tree_sum_bits)
 from .memories import layer_memory
-from .bitplane import (add_plane, agreement_count, bit_planes, chunks, dot_product, pack_planes, planar, plane_bit,
-                       popcount_terms)
-from .popcount import popcount_structure
+from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_product_terms, pack_planes, planar,
+                       plane_bit, popcount_terms)
+from .pipelining import BRAM_OUT_NS, lut_level_ns
+from .popcount import CountPipeline, pipelined_popcount, popcount_structure
 from .threshold import threshold_features, threshold_stage
 
 
@@ -79,6 +80,30 @@ def datapath(spec: MVTUSpec) -> str:
     if spec.binary_xnor:
         return "xnor"
     return "weight_planes" if uses_weight_planes(spec) else "multiply"
+
+
+def operand_ns(spec: MVTUSpec) -> float:
+    """Delay the dot product's words have before its first adder: the AND/XNOR of the operands,
+    the multiplexer between the stream word and the input buffer, and a block RAM's unregistered
+    output (weights or input buffer in block RAM)."""
+    used = lut_level_ns(2 if spec.synapse_fold > 1 else 1)
+    blocks = [name for name in ("weights", "input_buffer") if name in spec.memories()]
+    if any(spec.memory_style(name) == "block" for name in blocks):
+        used += BRAM_OUT_NS
+    return used
+
+
+def dot_pipeline(spec: MVTUSpec) -> CountPipeline:
+    """Where the bit-plane dot product of one PE has its registers at the spec's clock."""
+    terms = popcount_terms(spec.simd, spec.input_type, spec.weight_type, spec.binary_xnor)
+    return CountPipeline.of([(shift, len(live)) for shift, live in terms], spec.stage_budget, operand_ns(spec))
+
+
+def dot_stages(spec: MVTUSpec, bit_planes: bool | None = None) -> int:
+    """Registers between the operands and the accumulator: the pipelined popcount's stages on bit
+    planes, one on the lane datapaths."""
+    planes = datapath(spec) == "planes" if bit_planes is None else bit_planes
+    return dot_pipeline(spec).stages if planes else 1
 
 
 def accumulator_shape(spec: MVTUSpec):
@@ -222,26 +247,41 @@ class MVTU(wiring.Component):
                 m.d.comb += x_word.eq(Mux(mac_from_stream, mac_stream_word, buffer_read.data))
         x_lanes = None if self.bit_planes else lanes(x_word, ib, SIMD)
 
-        # -- dot-product stage: each PE's dot product is registered, and computed only in cycles
-        # where the MAC stage holds a beat, so a simulator skips the popcounts of an idle layer
-        # (the register also keeps the popcount tree and the accumulator adder in separate paths)
-        dot_enable = Signal()
-        m.d.comb += dot_enable.eq(advance & mac_valid)
-        dot_valid, dot_first, dot_last, dot_nf = Signal(), Signal(), Signal(), Signal.like(nf)
-        with m.If(advance):
-            m.d.sync += [dot_valid.eq(mac_valid), dot_first.eq(mac_first), dot_last.eq(mac_last),
-                         dot_nf.eq(mac_nf)]
+        # -- dot-product stages: each PE's dot product goes through `dot_stages` registers (the
+        # popcount's pipeline on bit planes, placed for the spec's clock; one register on lanes),
+        # stage k loaded only in cycles where it takes a beat, so a simulator skips the popcounts
+        # of an idle layer; the beat's tags travel beside it
+        enables: dict[int, Signal] = {}
+
+        def stage_enable(k: int) -> Signal:
+            return enables.setdefault(k, Signal(name=f"dot_en{k}"))
+
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
         acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
+        dots, depths = [], set()
         for pe in range(PE):
             if self.bit_planes:
-                dot = self._plane_dot(m, x_planes, weight_read.data, pe, platform, dot_enable)
+                dot, depth = self._plane_dot(m, x_planes, weight_read.data, pe, platform, stage_enable)
             else:
                 value = Value.cast(self._lane_dot(m, x_lanes, weight_read.data, pe))
-                dot = Signal(value.shape(), name=f"dot{pe}")
-                with m.If(dot_enable):
+                dot, depth = Signal(value.shape(), name=f"dot{pe}"), 1
+                with m.If(stage_enable(0)):
                     m.d.sync += dot.eq(value)
-            m.d.comb += acc_next[pe].eq(Mux(dot_first, 0, acc[pe]) + dot)
+            dots.append(dot)
+            depths.add(depth)
+        (depth,) = depths  # every PE's dot product has the same shape, so the same stages
+        self.dot_stages = depth
+        # (one register per stage for all tags: a simulator updates one signal, not four)
+        tags = Cat(mac_valid, mac_first, mac_last, mac_nf)
+        for k in range(depth):
+            m.d.comb += stage_enable(k).eq(advance & tags[0])
+            delayed = Signal(len(tags), name=f"dot{k}_tags")
+            with m.If(advance):
+                m.d.sync += delayed.eq(tags)
+            tags = delayed
+        dot_valid, dot_first, dot_last, dot_nf = tags[0], tags[1], tags[2], tags[3:3 + len(mac_nf)]
+        for pe in range(PE):
+            m.d.comb += acc_next[pe].eq(Mux(dot_first, 0, acc[pe]) + dots[pe])
             with m.If(advance & dot_valid):
                 m.d.sync += acc[pe].eq(acc_next[pe])
 
@@ -251,7 +291,12 @@ class MVTU(wiring.Component):
         with m.If(advance):
             m.d.sync += act_valid.eq(dot_valid & dot_last)
             m.d.sync += [a.eq(n) for a, n in zip(act_acc, acc_next)]
-        results = self._activations(m, act_acc, dot_nf, advance, acc_shape)
+        results, delay = self._activations(m, act_acc, dot_nf, advance, acc_shape)
+        if delay:  # the comparisons are registered before they are counted
+            compared_valid = Signal(name="compared_valid")
+            with m.If(advance):
+                m.d.sync += compared_valid.eq(act_valid)
+            act_valid = compared_valid
 
         out_payload = Signal(self.out_width)
         with m.If(advance):
@@ -260,14 +305,18 @@ class MVTU(wiring.Component):
         m.d.comb += self.m.payload.eq(out_payload)
         return m
 
-    def _plane_dot(self, m, x_planes, weight_word, pe, platform, enable):
-        """The PE's dot product: registered (a popcount register loaded with `enable`), then
-        corrected by a constant."""
+    def _plane_dot(self, m, x_planes, weight_word, pe, platform, enables):
+        """The PE's dot product through the popcount's pipeline registers (`dot_pipeline`), then
+        corrected by a constant; and its number of register stages."""
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
         w_planes = [weight_word[(pe * wb + b) * SIMD:(pe * wb + b + 1) * SIMD] for b in range(wb)]
         if spec.binary_xnor:
-            return agreement_count(m, x_planes[0], w_planes[0], f"dot{pe}", platform, enable)
-        return dot_product(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}", platform, enable)
+            terms, offset = agreement_terms(x_planes[0], w_planes[0]), 0
+        else:
+            terms, offset = dot_product_terms(m, x_planes, w_planes, spec.input_type, spec.weight_type, f"dot{pe}")
+        count, stages = pipelined_popcount(m, terms, platform, f"dot{pe}", enables, spec.stage_budget,
+                                           operand_ns(spec))
+        return (count - offset if offset else count), stages
 
     def _lane_dot(self, m, x_lanes, weight_word, pe):
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
@@ -287,14 +336,13 @@ class MVTU(wiring.Component):
         return tree_sum(terms, m, f"dot{pe}")
 
     def _activations(self, m, act_acc, mac_nf, advance, acc_shape):
-        """Per-PE output element values (before packing)."""
+        """Per-PE output element values (before packing), and the cycles the threshold stage
+        delays them by."""
         spec = self.spec
         if spec.thresholds is None:
             if spec.binary_xnor:
-                return [(a.as_signed() * 2 - spec.mw) for a in act_acc]
-            return act_acc
-        # Decreasing channels compare -dot, which for XNOR layers is the count of mismatches.
-        negate = (lambda acc: spec.mw - acc) if spec.binary_xnor else (lambda acc: -acc)
+                return [(a.as_signed() * 2 - spec.mw) for a in act_acc], 0
+            return act_acc, 0
         return threshold_stage(m, act_acc, mac_nf, advance, spec=spec,
                                signs=spec.channel_sign, value_shape=acc_shape,
-                               output_type=spec.output_type, out_base=spec.out_base, negate=negate)
+                               output_type=spec.output_type, out_base=spec.out_base)

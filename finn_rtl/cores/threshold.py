@@ -15,11 +15,12 @@ about a third of a 16-PE MVTU's cost per cycle went to its 48 signed comparisons
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Mux, Signal
+from amaranth import Cat, Signal, signed, unsigned
 
 from ..graph.specs import compared_bits
 from .arith import lanes, pack_fields, tree_sum
 from .memories import layer_memory
+from .pipelining import adder_ns, lut_level_ns
 
 
 def threshold_features(pe: int, thresholds: int, value_bits: int, groups: int) -> dict[str, float]:
@@ -36,44 +37,64 @@ def threshold_features(pe: int, thresholds: int, value_bits: int, groups: int) -
     return {name: pe * (value_bits + 1) * thresholds.bit_length()}
 
 
+def compare_ns(width: int, thresholds: int) -> tuple[float, float]:
+    """(comparisons, count) delays of the stage (`pipelining`): a value (negated or biased by a
+    LUT level) against a threshold is an adder's carry chain; the passed comparisons are summed
+    by a tree of small adders, and the output's base is added (measured on TFC's 2-bit layers:
+    4 LUTs, 4 carry cells and 7 hops from the value register to the output register)."""
+    levels = max(0, (thresholds - 1).bit_length())
+    return lut_level_ns() + adder_ns(width + 1), levels * adder_ns(levels + 1) + adder_ns(levels + 1)
+
+
 def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
-                    value_shape, output_type, out_base: int, negate=lambda v: -v):
+                    value_shape, output_type, out_base: int):
     """Compare `values` (PE signals) with the thresholds of channel group `group`.
 
     The ROM is read synchronously with `enable`: `values` must be the signals
     that are registered in the same cycle `group` is presented. Returns the PE
-    output element values. The ROM holds the spec's `threshold_values` as `rom_fields` lays
-    them out.
+    output element values, and 1 where the comparisons go through a register (loaded with
+    `enable`) before they are counted, because comparing and counting would not fit the spec's
+    clock (`compare_ns`), else 0: the cycles the caller delays the values' valid by. The ROM
+    holds the spec's `threshold_values` as `rom_fields` lays them out: a decreasing channel's
+    thresholds flipped, so that its comparisons are inverted instead of its value negated (no
+    adder in front of the comparators).
     """
     pe = len(values)
     n = spec.thresholds_per_channel
-    width = compared_bits(value_shape.width, value_shape.signed)
+    negated = signs is not None and bool((np.asarray(signs) < 0).any())
+    width = compared_bits(value_shape.width, value_shape.signed) + (signs is not None)
     # Offset binary for signed values: t + 2^(width-1) fits `width` unsigned bits.
     offset = 1 << (width - 1) if value_shape.signed else 0
-    negated = None if signs is None else (np.asarray(signs) < 0).astype(np.int64)
-    sign_bits = pe if negated is not None else 0
+    sign_bits = pe if signs is not None else 0
     rom = layer_memory(m, spec, "thresholds", pack_fields(spec.rom_fields("thresholds")))
     assert rom.shape.width == pe * n * width + sign_bits, "the spec's threshold ROM shape is the core's"
     read = rom.read_port()
     m.d.comb += [read.addr.eq(group), read.en.eq(enable)]
     per_lane = lanes(read.data, width, pe * n)
+    comparing, counting = compare_ns(width, n)
+    delay = int(comparing + counting > spec.stage_budget.logic_ns)
     results = []
     for lane, value in enumerate(values):
         compared = value
-        if sign_bits:
-            compared = Signal(value_shape, name=f"thresholds_compared{lane}")
-            m.d.comb += compared.eq(Mux(read.data[pe * n * width + lane], negate(value), value))
+        if compared.shape().width != width:  # extended to the stored width first
+            exact = Signal(signed(width) if value_shape.signed else unsigned(width), name=f"thresholds_value{lane}")
+            m.d.comb += exact.eq(compared)
+            compared = exact
         if offset:
             biased = Signal(width, name=f"thresholds_biased{lane}")
-            if compared.shape() != value_shape:  # sign-extend first
-                exact = Signal(value_shape, name=f"thresholds_value{lane}")
-                m.d.comb += exact.eq(compared)
-                compared = exact
             m.d.comb += biased.eq(compared.as_unsigned() ^ offset)
             compared = biased
-        passed = tree_sum([compared >= t for t in per_lane[lane * n:(lane + 1) * n]], m, f"thresholds_passed{lane}")
+        bits = Cat(compared >= t for t in per_lane[lane * n:(lane + 1) * n])
+        if negated:
+            bits = bits ^ read.data[pe * n * width + lane].replicate(n)
+        if delay:
+            held = Signal(n, name=f"thresholds_passed{lane}_bits")
+            with m.If(enable):
+                m.d.sync += held.eq(bits)
+            bits = held
+        passed = tree_sum(list(bits), m, f"thresholds_passed{lane}")
         results.append(passed if output_type.bipolar else out_base + passed)
-    return results
+    return results, delay
 
 
 def register_thresholded(m, spec, held, held_valid, group, advance, value_shape, out_valid, out_data):
@@ -81,9 +102,14 @@ def register_thresholded(m, spec, held, held_valid, group, advance, value_shape,
     `group`) go through the spec's thresholds, if it has any."""
     results = held
     if spec.thresholds is not None:
-        results = threshold_stage(m, held, group, advance, spec=spec,
-                                  signs=spec.channel_sign, value_shape=value_shape,
-                                  output_type=spec.output_type, out_base=spec.out_base)
+        results, delay = threshold_stage(m, held, group, advance, spec=spec,
+                                         signs=spec.channel_sign, value_shape=value_shape,
+                                         output_type=spec.output_type, out_base=spec.out_base)
+        if delay:
+            compared_valid = Signal(name="compared_valid")
+            with m.If(advance):
+                m.d.sync += compared_valid.eq(held_valid)
+            held_valid = compared_valid
     with m.If(advance):
         m.d.sync += [out_valid.eq(held_valid),
                      out_data.eq(Cat(r.as_unsigned()[:spec.output_type.bits] for r in results))]

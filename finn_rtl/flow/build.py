@@ -118,7 +118,7 @@ def step_fold(state: BuildState) -> None:
                           "fps": round(chosen.fps(options.clock_mhz), 1), "estimate": chosen.total}
     if state.options.folding:
         state.network = state.network.with_folding(state.options.folding)
-    state.network = fit_to_device(state.network, options.budget)
+    state.network = fit_to_device(state.network, options.budget).with_clock(options.clock_mhz)
 
 
 def step_size_fifos(state: BuildState) -> None:

@@ -292,6 +292,10 @@ class NetworkSpec:
         """The network with some layers (by name) replaced by versions of themselves."""
         return dataclasses.replace(self, layers=tuple(replaced.get(layer.name, layer) for layer in self.layers))
 
+    def with_clock(self, mhz: float) -> "NetworkSpec":
+        """The network with every core's pipeline registers placed for a clock of `mhz`."""
+        return dataclasses.replace(self, layers=tuple(layer.with_clock(mhz) for layer in self.layers))
+
     def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
         """The network with each foldable layer's PE/SIMD from `folding`. Entries marked
         "follows" (a folding.json lists lane followers that way) are derived, not read."""

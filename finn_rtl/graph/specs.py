@@ -128,6 +128,9 @@ class Layer:
 
     memory_styles: tuple = field(default=(), kw_only=True)
     multiplier_style: Optional[str] = field(default=None, kw_only=True)
+    # The clock the core's pipeline registers are placed for (`cores.pipelining`); None: the
+    # default build clock.
+    clock_mhz: Optional[float] = field(default=None, kw_only=True)
 
     # Class attributes, not annotated: a dataclass would make them fields, and a subclass that
     # makes one a field (a Duplicate's `outputs`) would inherit its place before `name`.
@@ -175,6 +178,7 @@ class Layer:
         return getattr(self, "thresholds", None)
 
     threshold_signed = True  # the compared value is signed (its thresholds are stored offset binary)
+    negation_constant = 0  # a decreasing channel compares c - value (`channel_sign`)
 
     def rom_fields(self, name: str) -> Optional[list]:
         """The contents of ROM `name` as the core stores them, as (codes [word, field], bits)
@@ -188,6 +192,14 @@ class Layer:
         width = (self.memories()["thresholds"].width // lanes - sign_bits) // levels
         groups = len(values) // lanes
         offset = 1 << (width - 1) if self.threshold_signed else 0  # offset binary (cores.threshold)
+        if sign_bits:
+            # A channel that compares its negated value c - v against t stores t' = c - t + 1 and
+            # counts the comparisons v >= t' that fail: c - v >= t <=> not v >= c - t + 1. The
+            # stored width has a bit to spare beyond the value's (`threshold_memory`), so clamping
+            # t' to it keeps every comparison over the value's range.
+            lowest = -offset if self.threshold_signed else 0
+            flipped = np.clip(self.negation_constant - values + 1, lowest, lowest + (1 << width) - 1)
+            values = np.where(np.asarray(self.channel_sign)[:, None] < 0, flipped, values)
         fields = [(((values + offset) & ((1 << width) - 1)).reshape(groups, lanes * levels), width)]
         if sign_bits:
             fields.append(((np.asarray(self.channel_sign) < 0).reshape(groups, lanes), 1))
@@ -228,9 +240,20 @@ class Layer:
         negated value."""
         if not self.thresholds_per_channel:
             return {}
-        per_lane = self.thresholds_per_channel * compared_bits(value_bits, signed) + (self.channel_sign is not None)
+        negated = self.channel_sign is not None  # a bit to spare for the flipped thresholds, and the sign bit
+        per_lane = self.thresholds_per_channel * (compared_bits(value_bits, signed) + negated) + negated
         return {"thresholds": MemoryShape(depth=max(2, len(self.thresholds) // lanes),
                                           width=lanes * per_lane, rom=True)}
+
+    @property
+    def stage_budget(self):
+        """The logic delay each pipeline stage of the core may hold (`cores.pipelining`)."""
+        from ..cores.pipelining import DEFAULT_MHZ, StageBudget
+
+        return StageBudget.at(self.clock_mhz or DEFAULT_MHZ)
+
+    def with_clock(self, mhz: Optional[float]) -> "Layer":
+        return dataclasses.replace(self, clock_mhz=mhz)
 
     def with_lanes(self, lanes: int):
         """A lane-following layer with the lanes its neighbour chose."""
@@ -365,7 +388,11 @@ class MVTUSpec(Layer):
 
     @property
     def held_inputs(self) -> int:
-        return self.mw + 8 * self.simd  # the input vector it reuses per neuron fold, and its pipeline
+        # the input vector it reuses per neuron fold, and its pipeline (the dot product's stages
+        # past the first are `cores.mvtu.dot_stages`)
+        from ..cores.mvtu import dot_stages
+
+        return self.mw + (7 + dot_stages(self)) * self.simd
 
     def memories(self) -> dict[str, MemoryShape]:
         weights = {"weights": MemoryShape(self.neuron_fold * self.synapse_fold,
@@ -385,6 +412,10 @@ class MVTUSpec(Layer):
     @property
     def threshold_signed(self) -> bool:
         return self.accumulator[1]
+
+    @property
+    def negation_constant(self) -> int:
+        return self.mw if self.binary_xnor else 0  # an XNOR layer's mismatches are MW - agreements
 
     def rom_fields(self, name: str) -> Optional[list]:
         if name != "weights":

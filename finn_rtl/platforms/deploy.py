@@ -89,14 +89,18 @@ def _check_scripts(out: Path, written: list, names, board: Board, clock_mhz: flo
             calls = run_script(Path(scratch) / script, VivadoStub(board.part, clock_mhz))
             checked.append(f"{script}: {len(calls)} Vivado commands checked")
     if isinstance(board, AlveoBoard) and not stream_only:
-        checked.append(_check_link_config(out / "link.cfg", names, board))
+        checked.append(_check_link_config(out / "link.cfg", names, board, clock_mhz))
     return checked
 
 
-def _check_link_config(path: Path, names, board: AlveoBoard) -> str:
+def _check_link_config(path: Path, names, board: AlveoBoard, clock_mhz: float) -> str:
     from ..graph.errors import CompileError
 
     text = path.read_text()
+    frequency = re.search(r"^kernel_frequency=([0-9.]+)$", text, re.M)
+    if frequency is None or float(frequency.group(1)) != clock_mhz:
+        raise CompileError(f"{path}: the kernel clock is {frequency.group(1) if frequency else 'not set'} MHz, "
+                           f"requested {clock_mhz:g} MHz")
     instance = f"{names.kernel}_1"
     if f"nk={names.kernel}:1:{instance}" not in text or f"sp={instance}.m_axi_gmem:{board.memory}" not in text:
         raise CompileError(f"{path}: the kernel instance or its memory bank does not match {board.name}")
@@ -116,15 +120,39 @@ class Deployment:
     ran: dict | None  # the Vivado/Vitis run's outcome, when the tools were found
 
 
+def check_timing(b, board: Board, clock_mhz: float) -> dict:
+    """The build's estimated Fmax on the board's device family (`report.json` timing, from
+    synthesis; synthesized now, cached, if the build was not); a clock above it is refused in
+    one line naming the slowest unit and the fastest clock that fits."""
+    import math
+
+    from ..flow import synthesize_build
+    from ..graph.errors import CompileError
+
+    if not b.report.get("timing"):
+        synthesize_build(b)
+    family = b.report["timing"]["families"][board.timing_family]
+    fmax, slowest = family["fmax_mhz"], family["slowest_unit"]
+    if fmax is not None and fmax < clock_mhz:
+        fits = math.floor(fmax)
+        raise CompileError(
+            f"--clock-mhz {clock_mhz:g} is out of reach on {board.name}: the slowest unit, {slowest}, is estimated "
+            f"at {fmax:g} MHz on {family['family']}; deploy at --clock-mhz {fits} or lower, build again with "
+            f"--clock-mhz {clock_mhz:g} so that the cores are pipelined for it, or pass --ignore-timing")
+    return family
+
+
 def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=None, stream_only: bool = False,
-           run_tools: bool = True, timeout: float = 6 * 3600, log=print) -> Deployment:
-    """Everything `board` needs for the build in `build_dir`; runs Vivado/Vitis when on PATH."""
+           run_tools: bool = True, timeout: float = 6 * 3600, log=print, ignore_timing: bool = False) -> Deployment:
+    """Everything `board` needs for the build in `build_dir`; runs Vivado/Vitis when on PATH. A
+    clock the design is estimated not to reach is refused unless `ignore_timing`."""
     from ..flow import load_build
     from .vivado import DeployNames, project_files
 
     b = load_build(build_dir)
     clock_mhz = board.default_mhz if clock_mhz is None else clock_mhz
     board.check_clock(clock_mhz)
+    timing = None if ignore_timing else check_timing(b, board, clock_mhz)
     out = Path(out_dir) if out_dir is not None else Path(build_dir) / f"deploy_{board.name}"
     out.mkdir(parents=True, exist_ok=True)
     name = b.network.name
@@ -150,6 +178,7 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
     b.report.setdefault("deploy", {})[board.name] = {
         "directory": str(out), "clock_mhz": clock_mhz, "shell": "none" if stream_only else "memory",
         "memory_bits": board.memory_bits, "files": written, "script_checks": checks,
+        "estimated_fmax_mhz": None if timing is None else timing["fmax_mhz"], "timing_checked": timing is not None,
         "built": ran, "build_command": None if ran else f"bash {out / 'build.sh'}"}
     b.write_report()
     return Deployment(out, board, clock_mhz, written, checks, found, ran)

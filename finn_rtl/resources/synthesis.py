@@ -149,30 +149,45 @@ def synthesize(sources: dict[str, str], top: str, version: str) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="finn-rtl-synth-") as work:
         work = Path(work)
-        for name, text in sources.items():
-            (work / name).write_text(text)
-        (work / "synth.ys").write_text(script)
-        run = subprocess.run([*yosys_command(), "-q", "-s", "synth.ys"], cwd=work, capture_output=True, text=True)
-        stat = work / "stat.json"
-        if run.returncode != 0 or not stat.is_file():
-            detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
-            raise CompileError(f"Yosys failed on {top}: {' / '.join(detail) or 'no output'}")
-        stats = json.loads(stat.read_text())
+        run_yosys(work, sources, script, top)
         netlist = work / "netlist.json"
         if not netlist.is_file():
             raise CompileError(f"Yosys wrote no netlist for {top}: timing cannot be measured")
         paths = analyze_json(json.loads(netlist.read_text()))
-        modules = stats["modules"]  # flattened: one module, else the whole design's count
-        cells = next(iter(modules.values()))["num_cells_by_type"] if len(modules) == 1 else \
-            stats["design"]["num_cells_by_type"]
+        cells = module_cells(json.loads((work / "stat.json").read_text()))
     cells = {re.sub(r"^\$?_*", "", name): int(n) for name, n in cells.items()}
     result = {"cells": cells, "resources": tally(cells), "timing": paths,
               "seconds": round(time.perf_counter() - start, 2)}
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".tmp")
-    partial.write_text(json.dumps(result))
-    partial.rename(cached)  # atomic: a half-written result is never read
+    store(cached, result)
     return {**result, "cached": False}
+
+
+def run_yosys(work: Path, sources: dict[str, str], script: str, top: str) -> None:
+    """Write the sources and the script into `work` and run Yosys there; its script must write
+    stat.json. A failure is one line naming the unit."""
+    for name, text in sources.items():
+        (work / name).write_text(text)
+    (work / "synth.ys").write_text(script)
+    run = subprocess.run([*yosys_command(), "-q", "-s", "synth.ys"], cwd=work, capture_output=True, text=True)
+    if run.returncode != 0 or not (work / "stat.json").is_file():
+        detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
+        raise CompileError(f"Yosys failed on {top}: {' / '.join(detail) or 'no output'}")
+
+
+def module_cells(stats: dict) -> dict:
+    """Cell counts from Yosys's `stat -json` of a flattened design (one module, else the whole
+    design's count)."""
+    modules = stats["modules"]
+    return next(iter(modules.values()))["num_cells_by_type"] if len(modules) == 1 else \
+        stats["design"]["num_cells_by_type"]
+
+
+def store(path: Path, result: dict) -> None:
+    """A cached result, written atomically: a half-written result is never read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(result))
+    partial.rename(path)
 
 
 def synthesis_units(network: NetworkSpec) -> dict[str, tuple]:

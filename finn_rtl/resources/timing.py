@@ -60,7 +60,7 @@ FAMILIES = {"7series": SERIES7, "ultrascale_plus": ULTRASCALE_PLUS}
 
 # What report.json says of the model; ANALYSIS_VERSION is part of the synthesis cache key, so a
 # change to the analysis re-measures every unit.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 3
 MODEL = {
     "paths": "register to register (block RAM, DSP and LUT-RAM registers included) of each unit's "
              "synth_xilinx netlist; unit inputs and outputs are not path ends",
@@ -273,13 +273,15 @@ class Netlist:
         names = {}
         ports = set(module.get("ports", {}))
         for name, net in module["netnames"].items():
-            # the register's own signal name over the unit's port it drives
-            readable = not net.get("hide_name") and "$" not in name and name not in ports
+            if net.get("hide_name"):  # a net synthesis made
+                continue
             for index, bit in enumerate(net["bits"]):
                 if isinstance(bit, str):
                     continue
                 label = name if len(net["bits"]) == 1 else f"{name}[{index}]"
-                rank = (not readable, "$" in name, len(label))
+                # the register's own signal name over the unit's port it drives; a leaf
+                # module's nets carry its instance's serial ("core.dot0$44.r1_m1_0")
+                rank = (name in ports, "$" in name, len(label))
                 if bit not in names or rank < names[bit][0]:
                     names[bit] = (rank, label)
         return cls(cells, {bit: label for bit, (_, label) in names.items()}, drivers, fanout)
@@ -292,9 +294,10 @@ def _arcs_into(model: CellModel, cell: dict, out_port: str, out_index: int):
             yield in_port, in_bit, ps
 
 
-def analyze(netlist: Netlist, family: Family = SERIES7) -> dict:
+def analyze(netlist: Netlist, family: Family = SERIES7, by_endpoint: dict | None = None) -> dict:
     """The unit's longest path with routing allowance: delay split into logic (cells, with
-    block RAM and DSP apart) and routing, its cells, and its ends by name."""
+    block RAM and DSP apart) and routing, its cells, and its ends by name. `by_endpoint`, a
+    dict, receives the longest path into each register (by its signal name, bits together)."""
     models = {name: model_of(cell) for name, cell in netlist.cells.items()}
     arrival: dict = {}  # net bit -> (ns, previous bit or None, hop ns, cell name)
 
@@ -371,6 +374,9 @@ def analyze(netlist: Netlist, family: Family = SERIES7) -> dict:
                 endpoints += 1
                 routing = hop(source, name, port)
                 total = arrival[source][0] + routing + ps / 1000 * family.factor(cell["type"])
+                if by_endpoint is not None:
+                    label = _cell_label(netlist, name, cell, output=True).split("[")[0]
+                    by_endpoint[label] = max(by_endpoint.get(label, 0.0), total)
                 if worst is None or total > worst[0]:
                     worst = (total, name, port, source, ps / 1000 * family.factor(cell["type"]), routing)
     if worst is None:
@@ -404,10 +410,23 @@ def _describe(netlist, family, arrival, worst, endpoints) -> dict:
         "lut_levels": by_kind.get("lut", 0),
         "carry_cells": by_kind.get("carry", 0),
         "cells": by_kind,
+        "path": [f"{kind} {_signal_label(netlist, name)}" for kind, name in zip(types, path)],
         "from": _cell_label(netlist, path[0], start, output=True),
         "to": _cell_label(netlist, end_cell, end, output=True) + ("" if cell_kind(end["type"]) == "ff" else f" ({end_port})"),
         "endpoints": endpoints,
     }
+
+
+def _signal_label(netlist: Netlist, name: str) -> str:
+    """The readable name of what a cell on a path drives, or "" (synthesis-made nets)."""
+    cell = netlist.cells[name]
+    for port, bits in cell["connections"].items():
+        if cell["port_directions"].get(port) == "output":
+            for bit in bits:
+                label = netlist.names.get(bit) if not isinstance(bit, str) else None
+                if label:
+                    return label
+    return ""
 
 
 def _cell_label(netlist: Netlist, name: str, cell: dict, output: bool) -> str:
@@ -416,7 +435,7 @@ def _cell_label(netlist: Netlist, name: str, cell: dict, output: bool) -> str:
     for port, bits in cell["connections"].items():
         if cell["port_directions"].get(port) == "output":
             for bit in bits:
-                if not isinstance(bit, str) and bit in netlist.names and "$" not in netlist.names[bit]:
+                if not isinstance(bit, str) and bit in netlist.names:
                     return f"{netlist.names[bit]} ({cell['type']})" if kind != "ff" else netlist.names[bit]
     return f"{name.lstrip(chr(92))} ({cell['type']})"
 

@@ -137,3 +137,35 @@ def test_datapath_follows_lanes_types_and_multiplier_style():
     assert mvtu.datapath(wide.with_multiplier_style("dsp")) == "multiply"
     narrow = MVTUSpec("n", np.ones((4, 6)), QType(4, True), QType(4, True), pe=2, simd=3)
     assert mvtu.datapath(narrow) == "multiply"  # 8-bit products: no DSP takes them
+
+
+@pytest.mark.parametrize("in_type,w_type", [(BIPOLAR, BIPOLAR), (QType(3, True), QType(2, True)),
+                                            (QType(2, False), QType(2, True))])
+def test_flipped_thresholds_invert_every_comparison_over_the_value_range(in_type, w_type):
+    """A decreasing channel's ROM thresholds t' (c - v >= t <=> not v >= t') give the same
+    comparison as the negated value for every value the accumulator can hold, thresholds at and
+    beyond its ends included (the clamped ones)."""
+    rng = np.random.default_rng(3)
+    base = make_spec(rng, 12, 6, 3, 4, in_type, w_type, 3, QType(2, False))
+    lo, hi = base.acc_range
+    reach = max(abs(int(lo.min())), abs(int(hi.max()))) + 3
+    thresholds = np.sort(rng.integers(-reach, reach + 1, (6, 3)), axis=1)
+    thresholds[0] = [-reach, 0, reach]  # the extremes
+    spec = MVTUSpec("t", base.weights, in_type, w_type, thresholds=thresholds, output_type=QType(2, False),
+                    out_base=0, pe=3, simd=4, channel_sign=np.array([-1, 1, -1, -1, 1, -1]))
+    (codes, width), (signs, _) = spec.rom_fields("thresholds")
+    offset = 1 << (width - 1) if spec.threshold_signed else 0
+    stored = codes.reshape(2, 3, 3).reshape(6, 3) - offset  # [channel, threshold] as compared
+    bits, is_signed = spec.accumulator
+    values = np.arange(-(1 << (bits - 1)), 1 << (bits - 1)) if is_signed else np.arange(0, 1 << bits)
+    values = values[(values >= int(lo.min())) & (values <= int(hi.max()))]
+    domain = spec.threshold_values
+    for channel in range(6):
+        negative = bool(signs.reshape(6)[channel])
+        assert negative == (spec.channel_sign[channel] < 0)
+        for t_stored, t in zip(stored[channel], domain[channel]):
+            hardware = values >= t_stored
+            if negative:
+                hardware = ~hardware
+            wanted = (spec.negation_constant - values if negative else values) >= t
+            assert np.array_equal(hardware, wanted), (channel, t, t_stored)

@@ -10,7 +10,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from finn_rtl.cores.popcount import CountPlan, convert, leaf_verilog, popcount_structure, weighted_popcount
+from finn_rtl.cores.pipelining import StageBudget
+from finn_rtl.cores.popcount import (CountPipeline, CountPlan, convert, leaf_verilog, pipelined_popcount,
+                                     popcount_structure, weighted_popcount)
 
 # (width, shift) per term
 PLANS = [
@@ -42,8 +44,9 @@ def patterns(plan, rng: random.Random) -> list[list[int]]:
 class PlanLanes(wiring.Component):
     """Every plan's count per beat, behind the harness's AXI-stream port names."""
 
-    def __init__(self, registered=False):
+    def __init__(self, registered=False, budget=None):
         self.registered = registered  # the leaves' own count registers are the output register
+        self.budget = budget  # pipeline registers for this budget (registered), counts aligned by delays
         self.in_bits = sum(width for plan in PLANS for width, _ in plan)
         self.out_bits = sum(self.count_bits(plan) for plan in PLANS)
         super().__init__({"s_axis_tdata": In(self.in_bits), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
@@ -57,17 +60,35 @@ class PlanLanes(wiring.Component):
         m = Module()
         advance = Signal()
         m.d.comb += advance.eq(~self.m_axis_tvalid | self.m_axis_tready)
-        counts, start = [], 0
+        counts, stages, start = [], [], 0
         for index, plan in enumerate(PLANS):
             terms = []
             for width, shift in plan:
                 terms.append((shift, self.s_axis_tdata[start:start + width]))
                 start += width
-            counts.append(weighted_popcount(m, terms, platform, f"count{index}",
-                                            enable=advance if self.registered else None))
+            if self.budget is None:
+                counts.append(weighted_popcount(m, terms, platform, f"count{index}",
+                                                enable=advance if self.registered else None))
+                stages.append(1)
+            else:
+                count, depth = pipelined_popcount(m, terms, platform, f"count{index}", lambda k: advance, self.budget)
+                counts.append(count)
+                stages.append(depth)
+        for index, depth in enumerate(stages):  # the shallower counts delayed to the deepest
+            for k in range(max(stages) - depth):
+                delayed = Signal.like(counts[index], name=f"count{index}_d{k}")
+                with m.If(advance):
+                    m.d.sync += delayed.eq(counts[index])
+                counts[index] = delayed
+        valid = self.s_axis_tvalid
+        for k in range(max(stages) - 1):
+            delayed = Signal(name=f"valid_d{k}")
+            with m.If(advance):
+                m.d.sync += delayed.eq(valid)
+            valid = delayed
         m.d.comb += self.s_axis_tready.eq(advance)
         with m.If(advance):
-            m.d.sync += self.m_axis_tvalid.eq(self.s_axis_tvalid)
+            m.d.sync += self.m_axis_tvalid.eq(valid)
         if self.registered:
             m.d.comb += self.m_axis_tdata.eq(Cat(*counts))
         else:
@@ -90,15 +111,19 @@ def test_leaf_modules_appear_once_each():
     assert leaf_verilog(one) in text  # the first plan, a plain count, reaches Verilog unchanged
 
 
-@pytest.mark.parametrize("registered", [False, True], ids=["combinational", "registered"])
-def test_verilog_leaves_count_in_verilator(registered):
+@pytest.mark.parametrize("registered, budget", [(False, None), (True, None), (True, StageBudget.at(250)),
+                                                (True, StageBudget(1.0))],
+                         ids=["combinational", "registered", "pipelined-250MHz", "register-per-level"])
+def test_verilog_leaves_count_in_verilator(registered, budget):
     from finn_rtl.sim import verilator
 
     rng = random.Random(3)
     cases = beats(rng)
-    top = PlanLanes(registered)
+    top = PlanLanes(registered, budget)
     text = convert(top, "lanes")
-    assert ("if (en) begin : sum" in text) == registered  # the sum inside the clocked block
+    assert ("if (en[0]) begin : stage0" in text) == registered  # the sum inside the clocked block
+    if budget is not None:
+        assert "if (en[1]) begin : stage1" in text
     design = verilator.compile_verilog(text, "lanes", cxx_opt=verilator.FAST_BUILD)
     n_in = verilator.words_per_beat(top.in_bits)
     packed = []
@@ -118,6 +143,34 @@ def test_verilog_leaves_count_in_verilator(registered):
             bits = PlanLanes.count_bits(plan)
             assert value & ((1 << bits) - 1) == expected(plan, words), (plan, [hex(w) for w in words])
             value >>= bits
+
+
+@pytest.mark.parametrize("index", range(len(PLANS)))
+def test_amaranth_model_counts_through_pipeline_registers(index):
+    """The Amaranth form of a pipelined count (Amaranth's simulator runs it in core tests) has the
+    registers the Verilog leaf has: the count of a word appears `stages` cycles later."""
+    plan = PLANS[index]
+    rng = random.Random(40 + index)
+    m = Module()
+    inputs = [Signal(width, name=f"x{i}") for i, (width, _) in enumerate(plan)]
+    count, stages = pipelined_popcount(m, [(shift, x) for x, (_, shift) in zip(inputs, plan)], None, "c",
+                                       lambda k: 1, StageBudget(1.0))
+    assert stages == CountPipeline.of([(s, w) for w, s in plan], StageBudget(1.0)).stages
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    words_seen = []
+
+    async def bench(ctx):
+        for words in patterns(plan, rng)[:40]:
+            for x, word in zip(inputs, words):
+                ctx.set(x, word)
+            words_seen.append(words)
+            await ctx.tick()
+            if len(words_seen) >= stages:
+                assert ctx.get(count) == expected(plan, words_seen[-stages])
+
+    sim.add_testbench(bench)
+    sim.run()
 
 
 @pytest.mark.parametrize("index", range(len(PLANS)))

@@ -95,3 +95,15 @@ def test_yosys_is_found_beside_python_without_the_venv_on_path(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert shutil.which("yosys") is None
     assert yosys_command() == [str(beside)]
+
+
+def test_routed_ecp5_fmax_falls_with_the_logic_depth_the_estimate_sees():
+    """Evidence beyond the model: nextpnr-ecp5 routes a deep and a shallow adder chain out of
+    context; routing ranks them as the estimate does (ECP5 is not Xilinx: only the order is
+    compared)."""
+    from finn_rtl.resources.ecp5 import place_and_route
+
+    routed = {depth: place_and_route({"design.v": verilog.convert(AdderChain(depth), name="top", emit_src=False)},
+                                     "top")["fmax_mhz"] for depth in (1, 6)}
+    estimated = {depth: chain_timing(depth)["7series"]["fmax_mhz"] for depth in (1, 6)}
+    assert routed[1] > routed[6] and estimated[1] > estimated[6]

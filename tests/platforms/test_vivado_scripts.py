@@ -82,15 +82,49 @@ MUTATIONS = [
     ("u280", "package_ip.tcl", "add_files -norecurse finn_rtl_top_shell.v", "add_files -norecurse shell.v",
      "shell.v does not exist"),
     ("pynq-z2", "synth_ooc.tcl", "-top finn_rtl_top ", "-top finn_rtl_shell ", "module finn_rtl_shell is not"),
+    ("pynq-z2", "block_design.tcl",
+     "connect_bd_net [get_bd_pins reset/peripheral_aresetn] [get_bd_pins finn_rtl_top_shell_0/ap_rst_n]\n", "",
+     "reset pin finn_rtl_top_shell_0/ap_rst_n is not connected"),
+    ("pynq-z2", "block_design.tcl", " [get_bd_pins finn_rtl_top_shell_0/ap_clk]\n",
+     "\nconnect_bd_net [get_bd_pins reset/peripheral_reset] [get_bd_pins finn_rtl_top_shell_0/ap_clk]\n",
+     "the design has one clock"),
+    ("pynq-z2", "block_design.tcl", "[get_bd_intf_pins finn_rtl_top_shell_0/s_axi_control]",
+     "[get_bd_intf_pins finn_rtl_top_shell_0/m_axi_gmem]", "connects master"),
+    ("pynq-z2", "block_design.tcl", "connect_bd_net [get_bd_pins ps/FCLK_RESET0_N] [get_bd_pins reset/ext_reset_in]\n",
+     "connect_bd_net [get_bd_pins ps/FCLK_RESET0_N] [get_bd_pins reset/ext_reset_in]\n"
+     "connect_bd_net [get_bd_pins ps/FCLK_RESET0_N] [get_bd_pins finn_rtl_top_shell_0/ap_rst_n]\n",
+     "finn_rtl_top_shell_0/ap_rst_n is driven twice"),
+    ("pynq-z2", "package_ip.tcl", "STATUS 0x40", "STATUS 0x44", "registers DESIGN_ID and STATUS overlap"),
+    ("u280", "package_ip.tcl", "set_property sdx_kernel true $core\n", "", "a Vitis kernel needs sdx_kernel true"),
+    ("pynq-z2", "synth_ooc.tcl", "opt_design\nplace_design\n", "place_design\nopt_design\n",
+     "place_design before optimized"),
+    ("pynq-z2", "synth_ooc.tcl", "place_design\nroute_design\n", "route_design\nplace_design\n",
+     "route_design before placed"),
+    ("pynq-z2", "block_design.tcl", "set_property top finn_design_wrapper [current_fileset]\n", "",
+     "the block design wrapper is not the top"),
+    ("pynq-z2", "ooc.xdc", "-period 10.0000", "-period 5.0000", "constrains a 5 ns clock"),
 ]
 
 
 @pytest.mark.parametrize("board, script, old, new, expected", MUTATIONS, ids=[m[4] for m in MUTATIONS])
 def test_stub_catches_mistakes(build_dir, tmp_path, board, script, old, new, expected):
     path = mutated(build_dir, tmp_path, board, script, old, new)
-    target = path.with_name("package_xo.tcl") if script == "kernel.xml" else path
+    target = {"kernel.xml": path.with_name("package_xo.tcl"), "ooc.xdc": path.with_name("synth_ooc.tcl")}.get(script, path)
     with pytest.raises(CompileError, match=expected.replace("[", r"\[").replace("(", r"\(")):
         run_script(target, VivadoStub(BOARDS[board].part, 100.0))
+
+
+def test_the_kernel_clock_is_the_requested_clock(build_dir, tmp_path):
+    out = tmp_path / "u280"
+    deploy(build_dir, BOARDS["u280"], out_dir=out, clock_mhz=250)
+    assert "kernel_frequency=250\n" in (out / "link.cfg").read_text()
+    from finn_rtl.platforms.deploy import _check_link_config
+    from finn_rtl.platforms.vivado import DeployNames
+
+    (out / "link.cfg").write_text((out / "link.cfg").read_text().replace("kernel_frequency=250", "kernel_frequency=300"))
+    with pytest.raises(CompileError, match="kernel clock is 300 MHz, requested 250 MHz"):
+        _check_link_config(out / "link.cfg", DeployNames("finn_rtl_top_shell", "finn_rtl_top", "finn_rtl_top"),
+                           BOARDS["u280"], 250)
 
 
 def fake_tool(directory: Path, name: str, body: str) -> None:
@@ -142,3 +176,33 @@ def test_real_vivado_builds_pynq_z2_bitstream(build_dir, tmp_path):
     d = deploy(build_dir, BOARDS["pynq-z2"], out_dir=tmp_path / "real")
     assert d.ran and (d.out_dir / "finn_rtl_top.bit").is_file() and (d.out_dir / "finn_rtl_top.hwh").is_file()
     subprocess.run(["ls", "-l", str(d.out_dir)], check=True)
+
+
+def test_a_clock_out_of_reach_is_refused_in_one_line(build_dir, tmp_path, capsys, monkeypatch):
+    """The estimate (synthesis timing of every unit, run at deploy when the build was not
+    synthesized) says which unit is slowest; --ignore-timing deploys anyway."""
+    from finn_rtl.flow import load_build
+
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "ok")]) == 0
+    report = load_build(build_dir).report
+    fmax = report["timing"]["families"]["7series"]["fmax_mhz"]
+    assert fmax >= 100 and report["deploy"]["pynq-z2"]["estimated_fmax_mhz"] == fmax
+    capsys.readouterr()
+    # Pretend the design is slower than the board's clock.
+    import finn_rtl.platforms.deploy as deploy_module
+
+    measured = deploy_module.check_timing
+
+    def slow(b, board, clock_mhz):
+        measured(b, board, clock_mhz)
+        family = b.report["timing"]["families"][board.timing_family]
+        family.update(fmax_mhz=80.0, slowest_unit="MatMul_0")
+        return measured(b, board, clock_mhz)
+
+    monkeypatch.setattr(deploy_module, "check_timing", slow)
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "slow")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--clock-mhz 100 is out of reach on pynq-z2" in err[0]
+    assert "MatMul_0, is estimated at 80 MHz" in err[0] and "--clock-mhz 80 or lower" in err[0]
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "forced"),
+                 "--ignore-timing"]) == 0

@@ -85,7 +85,13 @@ class VivadoStub(IpPackaging, BlockDesign):
         path = Path(options(args, ("-mode",), ())["positional"][0])
         if not path.is_file():
             raise StubError(f"read_xdc: {path} does not exist")
-        clocks = re.findall(r"create_clock .*\[get_ports (\w+)\]", path.read_text())
+        text = path.read_text()
+        clocks = re.findall(r"create_clock .*\[get_ports (\w+)\]", text)
+        if self.clock_mhz is not None:
+            for period in re.findall(r"create_clock .*-period ([0-9.]+)", text):
+                if abs(1000 / float(period) - self.clock_mhz) > 1e-3 * self.clock_mhz:
+                    raise StubError(f"{path.name} constrains a {float(period):g} ns clock "
+                                    f"({1000 / float(period):.1f} MHz), requested {self.clock_mhz:g} MHz")
         self.stage.add("constraints")
         self.constrained_clocks = clocks
 

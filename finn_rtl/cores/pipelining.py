@@ -1,0 +1,80 @@
+"""How much logic fits between two registers: the analytic delay model cores use to place their
+pipeline registers, in 7-series -1 nanoseconds (the slower family at any clock a board here runs:
+UltraScale+ paths are about a third of these, `resources.timing`).
+
+Each kind of level a core builds has a delay from the same cell models and routing allowance the
+timing analysis of synthesized netlists uses (`resources.timing`: Artix-7 cell delays, 0.45 ns
+per general-routing hop), checked against it by `benchmarks/bench_timing.py`:
+
+* a LUT level: a LUT through one of its slower pins and the hop into it;
+* an adder of n bits: a LUT level into a carry chain, CARRY4's entry and 0.114 ns per further
+  4 bits (measured on SWAR levels: a field of f bits adds f + 1 bits, ceil((f+1)/4) CARRY4 on the
+  path, Yosys never carries across fields whose upper halves are constant 0);
+* a register: clock to out (0.30 ns) and the hop into the next register.
+
+`stage_cuts` packs a sequence of levels into stages greedily: a register goes after the last
+level that still fits the period.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+LUT_NS = 0.41  # LUT3-LUT6 through their middle pins (Artix-7: 0.13 to 0.64 by pin)
+NET_NS = 0.45  # the routing allowance per hop, as resources.timing.SERIES7
+CARRY_ENTRY_NS = 0.40  # into a CARRY4 (S -> O) after the LUT that drives it (fitted: SWAR levels of 2-8 bit fields)
+CARRY4_NS = 0.114  # CI -> CO of every further CARRY4
+REGISTER_NS = 0.30 + NET_NS  # clock to Q, and the hop into the next register
+BRAM_OUT_NS = 2.454 - 0.303  # a block RAM's unregistered output, beyond a register's clock to Q
+DEFAULT_MHZ = 200.0  # as platforms.boards.DEFAULT_CLOCK_MHZ: a core's budget when its spec names no clock
+
+
+def lut_level_ns(levels: int = 1) -> float:
+    return levels * (LUT_NS + NET_NS)
+
+
+def adder_ns(bits: int) -> float:
+    """A two-operand adder of `bits` bits (its carry chain) behind a LUT level."""
+    if bits <= 1:
+        return lut_level_ns()
+    return lut_level_ns() + CARRY_ENTRY_NS + (math.ceil(bits / 4) - 1) * CARRY4_NS
+
+
+def swar_level_ns(field: int) -> float:
+    """One SWAR level: neighbouring fields of `field` bits added (a field-wise adder)."""
+    return lut_level_ns() if field == 1 else adder_ns(field + 1)
+
+
+@dataclass(frozen=True)
+class StageBudget:
+    """The clock period the registers of a core are placed for (7-series -1 ns)."""
+
+    period_ns: float
+
+    @property
+    def logic_ns(self) -> float:
+        return self.period_ns - REGISTER_NS
+
+    @classmethod
+    def at(cls, mhz: float) -> "StageBudget":
+        return cls(1000.0 / mhz)
+
+
+def stage_cuts(costs: list[float], budget: StageBudget | None, used: float = 0.0,
+               apart: list[bool] | None = None) -> tuple[list[int], float]:
+    """Indices of the levels after which a register goes so that no stage's levels exceed the
+    budget (a level that alone exceeds it gets a stage of its own), and the delay left in the
+    last, open stage. `used`: the delay the open stage already holds. `apart`: levels of which
+    no two may share a stage (two chained word adders become one multi-operand adder with a
+    carry chain across the whole word). Without a budget, none."""
+    if budget is None:
+        return [], used + sum(costs)
+    apart = apart or [False] * len(costs)
+    cuts, holds_apart = [], False
+    for index, cost in enumerate(costs):
+        if used > 0 and (used + cost > budget.logic_ns or (apart[index] and holds_apart)):
+            cuts.append(index - 1)
+            used, holds_apart = 0.0, False
+        used += cost
+        holds_apart = holds_apart or apart[index]
+    return cuts, used
