@@ -36,7 +36,7 @@ from .arith import (counter_bits, element_value, lane_product, lanes, nested_cou
 from .memories import layer_memory
 from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_product_terms, pack_planes, planar,
                        plane_bit, popcount_terms)
-from .pipelining import BRAM_OUT_NS, lut_level_ns
+from .pipelining import BRAM_OUT_NS, adder_ns, lut_level_ns
 from .popcount import CountPipeline, pipelined_popcount, popcount_structure
 from .threshold import threshold_features, threshold_stage
 
@@ -82,10 +82,22 @@ def datapath(spec: MVTUSpec) -> str:
     return "weight_planes" if uses_weight_planes(spec) else "multiply"
 
 
+def registers_operands(spec: MVTUSpec) -> bool:
+    """A block RAM's output (weights or input buffer in block RAM, 2.45 ns from the clock, and a
+    multiplexer where the memory spans several primitives) leaves too little of a cycle for
+    arithmetic: the operands are registered first where the budget is short of that."""
+    blocks = [name for name in ("weights", "input_buffer") if name in spec.memories()]
+    if not any(spec.memory_style(name) == "block" for name in blocks):
+        return False
+    return BRAM_OUT_NS + lut_level_ns(2) + lut_level_ns() > spec.stage_budget.logic_ns
+
+
 def operand_ns(spec: MVTUSpec) -> float:
     """Delay the dot product's words have before its first adder: the AND/XNOR of the operands,
-    the multiplexer between the stream word and the input buffer, and a block RAM's unregistered
-    output (weights or input buffer in block RAM)."""
+    and unless the operands are registered (`registers_operands`), the multiplexer between the
+    stream word and the input buffer and a block RAM's unregistered output."""
+    if registers_operands(spec):
+        return lut_level_ns()
     used = lut_level_ns(2 if spec.synapse_fold > 1 else 1)
     blocks = [name for name in ("weights", "input_buffer") if name in spec.memories()]
     if any(spec.memory_style(name) == "block" for name in blocks):
@@ -99,11 +111,29 @@ def dot_pipeline(spec: MVTUSpec) -> CountPipeline:
     return CountPipeline.of([(shift, len(live)) for shift, live in terms], spec.stage_budget, operand_ns(spec))
 
 
-def dot_stages(spec: MVTUSpec, bit_planes: bool | None = None) -> int:
-    """Registers between the operands and the accumulator: the pipelined popcount's stages on bit
-    planes, one on the lane datapaths."""
+def lane_stages(spec: MVTUSpec, weight_planes: bool) -> int:
+    """Registers of a lane datapath: the dot-product register, and one after the per-lane terms
+    (selected inputs or products) where they and the adder tree over them would not fit one
+    stage (`pipelining`: a LUT level per term bit of selection, two for a LUT multiplier's
+    partial products, then a tree of adders of the products' width)."""
+    if spec.multipliers == "dsp":
+        return 1  # the DSP48s' own registers pipeline the products
+    ib, wb = spec.input_type.bits, spec.weight_type.bits
+    width = ib if weight_planes else ib + wb
+    levels = max(1, (spec.simd - 1).bit_length())
+    terms_ns = lut_level_ns(2 if spec.binary_xnor or weight_planes else 3)
+    tree_ns = levels * adder_ns(width + levels)
+    return 1 if operand_ns(spec) + terms_ns + tree_ns <= spec.stage_budget.logic_ns else 2
+
+
+def dot_stages(spec: MVTUSpec, bit_planes: bool | None = None, weight_planes: bool | None = None) -> int:
+    """Registers between the operands and the accumulator: the operand register where there is
+    one, then the pipelined popcount's stages on bit planes, `lane_stages` on lanes."""
     planes = datapath(spec) == "planes" if bit_planes is None else bit_planes
-    return dot_pipeline(spec).stages if planes else 1
+    if planes:
+        return registers_operands(spec) + dot_pipeline(spec).stages
+    weight_planes = uses_weight_planes(spec) if weight_planes is None else weight_planes and not spec.binary_xnor
+    return registers_operands(spec) + lane_stages(spec, weight_planes)
 
 
 def accumulator_shape(spec: MVTUSpec):
@@ -256,19 +286,46 @@ class MVTU(wiring.Component):
         def stage_enable(k: int) -> Signal:
             return enables.setdefault(k, Signal(name=f"dot_en{k}"))
 
+        weight_word = weight_read.data
+        first_stage = int(registers_operands(spec))
+        if first_stage:  # the operands registered behind the memories (`registers_operands`)
+            operands = {"weights": weight_word, **({f"x{a}": plane for a, plane in enumerate(x_planes)}
+                                                  if self.bit_planes else {"x": x_word})}
+            held = {}
+            for name, value in operands.items():
+                held[name] = Signal(len(value), name=f"operand_{name}")
+                with m.If(stage_enable(0)):
+                    m.d.sync += held[name].eq(value)
+            weight_word = held["weights"]
+            if self.bit_planes:
+                x_planes = [held[f"x{a}"] for a in range(ib)]
+            else:
+                x_lanes = lanes(held["x"], ib, SIMD)
+
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
         acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         dots, depths = [], set()
         for pe in range(PE):
             if self.bit_planes:
-                dot, depth = self._plane_dot(m, x_planes, weight_read.data, pe, platform, stage_enable)
+                dot, depth = self._plane_dot(m, x_planes, weight_word, pe, platform,
+                                             lambda k: stage_enable(first_stage + k))
             else:
-                value = Value.cast(self._lane_dot(m, x_lanes, weight_read.data, pe))
-                dot, depth = Signal(value.shape(), name=f"dot{pe}"), 1
-                with m.If(stage_enable(0)):
+                depth = lane_stages(spec, self.weight_planes)
+
+                def hold(values, name, stage=first_stage):
+                    if depth == 1:
+                        return values
+                    held = [Signal(Value.cast(v).shape(), name=f"{name}_held{i}") for i, v in enumerate(values)]
+                    with m.If(stage_enable(stage)):
+                        m.d.sync += [h.eq(v) for h, v in zip(held, values)]
+                    return held
+
+                value = Value.cast(self._lane_dot(m, x_lanes, weight_word, pe, hold))
+                dot = Signal(value.shape(), name=f"dot{pe}")
+                with m.If(stage_enable(first_stage + depth - 1)):
                     m.d.sync += dot.eq(value)
             dots.append(dot)
-            depths.add(depth)
+            depths.add(first_stage + depth)
         (depth,) = depths  # every PE's dot product has the same shape, so the same stages
         self.dot_stages = depth
         # (one register per stage for all tags: a simulator updates one signal, not four)
@@ -318,22 +375,25 @@ class MVTU(wiring.Component):
                                            operand_ns(spec))
         return (count - offset if offset else count), stages
 
-    def _lane_dot(self, m, x_lanes, weight_word, pe):
+    def _lane_dot(self, m, x_lanes, weight_word, pe, hold):
+        """The PE's dot product on lanes; `hold(values, name)` puts the per-lane terms (selected
+        inputs or products) through a register where the lanes take two stages (`lane_stages`)."""
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
         row = lanes(weight_word[pe * SIMD * wb:(pe + 1) * SIMD * wb], wb, SIMD)
         if self.weight_planes:
             values = [element_value(x, spec.input_type) for x in x_lanes]
             total = 0
             for plane in bit_planes(spec.weight_type):
-                picked = [Mux(plane_bit(w, plane), x, 0) for x, w in zip(values, row)]
-                partial = tree_sum(picked, m, f"dot{pe}_w{plane.bit}{int(plane.complemented)}") << plane.shift
+                name = f"dot{pe}_w{plane.bit}{int(plane.complemented)}"
+                picked = hold([Mux(plane_bit(w, plane), x, 0) for x, w in zip(values, row)], name)
+                partial = tree_sum(picked, m, name) << plane.shift
                 total = add_plane(total, partial, plane)
             return total
         if spec.binary_xnor:
             terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
         else:
             terms = [lane_product(m, x, w, spec, f"dot{pe}_p{lane}") for lane, (x, w) in enumerate(zip(x_lanes, row))]
-        return tree_sum(terms, m, f"dot{pe}")
+        return tree_sum(hold(terms, f"dot{pe}_p"), m, f"dot{pe}")
 
     def _activations(self, m, act_acc, mac_nf, advance, acc_shape):
         """Per-PE output element values (before packing), and the cycles the threshold stage

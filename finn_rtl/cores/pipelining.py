@@ -26,6 +26,7 @@ CARRY_ENTRY_NS = 0.40  # into a CARRY4 (S -> O) after the LUT that drives it (fi
 CARRY4_NS = 0.114  # CI -> CO of every further CARRY4
 REGISTER_NS = 0.30 + NET_NS  # clock to Q, and the hop into the next register
 BRAM_OUT_NS = 2.454 - 0.303  # a block RAM's unregistered output, beyond a register's clock to Q
+BRAM_ADDRESS_SETUP_NS = 0.566  # a block RAM's address setup (a register's is 0)
 DEFAULT_MHZ = 200.0  # as platforms.boards.DEFAULT_CLOCK_MHZ: a core's budget when its spec names no clock
 
 

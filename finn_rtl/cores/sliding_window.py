@@ -17,18 +17,31 @@ through without a special case.
 """
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import SlidingWindowSpec
 from .arith import address_bits, constant_product_bits, nested_counters
 from .memories import layer_memory
+from .pipelining import BRAM_ADDRESS_SETUP_NS, adder_ns
+
+
+def address_stages(spec: SlidingWindowSpec) -> int:
+    """Registers between the reader's counters and the line buffer's read address: none where the
+    whole computation (slot + ky with its wrap, `ox * SW + kx`, `slot * row_beats + col * CF +
+    cf`: four adders' carry chains and the memory's address setup, measured 5.1-7.5 ns on CNV's
+    generators) fits the spec's clock, else two (parts, then the address)."""
+    memory = spec.memories()["line_buffer"]
+    bits = address_bits(memory.depth)
+    needed = 4 * adder_ns(bits) + (BRAM_ADDRESS_SETUP_NS if spec.memory_style("line_buffer") == "block" else 0)
+    return 0 if needed <= spec.stage_budget.logic_ns else 2
 
 
 class SlidingWindow(wiring.Component):
     def __init__(self, spec: SlidingWindowSpec):
         self.spec = spec
+        self.address_stages = address_stages(spec)
         width = spec.simd * spec.dtype.bits
         super().__init__({
             "s": In(stream.Signature(unsigned(width))),
@@ -37,10 +50,11 @@ class SlidingWindow(wiring.Component):
 
     @staticmethod
     def resource_features(spec: SlidingWindowSpec) -> dict[str, float]:
-        """What its logic grows with: the counters (a counter to 1 is a constant), the address
-        arithmetic (`slot * row_beats` on both ports is a constant product: an adder per further
-        set bit of the constant, over the address bits above it), and the column `ox * SW + kx`
-        (bits put side by side when a window is no wider than a power-of-two stride)."""
+        """What its logic grows with: the counters (a counter to 1 is a constant; the writer's
+        address is one), the read address arithmetic (`slot * row_beats` is a constant product:
+        an adder per further set bit of the constant, over the address bits above it), and the
+        column `ox * SW + kx` (bits put side by side when a window is no wider than a power-of-two
+        stride)."""
         beats = spec.channels // spec.simd
         row_beats = spec.in_w * beats
         rows = spec.line_buffer_rows
@@ -49,8 +63,8 @@ class SlidingWindow(wiring.Component):
         side_by_side = kernel_w <= stride_w and stride_w.bit_count() == 1
         return {"const": 1,
                 "counter_bits": sum(address_bits(n) for n in (spec.out_h, spec.out_w, *spec.kernel, beats,
-                                                              rows, row_beats, rows)),
-                "address_product_bits": 2 * constant_product_bits(row_beats, address),
+                                                              rows * row_beats, row_beats, rows)),
+                "address_product_bits": constant_product_bits(row_beats, address),
                 "column_bits": 0 if side_by_side else address_bits(spec.in_w)}
 
     def elaborate(self, platform):
@@ -77,11 +91,14 @@ class SlidingWindow(wiring.Component):
 
         # -- writer
         accept = self.s.valid & self.s.ready
-        w_slot, w_pos = nested_counters(m, accept, (rows, row_beats), ("w_slot", "w_pos"))
+        # The writer walks the buffer in address order: its address is a counter of its own (no
+        # slot * row_beats product on the write port), beside the position in the row.
+        w_pos, = nested_counters(m, accept, (row_beats,), ("w_pos",))
+        write_address, = nested_counters(m, accept, (rows * row_beats,), ("write_address",))
         row_start_ok = started < rows
         m.d.comb += [
             self.s.ready.eq((w_pos != 0) | row_start_ok),
-            write.addr.eq(w_slot * row_beats + w_pos),
+            write.addr.eq(write_address),
             write.data.eq(self.s.payload),
             write.en.eq(accept),
         ]
@@ -97,32 +114,56 @@ class SlidingWindow(wiring.Component):
         base_slot = Signal(range(max(rows, 2)))  # slot of input row oy*SH
         slot = Signal(range(2 * rows))
         m.d.comb += slot.eq(base_slot + ky)
-        wrapped = Mux(slot >= rows, slot - rows, slot)
+        wrapped = Signal(range(max(rows, 2)))
+        m.d.comb += wrapped.eq(Mux(slot >= rows, slot - rows, slot))
         col = Signal(range(W + 1))
         m.d.comb += col.eq(ox * SW + kx)
+        # The read address, `pipelined` or not (`address_stages`): with registers, the row and
+        # column are registered after the counters, and the address after its products and sums;
+        # the reader stalls as one pipeline on `advance`.
+        if self.address_stages:
+            held = Signal(len(wrapped) + len(col) + len(cf) + 1, name="address_parts")
+            with m.If(advance):
+                m.d.sync += held.eq(Cat(wrapped, col, cf, issue))
+            h_wrapped, h_col = held[:len(wrapped)], held[len(wrapped):len(wrapped) + len(col)]
+            h_cf = held[len(wrapped) + len(col):-1]
+            address = Signal.like(read.addr, name="read_address")
+            address_valid = Signal()
+            with m.If(advance):
+                m.d.sync += [address.eq(h_wrapped * row_beats + h_col * CF + h_cf), address_valid.eq(held[-1])]
+            m.d.comb += read.addr.eq(address)
+            read_valid = address_valid
+        else:
+            m.d.comb += read.addr.eq(wrapped * row_beats + col * CF + cf)
+            read_valid = issue
         m.d.comb += [
             read.en.eq(advance),
-            read.addr.eq(wrapped * row_beats + col * CF + cf),
             self.m.valid.eq(out_valid),
             self.m.payload.eq(read.data),
         ]
         with m.If(advance):
-            m.d.sync += out_valid.eq(issue)
+            m.d.sync += out_valid.eq(read_valid)
 
         window_done = (cf == CF - 1) & (kx == KW - 1) & (ky == KH - 1)
         out_row_done = issue & window_done & (ox == OW - 1)
-        frame_done = out_row_done & (oy == OH - 1)
         # A finished output row releases SH rows; a finished frame releases the rest of the frame.
+        # The amounts depend on the row counter alone (the frame's last row or not), so the
+        # adders after them do not wait for `issue`, which waits for `complete`.
         tail_rows = H - (OH - 1) * SH
+        last_row = oy == OH - 1
         release = Signal(range(max(SH, tail_rows) + 1))
-        with m.If(frame_done):
-            m.d.comb += release.eq(tail_rows)
-        with m.Elif(out_row_done):
-            m.d.comb += release.eq(SH)
-        m.d.sync += [started.eq(started + row_started - release),
+        with m.If(out_row_done):
+            m.d.comb += release.eq(Mux(last_row, tail_rows, SH))
+        # The writer sees a release once the reads issued before it have read their rows.
+        writer_release = release
+        for k in range(self.address_stages):
+            delayed = Signal.like(release, name=f"release_d{k}")
+            m.d.sync += delayed.eq(writer_release)
+            writer_release = delayed
+        m.d.sync += [started.eq(started + row_started - writer_release),
                      complete.eq(complete + row_done - release)]
         with m.If(out_row_done):
-            step = Mux(frame_done, tail_rows % rows, SH % rows)
+            step = Mux(last_row, tail_rows % rows, SH % rows)
             moved = base_slot + step
             m.d.sync += base_slot.eq(Mux(moved >= rows, moved - rows, moved))
 

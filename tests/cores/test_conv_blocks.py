@@ -39,8 +39,13 @@ def random_frames(spec, n, seed):
     (1, 9, 2, (1, 3), (1, 1), 2), (6, 5, 2, (1, 1), (2, 2), 1), (5, 6, 2, (3, 2), (1, 3), 1),
     (3, 3, 4, (3, 3), (1, 1), 4),
 ])
-def test_sliding_window_matches_numpy(h, w, c, k, s, simd):
-    spec = SlidingWindowSpec("swg", c, h, w, k, s, QType(3, True), simd)
+@pytest.mark.parametrize("clock_mhz", [50.0, 200.0])
+def test_sliding_window_matches_numpy(h, w, c, k, s, simd, clock_mhz):
+    """At 200 MHz the read address goes through two registers (`address_stages`), at 50 none."""
+    from finn_rtl.cores.sliding_window import address_stages
+
+    spec = SlidingWindowSpec("swg", c, h, w, k, s, QType(3, True), simd, clock_mhz=clock_mhz)
+    assert address_stages(spec) == (2 if clock_mhz == 200 else 0)
     frames = random_frames(spec, 3, h * 100 + w)
     out, _ = stream_through(SlidingWindow(spec), spec, frames, 0.7, 0.6, seed=h)
     assert np.array_equal(out, spec.reference(frames))

@@ -169,3 +169,26 @@ def test_flipped_thresholds_invert_every_comparison_over_the_value_range(in_type
                 hardware = ~hardware
             wanted = (spec.negation_constant - values if negative else values) >= t
             assert np.array_equal(hardware, wanted), (channel, t, t_stored)
+
+
+@pytest.mark.parametrize("datapath", ["lanes", "bit_planes"])
+@pytest.mark.parametrize("clock_mhz", [50.0, 200.0, 400.0])
+def test_pipelines_placed_for_the_clock_stay_bit_exact(datapath, clock_mhz):
+    """Weights and input buffer in block RAM: at 200 MHz the operands are registered behind the
+    memories before any arithmetic; faster clocks give more stages, slower ones fewer, all
+    bit-exact under random valid/ready gaps."""
+    rng = np.random.default_rng(21)
+    spec = make_spec(rng, 64, 8, 2, 16, QType(2, False), QType(2, True), 3, QType(2, False))
+    spec = spec.with_memory_styles({"weights": "block", "input_buffer": "block"}).with_clock(clock_mhz)
+    assert mvtu.registers_operands(spec) == (clock_mhz >= 200)
+    flags = {"bit_planes": datapath == "bit_planes", "weight_planes": False}
+    stages = mvtu.dot_stages(spec, **flags)
+    slower = mvtu.dot_stages(spec.with_clock(clock_mhz / 2), **flags)
+    assert stages >= slower
+    x = random_values(rng, spec.input_type, (3, 64))
+    got, _ = simulate_spec(spec, x, **DATAPATHS[datapath], valid_prob=0.6, ready_prob=0.5, seed=8)
+    assert np.array_equal(got, spec.reference(x))
+    core = MVTU(spec, **DATAPATHS[datapath])
+    from amaranth.back import rtlil
+    rtlil.convert(core, name="t")  # elaborated: its dot stages are the spec's
+    assert core.dot_stages == stages
