@@ -8,19 +8,31 @@ window's last position arrives its sums go to the threshold stage (or out).
 """
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
 from .arith import counter_bits, lane_product, lanes, nested_counters, pack_fields
 from .memories import layer_memory
+from .pipelining import adder_ns, lut_level_ns
 from .threshold import register_thresholded, threshold_features
+
+
+def product_stage(spec: VectorUnitSpec) -> bool:
+    """Whether the products are registered before the partial sums (`pipelining`): the weight
+    ROM read (two LUT levels), a LUT multiplier (three) and the accumulate with its partial-sum
+    read and write (an adder, a LUT-RAM read and write) do not fit the spec's clock together."""
+    if spec.multipliers == "dsp":
+        return False
+    needed = lut_level_ns(2) + lut_level_ns(3) + adder_ns(spec.acc_type.bits) + lut_level_ns(2)
+    return needed > spec.stage_budget.logic_ns
 
 
 class VectorUnit(wiring.Component):
     def __init__(self, spec: VectorUnitSpec):
         self.spec = spec
+        self.product_stage = product_stage(spec)
         super().__init__({
             "s": In(stream.Signature(unsigned(spec.pe * spec.input_type.bits))),
             "m": Out(stream.Signature(unsigned(spec.pe * spec.output_type.bits))),
@@ -60,25 +72,39 @@ class VectorUnit(wiring.Component):
         m.d.comb += [
             self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data),
             weight_read.addr.eq(position * groups + group),
-            partial_read.addr.eq(group), partial_write.addr.eq(group),
         ]
 
-        sums = []
         x_lanes = lanes(self.s.payload, spec.input_type.bits, PE)
         w_lanes = lanes(weight_read.data, spec.weight_type.bits, PE)
+        products = [lane_product(m, x_lanes[lane], w_lanes[lane], spec, f"product{lane}") for lane in range(PE)]
+        # With `product_stage`, the products (and the beat's window position and group) are
+        # registered before the partial sums are read, added and written back: the read-modify-
+        # write stays within one cycle, so a beat reads what the beat before it wrote.
+        valid = accept
+        if self.product_stage:
+            held_products = [Signal(signed(len(Value.cast(p)) + 1), name=f"product{lane}_held")
+                             for lane, p in enumerate(products)]
+            tags = Signal(2 + len(group) + 1, name="product_tags")
+            with m.If(advance):
+                m.d.sync += [h.eq(p) for h, p in zip(held_products, products)]
+                m.d.sync += tags.eq(Cat(first, last, group, accept))
+            products = held_products
+            first, last, group, valid = tags[0], tags[1], tags[2:2 + len(group)], tags[-1]
+        m.d.comb += [partial_read.addr.eq(group), partial_write.addr.eq(group)]
+
+        sums = []
         p_lanes = lanes(partial_read.data, aw, PE)
         for lane in range(PE):
             total = Signal(acc_shape, name=f"sum{lane}")
-            product = lane_product(m, x_lanes[lane], w_lanes[lane], spec, f"product{lane}")
-            m.d.comb += total.eq(Mux(first, 0, p_lanes[lane].as_signed()) + product)
+            m.d.comb += total.eq(Mux(first, 0, p_lanes[lane].as_signed()) + products[lane])
             sums.append(total)
-        m.d.comb += [partial_write.data.eq(Cat(sums)), partial_write.en.eq(accept & ~last)]
+        m.d.comb += [partial_write.data.eq(Cat(sums)), partial_write.en.eq(advance & valid & ~last)]
 
         # A finished window is held one cycle while its channel group's thresholds are read.
         held_valid = Signal()
         held = [Signal(acc_shape, name=f"held{lane}") for lane in range(PE)]
         with m.If(advance):
-            m.d.sync += held_valid.eq(accept & last)
+            m.d.sync += held_valid.eq(valid & last)
             m.d.sync += [h.eq(t) for h, t in zip(held, sums)]
         register_thresholded(m, spec, held, held_valid, group, advance, acc_shape, out_valid, out_data)
         return m

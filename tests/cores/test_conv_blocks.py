@@ -117,5 +117,9 @@ def test_vector_unit_matches_numpy(qin, qw, window, pe, thresholded, multipliers
                       out_base=0, channel_sign=rng.choice([-1, 1], channels))
     spec = VectorUnitSpec("dw", weights, 3, qin, qw, pe=pe, **kwargs).with_multiplier_style(multipliers)
     frames = random_frames(spec, 2, pe)
-    out, _ = stream_through(VectorUnit(spec), spec, frames, 0.7, 0.6)
-    assert np.array_equal(out, spec.reference(frames))
+    # LUT products are registered before the partial sums at 200 MHz, not at 50 MHz
+    for clock_mhz in (200.0, 50.0):
+        core = VectorUnit(spec.with_clock(clock_mhz))
+        assert core.product_stage == (clock_mhz == 200.0 and spec.multipliers != "dsp")
+        out, _ = stream_through(core, spec, frames, 0.7, 0.6)
+        assert np.array_equal(out, spec.reference(frames))
