@@ -38,7 +38,7 @@ from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_produ
                        plane_bit, popcount_terms)
 from .pipelining import BRAM_OUT_NS, adder_ns, lut_level_ns
 from .popcount import CountPipeline, pipelined_popcount, popcount_structure
-from .threshold import threshold_features, threshold_stage
+from .threshold import compare_ns, threshold_features, threshold_stage
 
 
 # Bit planes cost one popcount per plane pair, lanes one multiply-add per lane. Measured in
@@ -136,6 +136,28 @@ def dot_stages(spec: MVTUSpec, bit_planes: bool | None = None, weight_planes: bo
     return registers_operands(spec) + lane_stages(spec, weight_planes)
 
 
+def pipeline_register_bits(spec: MVTUSpec) -> int:
+    """Flip-flops the clock's pipeline registers add to a unit (a resource-estimate feature, a
+    flip-flop per bit): the operand register, the dot product's stages before its register
+    (per PE), the tags beside them, the lane terms' register and registered comparisons."""
+    ib, wb = spec.input_type.bits, spec.weight_type.bits
+    bits = (spec.pe * spec.simd * wb + spec.simd * ib) if registers_operands(spec) else 0
+    planes = datapath(spec) == "planes"
+    if planes:
+        terms = popcount_terms(spec.simd, spec.input_type, spec.weight_type, spec.binary_xnor)
+        shifts_widths = [(shift, len(live)) for shift, live in terms]
+        bits += spec.pe * dot_pipeline(spec).register_bits(shifts_widths)
+    elif lane_stages(spec, uses_weight_planes(spec)) > 1:
+        planes_held = len(bit_planes(spec.weight_type)) if uses_weight_planes(spec) else 1
+        bits += spec.pe * spec.simd * planes_held * (ib + wb)
+    bits += (dot_stages(spec) - 1) * (3 + counter_bits(spec.neuron_fold))
+    if spec.thresholds is not None:
+        width = accumulator_shape(spec).width
+        if sum(compare_ns(width, spec.thresholds_per_channel)) > spec.stage_budget.logic_ns:
+            bits += spec.pe * spec.thresholds_per_channel
+    return bits
+
+
 def accumulator_shape(spec: MVTUSpec):
     bits, is_signed = spec.accumulator
     return signed(bits) if is_signed else unsigned(bits)
@@ -193,7 +215,7 @@ class MVTU(wiring.Component):
                 products = {"weight_planes": pe * simd * ib * planes, "multiply": pe * simd * ib * wb}[path]
             trees, width = (planes, ib) if path == "weight_planes" else (1, ib + wb)
             dot = {f"dot_{path}": products, "dot_tree_bits": pe * trees * tree_sum_bits(simd, width)}
-        return {"const": 1, "dsp48": dsps, **dot,
+        return {"const": 1, "dsp48": dsps, **dot, "pipeline_bits": pipeline_register_bits(spec),
                 "acc_bits": pe * acc, **threshold_features(pe, thresholds, acc, spec.neuron_fold),
                 "out_bits": pe * spec.output_type.bits,
                 # in front of DSP48s the input register can be theirs

@@ -318,18 +318,18 @@ def _reduce_columns(terms: list[tuple[int, object]], width, full_adder, after_ro
     return [(shift, word) for shift in sorted(columns) for word in columns[shift]]
 
 
-def carry_save_rounds(shifts_widths: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
-    """(rounds, (shift, width) of the words left) of `carry_save` on words of these (shift, width)."""
-    rounds = 0
+def carry_save_rounds(shifts_widths: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]], list[int]]:
+    """(rounds, (shift, width) of the words left, bits of the words after each round) of
+    `carry_save` on words of these (shift, width)."""
+    bits_after = []
 
     def count(round_index, columns):
-        nonlocal rounds
-        rounds = round_index
+        bits_after.append(sum(sum(words) for words in columns.values()))
         return columns
 
     left = _reduce_columns(list(shifts_widths), lambda w: w,
                            lambda shift, a, b, c: (a, b), count)
-    return rounds, left
+    return len(bits_after), left, bits_after
 
 
 def carry_save(m, terms: list[tuple[int, Value]], name: str, register_after=(), enables=None,
@@ -422,11 +422,23 @@ class CountPipeline:
     def stages(self) -> int:
         return len(self.round_cuts) + len(self.leaf_cuts)
 
+    def register_bits(self, shifts_widths: list[tuple[int, int]]) -> int:
+        """Flip-flops of the pipeline registers before the count register (a resource-estimate
+        feature): the words after each registered round, the live words after each registered
+        leaf level (P bits each)."""
+        _, _, after = carry_save_rounds(shifts_widths)
+        bits = sum(after[c - 1] if c else sum(w for _, w in shifts_widths) for c in self.round_cuts)
+        if self.plan.widths != (1,):
+            levels = leaf_levels(self.plan)
+            for cut in self.leaf_cuts[:-1]:
+                bits += self.plan.word * (len(levels[cut].live) if cut >= 0 else len(self.plan.widths))
+        return bits
+
     @classmethod
     def of(cls, shifts_widths: list[tuple[int, int]], budget=None, used_ns: float = 0.0) -> "CountPipeline":
         from .pipelining import lut_level_ns, stage_cuts
 
-        rounds, left = carry_save_rounds(shifts_widths)
+        rounds, left, _ = carry_save_rounds(shifts_widths)
         plan = CountPlan(tuple(w for _, w in left), tuple(s for s, _ in left))
         levels = [] if plan.widths == (1,) else leaf_levels(plan)
         costs = [lut_level_ns()] * rounds + [level.cost_ns for level in levels]

@@ -48,7 +48,7 @@ class VectorUnit(wiring.Component):
                 "acc_bits": spec.pe * acc,
                 **threshold_features(spec.pe, thresholds, acc, spec.channels // spec.pe),
                 "out_bits": spec.pe * spec.output_type.bits,
-                "counter_bits": counter_bits(spec.window, spec.channels // spec.pe)}
+                "counter_bits": counter_bits(spec.window, spec.channels // spec.pe, spec.window * spec.channels // spec.pe)}
 
     def elaborate(self, platform):
         spec = self.spec
@@ -68,10 +68,13 @@ class VectorUnit(wiring.Component):
         advance = ~out_valid | self.m.ready
         accept = self.s.valid & advance
         position, group = nested_counters(m, accept, (spec.window, groups), ("position", "group"))
+        # The weights of (position, group) sit at position * groups + group, which the beats walk
+        # in order: a counter of its own, not a product and a sum before the ROM.
+        weight_address, = nested_counters(m, accept, (spec.window * groups,), ("weight_address",))
         first, last = position == 0, position == spec.window - 1
         m.d.comb += [
             self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data),
-            weight_read.addr.eq(position * groups + group),
+            weight_read.addr.eq(weight_address),
         ]
 
         x_lanes = lanes(self.s.payload, spec.input_type.bits, PE)

@@ -25,7 +25,7 @@ LABEL_SELECT = "label select"
 # Features that cost only one resource: registers loaded with an enable and nothing else (no
 # LUTs), and the adders of popcounts (no flip-flops). No coefficient is fitted to them for the
 # other column, where it would only soak up what other terms miss.
-FLIP_FLOPS_ONLY = ("MVTU.in_bits", "MVTU.dsp_in_bits", "rom_register_bits")
+FLIP_FLOPS_ONLY = ("MVTU.in_bits", "MVTU.dsp_in_bits", "rom_register_bits", "pipeline_bits")
 LUTS_ONLY = ("_popcount_", "_rom_bits_")
 # Costs known from the structure, set instead of fitted: a fit let these terms absorb other
 # terms' errors (LUTs: 0.64 to 1.44 per bit; flip-flops: 0.43 and 0.69 per register bit, which
@@ -35,7 +35,7 @@ LUTS_ONLY = ("_popcount_", "_rom_bits_")
 # live column). In front of DSP48s both are the DSPs' own input registers: separate, fitted terms.
 SET_COEFFICIENTS = {
     "LUT": {"memory.lutram_mux_bits": 1.0, "WidthConverter.scatter_bits": 1.0},
-    "FF": {"MVTU.in_bits": 1.0, "memory.rom_register_bits": 1.0},
+    "FF": {"MVTU.in_bits": 1.0, "memory.rom_register_bits": 1.0, "MVTU.pipeline_bits": 1.0},
 }
 
 
