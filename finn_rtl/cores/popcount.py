@@ -188,6 +188,11 @@ def _verilog_operation(operation, P: int) -> tuple[str, str]:
     return target, " + ".join(terms)
 
 
+def leaf_name(plan: CountPlan, cuts: tuple[int, ...] | None = None) -> str:
+    """The leaf module's name: the plan's, and where its registers are."""
+    return plan.module_name + ("" if cuts is None else f"_p{'_'.join(str(c + 1) for c in cuts)}")
+
+
 def leaf_verilog(plan: CountPlan, cuts: tuple[int, ...] | None = None) -> str:
     """Verilog text of the plan's module: inputs x0, x1, ..., output count. Without `cuts`,
     combinational. With `cuts` (level indices after which a register goes, ascending, -1 for
@@ -197,7 +202,7 @@ def leaf_verilog(plan: CountPlan, cuts: tuple[int, ...] | None = None) -> str:
     P, levels = plan.word, leaf_levels(plan)
     inputs = [f"x{i}" for i in range(len(plan.widths))]
     registered = cuts is not None
-    name = plan.module_name + (f"_p{'_'.join(str(c + 1) for c in cuts)}" if registered else "")
+    name = leaf_name(plan, cuts)
     lines = [f"module {name} ({', '.join((['clk', 'en'] if registered else []) + inputs)}, count);"]
     if registered:
         lines += ["  input wire clk;", f"  input wire [{len(cuts) - 1}:0] en;"]
@@ -477,7 +482,7 @@ def pipelined_popcount(m, terms: list[tuple[int, Value]], platform, name: str, e
     count = Signal(unsigned(plan.count_bits), name=name)
     leaf_enables = [enables(stage + k) for k in range(len(pipeline.leaf_cuts))]
     if isinstance(platform, VerilogLeaves) and plan.widths != (1,):
-        module = plan.module_name + f"_p{'_'.join(str(c + 1) for c in pipeline.leaf_cuts)}"
+        module = leaf_name(plan, pipeline.leaf_cuts)
         platform.modules.setdefault(module, leaf_verilog(plan, pipeline.leaf_cuts))
         ports = {f"i_x{i}": word for i, (_, word) in enumerate(terms)}
         m.submodules[name] = Instance(module, **ports, i_clk=ClockSignal(domain), i_en=Cat(*leaf_enables),
