@@ -73,18 +73,25 @@ def main() -> int:
     parser.add_argument("--designs", nargs="+", default=list(table), choices=list(table))
     parser.add_argument("--clock-mhz", type=float, default=200.0)
     parser.add_argument("--no-ecp5", action="store_true", help="skip place and route on ECP5")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="fit the analytic Fmax model (resources/fmax.py) to these measurements and write "
+                             "the fit to finn_rtl/resources/calibration.json")
     parser.add_argument("--ecp5-max-luts", type=int, default=2500,
                         help="route only units of at most this many (Xilinx) LUTs: nextpnr-ecp5 in WebAssembly "
                              "takes minutes on the larger ones (default 2500)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    head = (f"{'design':15}{'unit':30}{'logic ns':>9}{'route ns':>9}{'LUTs':>5}{'CY':>4}{'7s MHz':>8}{'US+ MHz':>8}"
+    from finn_rtl.resources.fmax import FAMILIES, estimate_fmax, fit
+
+    head = (f"{'design':15}{'unit':30}{'logic ns':>9}{'route ns':>9}{'LUTs':>5}{'CY':>4}{'7s MHz':>8}{'model':>7}{'US+ MHz':>8}"
             f"{'ECP5 MHz':>9}{'LUT':>8}{'FF':>8}{'| before:':>10}{'7s MHz':>8}{'ECP5 MHz':>9}{'LUT':>8}{'FF':>8}")
     print(head + "\n" + "-" * len(head), flush=True)
     estimated, routed_fmax, gains = [], [], []
     worst = {"7series": (1e9, ""), "ultrascale_plus": (1e9, "")}
     lut_ratios = []
+    model_pairs = {family: [] for family in FAMILIES}  # (model ns, measured period ns)
+    model_rows = []  # (unit, model-estimated 7-series MHz, measured MHz)
     for name in args.designs:
         with tempfile.TemporaryDirectory() as work:
             try:
@@ -97,6 +104,7 @@ def main() -> int:
             res_a = after.report["resources"]["synthesis"]["layers"]
             res_b = before.report["resources"]["synthesis"]["layers"]
             names = list(timing_a)
+            modelled = estimate_fmax(after.network)["units"]
             ecp_a = {} if args.no_ecp5 else routed(after, args.ecp5_max_luts)
             ecp_b = {} if args.no_ecp5 else routed(before, args.ecp5_max_luts)
             for unit in names:
@@ -106,6 +114,9 @@ def main() -> int:
                 for key, path in (("7series", seven), ("ultrascale_plus", plus)):
                     if path["fmax_mhz"] < worst[key][0]:
                         worst[key] = (path["fmax_mhz"], f"{name} {unit}")
+                for family in FAMILIES:
+                    model_pairs[family].append((modelled[unit]["model_ns"], timing_a[unit][family]["period_ns"]))
+                model_rows.append((f"{name} {unit}", modelled[unit]["7series"], seven["fmax_mhz"]))
                 e_a = ecp_a.get(unit, {}).get("fmax_mhz")
                 e_b = ecp_b.get(unit, {}).get("fmax_mhz")
                 if e_a:
@@ -114,7 +125,8 @@ def main() -> int:
                 if e_a and e_b:
                     gains.append((seven["fmax_mhz"] / old["fmax_mhz"], e_a / e_b))
                 print(f"{name:15}{unit[:29]:30}{seven['logic_ns']:>9.2f}{seven['routing_ns']:>9.2f}"
-                      f"{seven['lut_levels']:>5}{seven['carry_cells']:>4}{seven['fmax_mhz']:>8.1f}{plus['fmax_mhz']:>8.1f}"
+                      f"{seven['lut_levels']:>5}{seven['carry_cells']:>4}{seven['fmax_mhz']:>8.1f}{modelled[unit]['7series']:>7.0f}"
+                      f"{plus['fmax_mhz']:>8.1f}"
                       f"{e_a or '-':>9}{res_a[unit]['LUT']:>8,}{res_a[unit]['FF']:>8,}{'|':>10}{old['fmax_mhz']:>8.1f}"
                       f"{e_b or '-':>9}{res_b[unit]['LUT']:>8,}{res_b[unit]['FF']:>8,}", flush=True)
             total_a = after.report["resources"]["synthesis"]["total"]
@@ -135,7 +147,25 @@ def main() -> int:
         print(f"pipelining: estimated Fmax x{sum(e for e, _ in gains) / len(gains):.2f}, routed ECP5 Fmax "
               f"x{sum(r for _, r in gains) / len(gains):.2f} on average; the two agree on which units gained "
               f"(>5%) for {both} of {len(gains)} units")
+    if model_rows:
+        errors = [abs(model - measured) / measured for _, model, measured in model_rows]
+        worst = max(range(len(errors)), key=errors.__getitem__)
+        print(f"analytic Fmax model (calibration.json), 7-series: mean |error| {sum(errors) / len(errors):.1%}, "
+              f"worst {errors[worst]:.1%} ({model_rows[worst][0]}: model {model_rows[worst][1]:.0f} MHz, "
+              f"measured {model_rows[worst][2]:.0f} MHz) over {len(errors)} units")
+        fitted = fit(model_pairs)
+        for family in FAMILIES:
+            c = fitted[family]
+            refit = [abs(1 / (c["offset_ns"] + c["scale"] * x) - 1 / y) * y for x, y in model_pairs[family]]
+            print(f"  fitted here, {family}: period = {c['offset_ns']:.3f} ns + {c['scale']:.3f} x model; "
+                  f"mean |error| {sum(refit) / len(refit):.1%}, worst {max(refit):.1%}")
+        if args.calibrate:
+            from finn_rtl.resources.fmax import write_fit
+
+            write_fit(fitted)
+            print("  written to finn_rtl/resources/calibration.json")
     print("\nlogic/route ns, LUTs (levels), CY (CARRY4 cells): the longest 7-series path of the pipelined unit. "
+          "model: the analytic model's 7-series Fmax (resources/fmax.py). "
           "before: the same design at 25 MHz (no pipeline registers).")
     return 0
 

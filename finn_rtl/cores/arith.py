@@ -4,13 +4,20 @@ from __future__ import annotations
 from amaranth.hdl import Const, Mux, Signal, Value
 
 
-def tree_sum(values: list, m=None, name: str = "sum", levels_per_signal: int = 6) -> Value:
+def tree_sum(values: list, m=None, name: str = "sum") -> Value:
     """Balanced adder tree.
 
     Expression depth stays logarithmic; with a module ``m``, every few levels
     the partial sums are named comb signals, because Python's compiler (used
     by the Amaranth simulator) rejects very deeply nested expressions.
     """
+    return staged_tree_sum(values, lambda partial, level: partial, m, name)
+
+
+def staged_tree_sum(values: list, at_level, m=None, name: str = "sum") -> Value:
+    """`tree_sum` whose partial sums after each level (1, 2, ...) pass through `at_level(values,
+    level)`, which may put them through registers. Every sixth level of partial sums the callback
+    left as they were are named signals (see `tree_sum`)."""
     values = list(values)
     if not values:
         return Const(0, 1)
@@ -18,13 +25,12 @@ def tree_sum(values: list, m=None, name: str = "sum", levels_per_signal: int = 6
     while len(values) > 1:
         values = _tree_level(values, lambda a, b: a + b)
         level += 1
-        if m is not None and level % levels_per_signal == 0 and len(values) > 1:
-            named = []
-            for i, value in enumerate(values):
-                signal = Signal(value.shape(), name=f"{name}_l{level}_{i}")
-                m.d.comb += signal.eq(value)
-                named.append(signal)
-            values = named
+        staged = at_level(values, level)
+        if staged is values and m is not None and level % 6 == 0 and len(values) > 1:
+            named = [Signal(Value.cast(v).shape(), name=f"{name}_l{level}_{i}") for i, v in enumerate(values)]
+            m.d.comb += [n.eq(v) for n, v in zip(named, values)]
+            staged = named
+        values = staged
     return values[0]
 
 

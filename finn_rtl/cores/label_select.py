@@ -10,6 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import lanes as split_lanes
+from .pipelining import adder_ns, lut_level_ns
 
 
 class LabelSelect(wiring.Component):
@@ -21,6 +22,12 @@ class LabelSelect(wiring.Component):
             "s": In(stream.Signature(unsigned(value_bits * lanes))),
             "m": Out(stream.Signature(unsigned(index_bits))),
         })
+
+    @staticmethod
+    def path_ns(value_bits: int, lanes: int) -> float:
+        """By the delay model (`pipelining`): the lanes compared in order, each a comparison and
+        a choice, then the beat's winner against the running best."""
+        return lanes * (adder_ns(value_bits + 1) + lut_level_ns())
 
     def elaborate(self, platform):
         m = Module()

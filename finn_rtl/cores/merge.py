@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.merge_specs import ConcatSpec, DuplicateSpec
 from .arith import counter_bits, element_value, lanes, nested_counters
+from .pipelining import adder_ns, counter_ns, lut_level_ns, mux_levels
 from .ports import input_names, output_names
 
 
@@ -24,6 +25,11 @@ class Duplicate(wiring.Component):
             "s": In(stream.Signature(unsigned(width))),
             **{name: Out(stream.Signature(unsigned(width))) for name in self.output_names},
         })
+
+    @staticmethod
+    def path_ns(spec: DuplicateSpec) -> float:
+        """By the delay model: the outputs' readies into the input's ready and the taken flags."""
+        return lut_level_ns(1 + mux_levels(spec.outputs))
 
     @staticmethod
     def resource_features(spec: DuplicateSpec) -> dict[str, float]:
@@ -58,6 +64,12 @@ class Concat(wiring.Component):
                for name, qtype in zip(self.input_names, spec.input_types)},
             "m": Out(stream.Signature(unsigned(spec.simd * spec.output_type.bits))),
         })
+
+    @staticmethod
+    def path_ns(spec: ConcatSpec) -> float:
+        """By the delay model: the beat counter's comparisons selecting an input, its choice."""
+        beats = sum(c // spec.simd for c in spec.channels)
+        return max(counter_ns(beats), adder_ns(beats.bit_length()) + lut_level_ns(1 + mux_levels(spec.inputs)))
 
     @staticmethod
     def resource_features(spec: ConcatSpec) -> dict[str, float]:

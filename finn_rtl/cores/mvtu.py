@@ -26,19 +26,19 @@ translated from ``dot = 2*pc - MW``.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import MVTUSpec
-from .arith import (counter_bits, element_value, lane_product, lanes, nested_counters, pack_fields, tree_sum,
-                    tree_sum_bits)
-from .memories import layer_memory
+from .arith import (address_bits, counter_bits, element_value, lane_product, lanes, nested_counters, pack_fields,
+                    staged_tree_sum, tree_sum, tree_sum_bits)
+from .memories import banked_rom_read, layer_memory, rom_banks
 from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_product_terms, pack_planes, planar,
                        plane_bit, popcount_terms)
-from .pipelining import BRAM_OUT_NS, adder_ns, lut_level_ns
+from .pipelining import BRAM_OUT_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, stage_cuts, stage_delays
 from .popcount import CountPipeline, pipelined_popcount, popcount_structure
-from .threshold import compare_ns, threshold_features, threshold_stage
+from .threshold import delayed, threshold_features, threshold_path_ns, threshold_register_bits, threshold_stage
 
 
 # Bit planes cost one popcount per plane pair, lanes one multiply-add per lane. Measured in
@@ -92,12 +92,19 @@ def registers_operands(spec: MVTUSpec) -> bool:
     return BRAM_OUT_NS + lut_level_ns(2) + lut_level_ns() > spec.stage_budget.logic_ns
 
 
+def weight_banks(spec: MVTUSpec) -> int:
+    """Memories the weight ROM is cut into (`memories.rom_banks`): where the operands are
+    registered, each of its block RAM's address blocks is registered and the multiplexer among
+    them is behind the register, not on the block RAM's output."""
+    return len(rom_banks(spec.memories()["weights"], spec.memory_style("weights"))) if registers_operands(spec) else 1
+
+
 def operand_ns(spec: MVTUSpec) -> float:
     """Delay the dot product's words have before its first adder: the AND/XNOR of the operands,
     and unless the operands are registered (`registers_operands`), the multiplexer between the
     stream word and the input buffer and a block RAM's unregistered output."""
     if registers_operands(spec):
-        return lut_level_ns()
+        return lut_level_ns(1 + mux_levels(weight_banks(spec)))
     used = lut_level_ns(2 if spec.synapse_fold > 1 else 1)
     blocks = [name for name in ("weights", "input_buffer") if name in spec.memories()]
     if any(spec.memory_style(name) == "block" for name in blocks):
@@ -111,19 +118,64 @@ def dot_pipeline(spec: MVTUSpec) -> CountPipeline:
     return CountPipeline.of([(shift, len(live)) for shift, live in terms], spec.stage_budget, operand_ns(spec))
 
 
-def lane_stages(spec: MVTUSpec, weight_planes: bool) -> int:
-    """Registers of a lane datapath: the dot-product register, and one after the per-lane terms
-    (selected inputs or products) where they and the adder tree over them would not fit one
-    stage (`pipelining`: a LUT level per term bit of selection, two for a LUT multiplier's
-    partial products, then a tree of adders of the products' width)."""
-    if spec.multipliers == "dsp":
-        return 1  # the DSP48s' own registers pipeline the products
+def lane_levels(spec: MVTUSpec, weight_planes: bool) -> list[tuple[float, int]]:
+    """(delay, register bits per PE) of each level of a lane datapath (`pipelining`): the per-lane
+    terms behind the operands (a LUT level per term bit of selection, two more for a LUT
+    multiplier's partial products), each level of the adder tree over the lanes, and with weight
+    planes the tree over the planes' (shifted) sums and the negative plane's subtraction."""
     ib, wb = spec.input_type.bits, spec.weight_type.bits
-    width = ib if weight_planes else ib + wb
-    levels = max(1, (spec.simd - 1).bit_length())
-    terms_ns = lut_level_ns(2 if spec.binary_xnor or weight_planes else 3)
-    tree_ns = levels * adder_ns(width + levels)
-    return 1 if operand_ns(spec) + terms_ns + tree_ns <= spec.stage_budget.logic_ns else 2
+    width = 1 if spec.binary_xnor else ib if weight_planes else ib + wb
+    planes = bit_planes(spec.weight_type) if weight_planes else []
+    trees = max(1, len(planes))
+    terms_ns = 0.0 if spec.multipliers == "dsp" else lut_level_ns(2 if spec.binary_xnor or weight_planes else 3)
+    levels = [(operand_ns(spec) + terms_ns, trees * spec.simd * width)]
+    count, bits = spec.simd, width
+    while count > 1:
+        count, bits = -(-count // 2), bits + 1
+        levels.append((adder_ns(bits), trees * count * bits))
+    if planes:
+        positive = sum(not plane.negative for plane in planes)
+        bits += wb
+        while positive > 1:
+            positive, bits = -(-positive // 2), bits + 1
+            levels.append((adder_ns(bits), (positive + 1) * bits))
+        if any(plane.negative for plane in planes):
+            levels.append((adder_ns(bits + 1), bits + 1))
+    return levels
+
+
+def lane_cuts(spec: MVTUSpec, weight_planes: bool) -> list[int]:
+    """The lane datapath's levels (`lane_levels`) after which a register goes for the spec's clock;
+    the dot-product register after the last level is not among them."""
+    if spec.multipliers == "dsp":
+        return []  # the DSP48s' own registers pipeline the products
+    levels = lane_levels(spec, weight_planes)
+    cuts, _ = stage_cuts([delay for delay, _ in levels], spec.stage_budget)
+    return [cut for cut in cuts if cut < len(levels) - 1]
+
+
+def lane_stages(spec: MVTUSpec, weight_planes: bool) -> int:
+    """Registers of a lane datapath: the dot-product register, and those of `lane_cuts`."""
+    return len(lane_cuts(spec, weight_planes)) + 1
+
+
+def path_ns(spec: MVTUSpec) -> float:
+    """The slowest stage by the delay model (`pipelining`), logic and routing: the weight address
+    counter, a block RAM into the operand register, the dot product's stages, the accumulator,
+    the threshold stage's."""
+    paths = [counter_ns(spec.neuron_fold * spec.synapse_fold)]
+    if registers_operands(spec):
+        paths.append(BRAM_OUT_NS)
+    if datapath(spec) == "planes":
+        paths.append(dot_pipeline(spec).longest_stage_ns)
+    else:
+        weight_planes = uses_weight_planes(spec)
+        levels = [delay for delay, _ in lane_levels(spec, weight_planes)]
+        cuts = lane_cuts(spec, weight_planes)
+        paths.append(max(stage_delays(levels, cuts)))
+    shape = accumulator_shape(spec)
+    paths += [lut_level_ns() + adder_ns(shape.width), threshold_path_ns(spec, shape)]
+    return max(paths)
 
 
 def dot_stages(spec: MVTUSpec, bit_planes: bool | None = None, weight_planes: bool | None = None) -> int:
@@ -141,21 +193,18 @@ def pipeline_register_bits(spec: MVTUSpec) -> int:
     flip-flop per bit): the operand register, the dot product's stages before its register
     (per PE), the tags beside them, the lane terms' register and registered comparisons."""
     ib, wb = spec.input_type.bits, spec.weight_type.bits
-    bits = (spec.pe * spec.simd * wb + spec.simd * ib) if registers_operands(spec) else 0
+    banks = weight_banks(spec)
+    bits = (banks * spec.pe * spec.simd * wb + spec.simd * ib + address_bits(banks)) if registers_operands(spec) else 0
     planes = datapath(spec) == "planes"
     if planes:
         terms = popcount_terms(spec.simd, spec.input_type, spec.weight_type, spec.binary_xnor)
         shifts_widths = [(shift, len(live)) for shift, live in terms]
         bits += spec.pe * dot_pipeline(spec).register_bits(shifts_widths)
-    elif lane_stages(spec, uses_weight_planes(spec)) > 1:
-        planes_held = len(bit_planes(spec.weight_type)) if uses_weight_planes(spec) else 1
-        bits += spec.pe * spec.simd * planes_held * (ib + wb)
+    else:
+        levels = lane_levels(spec, uses_weight_planes(spec))
+        bits += spec.pe * sum(levels[cut][1] for cut in lane_cuts(spec, uses_weight_planes(spec)))
     bits += (dot_stages(spec) - 1) * (3 + counter_bits(spec.neuron_fold))
-    if spec.thresholds is not None:
-        width = accumulator_shape(spec).width
-        if sum(compare_ns(width, spec.thresholds_per_channel)) > spec.stage_budget.logic_ns:
-            bits += spec.pe * spec.thresholds_per_channel
-    return bits
+    return bits + threshold_register_bits(spec, accumulator_shape(spec))
 
 
 def accumulator_shape(spec: MVTUSpec):
@@ -175,6 +224,8 @@ class MVTU(wiring.Component):
             "s": In(stream.Signature(unsigned(self.in_width))),
             "m": Out(stream.Signature(unsigned(self.out_width))),
         })
+
+    path_ns = staticmethod(path_ns)
 
     @staticmethod
     def resource_features(spec: MVTUSpec) -> dict[str, float]:
@@ -247,13 +298,10 @@ class MVTU(wiring.Component):
         ib, ob = spec.input_type.bits, spec.output_type.bits
         acc_shape = accumulator_shape(spec)
 
-        weight_rom = layer_memory(m, spec, "weights", self._weight_rom_init())
-        weight_read = weight_rom.read_port()
-
         out_valid = Signal()
         advance = Signal()
         m.d.comb += advance.eq(~out_valid | self.m.ready)
-        m.d.comb += [self.m.valid.eq(out_valid), weight_read.en.eq(advance)]
+        m.d.comb += self.m.valid.eq(out_valid)
 
         # -- issue: walk (nf, sf); the input stream is consumed only in neuron fold 0
         issue = Signal()
@@ -263,8 +311,14 @@ class MVTU(wiring.Component):
         m.d.comb += [
             self.s.ready.eq(advance & from_stream),
             issue.eq(advance & (~from_stream | self.s.valid)),
-            weight_read.addr.eq(weight_addr),
         ]
+        if weight_banks(spec) > 1:
+            weight_latches, weight_bank = banked_rom_read(m, spec, "weights", self._weight_rom_init(),
+                                                          weight_addr, advance)
+        else:
+            weight_read = layer_memory(m, spec, "weights", self._weight_rom_init()).read_port()
+            m.d.comb += [weight_read.addr.eq(weight_addr), weight_read.en.eq(advance)]
+            weight_latches, weight_bank = [weight_read.data], None
 
         # -- multiply-accumulate stage (operands arrive one cycle after issue)
         mac_valid, mac_first, mac_last, mac_from_stream = Signal(), Signal(), Signal(), Signal()
@@ -308,17 +362,23 @@ class MVTU(wiring.Component):
         def stage_enable(k: int) -> Signal:
             return enables.setdefault(k, Signal(name=f"dot_en{k}"))
 
-        weight_word = weight_read.data
+        weight_word = weight_latches[0]
         first_stage = int(registers_operands(spec))
         if first_stage:  # the operands registered behind the memories (`registers_operands`)
-            operands = {"weights": weight_word, **({f"x{a}": plane for a, plane in enumerate(x_planes)}
-                                                  if self.bit_planes else {"x": x_word})}
+            banks = {f"weights{b}" if len(weight_latches) > 1 else "weights": latch
+                     for b, latch in enumerate(weight_latches)}
+            operands = {**banks, **({f"x{a}": plane for a, plane in enumerate(x_planes)}
+                                    if self.bit_planes else {"x": x_word})}
+            if weight_bank is not None:
+                operands["weight_bank"] = weight_bank
             held = {}
             for name, value in operands.items():
                 held[name] = Signal(len(value), name=f"operand_{name}")
                 with m.If(stage_enable(0)):
                     m.d.sync += held[name].eq(value)
-            weight_word = held["weights"]
+            weight_word = held["weights"] if len(banks) == 1 else Signal(len(weight_word), name="operand_weights")
+            if len(banks) > 1:
+                m.d.comb += weight_word.eq(Array(held[name] for name in banks)[held["weight_bank"]])
             if self.bit_planes:
                 x_planes = [held[f"x{a}"] for a in range(ib)]
             else:
@@ -332,13 +392,15 @@ class MVTU(wiring.Component):
                 dot, depth = self._plane_dot(m, x_planes, weight_word, pe, platform,
                                              lambda k: stage_enable(first_stage + k))
             else:
-                depth = lane_stages(spec, self.weight_planes)
+                cuts = lane_cuts(spec, self.weight_planes)
+                depth = len(cuts) + 1
 
-                def hold(values, name, stage=first_stage):
-                    if depth == 1:
+                def hold(values, name, level, stage=first_stage, cuts=cuts):
+                    """The values of lane level `level`, through a register where it is cut."""
+                    if level not in cuts:
                         return values
                     held = [Signal(Value.cast(v).shape(), name=f"{name}_held{i}") for i, v in enumerate(values)]
-                    with m.If(stage_enable(stage)):
+                    with m.If(stage_enable(stage + cuts.index(level))):
                         m.d.sync += [h.eq(v) for h, v in zip(held, values)]
                     return held
 
@@ -354,10 +416,10 @@ class MVTU(wiring.Component):
         tags = Cat(mac_valid, mac_first, mac_last, mac_nf)
         for k in range(depth):
             m.d.comb += stage_enable(k).eq(advance & tags[0])
-            delayed = Signal(len(tags), name=f"dot{k}_tags")
+            later = Signal(len(tags), name=f"dot{k}_tags")
             with m.If(advance):
-                m.d.sync += delayed.eq(tags)
-            tags = delayed
+                m.d.sync += later.eq(tags)
+            tags = later
         dot_valid, dot_first, dot_last, dot_nf = tags[0], tags[1], tags[2], tags[3:3 + len(mac_nf)]
         for pe in range(PE):
             m.d.comb += acc_next[pe].eq(Mux(dot_first, 0, acc[pe]) + dots[pe])
@@ -371,11 +433,7 @@ class MVTU(wiring.Component):
             m.d.sync += act_valid.eq(dot_valid & dot_last)
             m.d.sync += [a.eq(n) for a, n in zip(act_acc, acc_next)]
         results, delay = self._activations(m, act_acc, dot_nf, advance, acc_shape)
-        if delay:  # the comparisons are registered before they are counted
-            compared_valid = Signal(name="compared_valid")
-            with m.If(advance):
-                m.d.sync += compared_valid.eq(act_valid)
-            act_valid = compared_valid
+        act_valid = delayed(m, act_valid, delay, advance)  # the threshold stage's registers
 
         out_payload = Signal(self.out_width)
         with m.If(advance):
@@ -398,24 +456,40 @@ class MVTU(wiring.Component):
         return (count - offset if offset else count), stages
 
     def _lane_dot(self, m, x_lanes, weight_word, pe, hold):
-        """The PE's dot product on lanes; `hold(values, name)` puts the per-lane terms (selected
-        inputs or products) through a register where the lanes take two stages (`lane_stages`)."""
+        """The PE's dot product on lanes, level by level as `lane_levels` counts them;
+        `hold(values, name, level)` puts a level's values through a register where it is cut."""
         spec, SIMD, wb = self.spec, self.spec.simd, self.spec.weight_type.bits
         row = lanes(weight_word[pe * SIMD * wb:(pe + 1) * SIMD * wb], wb, SIMD)
-        if self.weight_planes:
-            values = [element_value(x, spec.input_type) for x in x_lanes]
-            total = 0
-            for plane in bit_planes(spec.weight_type):
-                name = f"dot{pe}_w{plane.bit}{int(plane.complemented)}"
-                picked = hold([Mux(plane_bit(w, plane), x, 0) for x, w in zip(values, row)], name)
-                partial = tree_sum(picked, m, name) << plane.shift
-                total = add_plane(total, partial, plane)
-            return total
-        if spec.binary_xnor:
-            terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
-        else:
-            terms = [lane_product(m, x, w, spec, f"dot{pe}_p{lane}") for lane, (x, w) in enumerate(zip(x_lanes, row))]
-        return tree_sum(hold(terms, f"dot{pe}_p"), m, f"dot{pe}")
+        if not self.weight_planes:
+            if spec.binary_xnor:
+                terms = [~(x[0] ^ w[0]) for x, w in zip(x_lanes, row)]
+            else:
+                terms = [lane_product(m, x, w, spec, f"dot{pe}_p{lane}") for lane, (x, w) in enumerate(zip(x_lanes, row))]
+            return staged_tree_sum(hold(terms, f"dot{pe}_p", 0), lambda v, level: hold(v, f"dot{pe}_l{level}", level),
+                                   m, f"dot{pe}")
+        # Each plane's lanes summed in lockstep (the same levels), then the planes' sums.
+        values = [element_value(x, spec.input_type) for x in x_lanes]
+        planes = bit_planes(spec.weight_type)
+        sums = []
+        for plane in planes:
+            name = f"dot{pe}_w{plane.bit}{int(plane.complemented)}"
+            picked = hold([Mux(plane_bit(w, plane), x, 0) for x, w in zip(values, row)], name, 0)
+            total = staged_tree_sum(picked, lambda v, level, name=name: hold(v, f"{name}_l{level}", level), m, name)
+            sums.append(total << plane.shift)
+        levels = (SIMD - 1).bit_length()  # as `lane_levels` counts the trees' levels
+        positive = [total for total, plane in zip(sums, planes) if not plane.negative]
+        negative = [total for total, plane in zip(sums, planes) if plane.negative]
+
+        def beside_negative(values, level):  # the negative plane's sum keeps pace with the others
+            held = hold(values + negative, f"dot{pe}_planes{level}", levels + level)
+            negative[:] = held[len(values):]
+            return held[:len(values)]
+
+        total = staged_tree_sum(positive, beside_negative, m, f"dot{pe}_planes")
+        if negative:  # one negative plane at most (the sign bit, or a bipolar weight's "is -1")
+            last = levels + max(0, (len(positive) - 1).bit_length()) + 1
+            total = hold([total - negative[0]], f"dot{pe}_signed", last)[0]
+        return total
 
     def _activations(self, m, act_acc, mac_nf, advance, acc_shape):
         """Per-PE output element values (before packing), and the cycles the threshold stage

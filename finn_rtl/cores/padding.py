@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import PadSpec
 from .arith import counter_bits, nested_counters, pack_ints
+from .pipelining import adder_ns, counter_ns, lut_level_ns
 
 
 class Padding(wiring.Component):
@@ -21,6 +22,12 @@ class Padding(wiring.Component):
             "s": In(stream.Signature(unsigned(width))),
             "m": Out(stream.Signature(unsigned(width))),
         })
+
+    @staticmethod
+    def path_ns(spec: PadSpec) -> float:
+        """By the delay model (`pipelining`): the position compared with the image's edges, the
+        choice of beat, the counters stepping with the consumer's ready."""
+        return adder_ns(max(spec.out_h, spec.out_w).bit_length()) + lut_level_ns(2) + counter_ns(spec.out_w)
 
     @staticmethod
     def resource_features(spec: PadSpec) -> dict[str, float]:

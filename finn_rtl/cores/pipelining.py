@@ -25,6 +25,7 @@ NET_NS = 0.45  # the routing allowance per hop, as resources.timing.SERIES7
 CARRY_ENTRY_NS = 0.40  # into a CARRY4 (S -> O) after the LUT that drives it (fitted: SWAR levels of 2-8 bit fields)
 CARRY4_NS = 0.114  # CI -> CO of every further CARRY4
 REGISTER_NS = 0.30 + NET_NS  # clock to Q, and the hop into the next register
+ROM_LEVEL_NS = 0.642 + NET_NS  # a LUT ROM's level: every LUT6 pin is used, the slowest (I0) too
 BRAM_OUT_NS = 2.454 - 0.303  # a block RAM's unregistered output, beyond a register's clock to Q
 BRAM_ADDRESS_SETUP_NS = 0.566  # a block RAM's address setup (a register's is 0)
 DEFAULT_MHZ = 200.0  # as platforms.boards.DEFAULT_CLOCK_MHZ: a core's budget when its spec names no clock
@@ -34,11 +35,33 @@ def lut_level_ns(levels: int = 1) -> float:
     return levels * (LUT_NS + NET_NS)
 
 
+def rom_levels(depth: int) -> int:
+    """LUT levels of a distributed ROM's read: a LUT6 per 64 words and bit, then 4:1 multiplexers
+    (a LUT6 each; Vivado's MUXF7/F8 are faster)."""
+    levels, words = 1, 64
+    while words < depth:
+        words, levels = words * 4, levels + 1
+    return levels
+
+
 def adder_ns(bits: int) -> float:
     """A two-operand adder of `bits` bits (its carry chain) behind a LUT level."""
     if bits <= 1:
         return lut_level_ns()
     return lut_level_ns() + CARRY_ENTRY_NS + (math.ceil(bits / 4) - 1) * CARRY4_NS
+
+
+def counter_ns(limit: int) -> float:
+    """A counter to `limit` that wraps: its increment, and the wrap's choice behind it."""
+    return adder_ns(max(1, (int(limit) - 1).bit_length())) + lut_level_ns()
+
+
+def mux_levels(inputs: int) -> int:
+    """LUT levels of a multiplexer of `inputs` words (a LUT6 selects among four)."""
+    levels = 0
+    while inputs > 1:
+        inputs, levels = -(-inputs // 4), levels + 1
+    return levels
 
 
 def swar_level_ns(field: int) -> float:
@@ -79,3 +102,17 @@ def stage_cuts(costs: list[float], budget: StageBudget | None, used: float = 0.0
         used += cost
         holds_apart = holds_apart or apart[index]
     return cuts, used
+
+
+def stage_delays(costs: list[float], cuts: list[int], used: float = 0.0) -> list[float]:
+    """The delay of each stage that `stage_cuts` made of `costs` (the first holding `used` too;
+    a cut at -1 registers before the first level)."""
+    delays, current = ([used], 0.0) if -1 in cuts else ([], used)
+    for index, cost in enumerate(costs):
+        current += cost
+        if index in cuts:
+            delays.append(current)
+            current = 0.0
+    if current or not delays:
+        delays.append(current)
+    return delays

@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from ..graph.specs import PoolSpec
 from .arith import counter_bits, element_value, lanes, nested_counters
 from .memories import layer_memory
+from .pipelining import adder_ns, lut_level_ns
 
 
 class WindowPool(wiring.Component):
@@ -23,6 +24,12 @@ class WindowPool(wiring.Component):
             "s": In(stream.Signature(unsigned(spec.simd * spec.input_type.bits))),
             "m": Out(stream.Signature(unsigned(spec.simd * spec.output_type.bits))),
         })
+
+    @staticmethod
+    def path_ns(spec: PoolSpec) -> float:
+        """By the delay model (`pipelining`): the partial result's LUT-RAM read, the compare or
+        add, the first pixel's choice into the LUT RAM's write."""
+        return lut_level_ns() + adder_ns(spec.output_type.bits + 1) + lut_level_ns()
 
     @staticmethod
     def resource_features(spec: PoolSpec) -> dict[str, float]:

@@ -422,6 +422,7 @@ class CountPipeline:
     plan: CountPlan
     round_cuts: tuple[int, ...]  # rounds (1-based) after which the words are registered
     leaf_cuts: tuple[int, ...]  # leaf levels after which the leaf registers, the last always
+    longest_stage_ns: float = 0.0  # the slowest stage by the delay model (`pipelining`)
 
     @property
     def stages(self) -> int:
@@ -441,7 +442,7 @@ class CountPipeline:
 
     @classmethod
     def of(cls, shifts_widths: list[tuple[int, int]], budget=None, used_ns: float = 0.0) -> "CountPipeline":
-        from .pipelining import lut_level_ns, stage_cuts
+        from .pipelining import lut_level_ns, stage_cuts, stage_delays
 
         rounds, left, _ = carry_save_rounds(shifts_widths)
         plan = CountPlan(tuple(w for _, w in left), tuple(s for s, _ in left))
@@ -451,12 +452,13 @@ class CountPipeline:
         last = len(costs) - 1
         if last not in cuts:
             cuts.append(last)
+        longest = max(stage_delays(costs, cuts, used_ns))
         # A register after the last round is the leaf's input register.
         round_cuts = tuple(c + 1 for c in cuts if 0 <= c < rounds - 1)
         leaf_cuts = tuple(c - rounds for c in cuts if c >= rounds - 1 and c >= 0) or (-1,)
         if -1 in cuts:  # a register before anything: the inputs are registered (round 0)
             round_cuts = (0, *round_cuts)
-        return cls(rounds, plan, round_cuts, leaf_cuts)
+        return cls(rounds, plan, round_cuts, leaf_cuts, longest)
 
 
 def pipelined_popcount(m, terms: list[tuple[int, Value]], platform, name: str, enables, budget=None,

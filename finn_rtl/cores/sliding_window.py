@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from ..graph.specs import SlidingWindowSpec
 from .arith import address_bits, constant_product_bits, nested_counters
 from .memories import layer_memory
-from .pipelining import BRAM_ADDRESS_SETUP_NS, adder_ns
+from .pipelining import BRAM_ADDRESS_SETUP_NS, adder_ns, counter_ns
 
 
 def address_stages(spec: SlidingWindowSpec) -> int:
@@ -32,10 +32,22 @@ def address_stages(spec: SlidingWindowSpec) -> int:
     whole computation (slot + ky with its wrap, `ox * SW + kx`, `slot * row_beats + col * CF +
     cf`: four adders' carry chains and the memory's address setup, measured 5.1-7.5 ns on CNV's
     generators) fits the spec's clock, else two (parts, then the address)."""
+    return 0 if address_ns(spec) <= spec.stage_budget.logic_ns else 2
+
+
+def address_ns(spec: SlidingWindowSpec) -> float:
+    """The read address's computation (`address_stages`) with the memory's address setup."""
     memory = spec.memories()["line_buffer"]
     bits = address_bits(memory.depth)
-    needed = 4 * adder_ns(bits) + (BRAM_ADDRESS_SETUP_NS if spec.memory_style("line_buffer") == "block" else 0)
-    return 0 if needed <= spec.stage_budget.logic_ns else 2
+    return 4 * adder_ns(bits) + (BRAM_ADDRESS_SETUP_NS if spec.memory_style("line_buffer") == "block" else 0)
+
+
+def path_ns(spec: SlidingWindowSpec) -> float:
+    """The slowest stage by the delay model (`pipelining`): the read address (in two stages
+    where `address_stages` registers it), or the writer's address counter."""
+    stages = address_stages(spec)
+    read = address_ns(spec) if not stages else address_ns(spec) / stages
+    return max(read, counter_ns(spec.memories()["line_buffer"].depth))
 
 
 class SlidingWindow(wiring.Component):
@@ -47,6 +59,8 @@ class SlidingWindow(wiring.Component):
             "s": In(stream.Signature(unsigned(width))),
             "m": Out(stream.Signature(unsigned(width))),
         })
+
+    path_ns = staticmethod(path_ns)
 
     @staticmethod
     def resource_features(spec: SlidingWindowSpec) -> dict[str, float]:

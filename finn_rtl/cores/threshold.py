@@ -20,7 +20,7 @@ from amaranth import Cat, Signal, signed, unsigned
 from ..graph.specs import compared_bits
 from .arith import lanes, pack_fields, tree_sum
 from .memories import layer_memory
-from .pipelining import adder_ns, lut_level_ns
+from .pipelining import BRAM_OUT_NS, adder_ns, lut_level_ns
 
 
 def threshold_features(pe: int, thresholds: int, value_bits: int, groups: int) -> dict[str, float]:
@@ -46,15 +46,59 @@ def compare_ns(width: int, thresholds: int) -> tuple[float, float]:
     return lut_level_ns() + adder_ns(width + 1), levels * adder_ns(levels + 1) + adder_ns(levels + 1)
 
 
+def compared_width(value_shape, signs) -> int:
+    """Bits of each comparison: the value's, one more where decreasing channels are flipped."""
+    return compared_bits(value_shape.width, value_shape.signed) + (signs is not None)
+
+
+def threshold_registers(spec, width: int) -> tuple[bool, bool]:
+    """(ROM word register, comparison register) of the stage (`pipelining`): comparing and
+    counting after the ROM's read latch should fit one cycle; where they do not, the comparisons
+    are registered before they are counted; where even the comparisons do not fit after a block
+    RAM's slow output, the ROM word (and the values beside it) get a register first."""
+    comparing, counting = compare_ns(width, spec.thresholds_per_channel)
+    budget = spec.stage_budget.logic_ns
+    rom_out = BRAM_OUT_NS if spec.memory_style("thresholds") == "block" else 0.0
+    if rom_out + comparing + counting <= budget:
+        return False, False
+    if rom_out + comparing <= budget:
+        return False, True
+    return True, comparing + counting > budget
+
+
+def threshold_path_ns(spec, value_shape) -> float:
+    """The slowest stage of the threshold stage by the delay model (`threshold_registers`); 0
+    without thresholds."""
+    if spec.thresholds is None:
+        return 0.0
+    width = compared_width(value_shape, spec.channel_sign)
+    comparing, counting = compare_ns(width, spec.thresholds_per_channel)
+    rom_out = BRAM_OUT_NS if spec.memory_style("thresholds") == "block" else 0.0
+    rom_register, compare_register = threshold_registers(spec, width)
+    stages = [rom_out] if rom_register else []
+    first = comparing + (0.0 if rom_register else rom_out)
+    stages += [first, counting] if compare_register else [first + counting]
+    return max(stages)
+
+
+def threshold_register_bits(spec, value_shape) -> int:
+    """Flip-flops of the stage's pipeline registers (`threshold_registers`; a resource-estimate
+    feature, one per bit)."""
+    if spec.thresholds is None:
+        return 0
+    rom_register, compare_register = threshold_registers(spec, compared_width(value_shape, spec.channel_sign))
+    bits = spec.memories()["thresholds"].width + spec.pe * value_shape.width if rom_register else 0
+    return bits + (spec.pe * spec.thresholds_per_channel if compare_register else 0)
+
+
 def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
                     value_shape, output_type, out_base: int):
     """Compare `values` (PE signals) with the thresholds of channel group `group`.
 
     The ROM is read synchronously with `enable`: `values` must be the signals
     that are registered in the same cycle `group` is presented. Returns the PE
-    output element values, and 1 where the comparisons go through a register (loaded with
-    `enable`) before they are counted, because comparing and counting would not fit the spec's
-    clock (`compare_ns`), else 0: the cycles the caller delays the values' valid by. The ROM
+    output element values, and the cycles the caller delays the values' valid by: the pipeline
+    registers of `threshold_registers`, loaded with `enable`. The ROM
     holds the spec's `threshold_values` as `rom_fields` lays them out: a decreasing channel's
     thresholds flipped, so that its comparisons are inverted instead of its value negated (no
     adder in front of the comparators).
@@ -62,7 +106,7 @@ def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
     pe = len(values)
     n = spec.thresholds_per_channel
     negated = signs is not None and bool((np.asarray(signs) < 0).any())
-    width = compared_bits(value_shape.width, value_shape.signed) + (signs is not None)
+    width = compared_width(value_shape, signs)
     # Offset binary for signed values: t + 2^(width-1) fits `width` unsigned bits.
     offset = 1 << (width - 1) if value_shape.signed else 0
     sign_bits = pe if signs is not None else 0
@@ -70,9 +114,15 @@ def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
     assert rom.shape.width == pe * n * width + sign_bits, "the spec's threshold ROM shape is the core's"
     read = rom.read_port()
     m.d.comb += [read.addr.eq(group), read.en.eq(enable)]
-    per_lane = lanes(read.data, width, pe * n)
-    comparing, counting = compare_ns(width, n)
-    delay = int(comparing + counting > spec.stage_budget.logic_ns)
+    rom_register, compare_register = threshold_registers(spec, width)
+    word = read.data
+    if rom_register:
+        word = Signal(len(read.data), name="thresholds_word")
+        held = [Signal(v.shape(), name=f"thresholds_value{lane}_held") for lane, v in enumerate(values)]
+        with m.If(enable):
+            m.d.sync += [word.eq(read.data), *(h.eq(v) for h, v in zip(held, values))]
+        values = held
+    per_lane = lanes(word, width, pe * n)
     results = []
     for lane, value in enumerate(values):
         compared = value
@@ -86,15 +136,25 @@ def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
             compared = biased
         bits = Cat(compared >= t for t in per_lane[lane * n:(lane + 1) * n])
         if negated:
-            bits = bits ^ read.data[pe * n * width + lane].replicate(n)
-        if delay:
+            bits = bits ^ word[pe * n * width + lane].replicate(n)
+        if compare_register:
             held = Signal(n, name=f"thresholds_passed{lane}_bits")
             with m.If(enable):
                 m.d.sync += held.eq(bits)
             bits = held
         passed = tree_sum(list(bits), m, f"thresholds_passed{lane}")
         results.append(passed if output_type.bipolar else out_base + passed)
-    return results, delay
+    return results, rom_register + compare_register
+
+
+def delayed(m, valid, cycles: int, enable, name: str = "compared_valid"):
+    """`valid` through `cycles` registers loaded with `enable` (beside a pipeline's data)."""
+    for stage in range(cycles):
+        later = Signal(name=f"{name}{stage}" if cycles > 1 else name)
+        with m.If(enable):
+            m.d.sync += later.eq(valid)
+        valid = later
+    return valid
 
 
 def register_thresholded(m, spec, held, held_valid, group, advance, value_shape, out_valid, out_data):
@@ -105,11 +165,7 @@ def register_thresholded(m, spec, held, held_valid, group, advance, value_shape,
         results, delay = threshold_stage(m, held, group, advance, spec=spec,
                                          signs=spec.channel_sign, value_shape=value_shape,
                                          output_type=spec.output_type, out_base=spec.out_base)
-        if delay:
-            compared_valid = Signal(name="compared_valid")
-            with m.If(advance):
-                m.d.sync += compared_valid.eq(held_valid)
-            held_valid = compared_valid
+        held_valid = delayed(m, held_valid, delay, advance)
     with m.If(advance):
         m.d.sync += [out_valid.eq(held_valid),
                      out_data.eq(Cat(r.as_unsigned()[:spec.output_type.bits] for r in results))]

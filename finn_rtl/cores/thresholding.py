@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import counter_bits, element_value, lanes, nested_counters
 from .ports import input_names
-from .threshold import register_thresholded, threshold_features
+from .pipelining import adder_ns, counter_ns, lut_level_ns
+from .threshold import register_thresholded, threshold_features, threshold_path_ns, threshold_register_bits
 
 
 class Thresholding(wiring.Component):
@@ -23,12 +24,21 @@ class Thresholding(wiring.Component):
         })
 
     @staticmethod
+    def path_ns(spec) -> float:
+        """By the delay model (`pipelining`): the weighted sum of the inputs (constant factors are
+        shifts and adds), the threshold stage's slowest stage."""
+        inputs = len(spec.input_types)
+        summing = lut_level_ns() + (inputs - 1 + sum(f != 1 for f in spec.factors)) * adder_ns(spec.value_type.bits)
+        return max(summing, threshold_path_ns(spec, signed(spec.value_type.bits)), counter_ns(spec.channels // spec.pe))
+
+    @staticmethod
     def resource_features(spec) -> dict[str, float]:
         thresholds = spec.thresholds_per_channel
         value = spec.value_type.bits
         return {"const": 1, "sum_bits": spec.pe * value * len(spec.input_types),
                 **threshold_features(spec.pe, thresholds, value, spec.channels // spec.pe),
-                "out_bits": spec.pe * spec.output_type.bits, "counter_bits": counter_bits(spec.channels // spec.pe)}
+                "out_bits": spec.pe * spec.output_type.bits, "counter_bits": counter_bits(spec.channels // spec.pe),
+                "pipeline_bits": threshold_register_bits(spec, signed(spec.value_type.bits))}
 
     def elaborate(self, platform):
         spec = self.spec

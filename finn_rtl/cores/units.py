@@ -17,7 +17,8 @@ def edge_stages(edge: EdgeStream, monitor: bool = False) -> list:
     """The components on an edge in stream order: its FIFO, and a width converter where the
     lanes change, the FIFO on the wide side (on the narrow side it could only refill at the
     narrow rate, throttling a consumer that reads in bursts)."""
-    fifo = StreamFIFO(edge.fifo_lanes * edge.dtype.bits, edge.depth, monitor=monitor, style=edge.fifo_memory_style)
+    fifo = StreamFIFO(edge.fifo_lanes * edge.dtype.bits, edge.depth, monitor=monitor, style=edge.fifo_memory_style,
+                      budget=edge.stage_budget)
     if edge.width_converter is None:
         return [fifo]
     converter = WidthConverter(edge.dtype.bits, *edge.width_converter)

@@ -4,7 +4,9 @@ Input: the sliding-window stream, per output pixel ``window`` kernel positions
 of ``channels/pe`` beats each (PE channels per beat). Partial sums per channel
 group live in a small RAM read combinationally (LUT RAM), the weights of
 kernel position k and channel group g in a ROM word at k*groups + g. When a
-window's last position arrives its sums go to the threshold stage (or out).
+window's last position arrives its sums go to the threshold stage (or out). The weights of
+the current beat come from a register loaded, as each beat is taken, with the next beat's ROM
+word: the ROM's read is a stage of its own, not in front of the multipliers.
 """
 from __future__ import annotations
 
@@ -13,20 +15,47 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
-from .arith import counter_bits, lane_product, lanes, nested_counters, pack_fields
-from .memories import layer_memory
-from .pipelining import adder_ns, lut_level_ns
-from .threshold import register_thresholded, threshold_features
+from .arith import address_bits, counter_bits, lane_product, lanes, nested_counters, pack_fields
+from .memories import layer_memory, distributed_bank_words, walked_rom, walked_rom_register_bits
+from .pipelining import ROM_LEVEL_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, rom_levels
+from .threshold import register_thresholded, threshold_features, threshold_path_ns, threshold_register_bits
 
 
 def product_stage(spec: VectorUnitSpec) -> bool:
-    """Whether the products are registered before the partial sums (`pipelining`): the weight
-    ROM read (two LUT levels), a LUT multiplier (three) and the accumulate with its partial-sum
-    read and write (an adder, a LUT-RAM read and write) do not fit the spec's clock together."""
+    """Whether the products are registered before the partial sums (`pipelining`): a LUT
+    multiplier (three LUT levels and its adder) and the accumulate with its partial-sum read and
+    write (an adder, a LUT-RAM read and write) do not fit the spec's clock together."""
     if spec.multipliers == "dsp":
         return False
-    needed = lut_level_ns(2) + lut_level_ns(3) + adder_ns(spec.acc_type.bits) + lut_level_ns(2)
+    needed = lut_level_ns(3) + adder_ns(spec.weight_type.bits + spec.input_type.bits) \
+        + adder_ns(spec.acc_type.bits) + lut_level_ns(2)
     return needed > spec.stage_budget.logic_ns
+
+
+def pipeline_register_bits(spec: VectorUnitSpec) -> int:
+    """Flip-flops of the unit's pipeline registers (a resource-estimate feature, one per bit): the
+    current beat's weights, the registered products with their tags, the threshold stage's."""
+    bits = walked_rom_register_bits(spec, "weights", spec.window * spec.channels // spec.pe)
+    if product_stage(spec):
+        products = spec.pe * (spec.weight_type.bits + spec.input_type.bits + 1)
+        bits += products + 3 + address_bits(spec.channels // spec.pe)
+    return bits + threshold_register_bits(spec, signed(spec.acc_type.bits))
+
+
+def path_ns(spec: VectorUnitSpec) -> float:
+    """The slowest stage by the delay model (`pipelining`), logic and routing: the weight ROM's
+    read (by banks and their multiplexer where banked), the products and the partial sums'
+    read-modify-write, the threshold stage's."""
+    shape = spec.memories()["weights"]
+    bank = distributed_bank_words(shape, spec.memory_style("weights"), spec.stage_budget)
+    paths = [rom_levels(bank or shape.depth) * ROM_LEVEL_NS, counter_ns(shape.depth)]
+    if bank:
+        paths.append(lut_level_ns(mux_levels(-(-shape.depth // bank))))
+    multiply = 0.0 if spec.multipliers == "dsp" else \
+        lut_level_ns(3) + adder_ns(spec.weight_type.bits + spec.input_type.bits)
+    accumulate = adder_ns(spec.acc_type.bits) + lut_level_ns(2)
+    paths += [multiply, accumulate] if product_stage(spec) else [multiply + accumulate]
+    return max(paths + [threshold_path_ns(spec, signed(spec.acc_type.bits))])
 
 
 class VectorUnit(wiring.Component):
@@ -38,6 +67,8 @@ class VectorUnit(wiring.Component):
             "m": Out(stream.Signature(unsigned(spec.pe * spec.output_type.bits))),
         })
 
+    path_ns = staticmethod(path_ns)
+
     @staticmethod
     def resource_features(spec: VectorUnitSpec) -> dict[str, float]:
         thresholds = spec.thresholds_per_channel
@@ -47,7 +78,7 @@ class VectorUnit(wiring.Component):
                 "multiply_bits": 0 if dsps else spec.pe * spec.input_type.bits * spec.weight_type.bits,
                 "acc_bits": spec.pe * acc,
                 **threshold_features(spec.pe, thresholds, acc, spec.channels // spec.pe),
-                "out_bits": spec.pe * spec.output_type.bits,
+                "out_bits": spec.pe * spec.output_type.bits, "pipeline_bits": pipeline_register_bits(spec),
                 "counter_bits": counter_bits(spec.window, spec.channels // spec.pe, spec.window * spec.channels // spec.pe)}
 
     def elaborate(self, platform):
@@ -57,10 +88,8 @@ class VectorUnit(wiring.Component):
         acc_shape = signed(spec.acc_type.bits)
         aw = acc_shape.width
 
-        weights = layer_memory(m, spec, "weights", pack_fields(spec.rom_fields("weights")))
         partial = layer_memory(m, spec, "partial_sums")
         assert partial.shape.width == PE * aw, "the spec's partial-sum shape is the core's"
-        weight_read = weights.read_port(domain="comb")
         partial_read = partial.read_port(domain="comb")
         partial_write = partial.write_port()
 
@@ -68,17 +97,15 @@ class VectorUnit(wiring.Component):
         advance = ~out_valid | self.m.ready
         accept = self.s.valid & advance
         position, group = nested_counters(m, accept, (spec.window, groups), ("position", "group"))
-        # The weights of (position, group) sit at position * groups + group, which the beats walk
-        # in order: a counter of its own, not a product and a sum before the ROM.
-        weight_address, = nested_counters(m, accept, (spec.window * groups,), ("weight_address",))
         first, last = position == 0, position == spec.window - 1
-        m.d.comb += [
-            self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data),
-            weight_read.addr.eq(weight_address),
-        ]
+        m.d.comb += [self.s.ready.eq(advance), self.m.valid.eq(out_valid), self.m.payload.eq(out_data)]
+        # The weights of (position, group) sit at position * groups + group, which the beats walk
+        # in order: the ROM is read ahead of the beats into a register.
+        beat_weights = walked_rom(m, spec, "weights", pack_fields(spec.rom_fields("weights")),
+                                  spec.window * groups, accept)
 
         x_lanes = lanes(self.s.payload, spec.input_type.bits, PE)
-        w_lanes = lanes(weight_read.data, spec.weight_type.bits, PE)
+        w_lanes = lanes(beat_weights, spec.weight_type.bits, PE)
         products = [lane_product(m, x_lanes[lane], w_lanes[lane], spec, f"product{lane}") for lane in range(PE)]
         # With `product_stage`, the products (and the beat's window position and group) are
         # registered before the partial sums are read, added and written back: the read-modify-

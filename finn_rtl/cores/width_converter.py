@@ -13,6 +13,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import counter_bits, nested_counters
+from .pipelining import counter_ns, lut_level_ns, mux_levels
 
 
 class WidthConverter(wiring.Component):
@@ -22,6 +23,15 @@ class WidthConverter(wiring.Component):
             "s": In(stream.Signature(unsigned(element_bits * in_elems))),
             "m": Out(stream.Signature(unsigned(element_bits * out_elems))),
         })
+
+    @staticmethod
+    def path_ns(a: int, b: int) -> float:
+        """By the delay model (`pipelining`): the beat counter and the load-or-shift choice, or
+        the buffer's variable shifter where neither width divides the other."""
+        if b % a == 0 or a % b == 0:
+            return counter_ns(max(a, b) // min(a, b)) + lut_level_ns()
+        capacity = 2 * (a + b)
+        return counter_ns(capacity) + lut_level_ns(mux_levels(capacity))
 
     @staticmethod
     def resource_features(element_bits: int, a: int, b: int) -> dict[str, float]:

@@ -109,13 +109,14 @@ def step_fold(state: BuildState) -> None:
     elif options.budget is not None or options.target_fps is not None:
         from ..resources.planner import UNLIMITED, candidates, plan
 
-        found = candidates(state.network, options.budget)
+        found = candidates(state.network, options.budget, options.clock_mhz)
         budget = options.budget or UNLIMITED
         chosen = plan(state.network, budget, options.clock_mhz, options.target_fps, found)
         state.network = chosen.network
         state.planning = {"budget": budget.name, "clock_mhz": options.clock_mhz, "target_fps": options.target_fps,
                           "candidates": len(found), "ii_cycles": chosen.ii,
-                          "fps": round(chosen.fps(options.clock_mhz), 1), "estimate": chosen.total}
+                          "fps": round(chosen.fps(options.clock_mhz), 1), "fmax_mhz": chosen.fmax_mhz,
+                          "estimate": chosen.total}
     if state.options.folding:
         state.network = state.network.with_folding(state.options.folding)
     state.network = fit_to_device(state.network, options.budget).with_clock(options.clock_mhz)

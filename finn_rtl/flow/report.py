@@ -118,6 +118,16 @@ def timing_report(synthesis: dict | None, clock_mhz: float) -> dict | None:
     return {"clock_mhz": clock_mhz, "families": families, "units": units, "model": MODEL}
 
 
+def timing_estimate(network) -> dict:
+    """`timing_estimate`: each unit's Fmax by the analytic model (`resources.fmax`), without
+    synthesis: what folding and `--target-fps` count with."""
+    from ..resources.fmax import estimate_fmax
+
+    return {**estimate_fmax(network), "model": "slowest stage of each unit by the cores' delay model "
+            "(cores.pipelining), mapped by a linear fit to the periods measured on Yosys netlists "
+            "(benchmarks/bench_timing.py --calibrate)"}
+
+
 def build_report(state) -> dict:
     """The report of a finished build (`build.BuildState`), before verification."""
     from ..cores.accelerator import PortGeometry
@@ -154,6 +164,7 @@ def build_report(state) -> dict:
         "bottleneck_layer": bottleneck["name"],
         "notes": list(network.notes),
         "resources": resources_report(network, state.synthesis),
+        "timing_estimate": timing_estimate(network),
         **({"timing": timing_report(state.synthesis, options.clock_mhz)} if state.synthesis else {}),
         **({"planning": state.planning} if state.planning else {}),
     }

@@ -51,6 +51,14 @@ class EdgeStream:
     depth: int  # FIFO beats
     style: Optional[str] = None  # the FIFO's memory style; None: the automatic choice
     luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18  # the device's exchange rate for that choice
+    clock_mhz: Optional[float] = None  # the consumer's clock (`Layer.clock_mhz`)
+
+    @property
+    def stage_budget(self):
+        """The logic delay each pipeline stage of the edge's FIFO may hold (`cores.pipelining`)."""
+        from ..cores.pipelining import DEFAULT_MHZ, StageBudget
+
+        return StageBudget.at(self.clock_mhz or DEFAULT_MHZ)
 
     @property
     def fifo_lanes(self) -> int:
@@ -436,7 +444,7 @@ class NetworkSpec:
         styles = self.fifo_styles or (None,) * len(self.edges)
         return [EdgeStream(edge, self.layer(edge.producer).out_elements, self.layer(edge.producer).output_type,
                            self.layer(edge.producer).out_lanes, self.layer(edge.consumer).in_lanes,
-                           self.fifo_depth(i), styles[i], self.luts_per_bram18)
+                           self.fifo_depth(i), styles[i], self.luts_per_bram18, self.layer(edge.consumer).clock_mhz)
                 for i, edge in enumerate(self.edges)]
 
     def with_fifo_styles(self, styles: dict) -> "NetworkSpec":

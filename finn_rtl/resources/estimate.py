@@ -35,7 +35,9 @@ LUTS_ONLY = ("_popcount_", "_rom_bits_")
 # live column). In front of DSP48s both are the DSPs' own input registers: separate, fitted terms.
 SET_COEFFICIENTS = {
     "LUT": {"memory.lutram_mux_bits": 1.0, "WidthConverter.scatter_bits": 1.0},
-    "FF": {"MVTU.in_bits": 1.0, "memory.rom_register_bits": 1.0, "MVTU.pipeline_bits": 1.0},
+    "FF": {"MVTU.in_bits": 1.0, "memory.rom_register_bits": 1.0, "MVTU.pipeline_bits": 1.0,
+           "VectorUnit.pipeline_bits": 1.0, "FIFO.pipeline_bits": 1.0,
+           "Threshold.pipeline_bits": 1.0, "Add.pipeline_bits": 1.0},
 }
 
 
@@ -126,7 +128,8 @@ def unit_parts(network: NetworkSpec, layer, streams) -> list[tuple[str, dict, li
     parts = [(layer.kind, core.resource_features(layer), memories)]
     for index in network.in_edges(layer.name):
         edge = streams[index]
-        parts.append(("FIFO", StreamFIFO.resource_features(edge.depth),
+        parts.append(("FIFO", StreamFIFO.resource_features(edge.depth, edge.fifo_memory.width, edge.fifo_memory_style,
+                                                        edge.stage_budget),
                       [(f"fifo from {edge.edge.producer}", edge.fifo_memory, edge.fifo_memory_style, None)]))
         if edge.width_converter is not None:
             converter = WidthConverter.resource_features(edge.dtype.bits, *edge.width_converter)

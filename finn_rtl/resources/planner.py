@@ -4,7 +4,9 @@ estimates, and the folding a budget (a board, or explicit limits) allows.
 Candidates are the network folded for each reachable initiation interval (every cycle count
 some layer can take, thinned to steps of at least `STEP`), each layer with the fewest lanes that
 reach it (`graph.folding`), as FINN's SetFolding does for one target. Each candidate is
-estimated (`estimate.estimate_network`), so a whole frontier takes seconds.
+estimated (`estimate.estimate_network`, and its Fmax at the requested clock by `fmax`), so a
+whole frontier takes seconds. Frames per second are counted at the clock a candidate reaches: the
+requested one, or its estimated Fmax where that is lower.
 """
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 
 from ..graph.errors import CompileError
 from ..graph.folding import fold_for_target, fold_tables
+from ..cores.pipelining import DEFAULT_MHZ
 from ..graph.network import NetworkSpec
 from ..progress import track
 from .estimate import estimate_network
+from .fmax import estimate_fmax
 from .device import device_of, fit_to_device
 
 STEP = 1.04  # candidate IIs at least 4% apart
@@ -32,12 +36,13 @@ class Budget:
     bram36: float | None = None
     dsp: float | None = None
     device: object = None  # the board's `Capacity`, when the budget is a board's
+    family: str = "7series"  # the timing family (`resources.timing.FAMILIES`) of the board
 
     @staticmethod
     def of_board(board, margin: float = DEFAULT_MARGIN) -> "Budget":
         c = board.capacity
         return Budget(f"{board.name} ({margin:.0%} of {c.lut:,} LUTs, {c.bram36} BRAM36, {c.dsp} DSPs)",
-                      margin * c.lut, margin * c.ff, margin * c.bram36, margin * c.dsp, c)
+                      margin * c.lut, margin * c.ff, margin * c.bram36, margin * c.dsp, c, board.timing_family)
 
     def with_limits(self, lut=None, bram36=None, dsp=None) -> "Budget":
         """Explicit limits replace the board's (or stand alone)."""
@@ -46,7 +51,7 @@ class Budget:
             if value is not None) + (f"; {self.name}" if self.name != "unlimited" else "")
         return Budget(name, lut if lut is not None else self.lut, self.ff,
                       bram36 if bram36 is not None else self.bram36, dsp if dsp is not None else self.dsp,
-                      self.device)
+                      self.device, self.family)
 
     def exceeded(self, total: dict) -> list[str]:
         """The limits `total` (estimate columns) goes over, as 'LUT 61,000 > 42,560'."""
@@ -73,6 +78,7 @@ class Candidate:
     network: NetworkSpec
     estimate: dict
     share: float  # `device_share` of the estimate
+    fmax_mhz: float  # estimated Fmax (`fmax.estimate_fmax`) on the budget's family
 
     @property
     def total(self) -> dict:
@@ -83,11 +89,13 @@ class Candidate:
         return self.total["LUT"] + self.total["LUTRAM"]
 
     def fps(self, clock_mhz: float) -> float:
-        return clock_mhz * 1e6 / self.ii
+        """Frames per second at the requested clock, or at the estimated Fmax where lower."""
+        return min(clock_mhz, self.fmax_mhz) * 1e6 / self.ii
 
     def row(self, clock_mhz: float) -> dict:
         total = self.total
-        return {"ii_cycles": self.ii, "fps": round(self.fps(clock_mhz), 1), "LUT": self.luts, "FF": total["FF"],
+        return {"ii_cycles": self.ii, "fps": round(self.fps(clock_mhz), 1), "fmax_mhz": self.fmax_mhz,
+                "LUT": self.luts, "FF": total["FF"],
                 "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "DSP": total["DSP"],
                 "device_share": round(self.share, 4), "folding": self.network.folding}
 
@@ -107,10 +115,11 @@ def candidate_iis(network: NetworkSpec, tables: dict) -> list[int]:
     return kept
 
 
-def candidates(network: NetworkSpec, budget: Budget | None = None) -> list[Candidate]:
+def candidates(network: NetworkSpec, budget: Budget | None = None, clock_mhz: float = DEFAULT_MHZ) -> list[Candidate]:
     """The network folded (fewest lanes) for each candidate II, fastest first, with estimates,
-    its memory styles and products chosen for the budget's device (`device.fit_to_device`). Foldings
-    that reach the same II as a faster target are the same design: kept once."""
+    its memory styles and products chosen for the budget's device (`device.fit_to_device`), its
+    pipelines placed for `clock_mhz`. Foldings that reach the same II as a faster target are the
+    same design: kept once."""
     tables = fold_tables(network)
     device = device_of(budget)
     found, seen = [], set()
@@ -121,9 +130,10 @@ def candidates(network: NetworkSpec, budget: Budget | None = None) -> list[Candi
         if key in seen:
             continue
         seen.add(key)
-        folded = fit_to_device(folded, budget)
+        folded = fit_to_device(folded, budget).with_clock(clock_mhz)
         estimate = estimate_network(folded)
-        found.append(Candidate(folded.analytic_ii, folded, estimate, device_share(estimate["total"], device)))
+        fmax = estimate_fmax(folded)["families"][budget.family if budget else "7series"]["fmax_mhz"]
+        found.append(Candidate(folded.analytic_ii, folded, estimate, device_share(estimate["total"], device), fmax))
     return found
 
 
@@ -141,7 +151,7 @@ def plan(network: NetworkSpec, budget: Budget, clock_mhz: float, target_fps: flo
     """With `target_fps`: the candidate that reaches it with the fewest resources (the smallest
     device share, then the fewest LUTs) within the budget. Without: the fastest that fits.
     CompileError says what fits when nothing asked for does."""
-    found = found if found is not None else candidates(network, budget)
+    found = found if found is not None else candidates(network, budget, clock_mhz)
     fitting = [c for c in found if not budget.exceeded(c.total)]
     if target_fps is not None:
         fast_enough = [c for c in fitting if c.fps(clock_mhz) >= target_fps]

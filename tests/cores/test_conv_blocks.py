@@ -123,3 +123,32 @@ def test_vector_unit_matches_numpy(qin, qw, window, pe, thresholded, multipliers
         assert core.product_stage == (clock_mhz == 200.0 and spec.multipliers != "dsp")
         out, _ = stream_through(core, spec, frames, 0.7, 0.6)
         assert np.array_equal(out, spec.reference(frames))
+
+
+@pytest.mark.parametrize("clock_mhz,banks", [(50.0, 0), (250.0, 3), (400.0, 9)])
+def test_vector_unit_reads_a_deep_weight_rom_ahead_in_banks(clock_mhz, banks):
+    """A 576-word weight ROM: read whole one beat ahead where its read fits the clock, else in banks
+    read two beats ahead (250 MHz: 256 words a bank, 400 MHz: 64); and block-RAM thresholds, whose
+    slow output is registered before the comparisons at these clocks. Bit-exact under gaps."""
+    from amaranth import signed
+
+    from finn_rtl.cores.memories import distributed_bank_words
+    from finn_rtl.cores.threshold import compared_width, threshold_registers
+
+    rng = np.random.default_rng(int(clock_mhz))
+    qin, qw, channels, window = QType(4, False), QType(4, True), 64, 9
+    weights = rng.integers(qw.min, qw.max + 1, (channels, window))
+    dense = VectorUnitSpec("v", weights, 3, qin, qw)
+    lo, hi = dense.acc_type.min // 2, dense.acc_type.max // 2
+    spec = VectorUnitSpec("dw", weights, 3, qin, qw, pe=1,
+                          thresholds=np.sort(rng.integers(lo, hi + 1, (channels, 3)), axis=1),
+                          output_type=QType(2, False), out_base=0, channel_sign=rng.choice([-1, 1], channels))
+    spec = spec.with_memory_styles({"thresholds": "block"}).with_clock(clock_mhz)
+    shape = spec.memories()["weights"]
+    bank = distributed_bank_words(shape, spec.memory_style("weights"), spec.stage_budget)
+    assert (0 if bank is None else -(-shape.depth // bank)) == banks
+    width = compared_width(signed(spec.acc_type.bits), spec.channel_sign)
+    assert threshold_registers(spec, width)[0] == (clock_mhz > 200)
+    frames = random_frames(spec, 2, 1)
+    out, _ = stream_through(VectorUnit(spec), spec, frames, 0.7, 0.6)
+    assert np.array_equal(out, spec.reference(frames))

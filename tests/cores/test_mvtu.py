@@ -192,3 +192,18 @@ def test_pipelines_placed_for_the_clock_stay_bit_exact(datapath, clock_mhz):
     from amaranth.back import rtlil
     rtlil.convert(core, name="t")  # elaborated: its dot stages are the spec's
     assert core.dot_stages == stages
+
+
+@pytest.mark.parametrize("datapath", ["lanes", "bit_planes"])
+def test_weights_over_several_block_ram_blocks_are_registered_per_block(datapath):
+    """A 3072 x 16 weight ROM spans three block-RAM address blocks: at 200 MHz each block's read is
+    registered and the multiplexer among them comes after the registers; bit-exact under gaps,
+    with block-RAM thresholds registered before the comparisons."""
+    rng = np.random.default_rng(33)
+    spec = make_spec(rng, 768, 64, 1, 16, QType(2, False), BIPOLAR, 3, QType(2, False))
+    spec = spec.with_memory_styles({"weights": "block", "thresholds": "block"}).with_clock(200.0)
+    assert mvtu.weight_banks(spec) == 3
+    assert mvtu.weight_banks(spec.with_clock(50.0)) == 1
+    x = random_values(rng, spec.input_type, (2, 768))
+    got, _ = simulate_spec(spec, x, **DATAPATHS[datapath], valid_prob=0.8, ready_prob=0.7, seed=3)
+    assert np.array_equal(got, spec.reference(x))

@@ -4,7 +4,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from finn_rtl.cores.arith import pack_ints
-from finn_rtl.cores.fifo import StreamFIFO
+from finn_rtl.cores.fifo import StreamFIFO, output_registered
 from finn_rtl.cores.label_select import LabelSelect
 from finn_rtl.cores.register_slice import RegisterSlice
 from finn_rtl.cores.width_converter import WidthConverter
@@ -47,17 +47,19 @@ def test_fifo_passes_everything_in_order(depth, style, valid_prob, ready_prob):
     assert out == beats
 
 
-@pytest.mark.parametrize("depth", [3, 4, 64])
-def test_fifo_takes_a_beat_per_cycle_from_depth_3(depth):
+@pytest.mark.parametrize("depth,style", [(3, None), (4, None), (64, None), (3, "block"), (64, "block")])
+def test_fifo_takes_a_beat_per_cycle_from_depth_3(depth, style):
     beats = list(range(200))
-    out, cycles = run_stream(StreamFIFO(8, depth), beats, len(beats))
+    out, cycles = run_stream(StreamFIFO(8, depth, style=style), beats, len(beats))
     assert out == beats and cycles <= len(beats) + 4
 
 
-@pytest.mark.parametrize("depth", [1, 2, 3, 7])
-def test_fifo_holds_exactly_its_depth(depth):
-    """With the consumer stalled, the FIFO takes `depth` beats, and its monitored level says so."""
-    dut = StreamFIFO(8, depth, monitor=True)
+@pytest.mark.parametrize("depth,style", [(1, None), (2, None), (3, None), (7, None), (2, "block"), (7, "block")])
+def test_fifo_holds_exactly_its_depth(depth, style):
+    """With the consumer stalled, the FIFO takes `depth` beats (one more behind block RAM, whose
+    output register is a stage of its own), and its monitored level says so."""
+    dut = StreamFIFO(8, depth, monitor=True, style=style)
+    depth += output_registered(dut.style, depth)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     taken = []
@@ -117,3 +119,21 @@ def test_register_slice_outputs_do_not_follow_inputs_in_the_same_cycle(width):
     sim.run()
     assert seen == {"valid follows s.valid": 0, "ready when full": 0, "ready in the same cycle": 0,
                     "ready after the edge": 1, "valid follows s.valid when full": 1}
+
+
+@pytest.mark.parametrize("valid_prob,ready_prob", [(1.0, 1.0), (0.5, 0.5), (1.0, 0.3), (0.3, 1.0)])
+def test_a_deep_lut_ram_fifo_reads_through_banks_where_its_read_does_not_fit_the_clock(valid_prob, ready_prob):
+    """599 words of LUT RAM: at 400 MHz the read multiplexer does not fit a cycle, so the FIFO reads
+    ten banks of 64 words into latches of their own (one beat more held, full throughput); at
+    200 MHz it reads the whole memory. In order under gaps either way."""
+    from finn_rtl.cores.pipelining import StageBudget
+
+    assert StreamFIFO(8, 600, style="distributed", budget=StageBudget.at(200.0)).bank is None
+    dut = StreamFIFO(8, 600, style="distributed", budget=StageBudget.at(400.0))
+    assert dut.bank == 64
+    rng = np.random.default_rng(9)
+    beats = [int(v) for v in rng.integers(0, 256, 1500)]
+    out, cycles = run_stream(dut, beats, len(beats), valid_prob=valid_prob, ready_prob=ready_prob, seed=2)
+    assert out == beats
+    if valid_prob == ready_prob == 1.0:
+        assert cycles <= len(beats) + 4

@@ -107,3 +107,49 @@ def test_routed_ecp5_fmax_falls_with_the_logic_depth_the_estimate_sees():
                                      "top")["fmax_mhz"] for depth in (1, 6)}
     estimated = {depth: chain_timing(depth)["7series"]["fmax_mhz"] for depth in (1, 6)}
     assert routed[1] > routed[6] and estimated[1] > estimated[6]
+
+
+def small_network():
+    import numpy as np
+
+    from finn_rtl.graph.datatypes import QType
+    from finn_rtl.graph.network import NetworkSpec, OutputSpec
+    from finn_rtl.graph.specs import MVTUSpec
+
+    rng = np.random.default_rng(4)
+    x, w = QType(2, False), QType(2, True)
+    thresholds = np.sort(rng.integers(-100, 100, (64, 3)), axis=1)
+    layers = [MVTUSpec("m0", rng.integers(-2, 2, (64, 256)), x, w, thresholds=thresholds, output_type=x,
+                       out_base=0, pe=2, simd=64),
+              MVTUSpec("m1", rng.integers(-2, 2, (16, 64)), x, w, pe=1, simd=32)]
+    return NetworkSpec("n", layers, x, OutputSpec(1.0, 0.0))
+
+
+def test_the_fmax_model_sees_the_pipelines_the_clock_places():
+    """The analytic model (no synthesis) gives every unit and the design an Fmax per family; a
+    design whose cores were placed for 25 MHz (no pipeline registers) models slower than the same
+    design placed for 200 MHz, and the slowest unit is named."""
+    from finn_rtl.resources.estimate import GLUE
+    from finn_rtl.resources.fmax import FAMILIES, estimate_fmax
+
+    network = small_network()
+    fast, slow = estimate_fmax(network.with_clock(200.0)), estimate_fmax(network.with_clock(25.0))
+    assert set(fast["units"]) == {"m0", "m1", GLUE}
+    for family in FAMILIES:
+        assert fast["families"][family]["fmax_mhz"] > slow["families"][family]["fmax_mhz"]
+        assert slow["families"][family]["slowest_unit"] == "m0"  # the wider dot product
+    assert fast["families"]["ultrascale_plus"]["fmax_mhz"] > fast["families"]["7series"]["fmax_mhz"]
+
+
+def test_frames_per_second_are_counted_at_the_clock_a_folding_reaches():
+    """`explore`/`--target-fps`: a candidate's FPS is at the requested clock, or at its estimated
+    Fmax where that is lower."""
+    from finn_rtl.resources.planner import candidates
+
+    network = small_network()
+    found = candidates(network, None, 200.0)
+    assert all(c.fmax_mhz > 0 for c in found)
+    unpipelined = candidates(network, None, 25.0)[0]
+    assert unpipelined.fps(1000.0) == unpipelined.fmax_mhz * 1e6 / unpipelined.ii
+    assert unpipelined.fps(10.0) == 10.0 * 1e6 / unpipelined.ii
+    assert unpipelined.row(1000.0)["fmax_mhz"] == unpipelined.fmax_mhz
