@@ -90,7 +90,7 @@ def main() -> int:
     estimated, routed_fmax, gains = [], [], []
     worst = {"7series": (1e9, ""), "ultrascale_plus": (1e9, "")}
     lut_ratios = []
-    model_pairs = {family: [] for family in FAMILIES}  # (model ns, measured period ns)
+    model_pairs = {family: [] for family in FAMILIES}  # (model ns, measured period ns), both builds
     model_rows = []  # (unit, model-estimated 7-series MHz, measured MHz)
     for name in args.designs:
         with tempfile.TemporaryDirectory() as work:
@@ -105,6 +105,7 @@ def main() -> int:
             res_b = before.report["resources"]["synthesis"]["layers"]
             names = list(timing_a)
             modelled = estimate_fmax(after.network)["units"]
+            modelled_before = estimate_fmax(before.network)["units"]
             ecp_a = {} if args.no_ecp5 else routed(after, args.ecp5_max_luts)
             ecp_b = {} if args.no_ecp5 else routed(before, args.ecp5_max_luts)
             for unit in names:
@@ -116,7 +117,9 @@ def main() -> int:
                         worst[key] = (path["fmax_mhz"], f"{name} {unit}")
                 for family in FAMILIES:
                     model_pairs[family].append((modelled[unit]["model_ns"], timing_a[unit][family]["period_ns"]))
+                    model_pairs[family].append((modelled_before[unit]["model_ns"], timing_b[unit][family]["period_ns"]))
                 model_rows.append((f"{name} {unit}", modelled[unit]["7series"], seven["fmax_mhz"]))
+                model_rows.append((f"{name} {unit} (before)", modelled_before[unit]["7series"], old["fmax_mhz"]))
                 e_a = ecp_a.get(unit, {}).get("fmax_mhz")
                 e_b = ecp_b.get(unit, {}).get("fmax_mhz")
                 if e_a:
@@ -152,7 +155,7 @@ def main() -> int:
         worst = max(range(len(errors)), key=errors.__getitem__)
         print(f"analytic Fmax model (calibration.json), 7-series: mean |error| {sum(errors) / len(errors):.1%}, "
               f"worst {errors[worst]:.1%} ({model_rows[worst][0]}: model {model_rows[worst][1]:.0f} MHz, "
-              f"measured {model_rows[worst][2]:.0f} MHz) over {len(errors)} units")
+              f"measured {model_rows[worst][2]:.0f} MHz) over {len(errors)} units, pipelined and not")
         fitted = fit(model_pairs)
         for family in FAMILIES:
             c = fitted[family]

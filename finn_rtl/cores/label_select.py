@@ -10,7 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import lanes as split_lanes
-from .pipelining import adder_ns, lut_level_ns
+from .pipelining import adder_ns, lut_level_ns, mux_levels
 
 
 class LabelSelect(wiring.Component):
@@ -25,9 +25,9 @@ class LabelSelect(wiring.Component):
 
     @staticmethod
     def path_ns(value_bits: int, lanes: int) -> float:
-        """By the delay model (`pipelining`): the lanes compared in order, each a comparison and
-        a choice, then the beat's winner against the running best."""
-        return lanes * (adder_ns(value_bits + 1) + lut_level_ns())
+        """By the delay model (`pipelining`): a comparison, then the choices among the lanes
+        (synthesis flattens the lanes' priority chain: 10 lanes of 8 bits measured 3 LUT levels)."""
+        return adder_ns(value_bits + 1) + lut_level_ns(1 + mux_levels(lanes))
 
     def elaborate(self, platform):
         m = Module()

@@ -25,9 +25,9 @@ class Padding(wiring.Component):
 
     @staticmethod
     def path_ns(spec: PadSpec) -> float:
-        """By the delay model (`pipelining`): the position compared with the image's edges, the
-        choice of beat, the counters stepping with the consumer's ready."""
-        return adder_ns(max(spec.out_h, spec.out_w).bit_length()) + lut_level_ns(2) + counter_ns(spec.out_w)
+        """By the delay model (`pipelining`): the position compared with the image's edges and
+        the choice of beat, or the counters."""
+        return max(adder_ns(max(spec.out_h, spec.out_w).bit_length()) + lut_level_ns(2), counter_ns(spec.out_w))
 
     @staticmethod
     def resource_features(spec: PadSpec) -> dict[str, float]:

@@ -120,18 +120,26 @@ class Deployment:
     ran: dict | None  # the Vivado/Vitis run's outcome, when the tools were found
 
 
-def check_timing(b, board: Board, clock_mhz: float) -> dict:
+def check_timing(b, board: Board, clock_mhz: float, shell: bool = True) -> dict:
     """The build's estimated Fmax on the board's device family (`report.json` timing, from
-    synthesis; synthesized now, cached, if the build was not); a clock above it is refused in
-    one line naming the slowest unit and the fastest clock that fits."""
+    synthesis; synthesized now, cached, if the build was not), and with `shell` the memory
+    shell's at the board's memory word (a unit of its own, `shell.shell_unit`); a clock above
+    the slowest is refused in one line naming the slowest unit and the fastest clock that fits."""
     import math
 
     from ..flow import synthesize_build
     from ..graph.errors import CompileError
+    from ..resources.synthesis import synthesize, yosys_version
+    from .shell import SHELL_UNIT, shell_unit
 
     if not b.report.get("timing"):
         synthesize_build(b)
-    family = b.report["timing"]["families"][board.timing_family]
+    family = dict(b.report["timing"]["families"][board.timing_family])
+    if shell:
+        path = synthesize(*shell_unit(b.network, board.word_bytes), yosys_version())["timing"][board.timing_family]
+        family["shell_fmax_mhz"] = path["fmax_mhz"]
+        if family["fmax_mhz"] is None or path["fmax_mhz"] < family["fmax_mhz"]:
+            family.update(fmax_mhz=path["fmax_mhz"], slowest_unit=SHELL_UNIT)
     fmax, slowest = family["fmax_mhz"], family["slowest_unit"]
     if fmax is not None and fmax < clock_mhz:
         fits = math.floor(fmax)
@@ -152,7 +160,7 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
     b = load_build(build_dir)
     clock_mhz = board.default_mhz if clock_mhz is None else clock_mhz
     board.check_clock(clock_mhz)
-    timing = None if ignore_timing else check_timing(b, board, clock_mhz)
+    timing = None if ignore_timing else check_timing(b, board, clock_mhz, shell=not stream_only)
     out = Path(out_dir) if out_dir is not None else Path(build_dir) / f"deploy_{board.name}"
     out.mkdir(parents=True, exist_ok=True)
     name = b.network.name
@@ -179,6 +187,8 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
         "directory": str(out), "clock_mhz": clock_mhz, "shell": "none" if stream_only else "memory",
         "memory_bits": board.memory_bits, "files": written, "script_checks": checks,
         "estimated_fmax_mhz": None if timing is None else timing["fmax_mhz"], "timing_checked": timing is not None,
+        "slowest_unit": None if timing is None else timing["slowest_unit"],
+        "shell_fmax_mhz": None if timing is None else timing.get("shell_fmax_mhz"),
         "built": ran, "build_command": None if ran else f"bash {out / 'build.sh'}"}
     b.write_report()
     return Deployment(out, board, clock_mhz, written, checks, found, ran)

@@ -20,6 +20,7 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..cores.arith import nested_counters
 from ..cores.width_converter import WidthConverter
 
 
@@ -81,16 +82,17 @@ class WordsToBeats(wiring.Component):
         k, frame = lay.slots_per_word, lay.beats_per_frame
         hold = Signal(8 * lay.word_bytes)
         slots_left = Signal(range(k + 1))  # slots of the held word still to send
-        beat = Signal(range(frame))  # beat index within the frame
+        # A frame's last word holds only the frame's remaining slots (the rest is padding): words
+        # are counted within the frame, not beats, so the slots of a word are one of two constants
+        # (a beat count and the subtraction from the frame size were 8.6 ns on 7-series).
+        words = lay.frame_words
+        word, = nested_counters(m, self.s.valid & self.s.ready, (words,), ("word",))
+        last_slots = frame - (words - 1) * k
         taken = self.m.valid & self.m.ready
-        next_beat = Mux(taken, Mux(beat == frame - 1, 0, beat + 1), beat)
         m.d.comb += [self.m.valid.eq(slots_left != 0), self.m.payload.eq(hold[:beat_bits]),
                      self.s.ready.eq((slots_left == 0) | ((slots_left == 1) & self.m.ready))]
-        m.d.sync += beat.eq(next_beat)
         with m.If(self.s.valid & self.s.ready):
-            # A frame's last word holds only the frame's remaining slots: the rest is padding.
-            remaining = frame - next_beat
-            m.d.sync += [hold.eq(self.s.payload), slots_left.eq(Mux(remaining >= k, k, remaining))]
+            m.d.sync += [hold.eq(self.s.payload), slots_left.eq(Mux(word == words - 1, last_slots, k))]
         with m.Elif(taken):
             m.d.sync += [hold.eq(hold >> (8 * lay.slot_bytes)), slots_left.eq(slots_left - 1)]
         return m

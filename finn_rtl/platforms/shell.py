@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..cores.accelerator import Accelerator, PortGeometry
 from ..graph.network import NetworkSpec
-from .axi import ReadMaster, WriteMaster, forward_ports, read_channel_members, write_channel_members
+from .axi import COUNT_BITS, ReadMaster, WriteMaster, forward_ports, read_channel_members, write_channel_members
 from .gearbox import BeatsToWords, MemoryLayout, WordsToBeats
 
 REGISTERS = {
@@ -67,8 +67,12 @@ def prefixed(prefix: str, members: dict) -> dict:
 
 
 class AcceleratorShell(wiring.Component):
-    def __init__(self, network: NetworkSpec, word_bytes: int, design_id: int = 0):
+    """`stand_in`: the accelerator replaced by a register between its streams, so that the shell's
+    own logic is a synthesis unit of its own (`shell_unit`)."""
+
+    def __init__(self, network: NetworkSpec, word_bytes: int, design_id: int = 0, stand_in: bool = False):
         self.network = network
+        self.stand_in = stand_in
         self.geometry = geometry = PortGeometry.of(network)
         self.word_bytes = word_bytes
         self.design_id = design_id & 0xFFFF_FFFF
@@ -92,7 +96,9 @@ class AcceleratorShell(wiring.Component):
                      ResetSignal("sync").eq(reset)]
         m.d.reset_sync += reset.eq(~self.ap_rst_n)
 
-        m.submodules.accelerator = accel = Accelerator(self.network)
+        geometry = self.geometry
+        m.submodules.accelerator = accel = StreamStandIn(geometry.in_width, geometry.out_width) if self.stand_in \
+            else Accelerator(self.network)
         m.submodules.reader = reader = ReadMaster(self.word_bytes)
         m.submodules.writer = writer = WriteMaster(self.word_bytes)
         m.submodules.unpack = unpack = WordsToBeats(self.input_layout)
@@ -162,10 +168,13 @@ class AcceleratorShell(wiring.Component):
         align = self.word_bytes - 1
         misaligned = ((input_addr & align) != 0) | ((output_addr & align) != 0)
         go = start & ~misaligned & (regs["FRAMES"] != 0)
-        m.d.comb += [reader.start.eq(go), reader.address.eq(input_addr),
-                     reader.words.eq(regs["FRAMES"] * self.input_layout.frame_words),
-                     writer.start.eq(go), writer.address.eq(output_addr),
-                     writer.words.eq(regs["FRAMES"] * self.output_layout.frame_words)]
+        # The word counts are products with constants: registered, a cycle behind FRAMES (a start
+        # is a later AXI4-Lite write, two cycles apart at least: a write waits for its response).
+        words_in, words_out = Signal(COUNT_BITS), Signal(COUNT_BITS)
+        m.d.sync += [words_in.eq(regs["FRAMES"] * self.input_layout.frame_words),
+                     words_out.eq(regs["FRAMES"] * self.output_layout.frame_words)]
+        m.d.comb += [reader.start.eq(go), reader.address.eq(input_addr), reader.words.eq(words_in),
+                     writer.start.eq(go), writer.address.eq(output_addr), writer.words.eq(words_out)]
         finished = (running & ~reader.busy & ~writer.busy) | (start & ~go)
         with m.If(read_ctrl):
             m.d.sync += [done.eq(0), ready.eq(0)]
@@ -180,6 +189,37 @@ class AcceleratorShell(wiring.Component):
             m.d.sync += status[:2].eq(status[:2] | (writer.error << 1) | reader.error)
         m.d.comb += [bus["bresp"].eq(0), bus["rresp"].eq(0),
                      self.interrupt.eq(regs["GIE"][0] & (regs["ISR"][:2] != 0))]
+
+
+class StreamStandIn(wiring.Component):
+    """The accelerator's stream ports with a register slice between them (in the shell's timing
+    unit): like the accelerator's own boundary, every output a flip-flop."""
+
+    def __init__(self, in_width: int, out_width: int):
+        super().__init__({"s_axis_tdata": In(in_width), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+                          "m_axis_tdata": Out(out_width), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
+                          "m_axis_tlast": Out(1)})
+
+    def elaborate(self, platform):
+        from ..cores.register_slice import RegisterSlice
+
+        m = Module()
+        m.submodules.slice = link = RegisterSlice(len(self.s_axis_tdata))
+        m.d.comb += [link.s.payload.eq(self.s_axis_tdata), link.s.valid.eq(self.s_axis_tvalid),
+                     self.s_axis_tready.eq(link.s.ready), self.m_axis_tdata.eq(link.m.payload),
+                     self.m_axis_tvalid.eq(link.m.valid), link.m.ready.eq(self.m_axis_tready)]
+        return m
+
+
+SHELL_UNIT = "memory shell"
+
+
+def shell_unit(network: NetworkSpec, word_bytes: int) -> tuple[dict, str]:
+    """(sources, top) of the shell's own logic for synthesis: control registers, AXI masters and
+    gearboxes, the accelerator stood in for by a register."""
+    from ..resources.synthesis import design_sources
+
+    return design_sources(AcceleratorShell(network, word_bytes, stand_in=True), "shell"), "shell"
 
 
 def shell_verilog(network: NetworkSpec, word_bytes: int, design_id: int = 0, name: str = "finn_rtl_shell") -> str:
