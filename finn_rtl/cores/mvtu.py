@@ -36,7 +36,7 @@ from .arith import (address_bits, counter_bits, element_value, lane_product, lan
 from .memories import banked_rom_read, layer_memory, rom_banks
 from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_product_terms, pack_planes, planar,
                        plane_bit, popcount_terms)
-from .pipelining import BRAM_OUT_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, stage_cuts, stage_delays
+from .pipelining import BRAM_OUT_NS, DSP_CASCADE_NS, DSP_MULTIPLY_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, stage_cuts, stage_delays
 from .popcount import CountPipeline, pipelined_popcount, popcount_structure
 from .threshold import delayed, threshold_features, threshold_path_ns, threshold_register_bits, threshold_stage
 
@@ -127,12 +127,16 @@ def lane_levels(spec: MVTUSpec, weight_planes: bool) -> list[tuple[float, int]]:
     width = 1 if spec.binary_xnor else ib if weight_planes else ib + wb
     planes = bit_planes(spec.weight_type) if weight_planes else []
     trees = max(1, len(planes))
-    terms_ns = 0.0 if spec.multipliers == "dsp" else lut_level_ns(2 if spec.binary_xnor or weight_planes else 3)
-    levels = [(operand_ns(spec) + terms_ns, trees * spec.simd * width)]
+    dsp = spec.multipliers == "dsp"
+    terms_ns = DSP_MULTIPLY_NS if dsp else lut_level_ns(2 if spec.binary_xnor or weight_planes else 3)
+    # a register right behind a DSP48's product is the DSP's own (MREG/PREG): no flip-flops
+    levels = [(operand_ns(spec) + terms_ns, 0 if dsp else trees * spec.simd * width)]
     count, bits = spec.simd, width
     while count > 1:
         count, bits = -(-count // 2), bits + 1
-        levels.append((adder_ns(bits), trees * count * bits))
+        # synthesis folds the first level's adds into the DSP48s' post-adders (PCIN to P)
+        cascade = DSP_CASCADE_NS if dsp and len(levels) == 1 else 0.0
+        levels.append((cascade + adder_ns(bits), trees * count * bits))
     if planes:
         positive = sum(not plane.negative for plane in planes)
         bits += wb
@@ -147,8 +151,6 @@ def lane_levels(spec: MVTUSpec, weight_planes: bool) -> list[tuple[float, int]]:
 def lane_cuts(spec: MVTUSpec, weight_planes: bool) -> list[int]:
     """The lane datapath's levels (`lane_levels`) after which a register goes for the spec's clock;
     the dot-product register after the last level is not among them."""
-    if spec.multipliers == "dsp":
-        return []  # the DSP48s' own registers pipeline the products
     levels = lane_levels(spec, weight_planes)
     cuts, _ = stage_cuts([delay for delay, _ in levels], spec.stage_budget)
     return [cut for cut in cuts if cut < len(levels) - 1]
