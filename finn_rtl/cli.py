@@ -205,6 +205,8 @@ def _add_deploy_options(parser, required: bool):
                         help="stop Vivado/Vitis after this long (default 6 h)")
     parser.add_argument("--ignore-timing", action="store_true",
                         help="deploy even where the estimated Fmax is below --clock-mhz")
+    parser.add_argument("--ignore-fit", action="store_true",
+                        help="deploy even where the design exceeds the board's device")
 
 
 def _deploy(build_dir, args, out_dir=None) -> None:
@@ -213,7 +215,8 @@ def _deploy(build_dir, args, out_dir=None) -> None:
     from .platforms.deploy import deploy
 
     d = deploy(build_dir, get_board(args.board), clock_mhz=args.clock_mhz, out_dir=out_dir,
-               stream_only=args.shell == "none", timeout=args.vivado_timeout, ignore_timing=args.ignore_timing)
+               stream_only=args.shell == "none", timeout=args.vivado_timeout, ignore_timing=args.ignore_timing,
+               ignore_fit=args.ignore_fit)
     print(f"deploy for {d.board.name} at {d.clock_mhz:g} MHz in {d.out_dir}: {', '.join(d.files)}")
     fmax = load_build(build_dir).report["deploy"][d.board.name]["estimated_fmax_mhz"]
     if fmax is not None:

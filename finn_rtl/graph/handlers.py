@@ -276,11 +276,13 @@ def pad_value(walker: Walker, node, qtype, affine, channels, real=0.0):
     return int(value)
 
 
-def add_window(walker: Walker, node, tag, channels, height, width, kernel, stride, pads, qtype, affine, pad_real=0.0):
+def add_window(walker: Walker, node, tag, channels, height, width, kernel, stride, pads, qtype, affine, pad_real=0.0,
+               pad_code: int | None = None):
     """Padding (if any) and the sliding-window generator in front of a conv or pool; returns the
-    window's geometry (a 1x1, stride-1 window adds no layer)."""
+    window's geometry (a 1x1, stride-1 window adds no layer). The padding is the integer whose real
+    value is `pad_real`, or `pad_code` itself."""
     if any(pads):
-        value = pad_value(walker, node, qtype, affine, channels, real=pad_real)
+        value = pad_code if pad_code is not None else pad_value(walker, node, qtype, affine, channels, real=pad_real)
         walker.add_layer(PadSpec(f"{node.name}_pad", channels, height, width, pads, qtype, value))
         height, width = height + pads[0] + pads[2], width + pads[1] + pads[3]
     if kernel[0] > height or kernel[1] > width:
@@ -305,9 +307,10 @@ def conv(walker: Walker, node, current):
         raise node_error(f"grouped convolution (group={group}) is not supported; use group=1 or "
                          "depthwise (group = in channels = out channels)", node)
     x_scale = np.asarray(affine.scale, dtype=np.float64).reshape(-1)
-    if not np.all(x_scale == x_scale[0]):
-        raise node_error("the Conv input has per-channel scales; only a per-tensor activation "
-                         "scale can be folded into integer weights", node)
+    per_channel = not np.all(x_scale == x_scale[0])
+    if per_channel and not depthwise:
+        raise node_error("the Conv input has per-channel scales; only a per-tensor activation scale can be "
+                         "folded into integer weights (a depthwise conv takes each channel's own)", node)
     walker.layout.channels_last_input(node)
     window = add_window(walker, node, "swg", channels, height, width, kernel, stride, pads, qtype, affine)
     x_offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,))
@@ -316,7 +319,9 @@ def conv(walker: Walker, node, current):
         if not walker.g.is_constant(node.input[2]):
             raise node_error("Conv bias must be constant", node)
         bias = walker.g.constant_value(node.input[2]).reshape(-1)
-    acc_scale = float(x_scale[0]) * w_scale
+    # A depthwise conv's channel c sees input channel c alone: its scale joins the weights' scale
+    # of output channel c (exact; MobileNet's activations before depthwise convs are per channel).
+    acc_scale = (np.broadcast_to(x_scale, (channels,)) if per_channel else float(x_scale[0])) * w_scale
     if depthwise:  # a vector unit: channel c sees only input channel c, weights [C, K*K]
         acc_offset = np.einsum("okl,o->o", weights[:, 0], x_offset) * w_scale + bias
         matrix = weights[:, 0].reshape(out_channels, -1)
@@ -365,14 +370,18 @@ def add_maxpool(walker: Walker, node, qtype):
         channels, height, width, rank = spatial_input(walker, node)
     attrs = node_attributes(node)
     kernel, stride, pads, _ = window_attrs(walker, node, rank, attrs["kernel_shape"])
-    if any(pads):
-        raise node_error("MaxPool with pads is not supported; pad before pooling", node)
+    if any(pad >= size for pad, size in zip(pads, kernel + kernel)):
+        raise node_error(f"MaxPool pads {pads} as large as its kernel {kernel}: a window of padding alone "
+                         "has no maximum", node)
     out_shape = walker.g.shape(node.output[0])
     if nhwc:
         walker.layout.stream_order(node, np.arange(int(np.prod(shape))))
     else:
         walker.layout.channels_last_input(node)
-    window = add_window(walker, node, "swg", channels, height, width, kernel, stride, pads, qtype, None)
+    # In ONNX, padding never wins a max: padded with the type's least value, which no element is
+    # below, every window (each holds an element) keeps its maximum.
+    window = add_window(walker, node, "swg", channels, height, width, kernel, stride, pads, qtype, None,
+                        pad_code=qtype.min)
     spatial = out_shape[1:3] if nhwc else out_shape[2:]
     if int(np.prod(spatial)) != window.out_h * window.out_w:
         raise node_error(f"MaxPool output {out_shape} needs ceil_mode, which is not supported", node)

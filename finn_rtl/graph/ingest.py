@@ -141,6 +141,47 @@ def _add_zero_biases(wrapper) -> None:
             node.input.append(name)
 
 
+QUANTIZERS = ("Quant", "BipolarQuant", "Trunc")
+WEIGHT_INPUTS = {"MatMul": 1, "Gemm": 1, "Conv": 1}  # the input of each op that holds its weights
+SHAPE_ONLY = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+
+
+def _feeds_weights(wrapper, tensor: str) -> bool:
+    """Whether `tensor` reaches the weight input of a MatMul, Gemm or Conv (through shape-only ops):
+    its quantizer tells streamlining the weights' integer type and scale, so it stays a node."""
+    for consumer in wrapper.find_consumers(tensor) or []:
+        index = WEIGHT_INPUTS.get(consumer.op_type)
+        if index is not None and len(consumer.input) > index and consumer.input[index] == tensor:
+            return True
+        if consumer.op_type in SHAPE_ONLY and _feeds_weights(wrapper, consumer.output[0]):
+            return True
+    return False
+
+
+def fold_constant_quantizers(wrapper):
+    """Quantizers on constants that are not weights (Brevitas's quantized biases, Int8Bias to
+    Int32Bias; quantized scales), folded to the constants they compute, wherever they appear;
+    qonnx's cleanup folds every other node whose inputs are all constants, and is run again after
+    (a folded bias may make a node constant)."""
+    from qonnx.core import onnx_exec
+
+    _, _, cleanup_model = _qonnx()
+    opset = next((o.version for o in wrapper.model.opset_import if o.domain in ("", "ai.onnx")), 11)
+    folded = True
+    while folded:
+        folded = False
+        for node in wrapper.graph.node:
+            constant = all(not name or wrapper.get_initializer(name) is not None for name in node.input)
+            if node.op_type in QUANTIZERS and constant and not _feeds_weights(wrapper, node.output[0]):
+                context = {name: wrapper.get_initializer(name) for name in node.input if name}
+                onnx_exec.execute_node(node, context, wrapper.graph, opset)
+                wrapper.set_initializer(node.output[0], np.asarray(context[node.output[0]], dtype=np.float32))
+                wrapper.graph.node.remove(node)
+                folded = True
+                break
+    return cleanup_model(wrapper)
+
+
 def _check_finite_constants(model: onnx.ModelProto) -> None:
     from onnx import numpy_helper
 
@@ -175,7 +216,7 @@ def clean(source, batch_size: int | None = None):
     try:
         # Batch 1 first: shape inference then knows every tensor (the output too), which the
         # batch-size change needs; it also rewrites the folded Reshape targets.
-        wrapper = cleanup_model(wrapper)
+        wrapper = fold_constant_quantizers(cleanup_model(wrapper))
         if batch_size is not None:
             from qonnx.transformation.change_batchsize import ChangeBatchSize
 

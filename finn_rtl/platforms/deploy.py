@@ -150,10 +150,44 @@ def check_timing(b, board: Board, clock_mhz: float, shell: bool = True) -> dict:
     return family
 
 
+def check_fit(b, board: Board, shell: bool = True) -> dict:
+    """The build's resources on the board's device: synthesis's count where the build was
+    synthesized, else the estimate, with the memory shell's (synthesized, cached) when it has one.
+    A design that exceeds the device is refused in one line naming each resource it exceeds and
+    by how much: hours into Vivado is too late to learn it."""
+    from ..graph.errors import CompileError
+    from ..resources.synthesis import synthesize, yosys_version
+    from .shell import shell_unit
+
+    resources = b.report["resources"]
+    source = "synthesis" if resources.get("synthesis") else "estimate"
+    total = dict(resources[source]["total"])
+    if shell:
+        for column, count in synthesize(*shell_unit(b.network, board.word_bytes), yosys_version())["resources"].items():
+            total[column] = total.get(column, 0) + count
+    used = {"LUT": total["LUT"] + total.get("LUTRAM", 0), "FF": total["FF"],
+            "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "URAM": total.get("URAM", 0), "DSP": total["DSP"]}
+    capacity = {"LUT": board.capacity.lut, "FF": board.capacity.ff, "BRAM36": board.capacity.bram36,
+                "URAM": board.capacity.uram, "DSP": board.capacity.dsp}
+    over = {column: used[column] - capacity[column] for column in used if used[column] > capacity[column]}
+    fit = {"source": source, "shell_included": shell, "used": used, "capacity": capacity,
+           "share": {column: round(used[column] / capacity[column], 4) for column in used if capacity[column]},
+           "exceeds": {column: round(excess, 1) for column, excess in over.items()}}
+    if over:
+        parts = ", ".join(f"{column} {used[column]:,.0f} of {capacity[column]:,} (+{excess:,.0f}, "
+                          f"{used[column] / capacity[column]:.0%})" for column, excess in over.items())
+        raise CompileError(f"{b.network.name} does not fit {board.name} ({board.part}): {parts} by the {source}"
+                           f"{' with the memory shell' if shell else ''}; build again with --board {board.name} "
+                           f"(it folds to fit) or with more folding, or pass --ignore-fit")
+    return fit
+
+
 def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=None, stream_only: bool = False,
-           run_tools: bool = True, timeout: float = 6 * 3600, log=print, ignore_timing: bool = False) -> Deployment:
+           run_tools: bool = True, timeout: float = 6 * 3600, log=print, ignore_timing: bool = False,
+           ignore_fit: bool = False) -> Deployment:
     """Everything `board` needs for the build in `build_dir`; runs Vivado/Vitis when on PATH. A
-    clock the design is estimated not to reach is refused unless `ignore_timing`."""
+    clock the design is estimated not to reach is refused unless `ignore_timing`, a design that
+    exceeds the device unless `ignore_fit`."""
     from ..flow import load_build
     from .vivado import DeployNames, project_files
 
@@ -161,6 +195,7 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
     clock_mhz = board.default_mhz if clock_mhz is None else clock_mhz
     board.check_clock(clock_mhz)
     timing = None if ignore_timing else check_timing(b, board, clock_mhz, shell=not stream_only)
+    fit = None if ignore_fit else check_fit(b, board, shell=not stream_only)
     out = Path(out_dir) if out_dir is not None else Path(build_dir) / f"deploy_{board.name}"
     out.mkdir(parents=True, exist_ok=True)
     name = b.network.name
@@ -189,6 +224,7 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
         "estimated_fmax_mhz": None if timing is None else timing["fmax_mhz"], "timing_checked": timing is not None,
         "slowest_unit": None if timing is None else timing["slowest_unit"],
         "shell_fmax_mhz": None if timing is None else timing.get("shell_fmax_mhz"),
+        "fit": fit, "fit_checked": fit is not None,
         "built": ran, "build_command": None if ran else f"bash {out / 'build.sh'}"}
     b.write_report()
     return Deployment(out, board, clock_mhz, written, checks, found, ran)

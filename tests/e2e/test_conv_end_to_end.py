@@ -21,6 +21,13 @@ CONV_CONFIGS = {
     # KWS-like 1-D net: [1, C, W] input, padding, pooling, stride
     "conv1d": ConvNetCfg(in_shape=(1, 10, 49), features=[
         ConvCfg(8, kernel=5, pad=2), PoolCfg(), ConvCfg(8, kernel=3, stride=2)], fc=[LayerCfg(12, norm="none")]),
+    # the ResNet stem's padded max pool (3x3, stride 2, pads 1) on signed activations, and padded in
+    # the chain between a conv and its activation; a padded 1-D pool
+    "maxpool_pads": ConvNetCfg(in_shape=(1, 2, 9, 9), features=[
+        ConvCfg(4, a_signed=True, relu=False, a_bits=3), PoolCfg(kernel=3, stride=2, pad=1),
+        ConvCfg(4), PoolCfg(kernel=3, stride=2, pad=1, in_chain=True), ConvCfg(4, kernel=1)]),
+    "maxpool_pads_1d": ConvNetCfg(in_shape=(1, 3, 16), features=[
+        ConvCfg(6, kernel=3, a_signed=True, relu=False), PoolCfg(kernel=3, stride=2, pad=1)], fc=[LayerCfg(5, norm="none")]),
     # MobileNet-style depthwise-separable block
     "depthwise_separable": ConvNetCfg(in_shape=(1, 4, 7, 7), features=[
         ConvCfg(6, kernel=1), ConvCfg(6, kernel=3, pad=1, depthwise=True), ConvCfg(4, kernel=1)]),

@@ -209,3 +209,27 @@ def test_a_clock_out_of_reach_is_refused_in_one_line(build_dir, tmp_path, capsys
     assert "MatMul_0, is estimated at 80 MHz" in err[0] and "--clock-mhz 80 or lower" in err[0]
     assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "forced"),
                  "--ignore-timing"]) == 0
+
+
+def test_a_design_that_exceeds_the_device_is_refused_in_one_line(build_dir, tmp_path, capsys, monkeypatch):
+    """deploy checks fit before it writes a project: a device smaller than the design (here the
+    PYNQ-Z2 with 300 LUTs and 2 block RAMs) is refused in one line naming each resource it
+    exceeds and by how much; --ignore-fit deploys anyway, and report.json says what was checked."""
+    import dataclasses
+    import json
+
+    from finn_rtl.platforms import boards
+
+    tiny = dataclasses.replace(BOARDS["pynq-z2"], capacity=boards.Capacity(lut=300, ff=106400, bram36=2, uram=0, dsp=220))
+    monkeypatch.setitem(BOARDS, "pynq-z2", tiny)
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "small")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not fit pynq-z2" in err[0] and "LUT" in err[0] and "of 300 (+" in err[0]
+    assert "with the memory shell" in err[0] and "--ignore-fit" in err[0] and not (tmp_path / "small").exists()
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "forced"), "--ignore-fit"]) == 0
+    deployed = json.loads((build_dir / "report.json").read_text())["deploy"]["pynq-z2"]
+    assert deployed["fit_checked"] is False
+    monkeypatch.setitem(BOARDS, "pynq-z2", dataclasses.replace(tiny, capacity=BOARDS["pynq-z1"].capacity))
+    assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "fits")]) == 0
+    fit = json.loads((build_dir / "report.json").read_text())["deploy"]["pynq-z2"]["fit"]
+    assert fit["exceeds"] == {} and 0 < fit["share"]["LUT"] < 1 and fit["source"] in ("estimate", "synthesis")

@@ -36,6 +36,7 @@ class PoolCfg:
     stride: int = 2
     in_chain: bool = False  # between the conv and its activation quantizer (else after it)
     mul_after: float = 0.0  # a scalar Mul after the pool (FINN's streamliner cannot move it)
+    pad: int = 0  # pads on every side (ONNX: padding never wins the max)
 
 
 @dataclass
@@ -149,8 +150,13 @@ class _ConvBuilder(_Builder):
     def maxpool(self, tensor, sample, layer: PoolCfg, one_d):
         k = (1, layer.kernel) if one_d else (layer.kernel, layer.kernel)
         s = (1, layer.stride) if one_d else (layer.stride, layer.stride)
+        p = layer.pad
+        attrs = {"pads": [p] * (2 if one_d else 4)} if p else {}
         tensor = self.node("MaxPool", [tensor], kernel_shape=list(k[1:] if one_d else k),
-                           strides=list(s[1:] if one_d else s))
+                           strides=list(s[1:] if one_d else s), **attrs)
+        if p:
+            sample = np.pad(sample, ((0, 0), (0, 0), (0 if one_d else p, 0 if one_d else p), (p, p)),
+                            constant_values=-np.inf)
         return tensor, sliding_window_view(sample, k, axis=(2, 3))[:, :, ::s[0], ::s[1]].max(axis=(4, 5))
 
     def avgpool(self, tensor, sample, layer: AvgPoolCfg, one_d):
