@@ -497,8 +497,35 @@ def affine_step_on_ints(walker: Walker, node, current):
     return current.then(node, affine_step(walker, node, affine, channels))
 
 
-refuses(*ACTIVATIONS, on=Quantized, reason="an activation quantizer must follow a MatMul (a "
-        "requantization between two quantizers is not supported)")
+refuses("MultiThreshold", on=Quantized, reason="a MultiThreshold must follow a MatMul (a requantization "
+        "between two quantizers is a Quant, Trunc or BipolarQuant)")
+
+
+@handles("Quant", "BipolarQuant", "Trunc", on=(Quantized,))
+def requantize(walker: Walker, node, current):
+    """A quantizer on a quantized tensor (Brevitas requantizes at identity shortcuts, after pools
+    and between signed and unsigned activations): a thresholding layer (FINN's Thresholding), its
+    thresholds the exact map of every input integer to the output's level."""
+    return activation(walker, node, requantization(walker, node, current))
+
+
+def requantization(walker: Walker, node, current, chain=()) -> Pending:
+    """The state of a thresholding layer on the quantized tensor into `node`: each element is its
+    own one-element 'sum' (`Pending.sum_window` 1), `chain` the ops before the quantizer."""
+    qtype, affine = current.qtype, current.affine
+    shape = walker.g.shape(node.input[0])
+    if shape is None or shape[0] != 1 or len(shape) not in (2, 3, 4):
+        raise node_error(f"requantization of a tensor of shape {shape}; expected [1, C], [1, C, W] or "
+                         "[1, C, H, W]", node)
+    channels, vectors = shape[1], int(np.prod(shape[2:], dtype=np.int64))
+    scale = np.broadcast_to(np.asarray(affine.scale, dtype=np.float64), (channels,)).copy()
+    offset = np.broadcast_to(np.asarray(affine.offset, dtype=np.float64), (channels,)).copy()
+    if len(shape) > 2:
+        walker.layout.channels_last_input(node)
+    elif not (np.all(scale == scale[0]) and np.all(offset == offset[0])):
+        walker.layout.stream_order(node, np.arange(channels))  # per-feature values: in model order
+    return Pending(node.name, None, None, qtype, scale, offset, node.input[0], list(chain), Affine(scale, offset),
+                   rank=len(shape), vectors=vectors, pools=[], sum_window=1, element_type=qtype)
 
 
 @handles(*ACTIVATIONS, on=(Pending,))

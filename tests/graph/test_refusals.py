@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 from support.convgen import ConvCfg, ConvNetCfg, make_convnet
-from support.modelgen import LayerCfg, MLPCfg, make_mlp
+from support.modelgen import LayerCfg, MLPCfg, make_mlp, random_inputs
 
 from finn_rtl.graph.errors import CompileError
 from finn_rtl.graph.streamline import streamline
@@ -34,17 +34,34 @@ def test_two_layers_without_an_activation_between_them():
         streamline(model)
 
 
-def test_requantization_between_two_quantizers():
-    model = make_mlp(MLPCfg(layers=[LayerCfg(8), LayerCfg(4)]), seed=1)
+@pytest.mark.parametrize("bits,signed", [(2, 0), (3, 1), (4, 0)])
+def test_requantization_between_two_quantizers_is_a_thresholding_layer(bits, signed):
+    """A Quant on a quantized tensor (here a narrower, wider or signed copy of the activation, with
+    another scale) becomes a thresholding layer, exact against qonnx on every input."""
+    from finn_rtl.flow.verification import compare, golden_outputs
+    from finn_rtl.graph.specs import ThresholdSpec
+
+    cfg = MLPCfg(layers=[LayerCfg(8), LayerCfg(4)])
+    model = make_mlp(cfg, seed=1)
     quant = second_matmul_input_quant(model)
     again = copy.deepcopy(quant)
     again.name, again.input[0], again.output[0] = "Requant", quant.output[0], "requantized"
+    scale = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == quant.input[1]))
+    inits = {f"requant_{k}": v for k, v in (("scale", scale * 0.7), ("zero", np.zeros_like(scale)),
+                                            ("bits", np.float32(bits)))}
+    model.graph.initializer.extend(numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in inits.items())
+    again.input[1:4] = list(inits)
+    for attribute in again.attribute:
+        if attribute.name == "signed":
+            attribute.i = signed
     matmul = [n for n in model.graph.node if n.op_type == "MatMul"][1]
     matmul.input[0] = "requantized"
-    index = list(model.graph.node).index(quant)
-    model.graph.node.insert(index + 1, again)
-    with pytest.raises(CompileError, match="Requant.*an activation quantizer must follow a MatMul"):
-        streamline(model)
+    model.graph.node.insert(list(model.graph.node).index(quant) + 1, again)
+    s = streamline(model)
+    assert sum(isinstance(layer, ThresholdSpec) for layer in s.network.layers) == 1
+    x = random_inputs(cfg, 200, seed=2)
+    hw = s.network.reference(s.network.to_stream(s.input_quantizer.quantize(x)))
+    assert compare(s.network, s.network.from_stream(hw), golden_outputs(s.network, model, x)[0])["bit_exact"]
 
 
 def test_pad_between_a_conv_and_its_activation():
