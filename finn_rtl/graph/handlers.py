@@ -490,8 +490,13 @@ def affine_step_on_ints(walker: Walker, node, current):
     if node.op_type == "Relu":
         if qtype.min >= 0 and np.all(np.asarray(affine.scale) > 0) and np.all(affine.offset == 0):
             return current
-        raise node_error("Relu on a signed quantized activation cannot be folded; put the Relu "
-                         "before the activation quantizer", node)
+        consumers = walker.g.w.find_consumers(node.output[0]) or []
+        if len(consumers) == 1 and consumers[0].op_type in ("Quant", "BipolarQuant", "Trunc"):
+            # Relu -> Quant on a signed tensor (a signed shortcut into an unsigned activation):
+            # the Relu joins the requantization's chain, the thresholds see both.
+            return requantization(walker, node, current, chain=[node])
+        raise node_error("Relu on a signed quantized activation cannot be folded unless a quantizer follows "
+                         "it; put the Relu before the activation quantizer", node)
     if node.op_type not in ELEMENTWISE + ("BatchNormalization",):
         raise node_error(f"{node.op_type} cannot follow a quantized activation here", node)
     return current.then(node, affine_step(walker, node, affine, channels))

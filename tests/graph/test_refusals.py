@@ -78,3 +78,29 @@ def test_pad_between_a_conv_and_its_activation():
     model.graph.node.insert(list(model.graph.node).index(conv) + 1, pad)
     with pytest.raises(CompileError, match="ChainPad.*Pad between a layer and its activation quantizer"):
         streamline(onnx.load_from_string(model.SerializeToString()))
+
+
+def test_relu_then_quant_on_a_signed_activation_is_a_thresholding_layer():
+    """Relu -> Quant after a signed activation quantizer (a signed tensor into an unsigned one):
+    the Relu joins the requantization, exact against qonnx."""
+    from finn_rtl.flow.verification import compare, golden_outputs
+    from finn_rtl.graph.specs import ThresholdSpec
+
+    cfg = MLPCfg(layers=[LayerCfg(8, a_signed=True), LayerCfg(4)])
+    model = make_mlp(cfg, seed=3)
+    quant = second_matmul_input_quant(model)
+    relu = helper.make_node("Relu", [quant.output[0]], ["rectified"], name="ReluAfterQuant")
+    again = copy.deepcopy(quant)
+    again.name, again.input[0], again.output[0] = "Requant", "rectified", "requantized"
+    for attribute in again.attribute:
+        if attribute.name == "signed":
+            attribute.i = 0
+    [n for n in model.graph.node if n.op_type == "MatMul"][1].input[0] = "requantized"
+    index = list(model.graph.node).index(quant)
+    model.graph.node.insert(index + 1, relu)
+    model.graph.node.insert(index + 2, again)
+    s = streamline(model)
+    assert sum(isinstance(layer, ThresholdSpec) for layer in s.network.layers) == 1
+    x = random_inputs(cfg, 200, seed=4)
+    hw = s.network.reference(s.network.to_stream(s.input_quantizer.quantize(x)))
+    assert compare(s.network, s.network.from_stream(hw), golden_outputs(s.network, model, x)[0])["bit_exact"]
