@@ -12,12 +12,14 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "brevitas"
 
 
 @pytest.mark.parametrize("name,shape", [("mlp_int32_bias", (16,)), ("stem_maxpool_pad", (3, 9, 9)),
-                                        ("avgpool_trunc", (3, 6, 6))])
+                                        ("avgpool_trunc", (3, 6, 6)), ("conv1d_maxpool1d", (2, 24)),
+                                        ("bottleneck", (4, 8, 8))])
 def test_real_brevitas_export_builds_bit_exact(name, shape, tmp_path):
     """mlp_int32_bias: biases quantized by Brevitas (Int32Bias: a Quant on a constant into Gemm),
     folded to constants before streamlining; stem_maxpool_pad: the ResNet stem's MaxPool 3x3/2
     with pads 1 (padding never wins a max); avgpool_trunc: AveragePool -> Trunc with six inputs and
-    no Mul; all exported by torch's dynamo exporter, with its node metadata and external weight
+    no Mul; conv1d_maxpool1d: Conv1d and MaxPool1d on [N, C, L]; bottleneck: a ResNet bottleneck with
+    a stride-2 downsample shortcut; all exported by torch's dynamo exporter, with its node metadata and external weight
     data."""
     b = build(FIXTURES / f"{name}.onnx", tmp_path / "out")
     x = np.random.default_rng(3).normal(0, 1, (32, *shape)).astype(np.float32)
