@@ -23,8 +23,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.memory import auto_style, fifo_memory, verilog_attrs
 from .arith import counter_bits
-from .memories import distributed_bank_words
-from .pipelining import BRAM_OUT_NS, ROM_LEVEL_NS, StageBudget, counter_ns, lut_level_ns, mux_levels, rom_levels
+from .memories import distributed_bank_words, distributed_read_ns
+from .pipelining import BRAM_OUT_NS, StageBudget, counter_ns, lut_level_ns
 
 PEAK_BITS = 16  # width of a monitored FIFO's peak level
 
@@ -62,11 +62,8 @@ class StreamFIFO(wiring.Component):
         memory = fifo_memory(1, depth)
         if style == "block":
             return max(counter_ns(memory.depth), BRAM_OUT_NS)
-        bank = fifo_bank_words(depth, memory, style, budget)
-        reads = [rom_levels(bank or memory.depth) * ROM_LEVEL_NS]
-        if bank:
-            reads.append(lut_level_ns(mux_levels(-(-memory.depth // bank))))
-        return max(counter_ns(memory.depth), *reads)
+        return max(counter_ns(memory.depth),
+                   distributed_read_ns(memory.depth, fifo_bank_words(depth, memory, style, budget)))
 
     @staticmethod
     def resource_features(depth: int, width: int, style: str, budget: StageBudget | None = None) -> dict[str, float]:

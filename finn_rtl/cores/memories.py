@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Array, Const, Mux, Signal, unsigned
+from amaranth import Array, Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 
 from ..graph.memory import MemoryShape, bram_geometry, verilog_attrs
-from .pipelining import ROM_LEVEL_NS, StageBudget, rom_levels
+from .pipelining import ROM_LEVEL_NS, StageBudget, lut_level_ns, mux_levels, rom_levels
 
 # Distributed ROMs up to this depth are whole LUT truth tables (one LUT6 per bit column).
 LUT_TABLE_DEPTH = 64
@@ -51,6 +51,14 @@ def distributed_bank_words(shape: MemoryShape, style: str, budget: StageBudget) 
     while rom_levels(bank * 4) * ROM_LEVEL_NS <= budget.logic_ns:
         bank *= 4
     return bank if bank < shape.depth else None
+
+
+def distributed_read_ns(depth: int, bank: int | None) -> float:
+    """The slowest stage of a distributed memory's read (`pipelining`): the whole memory's, or
+    with banks of `bank` words a bank's read and, a stage later, the multiplexer among them."""
+    if bank is None:
+        return rom_levels(depth) * ROM_LEVEL_NS
+    return max(rom_levels(bank) * ROM_LEVEL_NS, lut_level_ns(mux_levels(-(-depth // bank))))
 
 
 def walked_rom_register_bits(spec, name: str, count: int) -> int:
@@ -115,16 +123,13 @@ def rom_banks(shape: MemoryShape, style: str) -> list[MemoryShape]:
 
 
 def banked_rom_read(m, spec, name: str, words: list[int], addr, en) -> tuple[list, Signal]:
-    """ROM `name` read synchronously (with `en`, at `addr`), one memory per address block of its
-    block RAM (`rom_banks`): the banks' read latches, and the bank `addr` selected, registered
-    beside them. A caller that registers the latches before it selects among them keeps the read
-    multiplexer off the block RAM's slow output (2.45 ns on 7-series)."""
+    """ROM `name`, which spans several address blocks of its block RAM, read synchronously (with
+    `en`, at `addr`), one memory per block (`rom_banks`): the banks' read latches, and the bank
+    `addr` selected, registered beside them. A caller that registers the latches before it selects
+    among them keeps the read multiplexer off the block RAM's slow output (2.45 ns on 7-series)."""
     shape, style = spec.memories()[name], spec.memory_style(name)
     banks = rom_banks(shape, style)
-    if len(banks) == 1:
-        read = layer_memory(m, spec, name, words).read_port()
-        m.d.comb += [read.addr.eq(addr), read.en.eq(en)]
-        return [read.data], Const(0, 1)
+    assert len(banks) > 1, "a ROM of one address block is read as it is"
     depth = banks[0].depth
     low = depth.bit_length() - 1
     latches = []

@@ -51,14 +51,19 @@ def compared_width(value_shape, signs) -> int:
     return compared_bits(value_shape.width, value_shape.signed) + (signs is not None)
 
 
+def _stage_ns(spec, width: int) -> tuple[float, float, float]:
+    """(ROM output beyond a register's, comparisons, count) delays of the stage (`pipelining`)."""
+    rom_out = BRAM_OUT_NS if spec.memory_style("thresholds") == "block" else 0.0
+    return (rom_out, *compare_ns(width, spec.thresholds_per_channel))
+
+
 def threshold_registers(spec, width: int) -> tuple[bool, bool]:
     """(ROM word register, comparison register) of the stage (`pipelining`): comparing and
     counting after the ROM's read latch should fit one cycle; where they do not, the comparisons
     are registered before they are counted; where even the comparisons do not fit after a block
     RAM's slow output, the ROM word (and the values beside it) get a register first."""
-    comparing, counting = compare_ns(width, spec.thresholds_per_channel)
+    rom_out, comparing, counting = _stage_ns(spec, width)
     budget = spec.stage_budget.logic_ns
-    rom_out = BRAM_OUT_NS if spec.memory_style("thresholds") == "block" else 0.0
     if rom_out + comparing + counting <= budget:
         return False, False
     if rom_out + comparing <= budget:
@@ -72,8 +77,7 @@ def threshold_path_ns(spec, value_shape) -> float:
     if spec.thresholds is None:
         return 0.0
     width = compared_width(value_shape, spec.channel_sign)
-    comparing, counting = compare_ns(width, spec.thresholds_per_channel)
-    rom_out = BRAM_OUT_NS if spec.memory_style("thresholds") == "block" else 0.0
+    rom_out, comparing, counting = _stage_ns(spec, width)
     rom_register, compare_register = threshold_registers(spec, width)
     stages = [rom_out] if rom_register else []
     first = comparing + (0.0 if rom_register else rom_out)

@@ -16,8 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
 from .arith import address_bits, counter_bits, lane_product, lanes, nested_counters, pack_fields
-from .memories import layer_memory, distributed_bank_words, walked_rom, walked_rom_register_bits
-from .pipelining import ROM_LEVEL_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, rom_levels
+from .memories import distributed_bank_words, distributed_read_ns, layer_memory, walked_rom, walked_rom_register_bits
+from .pipelining import adder_ns, counter_ns, lut_level_ns
 from .threshold import register_thresholded, threshold_features, threshold_path_ns, threshold_register_bits
 
 
@@ -48,9 +48,7 @@ def path_ns(spec: VectorUnitSpec) -> float:
     read-modify-write, the threshold stage's."""
     shape = spec.memories()["weights"]
     bank = distributed_bank_words(shape, spec.memory_style("weights"), spec.stage_budget)
-    paths = [rom_levels(bank or shape.depth) * ROM_LEVEL_NS, counter_ns(shape.depth)]
-    if bank:
-        paths.append(lut_level_ns(mux_levels(-(-shape.depth // bank))))
+    paths = [distributed_read_ns(shape.depth, bank), counter_ns(shape.depth)]
     multiply = 0.0 if spec.multipliers == "dsp" else \
         lut_level_ns(3) + adder_ns(spec.weight_type.bits + spec.input_type.bits)
     accumulate = adder_ns(spec.acc_type.bits) + lut_level_ns(2)

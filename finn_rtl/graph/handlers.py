@@ -27,6 +27,7 @@ ELEMENTWISE = ("Mul", "Div", "Add", "Sub")
 SHAPE_ONLY = ("Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze")  # keep the flat order
 CHAIN_OPS = ELEMENTWISE + ("BatchNormalization", "Relu")
 ACTIVATIONS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")
+REQUANTIZERS = ("Quant", "BipolarQuant", "Trunc")  # those that may also requantize a quantized tensor
 # Ops whose output has their input's layout (channels last or not).
 KEEP_LAYOUT = CHAIN_OPS + ACTIVATIONS + ("Identity", "MaxPoolNHWC")
 
@@ -491,7 +492,7 @@ def affine_step_on_ints(walker: Walker, node, current):
         if qtype.min >= 0 and np.all(np.asarray(affine.scale) > 0) and np.all(affine.offset == 0):
             return current
         consumers = walker.g.w.find_consumers(node.output[0]) or []
-        if len(consumers) == 1 and consumers[0].op_type in ("Quant", "BipolarQuant", "Trunc"):
+        if len(consumers) == 1 and consumers[0].op_type in REQUANTIZERS:
             # Relu -> Quant on a signed tensor (a signed shortcut into an unsigned activation):
             # the Relu joins the requantization's chain, the thresholds see both.
             return requantization(walker, node, current, chain=[node])
@@ -506,7 +507,7 @@ refuses("MultiThreshold", on=Quantized, reason="a MultiThreshold must follow a M
         "between two quantizers is a Quant, Trunc or BipolarQuant)")
 
 
-@handles("Quant", "BipolarQuant", "Trunc", on=(Quantized,))
+@handles(*REQUANTIZERS, on=(Quantized,))
 def requantize(walker: Walker, node, current):
     """A quantizer on a quantized tensor (Brevitas requantizes at identity shortcuts, after pools
     and between signed and unsigned activations): a thresholding layer (FINN's Thresholding), its

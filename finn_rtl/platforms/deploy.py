@@ -120,23 +120,31 @@ class Deployment:
     ran: dict | None  # the Vivado/Vitis run's outcome, when the tools were found
 
 
-def check_timing(b, board: Board, clock_mhz: float, shell: bool = True) -> dict:
+def shell_synthesis(b, board: Board) -> dict:
+    """The memory shell's own logic at the board's memory word, synthesized (cached): a unit of
+    its own (`shell.shell_unit`) for the timing and fit checks."""
+    from ..resources.synthesis import synthesize, yosys_version
+    from .shell import shell_unit
+
+    return synthesize(*shell_unit(b.network, board.word_bytes), yosys_version())
+
+
+def check_timing(b, board: Board, clock_mhz: float, shell: dict | None = None) -> dict:
     """The build's estimated Fmax on the board's device family (`report.json` timing, from
-    synthesis; synthesized now, cached, if the build was not), and with `shell` the memory
-    shell's at the board's memory word (a unit of its own, `shell.shell_unit`); a clock above
-    the slowest is refused in one line naming the slowest unit and the fastest clock that fits."""
+    synthesis; synthesized now, cached, if the build was not), and with `shell` (its
+    `shell_synthesis`) the memory shell's; a clock above the slowest is refused in one line
+    naming the slowest unit and the fastest clock that fits."""
     import math
 
     from ..flow import synthesize_build
     from ..graph.errors import CompileError
-    from ..resources.synthesis import synthesize, yosys_version
-    from .shell import SHELL_UNIT, shell_unit
+    from .shell import SHELL_UNIT
 
     if not b.report.get("timing"):
         synthesize_build(b)
     family = dict(b.report["timing"]["families"][board.timing_family])
-    if shell:
-        path = synthesize(*shell_unit(b.network, board.word_bytes), yosys_version())["timing"][board.timing_family]
+    if shell is not None:
+        path = shell["timing"][board.timing_family]
         family["shell_fmax_mhz"] = path["fmax_mhz"]
         if family["fmax_mhz"] is None or path["fmax_mhz"] < family["fmax_mhz"]:
             family.update(fmax_mhz=path["fmax_mhz"], slowest_unit=SHELL_UNIT)
@@ -150,34 +158,32 @@ def check_timing(b, board: Board, clock_mhz: float, shell: bool = True) -> dict:
     return family
 
 
-def check_fit(b, board: Board, shell: bool = True) -> dict:
+def check_fit(b, board: Board, shell: dict | None = None) -> dict:
     """The build's resources on the board's device: synthesis's count where the build was
-    synthesized, else the estimate, with the memory shell's (synthesized, cached) when it has one.
-    A design that exceeds the device is refused in one line naming each resource it exceeds and
-    by how much: hours into Vivado is too late to learn it."""
+    synthesized, else the estimate, with the memory shell's (its `shell_synthesis`) when it has
+    one. A design that exceeds the device is refused in one line naming each resource it exceeds
+    and by how much: hours into Vivado is too late to learn it."""
     from ..graph.errors import CompileError
-    from ..resources.synthesis import synthesize, yosys_version
-    from .shell import shell_unit
+    from ..resources.planner import device_use
 
     resources = b.report["resources"]
     source = "synthesis" if resources.get("synthesis") else "estimate"
     total = dict(resources[source]["total"])
-    if shell:
-        for column, count in synthesize(*shell_unit(b.network, board.word_bytes), yosys_version())["resources"].items():
+    if shell is not None:
+        for column, count in shell["resources"].items():
             total[column] = total.get(column, 0) + count
-    used = {"LUT": total["LUT"] + total.get("LUTRAM", 0), "FF": total["FF"],
-            "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "URAM": total.get("URAM", 0), "DSP": total["DSP"]}
+    used = device_use(total)
     capacity = {"LUT": board.capacity.lut, "FF": board.capacity.ff, "BRAM36": board.capacity.bram36,
                 "URAM": board.capacity.uram, "DSP": board.capacity.dsp}
     over = {column: used[column] - capacity[column] for column in used if used[column] > capacity[column]}
-    fit = {"source": source, "shell_included": shell, "used": used, "capacity": capacity,
+    fit = {"source": source, "shell_included": shell is not None, "used": used, "capacity": capacity,
            "share": {column: round(used[column] / capacity[column], 4) for column in used if capacity[column]},
            "exceeds": {column: round(excess, 1) for column, excess in over.items()}}
     if over:
         parts = ", ".join(f"{column} {used[column]:,.0f} of {capacity[column]:,} (+{excess:,.0f}, "
                           f"{used[column] / capacity[column]:.0%})" for column, excess in over.items())
         raise CompileError(f"{b.network.name} does not fit {board.name} ({board.part}): {parts} by the {source}"
-                           f"{' with the memory shell' if shell else ''}; build again with --board {board.name} "
+                           f"{' with the memory shell' if shell is not None else ''}; build again with --board {board.name} "
                            f"(it folds to fit) or with more folding, or pass --ignore-fit")
     return fit
 
@@ -194,8 +200,9 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
     b = load_build(build_dir)
     clock_mhz = board.default_mhz if clock_mhz is None else clock_mhz
     board.check_clock(clock_mhz)
-    timing = None if ignore_timing else check_timing(b, board, clock_mhz, shell=not stream_only)
-    fit = None if ignore_fit else check_fit(b, board, shell=not stream_only)
+    shell = None if stream_only or ignore_timing and ignore_fit else shell_synthesis(b, board)
+    timing = None if ignore_timing else check_timing(b, board, clock_mhz, shell)
+    fit = None if ignore_fit else check_fit(b, board, shell)
     out = Path(out_dir) if out_dir is not None else Path(build_dir) / f"deploy_{board.name}"
     out.mkdir(parents=True, exist_ok=True)
     name = b.network.name

@@ -55,8 +55,7 @@ class Budget:
 
     def exceeded(self, total: dict) -> list[str]:
         """The limits `total` (estimate columns) goes over, as 'LUT 61,000 > 42,560'."""
-        used = {"LUT": total["LUT"] + total["LUTRAM"], "FF": total["FF"],
-                "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "DSP": total["DSP"]}
+        used = device_use(total)
         limits = {"LUT": self.lut, "FF": self.ff, "BRAM36": self.bram36, "DSP": self.dsp}
         return [f"{column} {used[column]:,.0f} > {limit:,.0f}" for column, limit in limits.items()
                 if limit is not None and used[column] > limit]
@@ -65,11 +64,19 @@ class Budget:
 UNLIMITED = Budget("unlimited")
 
 
+def device_use(total: dict) -> dict:
+    """What resource counts (estimate or synthesis columns) take of a device, in its units: LUTs
+    (LUT RAM included), flip-flops, 36 kb block RAMs (a BRAM18 is half), UltraRAMs, DSPs."""
+    return {"LUT": total["LUT"] + total.get("LUTRAM", 0), "FF": total["FF"],
+            "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "URAM": total.get("URAM", 0), "DSP": total["DSP"]}
+
+
 def device_share(total: dict, device) -> float:
     """The largest fraction of the device's LUTs, block RAM and DSPs that estimate `total` takes:
     what "fewest resources" minimises, whichever resource is the scarce one."""
-    used = {"lut": total["LUT"] + total["LUTRAM"], "bram36": total["BRAM36"] + total["BRAM18"] / 2, "dsp": total["DSP"]}
-    return max(used[name] / getattr(device, name) for name in used if getattr(device, name))
+    used = device_use(total)
+    shares = {"LUT": device.lut, "BRAM36": device.bram36, "DSP": device.dsp}
+    return max(used[name] / capacity for name, capacity in shares.items() if capacity)
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ def test_a_clock_out_of_reach_is_refused_in_one_line(build_dir, tmp_path, capsys
 
     measured = deploy_module.check_timing
 
-    def slow(b, board, clock_mhz, shell=True):
+    def slow(b, board, clock_mhz, shell=None):
         measured(b, board, clock_mhz, shell)
         family = b.report["timing"]["families"][board.timing_family]
         family.update(fmax_mhz=80.0, slowest_unit="MatMul_0")
