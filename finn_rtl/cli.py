@@ -150,15 +150,15 @@ def _budget(args):
 
 
 def _frontier_table(found, frontier, budget, clock_mhz) -> str:
-    lines = [f"{'II cycles':>10} {'FPS':>12} {'Fmax est':>9} {'LUT':>9} {'FF':>9} {'BRAM36':>7} {'DSP':>5} {'device':>7}  fits"]
+    lines = [f"{'II cycles':>10} {'FPS':>12} {'Fmax est':>9} {'LUT':>9} {'FF':>9} {'BRAM36':>7} {'URAM':>5} {'DSP':>5} {'device':>7}  fits"]
     for c in frontier:
         row = c.row(clock_mhz)
         over = budget.exceeded(c.total) if budget else []
         lines.append(f"{row['ii_cycles']:>10,} {row['fps']:>12,.1f} {row['fmax_mhz']:>9.1f} {row['LUT']:>9,} {row['FF']:>9,} "
-                     f"{row['BRAM36']:>7g} {row['DSP']:>5} {row['device_share']:>7.1%}  "
+                     f"{row['BRAM36']:>7g} {row['URAM']:>5} {row['DSP']:>5} {row['device_share']:>7.1%}  "
                      f"{'no: ' + ', '.join(over) if over else 'yes'}")
-    lines.append(f"{len(frontier)} Pareto-optimal foldings (FPS vs device share: the largest of its LUT, BRAM and "
-                 f"DSP shares) of {len(found)} candidates, from estimates at {clock_mhz:g} MHz, or at the "
+    lines.append(f"{len(frontier)} Pareto-optimal foldings (FPS vs device share: the largest of its LUT, BRAM, "
+                 f"URAM and DSP shares) of {len(found)} candidates, from estimates at {clock_mhz:g} MHz, or at the "
                  f"estimated Fmax where lower"
                  + (f"; budget: {budget.name}" if budget else ""))
     return "\n".join(lines)

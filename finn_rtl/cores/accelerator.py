@@ -5,7 +5,9 @@ Ports (Vivado IP and cocotbext-axi connect without glue):
                               elements, element 0 in the LSBs, zero-padded to bytes;
   m_axis_tdata/tvalid/tready  output: one beat carries PE of the last layer elements
                               (or one label index with label select), same packing;
-  m_axis_tlast                on the last beat of each frame (for AXI DMA and friends).
+  m_axis_tlast                on the last beat of each frame (for AXI DMA and friends);
+  weights_addr/data/valid     only where layers have weights written at run time: 32-bit
+                              register writes into the weight address space (`weight_port`).
 Elements use the wire encoding of finn_rtl.graph.datatypes.
 
 On every edge of the network's graph: a FIFO, and a width converter where the producer's
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, unsigned
+from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.merge_specs import AddSpec, ConcatSpec, DuplicateSpec
 from ..graph.network import NetworkSpec
+from ..graph.weight_map import WeightMap
 from ..graph.specs import MVTUSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
 from .arith import nested_counters
 from .fifo import PEAK_BITS, StreamFIFO
@@ -36,6 +39,7 @@ from .register_slice import RegisterSlice
 from .sliding_window import SlidingWindow
 from .thresholding import Thresholding
 from .vector_unit import VectorUnit
+from .weight_port import window_bits
 
 
 def byte_aligned(bits: int) -> int:
@@ -81,6 +85,9 @@ in the LSBs): for
         monitored = PEAK_BITS * len(network.edges)
         extra = {"fifo_peaks": Out(monitored), "fifo_levels": Out(monitored)} \
             if monitor_fifos and network.edges else {}
+        self.weight_map = WeightMap.of(network)
+        if self.weight_map:
+            extra.update(weights_addr=In(self.weight_map.address_bits), weights_data=In(32), weights_valid=In(1))
         super().__init__({
             **extra,
             "s_axis_tdata": In(unsigned(self.geometry.in_width)),
@@ -117,6 +124,8 @@ in the LSBs): for
                 m.submodules[f"{kind}{index}"] = stage
             fifos += [stage for stage in stages if isinstance(stage, StreamFIFO)]
             chain(m, [producer[edge.edge.producer_port], *stages, consumer[edge.edge.consumer_port]])
+        if self.weight_map:
+            self._weight_writes(m, cores)
         first, last = self.network.layers[0], self.network.layers[-1]
         head_port = input_ports(cores[first.name], first.inputs)[0]
         tail_port = cores[last.name].m
@@ -146,6 +155,19 @@ in the LSBs): for
                                     ("out_beat",))
         m.d.comb += self.m_axis_tlast.eq(out_beat == self.geometry.out_beats_per_frame - 1)
         return top
+
+
+    def _weight_writes(self, m, cores) -> None:
+        """Each register write, registered, then decoded to the memory whose window holds it and
+        registered again into that core's weight port (`weight_port`)."""
+        addr = Signal.like(self.weights_addr, name="write_addr")
+        data, valid = Signal(32, name="write_data"), Signal(name="write_valid")
+        m.d.sync += [addr.eq(self.weights_addr), data.eq(self.weights_data), valid.eq(self.weights_valid)]
+        for memory in self.weight_map.memories:
+            port = getattr(cores[memory.layer], f"{memory.memory}_write")
+            low = window_bits(memory)
+            hit = addr[low:] == memory.base >> low if low < len(addr) else 1
+            m.d.sync += [port.addr.eq(addr[:low]), port.data.eq(data), port.valid.eq(valid & hit)]
 
 
 CORES = {MVTUSpec: MVTU, SlidingWindowSpec: SlidingWindow, PadSpec: Padding, PoolSpec: WindowPool,

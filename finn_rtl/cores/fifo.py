@@ -21,7 +21,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..graph.memory import auto_style, fifo_memory, verilog_attrs
+from ..graph.memory import BLOCK_STYLES, auto_style, fifo_memory, verilog_attrs
 from .arith import counter_bits
 from .memories import distributed_bank_words, distributed_read_ns
 from .pipelining import BRAM_OUT_NS, StageBudget, counter_ns, lut_level_ns
@@ -60,7 +60,7 @@ class StreamFIFO(wiring.Component):
         if depth == 1:
             return lut_level_ns()
         memory = fifo_memory(1, depth)
-        if style == "block":
+        if style in BLOCK_STYLES:
             return max(counter_ns(memory.depth), BRAM_OUT_NS)
         return max(counter_ns(memory.depth),
                    distributed_read_ns(memory.depth, fifo_bank_words(depth, memory, style, budget)))
@@ -169,7 +169,7 @@ class StreamFIFO(wiring.Component):
 def output_registered(style: str, depth: int) -> bool:
     """Whether a FIFO of `depth` beats in memory style `style` has the output register behind its
     block RAM."""
-    return style == "block" and depth > 1
+    return style in BLOCK_STYLES and depth > 1
 
 
 def fifo_bank_words(depth: int, memory, style: str, budget: StageBudget | None) -> int | None:

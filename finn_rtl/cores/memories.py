@@ -118,15 +118,16 @@ def rom_banks(shape: MemoryShape, style: str) -> list[MemoryShape]:
     if blocks <= 1:
         return [shape]
     depth = 1 << math.ceil(math.log2(math.ceil(shape.depth / blocks)))
-    return [MemoryShape(min(depth, shape.depth - start), shape.width, rom=True)
+    return [MemoryShape(min(depth, shape.depth - start), shape.width, rom=True, writable=shape.writable)
             for start in range(0, shape.depth, depth)]
 
 
-def banked_rom_read(m, spec, name: str, words: list[int], addr, en) -> tuple[list, Signal]:
+def banked_rom_read(m, spec, name: str, words: list[int], addr, en, memories: list | None = None) -> tuple[list, Signal]:
     """ROM `name`, which spans several address blocks of its block RAM, read synchronously (with
     `en`, at `addr`), one memory per block (`rom_banks`): the banks' read latches, and the bank
     `addr` selected, registered beside them. A caller that registers the latches before it selects
-    among them keeps the read multiplexer off the block RAM's slow output (2.45 ns on 7-series)."""
+    among them keeps the read multiplexer off the block RAM's slow output (2.45 ns on 7-series).
+    `memories`, if given, receives each bank as (memory, first word, words), for its writes."""
     shape, style = spec.memories()[name], spec.memory_style(name)
     banks = rom_banks(shape, style)
     assert len(banks) > 1, "a ROM of one address block is read as it is"
@@ -134,8 +135,10 @@ def banked_rom_read(m, spec, name: str, words: list[int], addr, en) -> tuple[lis
     low = depth.bit_length() - 1
     latches = []
     for index, bank in enumerate(banks):
-        read = add_memory(m, f"{name}_bank{index}", bank, style,
-                          words[index * depth:index * depth + bank.depth]).read_port()
+        memory = add_memory(m, f"{name}_bank{index}", bank, style, words[index * depth:index * depth + bank.depth])
+        if memories is not None:
+            memories.append((memory, index * depth, bank.depth))
+        read = memory.read_port()
         m.d.comb += [read.addr.eq(addr[:max(1, (bank.depth - 1).bit_length())]), read.en.eq(en)]
         latches.append(read.data)
     selected = Signal(range(len(banks)), name=f"{name}_bank")

@@ -30,10 +30,13 @@ from amaranth import Array, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..graph.memory import BLOCK_STYLES
 from ..graph.specs import MVTUSpec
+from ..graph.weight_map import WritableMemory
 from .arith import (address_bits, counter_bits, element_value, lane_product, lanes, nested_counters, pack_fields,
                     staged_tree_sum, tree_sum, tree_sum_bits)
 from .memories import banked_rom_read, layer_memory, rom_banks
+from .weight_port import weight_port_signature, window_bits, write_words
 from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_product_terms, pack_planes, planar,
                        plane_bit, popcount_terms)
 from .pipelining import BRAM_OUT_NS, DSP_CASCADE_NS, DSP_MULTIPLY_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, stage_cuts, stage_delays
@@ -87,7 +90,7 @@ def registers_operands(spec: MVTUSpec) -> bool:
     multiplexer where the memory spans several primitives) leaves too little of a cycle for
     arithmetic: the operands are registered first where the budget is short of that."""
     blocks = [name for name in ("weights", "input_buffer") if name in spec.memories()]
-    if not any(spec.memory_style(name) == "block" for name in blocks):
+    if not any(spec.memory_style(name) in BLOCK_STYLES for name in blocks):
         return False
     return BRAM_OUT_NS + lut_level_ns(2) + lut_level_ns() > spec.stage_budget.logic_ns
 
@@ -107,7 +110,7 @@ def operand_ns(spec: MVTUSpec) -> float:
         return lut_level_ns(1 + mux_levels(weight_banks(spec)))
     used = lut_level_ns(2 if spec.synapse_fold > 1 else 1)
     blocks = [name for name in ("weights", "input_buffer") if name in spec.memories()]
-    if any(spec.memory_style(name) == "block" for name in blocks):
+    if any(spec.memory_style(name) in BLOCK_STYLES for name in blocks):
         used += BRAM_OUT_NS
     return used
 
@@ -209,6 +212,15 @@ def pipeline_register_bits(spec: MVTUSpec) -> int:
     return bits + threshold_register_bits(spec, accumulator_shape(spec))
 
 
+def written_weights(spec: MVTUSpec):
+    """The weight memory's place in the weight address space (`graph.weight_map`) where the
+    weights are written at run time; else None. A core sees its memory's window from 0."""
+    if not spec.runtime_writeable:
+        return None
+    shape = spec.memories()["weights"]
+    return WritableMemory(spec.name, "weights", shape.depth, shape.width, 0)
+
+
 def accumulator_shape(spec: MVTUSpec):
     bits, is_signed = spec.accumulator
     return signed(bits) if is_signed else unsigned(bits)
@@ -222,12 +234,20 @@ class MVTU(wiring.Component):
                                                       else weight_planes and not spec.binary_xnor)
         self.in_width = spec.simd * spec.input_type.bits
         self.out_width = spec.pe * spec.output_type.bits
-        super().__init__({
+        ports = {
             "s": In(stream.Signature(unsigned(self.in_width))),
             "m": Out(stream.Signature(unsigned(self.out_width))),
-        })
+        }
+        self.written = written_weights(spec)
+        if self.written is not None:
+            ports["weights_write"] = In(weight_port_signature(window_bits(self.written)))
+        super().__init__(ports)
 
     path_ns = staticmethod(path_ns)
+
+    def memory_words(self, name: str) -> list[int]:
+        assert name == "weights", "an MVTU writes its weights only"
+        return self._weight_rom_init()
 
     @staticmethod
     def resource_features(spec: MVTUSpec) -> dict[str, float]:
@@ -280,6 +300,8 @@ class MVTU(wiring.Component):
     def _rows_per_pe(spec: MVTUSpec) -> list[np.ndarray]:
         """Each PE's weight codes, [row, lane]: the rows of the weight ROM it reads."""
         (words, _), = spec.rom_fields("weights")
+        if spec.runtime_writeable:  # any weight may come: every lane of every plane is live
+            return [None] * spec.pe
         return [words[:, pe * spec.simd:(pe + 1) * spec.simd] for pe in range(spec.pe)]
 
     # -- constant tables ---------------------------------------------------------
@@ -314,13 +336,20 @@ class MVTU(wiring.Component):
             self.s.ready.eq(advance & from_stream),
             issue.eq(advance & (~from_stream | self.s.valid)),
         ]
+        # Weights written at run time start empty (`weight_port`).
+        weight_words = [] if self.written is not None else self._weight_rom_init()
+        targets = []
         if weight_banks(spec) > 1:
-            weight_latches, weight_bank = banked_rom_read(m, spec, "weights", self._weight_rom_init(),
-                                                          weight_addr, advance)
+            weight_latches, weight_bank = banked_rom_read(m, spec, "weights", weight_words, weight_addr, advance,
+                                                          targets)
         else:
-            weight_read = layer_memory(m, spec, "weights", self._weight_rom_init()).read_port()
+            weight_memory = layer_memory(m, spec, "weights", weight_words)
+            weight_read = weight_memory.read_port()
             m.d.comb += [weight_read.addr.eq(weight_addr), weight_read.en.eq(advance)]
             weight_latches, weight_bank = [weight_read.data], None
+            targets.append((weight_memory, 0, spec.memories()["weights"].depth))
+        if self.written is not None:
+            write_words(m, self.weights_write, self.written, targets)
 
         # -- multiply-accumulate stage (operands arrive one cycle after issue)
         mac_valid, mac_first, mac_last, mac_from_stream = Signal(), Signal(), Signal(), Signal()

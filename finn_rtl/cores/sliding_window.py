@@ -21,6 +21,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..graph.memory import BLOCK_STYLES
 from ..graph.specs import SlidingWindowSpec
 from .arith import address_bits, constant_product_bits, nested_counters
 from .memories import layer_memory
@@ -39,7 +40,7 @@ def address_ns(spec: SlidingWindowSpec) -> float:
     """The read address's computation (`address_stages`) with the memory's address setup."""
     memory = spec.memories()["line_buffer"]
     bits = address_bits(memory.depth)
-    return 4 * adder_ns(bits) + (BRAM_ADDRESS_SETUP_NS if spec.memory_style("line_buffer") == "block" else 0)
+    return 4 * adder_ns(bits) + (BRAM_ADDRESS_SETUP_NS if spec.memory_style("line_buffer") in BLOCK_STYLES else 0)
 
 
 def path_ns(spec: SlidingWindowSpec) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth import Cat, Signal, signed, unsigned
 
+from ..graph.memory import BLOCK_STYLES
 from ..graph.specs import compared_bits
 from .arith import lanes, pack_fields, tree_sum
 from .memories import layer_memory
@@ -53,7 +54,7 @@ def compared_width(value_shape, signs) -> int:
 
 def _stage_ns(spec, width: int) -> tuple[float, float, float]:
     """(ROM output beyond a register's, comparisons, count) delays of the stage (`pipelining`)."""
-    rom_out = BRAM_OUT_NS if spec.memory_style("thresholds") == "block" else 0.0
+    rom_out = BRAM_OUT_NS if spec.memory_style("thresholds") in BLOCK_STYLES else 0.0
     return (rom_out, *compare_ns(width, spec.thresholds_per_channel))
 
 

@@ -19,7 +19,9 @@ import onnx
 from ..graph.errors import CompileError
 from ..graph.export import to_streamlined_onnx
 from ..graph.folding import fold_for_target
-from ..graph.network import FIFO_STYLES_KEY, MULTIPLIER_KEY, NetworkSpec
+from .weights import write_weight_files
+from ..graph.finn_folding import is_finn_config
+from ..graph.network import FIFO_STYLES_KEY, MULTIPLIER_KEY, WRITABLE_KEY, NetworkSpec
 from ..graph.persist import load_network, save_network
 from ..platforms.boards import DEFAULT_CLOCK_MHZ
 from ..graph.streamline import InputQuantizer, streamline
@@ -106,7 +108,8 @@ def step_fold(state: BuildState) -> None:
     options = state.options
     if options.target_ii is not None:
         state.network = fold_for_target(state.network, options.target_ii)
-    elif options.budget is not None or options.target_fps is not None:
+    elif (options.budget is not None or options.target_fps is not None) and \
+            not folds_every_layer(state.network, options.folding):
         from ..resources.planner import UNLIMITED, candidates, plan
 
         found = candidates(state.network, options.budget, options.clock_mhz)
@@ -120,6 +123,15 @@ def step_fold(state: BuildState) -> None:
     if state.options.folding:
         state.network = state.network.with_folding(state.options.folding)
     state.network = fit_to_device(state.network, options.budget).with_clock(options.clock_mhz)
+
+
+def folds_every_layer(network, folding: dict | None) -> bool:
+    """Whether a folding file leaves nothing for the planner: it names every foldable layer, or it
+    is a FINN folding config (which folds every MVAU, VVAU and pool)."""
+    if not folding:
+        return False
+    names = {layer.name for layer in network.layers}
+    return is_finn_config(folding, names) or all(layer.name in folding for layer in network.foldable)
 
 
 def step_size_fifos(state: BuildState) -> None:
@@ -154,6 +166,7 @@ def write_build(state: BuildState) -> Build:
     if state.input_quantizer.prefix is not None:
         (out / "input_quantizer.onnx").write_bytes(state.input_quantizer.prefix)
     save_network(out, network, state.input_quantizer, state.input_shape)
+    write_weight_files(out, network, state.input_quantizer)
     (out / f"{network.name}.v").write_text(state.verilog)
     followers = {name: {"SIMD": row["SIMD"], "follows": row["follows"]}
                  for name, row in network.lane_followers.items()}
@@ -162,6 +175,9 @@ def write_build(state: BuildState) -> Build:
         folding[name] = {**folding.get(name, {}), "memory_styles": styles}
     for name, style in network.multiplier_styles.items():
         folding[name] = {**folding.get(name, {}), MULTIPLIER_KEY: style}
+    for layer in network.layers:
+        if layer.runtime_writeable:
+            folding[layer.name] = {**folding.get(layer.name, {}), WRITABLE_KEY: 1}
     folding[FIFO_STYLES_KEY] = network.fifo_style_entries
     (out / "folding.json").write_text(json.dumps(folding, indent=2) + "\n")
     result = Build(out, network, state.input_quantizer, state.input_shape, state.verilog, build_report(state))

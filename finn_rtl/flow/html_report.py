@@ -9,7 +9,7 @@ import re
 from .plots import _figure, _svg
 from .report import FIFO_COLUMNS, TIMING_COLUMNS, fifo_rows, timing_rows, timing_summary
 
-COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
+COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "URAM", "DSP")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
@@ -167,7 +167,7 @@ def render_html(report: dict) -> str:
                ("analytic II", f"{report['expected_ii_cycles']:,} cycles (bottleneck {bottleneck})"),
                ("compile time to Verilog", f"{build['seconds_to_verilog']:.1f} s")]
     if total:
-        summary.append(("resources (estimate)", ", ".join(f"{c} {total[c]:,}" for c in COLUMNS)))
+        summary.append(("resources (estimate)", ", ".join(f"{c} {total.get(c, 0):,}" for c in COLUMNS)))
     if "planning" in report:
         p = report["planning"]
         summary.append(("folding chosen for", f"{p['budget']}: {p['fps']:,} FPS at {p['clock_mhz']:g} MHz"))

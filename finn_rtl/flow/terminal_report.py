@@ -16,14 +16,14 @@ def _resources_table(resources: dict) -> Table:
     estimate, synthesis = resources["estimate"], resources.get("synthesis")
     table = Table(title="resources per unit" + (": estimate / Yosys" if synthesis else " (estimate)"))
     table.add_column("unit")
-    columns = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
+    columns = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "URAM", "DSP")
     for column in columns:
         table.add_column(column, justify="right")
     units = [*estimate["layers"], "total"]
     for name in units:
         e = estimate["total"] if name == "total" else estimate["layers"][name]
         s = None if synthesis is None else (synthesis["total"] if name == "total" else synthesis["layers"].get(name))
-        table.add_row(name, *(f"{e[c]:,}" + ("" if s is None else f" / {s[c]:,}") for c in columns),
+        table.add_row(name, *(f"{e.get(c, 0):,}" + ("" if s is None else f" / {s.get(c, 0):,}") for c in columns),
                       style="bold" if name == "total" else None)
     return table
 

@@ -7,10 +7,16 @@ Every core memory (weight and threshold ROMs, line and partial-sum buffers, FIFO
 which was used. A distributed ROM is LUT logic (Vivado's `rom_style="distributed"`); a
 distributed RAM is LUT RAM.
 
-The automatic choice compares what the two styles take of a device: block RAMs counted as
+The automatic choice compares what the styles take of a device: block RAMs counted as
 Yosys's 7-series mapping places them (`bram_primitives`), LUTs from a fit to Yosys on random
 contents (`distributed_luts`), exchanged at the device's LUTs per BRAM18 (the xc7z020 of a
-Pynq-Z1 unless a board says otherwise).
+Pynq-Z1 unless a board says otherwise), and on UltraScale+ devices that have them, UltraRAMs
+(`uram_primitives`) at the device's LUTs per URAM288.
+
+UltraRAM ("ultra", FINN's `ram_style: ultra`) holds 4096 x 72 bits per URAM288, read through a
+register like block RAM. A bitstream cannot give it initial contents (UG573), so a ROM may be
+UltraRAM only where its words are loaded at run time (a `writable` memory: a layer with
+`runtime_writeable_weights`); RAMs (FIFOs, buffers) need no contents.
 """
 from __future__ import annotations
 
@@ -21,7 +27,10 @@ import numpy as np
 
 from .errors import CompileError
 
-STYLES = ("block", "distributed", "registers")
+STYLES = ("block", "distributed", "registers", "ultra")
+# Styles whose memories are block RAM primitives, read through the primitive's output latch.
+BLOCK_STYLES = ("block", "ultra")
+URAM_DEPTH, URAM_WIDTH = 4096, 72  # a URAM288; deeper memories cascade them (no LUTs)
 # xc7z020 (Pynq-Z1, Pynq-Z2): 53,200 LUTs and 140 BRAM36 = 280 BRAM18.
 DEFAULT_LUTS_PER_BRAM18 = 53200 / 280
 REGISTER_MAX_DEPTH = 2  # a RAM this shallow is a couple of registers, not a LUT RAM
@@ -43,6 +52,7 @@ class MemoryShape:
     rom: bool = False
     sync_read: bool = True
     single_port: bool = False
+    writable: bool = False  # a ROM whose words are also written at run time
 
     @property
     def bits(self) -> int:
@@ -50,7 +60,9 @@ class MemoryShape:
 
     def allowed_styles(self) -> tuple[str, ...]:
         if self.rom:
-            return ("block", "distributed") if self.sync_read else ("distributed",)
+            if not self.sync_read:
+                return ("distributed",)
+            return ("block", "distributed", "ultra") if self.writable else ("block", "distributed")
         return STYLES if self.sync_read else ("distributed", "registers")
 
 
@@ -189,24 +201,33 @@ def distributed_luts(shape: MemoryShape) -> float:
     return luts + width * mux_luts(blocks)
 
 
-def auto_style(shape: MemoryShape, luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18) -> str:
-    """The style that takes the smaller share of the device."""
+def uram_primitives(shape: MemoryShape) -> int:
+    """URAM288s of a memory in UltraRAM: columns of 72 bits, each a cascade of 4096-word URAMs."""
+    return math.ceil(shape.depth / URAM_DEPTH) * math.ceil(shape.width / URAM_WIDTH)
+
+
+def auto_style(shape: MemoryShape, luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18,
+               luts_per_uram: float | None = None) -> str:
+    """The style that takes the smallest share of the device; UltraRAM only where the device has
+    it (`luts_per_uram` given)."""
     if not shape.rom and shape.depth <= REGISTER_MAX_DEPTH:
         return "registers"
-    if "block" not in shape.allowed_styles():
+    allowed = shape.allowed_styles()
+    if "block" not in allowed:
         return "distributed"
-    in_luts = distributed_luts(shape)
-    in_block = bram18_equivalent(shape) * luts_per_bram18
-    return "block" if in_block < in_luts else "distributed"
+    costs = {"distributed": distributed_luts(shape), "block": bram18_equivalent(shape) * luts_per_bram18}
+    if luts_per_uram and "ultra" in allowed:
+        costs["ultra"] = uram_primitives(shape) * luts_per_uram
+    return min(costs, key=lambda style: (costs[style], style != "block"))
 
 
 def check_style(style: str, shape: MemoryShape, where: str) -> str:
     """A style asked for in a folding file; 'auto' is no choice (returns None)."""
     if style == "auto":
         return None
-    if style == "ultra":
-        raise MemoryStyleError(f"{where}: ram_style 'ultra' needs UltraRAM, which 7-series devices do not "
-                               f"have; use block, distributed or auto")
+    if style == "ultra" and shape.rom and not shape.writable:
+        raise MemoryStyleError(f"{where}: ram_style 'ultra' needs its words loaded at run time (UltraRAM "
+                               f"has no initial contents): set runtime_writeable_weights: 1, or use block")
     if style not in STYLES:
         raise MemoryStyleError(f"{where}: unknown ram_style {style!r}; use auto, {', '.join(STYLES)}")
     allowed = shape.allowed_styles()
@@ -217,4 +238,5 @@ def check_style(style: str, shape: MemoryShape, where: str) -> str:
 
 
 def verilog_attrs(style: str, shape: MemoryShape) -> dict[str, str]:
-    return {("rom_style" if shape.rom else "ram_style"): style}
+    """A written memory is a RAM to Vivado (`ram_style`), even one whose words are also its initial contents."""
+    return {("rom_style" if shape.rom and not shape.writable else "ram_style"): style}

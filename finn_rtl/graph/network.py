@@ -17,6 +17,7 @@ import numpy as np
 
 from .datatypes import QType
 from .errors import CompileError
+from .finn_folding import is_finn_config, translate as translate_finn_config
 from .memory import DEFAULT_LUTS_PER_BRAM18, MemoryShape, auto_style, check_style, fifo_memory
 from .specs import FoldingError, MVTUSpec, frozen_int_array
 
@@ -51,6 +52,7 @@ class EdgeStream:
     depth: int  # FIFO beats
     style: Optional[str] = None  # the FIFO's memory style; None: the automatic choice
     luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18  # the device's exchange rate for that choice
+    luts_per_uram: Optional[float] = None  # and for UltraRAM, on a device that has it
     clock_mhz: Optional[float] = None  # the consumer's clock (`Layer.clock_mhz`)
 
     @property
@@ -72,7 +74,7 @@ class EdgeStream:
 
     @property
     def fifo_memory_style(self) -> str:
-        return self.style or auto_style(self.fifo_memory, self.luts_per_bram18)
+        return self.style or auto_style(self.fifo_memory, self.luts_per_bram18, self.luts_per_uram)
 
     @property
     def width_converter(self) -> Optional[tuple[int, int]]:
@@ -96,6 +98,8 @@ class EdgeStream:
 MEMORY_KEYS = ("ram_style", "ram_style_thresholds", "memory_styles")
 # FINN's key for where a layer's multiplications go: "lut", "dsp" or "auto" (graph.multipliers).
 MULTIPLIER_KEY = "resType"
+# FINN's key for weights written at run time (0 or 1): `Layer.runtime_writeable`.
+WRITABLE_KEY = "runtime_writeable_weights"
 # The folding file's entry (beside the layers) for FIFO memory styles by edge, {"A -> B": style}.
 FIFO_STYLES_KEY = "fifo_styles"
 
@@ -148,6 +152,7 @@ class NetworkSpec:
     # None), and the exchange rate of the automatic choice: the device's LUTs per BRAM18.
     fifo_styles: Optional[tuple] = None
     luts_per_bram18: float = DEFAULT_LUTS_PER_BRAM18
+    luts_per_uram: Optional[float] = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     input_order: Optional[np.ndarray] = None
     output_order: Optional[np.ndarray] = None
@@ -306,8 +311,13 @@ class NetworkSpec:
 
     def with_folding(self, folding: dict[str, dict[str, int]]) -> "NetworkSpec":
         """The network with each foldable layer's PE/SIMD from `folding`. Entries marked
-        "follows" (a folding.json lists lane followers that way) are derived, not read."""
+        "follows" (a folding.json lists lane followers that way) are derived, not read. A FINN
+        folding config (FINN's layer names) is translated first (`graph.finn_folding`)."""
         folding = dict(folding)
+        if is_finn_config(folding, {layer.name for layer in self.layers}):
+            network, folding, notes = translate_finn_config(self, folding)
+            network = dataclasses.replace(network, notes=network.notes + notes)
+            return network.with_folding(folding)
         fifo_styles = folding.pop(FIFO_STYLES_KEY, None)
         followers = {name for name, entry in folding.items() if "follows" in entry}
         not_following = sorted(followers - {layer.name for layer in self.layers if layer.lanes_follow})
@@ -324,10 +334,11 @@ class NetworkSpec:
         for layer in self.layers:
             if layer.fold_dims:
                 entry = folding.get(layer.name, {})
-                extra = sorted(set(entry) - set(layer.fold_dims) - set(MEMORY_KEYS) - {MULTIPLIER_KEY})
+                extra = sorted(set(entry) - set(layer.fold_dims) - set(MEMORY_KEYS) - {MULTIPLIER_KEY, WRITABLE_KEY})
                 if extra:
                     keys = [*layer.fold_dims, *(MEMORY_KEYS if layer.memories() else ()),
-                            *((MULTIPLIER_KEY,) if layer.products() else ())]
+                            *((MULTIPLIER_KEY,) if layer.products() else ()),
+                            *((WRITABLE_KEY,) if layer.WRITABLE_MEMORIES else ())]
                     raise FoldingError(f"layer {layer.name}: unknown folding keys {extra} (use {', '.join(keys)})")
                 layer = layer.folded(int(entry.get("PE", getattr(layer, "pe", 1))),
                                      int(entry.get("SIMD", layer.simd)))
@@ -341,6 +352,21 @@ class NetworkSpec:
                 lanes = layers[producer].out_lanes if producer else \
                     max(layers[self.edges[i].consumer].in_lanes for i in self.out_edges(layer.name))
                 layers[layer.name] = layer.with_lanes(lanes)
+        for name, entry in folding.items():  # before the styles: UltraRAM needs written weights
+            if WRITABLE_KEY in entry and name in layers:
+                try:
+                    writable = bool(int(entry[WRITABLE_KEY]))
+                    layers[name] = layers[name].with_runtime_writeable(writable)
+                except (CompileError, ValueError, TypeError) as error:
+                    raise FoldingError(str(error) if isinstance(error, CompileError) else
+                                       f"layer {name}: {WRITABLE_KEY} must be 0 or 1") from None
+                widened = layers[name].output_type != self.layer(name).output_type
+                consumers = [self.edges[i].consumer for i in self.out_edges(name)]
+                if widened and consumers:
+                    raise FoldingError(f"layer {name}: {WRITABLE_KEY} widens its unthresholded output from "
+                                       f"{self.layer(name).output_type} to {layers[name].output_type} (any weights' "
+                                       f"sums), which {consumers[0]} does not take; write the weights of layers "
+                                       f"with thresholds or of the last layer")
         for name, entry in styles.items():  # after the lanes: they set the memories' shapes
             if entry:
                 layers[name] = with_memory_entry(layers[name], entry)
@@ -444,7 +470,8 @@ class NetworkSpec:
         styles = self.fifo_styles or (None,) * len(self.edges)
         return [EdgeStream(edge, self.layer(edge.producer).out_elements, self.layer(edge.producer).output_type,
                            self.layer(edge.producer).out_lanes, self.layer(edge.consumer).in_lanes,
-                           self.fifo_depth(i), styles[i], self.luts_per_bram18, self.layer(edge.consumer).clock_mhz)
+                           self.fifo_depth(i), styles[i], self.luts_per_bram18, self.luts_per_uram,
+                           self.layer(edge.consumer).clock_mhz)
                 for i, edge in enumerate(self.edges)]
 
     def with_fifo_styles(self, styles: dict) -> "NetworkSpec":

@@ -8,6 +8,7 @@ subclass) needs nothing here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -87,6 +88,31 @@ def save_network(out_dir, network: NetworkSpec, input_quantizer, input_shape) ->
     out = Path(out_dir)
     (out / JSON_NAME).write_text(json.dumps(document, indent=1) + "\n")
     np.savez_compressed(out / ARRAYS_NAME, **encoder.arrays)
+
+
+def fixed_digest(network: NetworkSpec, input_quantizer) -> str:
+    """A digest of everything a weight load at run time cannot change: the network without the
+    contents of its written memories (their shapes, types and folding stay in) and the input
+    quantizer. Weights built from another model load only where this digest is the same."""
+    encoder = _Encoder()
+    document = {
+        "network": encoder.fields(network, "network", skip=("name", "notes", "layers", "edges", "output")),
+        "layers": [{"kind": type(layer).__name__,
+                    "fields": encoder.fields(layer, f"layer{i}", skip=("name",) + (
+                        layer.WRITABLE_MEMORIES if layer.runtime_writeable else ()))}
+                   for i, layer in enumerate(network.layers)],
+        "edges": [dataclasses.asdict(edge) for edge in network.edges],
+        "output": encoder.fields(network.output, "output"),
+        "input_quantizer": encoder.fields(input_quantizer, "input_quantizer", skip=("prefix",)),
+    }
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode())
+    for key in sorted(encoder.arrays):
+        array = np.ascontiguousarray(encoder.arrays[key])
+        digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    if input_quantizer.prefix is not None:
+        digest.update(input_quantizer.prefix)
+    return digest.hexdigest()[:16]
 
 
 def load_network(build_dir):

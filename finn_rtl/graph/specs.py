@@ -12,7 +12,7 @@ from typing import Optional, Protocol
 import numpy as np
 
 from .datatypes import QType
-from .memory import MemoryShape, auto_style, check_style
+from .memory import MemoryShape, MemoryStyleError, auto_style, check_style
 from .multipliers import Products, check_multiplier_style
 
 
@@ -131,6 +131,9 @@ class Layer:
     # The clock the core's pipeline registers are placed for (`cores.pipelining`); None: the
     # default build clock.
     clock_mhz: Optional[float] = field(default=None, kw_only=True)
+    # FINN's runtime_writeable_weights: the memories in `WRITABLE_MEMORIES` are also written at run
+    # time, through the accelerator's weight port (`cores.weight_port`).
+    runtime_writeable: bool = field(default=False, kw_only=True)
 
     # Class attributes, not annotated: a dataclass would make them fields, and a subclass that
     # makes one a field (a Duplicate's `outputs`) would inherit its place before `name`.
@@ -139,6 +142,7 @@ class Layer:
     lanes_follow = None  # Optional[str]
     fold_dims = {}
     REPORTED = ()  # attributes copied into the report as they are
+    WRITABLE_MEMORIES = ()  # memories that `runtime_writeable` opens to run-time writes
 
     def port_type(self, port: int) -> QType:
         return self.input_type
@@ -252,6 +256,20 @@ class Layer:
 
         return StageBudget.at(self.clock_mhz or DEFAULT_MHZ)
 
+    def with_runtime_writeable(self, writeable: bool) -> "Layer":
+        """The layer with its weights written at run time (or not); MemoryStyleError names a layer
+        that has no memories to write."""
+        if writeable and not self.WRITABLE_MEMORIES:
+            raise MemoryStyleError(f"layer {self.name}: runtime_writeable_weights needs weights in memory, which "
+                                   f"a {self.kind} layer does not have; it applies to MVTU layers")
+        return dataclasses.replace(self, runtime_writeable=bool(writeable))
+
+    def writable_memories(self) -> dict[str, MemoryShape]:
+        """The memories written at run time, by name (none unless `runtime_writeable`)."""
+        if not self.runtime_writeable:
+            return {}
+        return {name: shape for name, shape in self.memories().items() if name in self.WRITABLE_MEMORIES}
+
     def with_clock(self, mhz: Optional[float]) -> "Layer":
         return dataclasses.replace(self, clock_mhz=mhz)
 
@@ -286,6 +304,8 @@ class MVTUSpec(Layer):
     # A convolution's input channels: its window generator delivers SIMD channels of one pixel
     # per beat, so SIMD must divide them (not just MW = K*K*channels).
     conv_channels: Optional[int] = None
+
+    WRITABLE_MEMORIES = ("weights",)
 
     def __post_init__(self):
         object.__setattr__(self, "weights", frozen_int_array(self.weights))
@@ -396,7 +416,8 @@ class MVTUSpec(Layer):
 
     def memories(self) -> dict[str, MemoryShape]:
         weights = {"weights": MemoryShape(self.neuron_fold * self.synapse_fold,
-                                          self.pe * self.simd * self.weight_type.bits, rom=True)}
+                                          self.pe * self.simd * self.weight_type.bits, rom=True,
+                                          writable=self.runtime_writeable)}
         buffer = {"input_buffer": MemoryShape(self.synapse_fold, self.simd * self.input_type.bits,
                                               single_port=True)} if self.synapse_fold > 1 else {}
         return {**weights, **self.threshold_memory(self.accumulator[0], self.pe, self.threshold_signed), **buffer}
@@ -452,9 +473,14 @@ class MVTUSpec(Layer):
 
     @property
     def acc_range(self) -> tuple[np.ndarray, np.ndarray]:
-        """Exact per-channel bounds of the dot product over all legal inputs."""
+        """Exact per-channel bounds of the dot product over all legal inputs; with weights written
+        at run time, over all weights of the weight type too (the accumulator must hold any)."""
         w = self.weights
         lo_x, hi_x = self.input_type.min, self.input_type.max
+        if self.runtime_writeable:
+            t = self.weight_type
+            products = [a * b for a in (t.min, t.max) for b in (lo_x, hi_x)]
+            return np.full(self.mh, self.mw * min(products)), np.full(self.mh, self.mw * max(products))
         hi = np.where(w > 0, w * hi_x, w * lo_x).sum(axis=1)
         lo = np.where(w > 0, w * lo_x, w * hi_x).sum(axis=1)
         return lo, hi

@@ -17,7 +17,9 @@ import numpy as np
 from ..progress import status
 from .boards import AlveoBoard, Board
 from .host import check_host_input, driver_description
-from .shell import shell_verilog
+from ..graph.errors import CompileError
+from ..graph.weight_map import WeightMap
+from .shell import control_bytes, shell_verilog
 
 DRIVER = Path(__file__).with_name("driver.py")
 
@@ -59,6 +61,9 @@ def write_shell(b, out_dir, word_bytes: int, *, clock_mhz: float, platform: str,
     description.write_text(json.dumps(desc, indent=1) + "\n")
     driver = out / "driver.py"
     shutil.copyfile(DRIVER, driver)
+    if desc["weights"] is not None:  # beside the bitfile: the driver loads them before its first run
+        shutil.copytree(Path(b.out_dir) / desc["weights"]["directory"], out / desc["weights"]["directory"],
+                        dirs_exist_ok=True)
     return ShellFiles(out, kernel, verilog, description, driver, desc)
 
 
@@ -198,6 +203,10 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
     from .vivado import DeployNames, project_files
 
     b = load_build(build_dir)
+    if stream_only and WeightMap.of(b.network):
+        raise CompileError(f"{b.network.name} has weights written at run time "
+                           f"({', '.join(m.key for m in WeightMap.of(b.network).memories)}), which only the memory "
+                           f"shell can write: deploy without --shell none, or build without runtime_writeable_weights")
     clock_mhz = board.default_mhz if clock_mhz is None else clock_mhz
     board.check_clock(clock_mhz)
     shell = None if stream_only or ignore_timing and ignore_fit else shell_synthesis(b, board)
@@ -217,7 +226,7 @@ def deploy(build_dir, board: Board, *, clock_mhz: float | None = None, out_dir=N
     shutil.copyfile(b.verilog_path, out / b.verilog_path.name)
     written.append(b.verilog_path.name)
     names = DeployNames(kernel, name, name)
-    for file_name, text in project_files(names, board, clock_mhz, stream_only).items():
+    for file_name, text in project_files(names, board, clock_mhz, stream_only, control_bytes(b.network)).items():
         (out / file_name).write_text(text)
         written.append(file_name)
     (out / "build.sh").chmod(0o755)

@@ -10,6 +10,10 @@ description, `<bitfile stem>.json`. It needs only numpy (1.x or 2.x) and pynq:
 
 or from a shell:  python driver.py --bitfile finn_rtl.bit --input x.npy --output y.npy
 
+A design with weights written at run time (runtime_writeable_weights) loads the weights in
+`weights/` beside the bitfile when it starts; `accel.load_weights(path)` loads those of another
+build (of a fine-tuned model with the same structure) without a new bitstream.
+
 The host does what the model does before its first activation quantizer (elementwise affine
 ops and the quantizer) and after its last quantized layer (per-channel affine, argmax), in
 numpy, with the same float32/float64 operations as the compiler's verification, so the results
@@ -198,6 +202,45 @@ class Accelerator:
                                f"{self.desc['design_id']:#010x}: driver JSON and bitfile are from different builds")
         self.max_frames = max_frames
         self._buffers = None
+        if self.desc.get("weights"):
+            self.load_weights(bitfile.parent / self.desc["weights"]["directory"])
+
+    def load_weights(self, path) -> int:
+        """Write the weights in directory `path` (a build's or deployment's `weights/`) into the
+        accelerator, between runs; returns the registers written. Weights of a build whose
+        network differs in anything but these weights are refused."""
+        spec = self.desc.get("weights")
+        if not spec:
+            raise ValueError("this design has no weights written at run time (build with runtime_writeable_weights)")
+        path = Path(path)
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}/manifest.json: cannot read the weights' manifest ({exc})") from None
+        if manifest.get("fixed_digest") != spec["fixed_digest"]:
+            raise ValueError(f"{path} holds weights of a network that differs from the loaded design beyond its "
+                             f"weights (structure, folding, types, thresholds or input quantizer): build a new "
+                             f"bitstream for it")
+        keys = ("layer", "memory", "depth", "width", "base_register", "stride")
+        if [[m[k] for k in keys] for m in manifest["memories"]] != [[m[k] for k in keys] for m in spec["memories"]]:
+            raise ValueError(f"{path}: the weight memories do not match the loaded design's")
+        written = 0
+        for memory in manifest["memories"]:
+            image = np.load(path / memory["file"])
+            if image.dtype != np.uint32 or image.shape != (memory["depth"] * memory["stride"],):
+                raise ValueError(f"{path / memory['file']}: expected {memory['depth'] * memory['stride']} uint32 "
+                                 f"registers, found {image.dtype} {image.shape}")
+            self._write_registers(spec["window"] + 4 * memory["base_register"], image)
+            written += len(image)
+        return written
+
+    def _write_registers(self, offset: int, values: np.ndarray) -> None:
+        """Consecutive 32-bit registers: one bulk write where pynq's MMIO takes bytes, else one by one."""
+        try:
+            self.ip.write(offset, np.ascontiguousarray(values, dtype="<u4").tobytes())
+        except (TypeError, ValueError):
+            for index, value in enumerate(values.tolist()):
+                self.ip.write(offset + 4 * index, value)
 
     # buffers are allocated once for max_frames and reused
     def _allocate(self):
@@ -320,9 +363,12 @@ def main(argv=None) -> int:
     parser.add_argument("--throughput", type=int, metavar="N", help="measure throughput on N frames")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait beyond the expected run time")
     parser.add_argument("--batch", type=int, default=4096, help="frames per kernel run (buffer size)")
+    parser.add_argument("--weights", help="load the weights in this directory (another build's weights/) first")
     args = parser.parse_args(argv)
     try:
         accel = Accelerator(args.bitfile, args.description, timeout=args.timeout, max_frames=args.batch)
+        if args.weights:
+            print(f"{accel.load_weights(args.weights)} weight registers written from {args.weights}")
         if args.input:
             y = accel.execute(np.load(args.input))
             np.save(args.output, y)

@@ -15,7 +15,8 @@ from ..cores.accelerator import PortGeometry
 from ..graph.errors import CompileError
 from ..graph.ingest import node_attributes
 from .gearbox import MemoryLayout
-from .shell import REGISTERS, STATUS_BITS
+from ..graph.weight_map import WeightMap
+from .shell import REGISTERS, STATUS_BITS, weight_window
 
 _ELEMENTWISE = {"Mul": "mul", "Div": "div", "Add": "add", "Sub": "sub"}
 _RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -112,6 +113,11 @@ def driver_description(b, word_bytes: int, *, design_id: int, ip_name: str, plat
     else:
         in_shape, steps = input_steps(quantizer.prefix)
     out = network.output
+    weights = None
+    if WeightMap.of(network):
+        from ..flow.weights import DIRECTORY, manifest
+
+        weights = {**manifest(network, quantizer), "window": weight_window(network), "directory": DIRECTORY}
     return {
         "format": "finn-rtl driver description 1",
         "kernel": network.name, "ip_name": ip_name, "platform": platform, "design_id": design_id,
@@ -128,6 +134,7 @@ def driver_description(b, word_bytes: int, *, design_id: int, ip_name: str, plat
                    "scale": out.scale.tolist(), "offset": out.offset.tolist(),
                    "label_select": out.label_select, "host_argmax": out.host_argmax, "head": out.head,
                    "layout": MemoryLayout(word_bytes, geometry.out_width // 8, geometry.out_beats_per_frame).to_dict()},
+        "weights": weights,
     }
 
 

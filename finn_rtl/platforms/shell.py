@@ -6,7 +6,8 @@ the accelerator and writes the results back (layout: finn_rtl.platforms.gearbox)
 
 Ports, named as Vivado and Vitis expect of an RTL kernel:
   ap_clk, ap_rst_n (active low, registered inside), interrupt
-  s_axi_control_*  AXI4-Lite slave, 7-bit addresses, the register map below (ap_ctrl_hs)
+  s_axi_control_*  AXI4-Lite slave, 7-bit addresses (wider with a weight window), the register
+                   map below (ap_ctrl_hs)
   m_axi_gmem_*     AXI4 master, 64-bit addresses, data width from the board
 
 Register map (32-bit registers; writes take the whole word, WSTRB is ignored):
@@ -24,6 +25,11 @@ Register map (32-bit registers; writes take the whole word, WSTRB is ignored):
   0x58/0x5C     memory words read / written so far in this run
 A start written while the kernel runs is ignored (and flagged in STATUS): the host starts the
 next run after ap_done.
+
+Where layers have weights written at run time (`cores.weight_port`), the address space doubles
+past the weight address space and its upper half is the weight window (`weight_window`): a write
+there is a write of register (offset - window) / 4 of the weight space; reads there return 0.
+Weights are written between runs.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..cores.accelerator import Accelerator, PortGeometry
 from ..graph.network import NetworkSpec
+from ..graph.weight_map import WeightMap
 from .axi import COUNT_BITS, ReadMaster, WriteMaster, forward_ports, read_channel_members, write_channel_members
 from .gearbox import BeatsToWords, MemoryLayout, WordsToBeats
 
@@ -51,9 +58,25 @@ STATUS_BITS = {
 }
 
 
-def control_members() -> dict:
+def control_addr_bits(network: NetworkSpec) -> int:
+    """Address bits of the AXI4-Lite slave: the registers', or with a weight window twice the
+    larger of the registers' and the weight space's."""
+    weights = WeightMap.of(network)
+    return max(CONTROL_ADDR_BITS, weights.address_bits + 2) + 1 if weights else CONTROL_ADDR_BITS
+
+
+def control_bytes(network: NetworkSpec) -> int:
+    return 1 << control_addr_bits(network)
+
+
+def weight_window(network: NetworkSpec) -> int | None:
+    """Byte offset of the weight window in the AXI4-Lite space; None without written weights."""
+    return 1 << (control_addr_bits(network) - 1) if WeightMap.of(network) else None
+
+
+def control_members(address_bits: int = CONTROL_ADDR_BITS) -> dict:
     """The AXI4-Lite slave, as seen by the kernel."""
-    a = CONTROL_ADDR_BITS
+    a = address_bits
     return {
         "awaddr": In(a), "awvalid": In(1), "awready": Out(1), "wdata": In(32), "wstrb": In(4),
         "wvalid": In(1), "wready": Out(1), "bresp": Out(2), "bvalid": Out(1), "bready": In(1),
@@ -81,7 +104,7 @@ class AcceleratorShell(wiring.Component):
         data_bits = 8 * word_bytes
         super().__init__({
             "ap_clk": In(1), "ap_rst_n": In(1), "interrupt": Out(1),
-            **prefixed("s_axi_control_", control_members()),
+            **prefixed("s_axi_control_", control_members(control_addr_bits(network))),
             **prefixed("m_axi_gmem_", read_channel_members(data_bits)),
             **prefixed("m_axi_gmem_", write_channel_members(data_bits)),
         })
@@ -116,6 +139,7 @@ class AcceleratorShell(wiring.Component):
 
     def _control(self, m: Module, reader: ReadMaster, writer: WriteMaster) -> None:
         bus = {name: getattr(self, "s_axi_control_" + name) for name in control_members()}
+        window = weight_window(self.network)
         regs = {name: Signal(32, name=name.lower()) for name in ("GIE", "IER", "ISR", "INPUT_LO", "INPUT_HI",
                                                                    "OUTPUT_LO", "OUTPUT_HI", "FRAMES")}
         running, done, ready = Signal(), Signal(), Signal()
@@ -136,6 +160,12 @@ class AcceleratorShell(wiring.Component):
         with m.If(write):
             m.d.sync += bus["bvalid"].eq(1)
         start = Signal()
+        if window is not None and not self.stand_in:
+            # The accelerator registers the write before it decodes it.
+            bits = control_addr_bits(self.network) - 1
+            accel = m.submodules.accelerator
+            m.d.comb += [accel.weights_addr.eq(bus["awaddr"][2:bits]), accel.weights_data.eq(bus["wdata"]),
+                         accel.weights_valid.eq(write & bus["awaddr"][bits])]
         with m.If(write):
             with m.Switch(bus["awaddr"] & ~3):
                 for name, reg in regs.items():

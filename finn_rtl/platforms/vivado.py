@@ -79,7 +79,7 @@ def package_stream_ip_tcl(names: DeployNames, board: Board) -> str:
 """ + _clocking_tcl("clk", "rst", "ACTIVE_HIGH", ("s_axis", "m_axis")) + _package_trailer(vlnv, kernel=False)
 
 
-def package_ip_tcl(names: DeployNames, board: Board) -> str:
+def package_ip_tcl(names: DeployNames, board: Board, control_bytes: int = 1 << CONTROL_ADDR_BITS) -> str:
     alveo = isinstance(board, AlveoBoard)
     # Vitis sees the kernel arguments as registers of their own (64-bit pointers), so for Alveo
     # they replace the 32-bit halves.
@@ -111,7 +111,7 @@ set_property value LEVEL_HIGH [ipx::add_bus_parameter SENSITIVITY [ipx::get_bus_
 set map [ipx::add_memory_map s_axi_control $core]
 set_property slave_memory_map_ref s_axi_control [ipx::get_bus_interfaces s_axi_control -of_objects $core]
 set block [ipx::add_address_block reg0 $map]
-set_property range {1 << CONTROL_ADDR_BITS} $block
+set_property range {control_bytes} $block
 foreach {{name offset}} {{
 {registers}
 }} {{
@@ -201,12 +201,12 @@ puts "wrote {names.base}.bit and {names.base}.hwh"
 """
 
 
-def kernel_xml(names: DeployNames, board: AlveoBoard) -> str:
+def kernel_xml(names: DeployNames, board: AlveoBoard, control_bytes: int = 1 << CONTROL_ADDR_BITS) -> str:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <root versionMajor="1" versionMinor="6">
   <kernel name="{names.kernel}" language="ip_c" vlnv="{names.vlnv}" attributes="" preferredWorkGroupSizeMultiple="0" workGroupSize="1" interrupt="true" hwControlProtocol="ap_ctrl_hs">
     <ports>
-      <port name="s_axi_control" mode="slave" range="{1 << CONTROL_ADDR_BITS:#x}" dataWidth="32" portType="addressable" base="0x0"/>
+      <port name="s_axi_control" mode="slave" range="{control_bytes:#x}" dataWidth="32" portType="addressable" base="0x0"/>
       <port name="m_axi_gmem" mode="master" range="0xFFFFFFFFFFFFFFFF" dataWidth="{board.memory_bits}" portType="addressable" base="0x0"/>
     </ports>
     <args>
@@ -296,16 +296,18 @@ cd "$(dirname "$0")"
 """
 
 
-def project_files(names: DeployNames, board: Board, clock_mhz: float, stream_only: bool = False) -> dict[str, str]:
-    """File name -> contents of every script for `board` (`stream_only`: the bare AXI-stream IP)."""
+def project_files(names: DeployNames, board: Board, clock_mhz: float, stream_only: bool = False,
+                  control_bytes: int = 1 << CONTROL_ADDR_BITS) -> dict[str, str]:
+    """File name -> contents of every script for `board` (`stream_only`: the bare AXI-stream IP;
+    `control_bytes`: the shell's AXI4-Lite address range, `shell.control_bytes`)."""
     files = {"synth_ooc.tcl": synth_ooc_tcl(names, board, clock_mhz), "ooc.xdc": ooc_xdc(clock_mhz),
              "build.sh": build_sh(names, board, stream_only)}
     if stream_only:
         files["package_ip.tcl"] = package_stream_ip_tcl(names, board)
         return files
-    files["package_ip.tcl"] = package_ip_tcl(names, board)
+    files["package_ip.tcl"] = package_ip_tcl(names, board, control_bytes)
     if isinstance(board, AlveoBoard):
-        files.update({"kernel.xml": kernel_xml(names, board), "package_xo.tcl": package_xo_tcl(names, board),
+        files.update({"kernel.xml": kernel_xml(names, board, control_bytes), "package_xo.tcl": package_xo_tcl(names, board),
                       "link.cfg": link_config(names, board, clock_mhz)})
     else:
         files["block_design.tcl"] = block_design_tcl(names, board, clock_mhz)

@@ -15,11 +15,12 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ..graph.memory import MemoryShape, bram_geometry, live_columns, lutram_geometry, mux_luts, varying_columns
+from ..graph.memory import (MemoryShape, bram_geometry, live_columns, lutram_geometry, mux_luts, uram_primitives,
+                             varying_columns)
 from ..graph.network import NetworkSpec
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
-COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "DSP")
+COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "URAM", "DSP")
 GLUE = "top level (register slices)"
 LABEL_SELECT = "label select"
 # Features that cost only one resource: registers loaded with an enable and nothing else (no
@@ -58,6 +59,9 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int |
     feed DSP48s, whose input registers can take its read register."""
     exact = dict.fromkeys(COLUMNS, 0)
     features = {}
+    if style == "ultra":  # URAM288s cascade in their own routing: no LUTs around them
+        exact["URAM"] = uram_primitives(shape)
+        return exact, features
     if style == "block":
         stored = shape if live is None else MemoryShape(shape.depth, live, rom=True)
         primitive, count, blocks = bram_geometry(stored)
@@ -71,7 +75,7 @@ def memory_terms(shape: MemoryShape, style: str, role: str = "data", live: int |
     if style == "registers":
         features["memory.register_bits"] = shape.bits
         features["memory.register_mux_bits"] = shape.width * max(0, shape.depth - 1)
-    elif shape.rom:
+    elif shape.rom and not shape.writable:
         # Distributed ROMs are LUT logic: up to 64 words a LUT per bit, whatever the depth (a
         # shallow ROM has few distinct columns, which `live` already counts), deeper a mux tree.
         # Measured on random 128-bit ROMs: 1.0 LUT per column at 8 to 64 words (the cores fill
@@ -122,7 +126,9 @@ def unit_parts(network: NetworkSpec, layer, streams) -> list[tuple[str, dict, li
     memories = []
     for name, shape in layer.memories().items():
         style = layer.memory_style(name)
-        fields = layer.rom_fields(name) if shape.rom and style in ("distributed", "block") else None
+        # A ROM written at run time keeps every column: none is known to stay constant.
+        known = shape.rom and not shape.writable and style in ("distributed", "block")
+        fields = layer.rom_fields(name) if known else None
         live = None if fields is None else (live_columns if style == "distributed" else varying_columns)(*fields)
         memories.append((name, shape, style, live))
     parts = [(layer.kind, core.resource_features(layer), memories)]

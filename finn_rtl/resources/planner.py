@@ -35,14 +35,17 @@ class Budget:
     ff: float | None = None
     bram36: float | None = None
     dsp: float | None = None
+    uram: float | None = None
     device: object = None  # the board's `Capacity`, when the budget is a board's
     family: str = "7series"  # the timing family (`resources.timing.FAMILIES`) of the board
 
     @staticmethod
     def of_board(board, margin: float = DEFAULT_MARGIN) -> "Budget":
         c = board.capacity
-        return Budget(f"{board.name} ({margin:.0%} of {c.lut:,} LUTs, {c.bram36} BRAM36, {c.dsp} DSPs)",
-                      margin * c.lut, margin * c.ff, margin * c.bram36, margin * c.dsp, c, board.timing_family)
+        urams = f", {c.uram} URAM" if c.uram else ""
+        return Budget(f"{board.name} ({margin:.0%} of {c.lut:,} LUTs, {c.bram36} BRAM36{urams}, {c.dsp} DSPs)",
+                      margin * c.lut, margin * c.ff, margin * c.bram36, margin * c.dsp, margin * c.uram, c,
+                      board.timing_family)
 
     def with_limits(self, lut=None, bram36=None, dsp=None) -> "Budget":
         """Explicit limits replace the board's (or stand alone)."""
@@ -51,12 +54,12 @@ class Budget:
             if value is not None) + (f"; {self.name}" if self.name != "unlimited" else "")
         return Budget(name, lut if lut is not None else self.lut, self.ff,
                       bram36 if bram36 is not None else self.bram36, dsp if dsp is not None else self.dsp,
-                      self.device, self.family)
+                      self.uram, self.device, self.family)
 
     def exceeded(self, total: dict) -> list[str]:
         """The limits `total` (estimate columns) goes over, as 'LUT 61,000 > 42,560'."""
         used = device_use(total)
-        limits = {"LUT": self.lut, "FF": self.ff, "BRAM36": self.bram36, "DSP": self.dsp}
+        limits = {"LUT": self.lut, "FF": self.ff, "BRAM36": self.bram36, "URAM": self.uram, "DSP": self.dsp}
         return [f"{column} {used[column]:,.0f} > {limit:,.0f}" for column, limit in limits.items()
                 if limit is not None and used[column] > limit]
 
@@ -72,10 +75,10 @@ def device_use(total: dict) -> dict:
 
 
 def device_share(total: dict, device) -> float:
-    """The largest fraction of the device's LUTs, block RAM and DSPs that estimate `total` takes:
-    what "fewest resources" minimises, whichever resource is the scarce one."""
+    """The largest fraction of the device's LUTs, block RAM, UltraRAM and DSPs that estimate `total`
+    takes: what "fewest resources" minimises, whichever resource is the scarce one."""
     used = device_use(total)
-    shares = {"LUT": device.lut, "BRAM36": device.bram36, "DSP": device.dsp}
+    shares = {"LUT": device.lut, "BRAM36": device.bram36, "URAM": device.uram, "DSP": device.dsp}
     return max(used[name] / capacity for name, capacity in shares.items() if capacity)
 
 
@@ -103,7 +106,7 @@ class Candidate:
         total = self.total
         return {"ii_cycles": self.ii, "fps": round(self.fps(clock_mhz), 1), "fmax_mhz": self.fmax_mhz,
                 "LUT": self.luts, "FF": total["FF"],
-                "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "DSP": total["DSP"],
+                "BRAM36": total["BRAM36"] + total["BRAM18"] / 2, "URAM": total.get("URAM", 0), "DSP": total["DSP"],
                 "device_share": round(self.share, 4), "folding": self.network.folding}
 
 

@@ -68,6 +68,7 @@ SRL = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
 FF = {name: 1 for name in ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")}
 COLUMNS = {"LUT": LUTS, "LUTRAM": LUTRAM, "SRL": SRL, "FF": FF, "CARRY4": {"CARRY4": 1},
            "BRAM18": {"RAMB18E1": 1}, "BRAM36": {"RAMB36E1": 1}, "DSP": {"DSP48E1": 1}}
+ULTRA_NOTE = "UltraRAM memories are counted as the block RAM they would take (7-series synthesis)"
 IGNORED = {"BUFG", "IBUF", "OBUF", "INV", "VCC", "GND", "MUXF7", "MUXF8", "scopeinfo"}  # not reported
 
 
@@ -113,9 +114,14 @@ def yosys_version() -> str:
 def for_yosys(text: str) -> str:
     """The design as Yosys must read it: a distributed ROM (Vivado's `rom_style="distributed"`,
     LUTs) is `rom_style="logic"` to Yosys, which has no LUT-ROM mapping and fails on the former
-    (in Verilog and in RTLIL attribute syntax)."""
+    (in Verilog and in RTLIL attribute syntax). UltraRAM memories are block RAM here: the 7-series
+    library this synthesis maps to has no URAM288 (`synth_xilinx -family xcup` does, but its
+    netlists have cells the timing analysis does not model), so a unit's measured block RAM
+    includes what its UltraRAM memories would take as block RAM (`ULTRA_NOTE`)."""
     return text.replace('rom_style = "distributed"', 'rom_style = "logic"').replace(
-        'attribute \\rom_style "distributed"', 'attribute \\rom_style "logic"')
+        'attribute \\rom_style "distributed"', 'attribute \\rom_style "logic"').replace(
+        'ram_style = "ultra"', 'ram_style = "block"').replace(
+        'attribute \\ram_style "ultra"', 'attribute \\ram_style "block"')
 
 
 def read_commands(files) -> str:
@@ -217,6 +223,11 @@ def synthesis_units(network: NetworkSpec) -> dict[str, tuple]:
     return units
 
 
+def uses_ultra(network: NetworkSpec) -> bool:
+    return any(layer.memory_style(name) == "ultra" for layer in network.layers for name in layer.memories()) or \
+        any(stream.fifo_memory_style == "ultra" for stream in network.edge_streams())
+
+
 def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
     """report.json's `resources.synthesis`: per unit and in total, with the tool and its flags."""
     start = time.perf_counter()
@@ -240,6 +251,7 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
                                          stat="stat.json", netlist="netlist.json"),
                  "scope": "each layer out of context with the FIFOs and width converters of its input "
                           "edges; total = sum of the units"},
+        **({"notes": [ULTRA_NOTE]} if uses_ultra(network) else {}),
         "units_synthesized": sum(not r["cached"] for r in results.values()),
         "units_cached": sum(r["cached"] for r in results.values()),
         "seconds": round(time.perf_counter() - start, 2),

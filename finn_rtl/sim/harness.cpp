@@ -9,6 +9,9 @@
 // Built with -DFIFO_PEAK_WORDS=n for a design with `fifo_peaks`/`fifo_levels` outputs (FIFO sizing
 // and stall diagnosis), the stats end with a line "fifo_peaks w0 w1 ..." holding that port's value
 // after the run, and a stall report ends with a line "fifo_levels w0 w1 ...".
+// Built with -DWEIGHT_PORT for a design with weights written at run time, a 13th argument names a
+// file of (register, value) uint32 pairs, written through the `weights` port after reset and
+// before the first beat, one a cycle (the cycle count starts after them).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -53,9 +56,14 @@ static void print_words(FILE* f, const char* label, const T& port) {
 #endif
 
 int main(int argc, char** argv) {
-    if (argc != 13) {
+#ifdef WEIGHT_PORT
+    const int arguments = 14;
+#else
+    const int arguments = 13;
+#endif
+    if (argc != arguments) {
         std::fprintf(stderr, "usage: %s IN_WORDS IN_BPF OUT_WORDS OUT_BPF FRAMES in out stats "
-                             "VALID%% READY%% SEED MAX_IDLE\n", argv[0]);
+                             "VALID%% READY%% SEED MAX_IDLE%s\n", argv[0], arguments == 14 ? " weights" : "");
         return 2;
     }
     const int in_words = std::atoi(argv[1]);
@@ -94,6 +102,31 @@ int main(int argc, char** argv) {
     }
     top->rst = 0;
     top->eval();
+#ifdef WEIGHT_PORT
+    {
+        FILE* w = std::fopen(argv[13], "rb");
+        if (!w) {
+            std::fprintf(stderr, "cannot read weights from %s\n", argv[13]);
+            return 2;
+        }
+        uint32_t pair[2];
+        while (std::fread(pair, 4, 2, w) == 2) {
+            top->clk = 0;
+            top->weights_addr = pair[0];
+            top->weights_data = pair[1];
+            top->weights_valid = 1;
+            top->eval();
+            top->clk = 1;
+            top->eval();
+        }
+        std::fclose(w);
+        top->weights_valid = 0;
+        for (int i = 0; i < 4; ++i) {  // the writes' register stages drain
+            top->clk = 0; top->eval();
+            top->clk = 1; top->eval();
+        }
+    }
+#endif
 
     long next_in = 0, next_out = 0, idle = 0, loaded = -1;
     const auto loop_start = std::chrono::steady_clock::now();

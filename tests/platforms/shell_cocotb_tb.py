@@ -210,3 +210,44 @@ async def driver_end_to_end(dut):
     throughput = await bridge(host)()
     with open(CASE["throughput"], "w") as f:
         json.dump(throughput, f)
+
+
+async def driver_runtime_weights(dut):
+    """Weights written at run time through the shell's AXI4-Lite window: the driver loads the
+    build's own weights when it starts, then a fine-tuned build's with `load_weights`, and refuses
+    weights of a network that differs beyond them."""
+    import pynq
+
+    bench = await Bench.start(dut)
+
+    async def read_register(offset):
+        await ClockCycles(dut.ap_clk, 20)
+        return await bench.axil.read_dword(offset)
+
+    async def write_register(offset, value):
+        await bench.axil.write_dword(offset, value)
+
+    pynq.attach(resume(read_register), resume(write_register), bench.ram, DESC["ip_name"], REG)
+    x = np.load(CASE["float_inputs"])
+
+    def host():
+        accel = driver.Accelerator(CASE["bitfile"], CASE["description"], timeout=3600, max_frames=len(x))
+        built = accel.execute(x)
+        written = accel.load_weights(CASE["tuned_weights"])
+        tuned = accel.execute(x)
+        try:
+            accel.load_weights(CASE["other_weights"])
+            refusal = None
+        except ValueError as exc:
+            refusal = str(exc)
+        return built, written, tuned, refusal
+
+    built, written, tuned, refusal = await bridge(host)()
+    np.save(CASE["built_outputs"], built)
+    np.save(CASE["tuned_outputs"], tuned)
+    with open(CASE["refusal"], "w") as f:
+        json.dump({"written": written, "refusal": refusal}, f)
+
+
+if "tuned_weights" in CASE:  # a case of its own (`test_driver.py`): the other benches stay as they are
+    driver_runtime_weights = cocotb.test()(driver_runtime_weights)

@@ -60,7 +60,7 @@ def test_folding_file_sets_res_type_and_folding_json_round_trips():
     assert folded.layer("a").dsps == 6 and folded.dsps == 6
     assert folded.multiplier_styles == {"a": "dsp"}
     assert estimate_network(folded)["total"]["DSP"] == 6
-    with pytest.raises(FoldingError, match=r"unknown folding keys \['restype'\] \(use PE, SIMD, .*resType\)"):
+    with pytest.raises(FoldingError, match=r"unknown folding keys \[.restype.\] \(use PE, SIMD, .*resType.*\)"):
         network.with_folding({"a": {"PE": 3, "SIMD": 2, "restype": "dsp"}})
 
 
@@ -144,3 +144,31 @@ def test_a_design_bound_by_block_ram_keeps_its_products_in_luts():
     assert assign_multipliers(forced, few_brams).dsps == 0
     as_luts = network.with_layers({"a": layer.with_memory_styles({"weights": "distributed"})})
     assert assign_multipliers(as_luts, few_brams).dsps == 64  # no block RAM: LUTs are the scarce resource
+
+
+def test_block_ram_moves_to_ultraram_or_luts_where_it_runs_out():
+    """Weights written at run time may be UltraRAM: where block RAM runs out they move there, or
+    into LUTs where those are the emptier resource; a device without UltraRAM refuses a folding
+    that asks for it, naming the board."""
+    from finn_rtl.graph.errors import CompileError
+    from finn_rtl.graph.memory import MemoryStyleError, uram_primitives
+    from finn_rtl.platforms.boards import get_board
+
+    layer = mvtu(name="a", mh=64, mw=256, pe=1, simd=8, x=QType(2, False), w=QType(2, True)).with_runtime_writeable(True)
+    network = chain(layer)
+    shape = network.layer("a").memories()["weights"]
+    assert shape.writable and uram_primitives(shape) == 1 and "ultra" in shape.allowed_styles()
+    few_brams = dict(ff=40_000, bram36=2, dsp=100)
+    with_uram = Budget("with-uram", device=Capacity(lut=5_000, uram=10, **few_brams))
+    without_uram = Budget("without-uram", device=Capacity(lut=5_000, uram=0, **few_brams))
+    assert fit_to_device(network, with_uram).layer("a").memory_style("weights") == "ultra"
+    assert estimate_network(fit_to_device(network, with_uram))["total"]["URAM"] == 1
+    assert fit_to_device(network, without_uram).layer("a").memory_style("weights") == "distributed"
+    roomy = Budget("roomy", device=Capacity(lut=5_000, ff=40_000, bram36=100, uram=10, dsp=100))
+    assert fit_to_device(network, roomy).layer("a").memory_style("weights") == "block"  # nothing runs out
+    ultra = network.with_folding({"a": {"PE": 1, "SIMD": 8, "ram_style": "ultra", "runtime_writeable_weights": 1}})
+    with pytest.raises(MemoryStyleError, match=r"layer a: memory '\w+': ram_style 'ultra' needs UltraRAM, "
+                                                r"which pynq-z1 does not have"):
+        fit_to_device(ultra, Budget.of_board(get_board("pynq-z1")))
+    with pytest.raises(CompileError, match=r"layer a: memory 'weights': ram_style 'ultra' needs its words loaded"):
+        network.with_folding({"a": {"PE": 1, "SIMD": 8, "ram_style": "ultra", "runtime_writeable_weights": 0}})

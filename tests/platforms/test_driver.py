@@ -47,3 +47,44 @@ def test_driver_conv_net_with_stalls(tmp_path):
     x = random_inputs(b, 24, seed=9)
     # 3-byte RGB beats in 4-byte slots of 128-bit words; buffers start mid-page; random AXI stalls.
     check_driver(tmp_path, b, x, 16, stall_probability=0.3, buffer_offset=0xF00, max_frames=10)
+
+
+def test_driver_loads_fine_tuned_weights_without_a_new_bitstream(tmp_path):
+    """FINN's runtime_writeable_weights: two layers' weights (one in UltraRAM, which has no initial
+    contents) written through the shell's AXI4-Lite window. The driver loads the build's weights
+    when it starts and a fine-tuned model's build with `load_weights`; both runs are bit-exact
+    against qonnx on their own model, and a build whose thresholds differ too is refused."""
+    from support.modelgen import MLPCfg, make_mlp
+    from support.retrain import with_new_weights
+
+    cfg = MLPCfg(in_shape=(1, 32), layers=[LayerCfg(16, w_bits=3), LayerCfg(12, w_bits=2),
+                                           LayerCfg(8, w_bits=4, norm="none")], tail="none")
+    model = make_mlp(cfg, seed=3)
+    paths = {name: tmp_path / f"{name}.onnx" for name in ("built", "tuned", "other")}
+    onnx.save(model, str(paths["built"]))
+    onnx.save(with_new_weights(model, {"W_6", "W_48"}, seed=4), str(paths["tuned"]))
+    onnx.save(with_new_weights(model, {"W_6", "W_27"}, seed=5), str(paths["other"]))  # W_27 is not written
+    folding = {"MatMul_0": {"PE": 1, "SIMD": 32, "runtime_writeable_weights": 1, "ram_style": "ultra"},
+               "MatMul_1": {"PE": 3, "SIMD": 4},
+               "MatMul_2": {"PE": 1, "SIMD": 6, "runtime_writeable_weights": 1}}
+    builds = {name: build(path, tmp_path / name, folding=folding) for name, path in paths.items()}
+    b = builds["built"]
+    assert b.network.layer("MatMul_0").memory_style("weights") == "ultra"
+    x = random_inputs(b, 20, seed=2)
+    outputs = {name: tmp_path / f"{name}_outputs.npy" for name in ("built", "tuned")}
+    files, case_file = prepare(tmp_path, b, 8, x, tuned_weights=str(builds["tuned"].out_dir / "weights"),
+                               other_weights=str(builds["other"].out_dir / "weights"),
+                               built_outputs=str(outputs["built"]), tuned_outputs=str(outputs["tuned"]),
+                               refusal=str(tmp_path / "refusal.json"))
+    assert (files.out_dir / "weights" / "manifest.json").is_file()
+    assert run_bench(tmp_path, files, case_file, testcase="driver_runtime_weights") == (1, 0)
+    for name in ("built", "tuned"):
+        net, golden = builds[name].network, execute_batched(paths[name], x)
+        hardware = np.load(outputs[name])
+        assert np.array_equal(hardware, net.output.apply(net.from_stream(net.reference(
+            net.to_stream(builds[name].input_quantizer.quantize(x)))))), name
+        assert np.allclose(hardware, golden.reshape(hardware.shape), rtol=0, atol=1e-6), name
+    assert not np.array_equal(np.load(outputs["built"]), np.load(outputs["tuned"]))
+    result = json.loads((tmp_path / "refusal.json").read_text())
+    assert result["written"] == sum(m["depth"] * m["stride"] for m in files.description_data["weights"]["memories"])
+    assert "differs from the loaded design beyond its weights" in result["refusal"]

@@ -33,6 +33,10 @@ class DefaultIP:
         return _backend.read(offset)
 
     def write(self, offset, value):
+        if isinstance(value, (bytes, bytearray)):  # pynq's MMIO writes bytes as consecutive registers
+            for index, word in enumerate(np.frombuffer(value, dtype="<u4")):
+                _backend.write(offset + 4 * index, int(word))
+            return
         _backend.write(offset, int(value))
 
     def start(self, *args):
