@@ -34,11 +34,23 @@ def generated(config_name: str, target_ii: int):
     return make
 
 
+def brevitas(name: str):
+    """A real Brevitas export from tests/fixtures/brevitas (issue 23's constructs), at the
+    default folding: networks the calibration sweep never saw."""
+    def make(work: Path):
+        return ROOT / "tests" / "fixtures" / "brevitas" / f"{name}.onnx", {}
+    return make
+
+
+BREVITAS = ("mlp_int32_bias", "stem_maxpool_pad", "avgpool_trunc", "conv1d_maxpool1d", "bottleneck")
+
+
 def designs() -> dict:
     from bench_resources import DESIGNS
 
     return {**DESIGNS, "resnet8-2bit": generated("resnet8-2bit", 16384),
-            "mobilenet-4bit": generated("mobilenet-4bit", 16384)}
+            "mobilenet-4bit": generated("mobilenet-4bit", 16384),
+            **{f"brevitas {name}": brevitas(name) for name in BREVITAS}}
 
 
 def error(predicted: float, measured: float) -> float:
@@ -55,9 +67,9 @@ def main() -> int:
     from finn_rtl.resources.estimate import estimate_network
 
     per_kind = defaultdict(list)
-    print(f"{'design':16}{'II':>8}{'LUT est':>10}{'LUT Yosys':>11}{'err':>7}{'FF est':>9}{'FF Yosys':>10}{'err':>7}"
+    print(f"{'design':26}{'II':>8}{'LUT est':>10}{'LUT Yosys':>11}{'err':>7}{'FF est':>9}{'FF Yosys':>10}{'err':>7}"
           f"{'BRAM18':>10}{'BRAM36':>10}{'DSP':>7}{'layers>15%':>12}{'estimate ms':>13}")
-    for name, b in synthesized_builds(table, args.designs, 16):
+    for name, b in synthesized_builds(table, args.designs, 26):
         start = time.perf_counter()
         estimate_network(b.network)
         milliseconds = 1000 * (time.perf_counter() - start)
@@ -70,7 +82,7 @@ def main() -> int:
             off += abs(error(predicted["LUT"], measured["LUT"])) > 0.15 and measured["LUT"] > 100
         e, s = est["total"], syn["total"]
         brams = [f"{e[c]}/{s[c]}" for c in ("BRAM18", "BRAM36", "DSP")]
-        print(f"{name:16}{b.network.analytic_ii:>8}{e['LUT']:>10,}{s['LUT']:>11,}{error(e['LUT'], s['LUT']):>+7.0%}"
+        print(f"{name:26}{b.network.analytic_ii:>8}{e['LUT']:>10,}{s['LUT']:>11,}{error(e['LUT'], s['LUT']):>+7.0%}"
               f"{e['FF']:>9,}{s['FF']:>10,}{error(e['FF'], s['FF']):>+7.0%}{brams[0]:>10}{brams[1]:>10}{brams[2]:>7}"
               f"{off:>5}/{len(est['layers']):<6}{milliseconds:>13.1f}", flush=True)
     print(f"\n{'core kind':16}{'units':>6}{'LUT error, mean abs':>21}{'worst':>8}   (units over 100 LUTs)")

@@ -527,6 +527,9 @@ def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str, en
 
 def convert(top, name: str) -> str:
     """Verilog of `top` with the text of every leaf module it instantiates."""
+    from .fast_meminit import installed
+
+    installed()  # memory contents in one constant: MobileNet-v1 to Verilog 161 s -> 85 s
     leaves = VerilogLeaves()
     text = verilog.convert(top, name=name, platform=leaves, emit_src=False)
     return text + "".join(leaves.modules[module] for module in sorted(leaves.modules))

@@ -30,6 +30,10 @@ from ..resources.device import fit_to_device
 from .report import build_report, resources_report, timing_report
 
 
+# Where each thresholded layer's activation is in the model (`Streamlined.provenance`).
+PROVENANCE = "provenance.json"
+
+
 def read_folding(path) -> dict:
     path = Path(path)
     try:
@@ -94,12 +98,14 @@ class BuildState:
     verilog: Optional[str] = None
     synthesis: Optional[dict] = None
     planning: Optional[dict] = None
+    provenance: dict = field(default_factory=dict)  # `Streamlined.provenance`
     seconds: dict = field(default_factory=dict)
 
 
 def step_streamline(state: BuildState) -> None:
     streamlined = streamline(state.model_path, name=state.options.name, label_select=state.options.label_select)
     state.network, state.input_quantizer = streamlined.network, streamlined.input_quantizer
+    state.provenance = streamlined.provenance
     dims = streamlined.model.graph.input[0].type.tensor_type.shape.dim  # the cleaned model
     state.input_shape = tuple(d.dim_value for d in dims)
 
@@ -167,6 +173,7 @@ def write_build(state: BuildState) -> Build:
         (out / "input_quantizer.onnx").write_bytes(state.input_quantizer.prefix)
     save_network(out, network, state.input_quantizer, state.input_shape)
     write_weight_files(out, network, state.input_quantizer)
+    (out / PROVENANCE).write_text(json.dumps(state.provenance, indent=1) + "\n")
     (out / f"{network.name}.v").write_text(state.verilog)
     followers = {name: {"SIMD": row["SIMD"], "follows": row["follows"]}
                  for name, row in network.lane_followers.items()}

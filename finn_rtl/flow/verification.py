@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 HEAD_TOLERANCE = 1e-5  # float64 host head against the golden model's float32 one
 RECHECK_MAX_FRAMES = 64  # differing frames run again one at a time; more than this is a real difference
+TRACED_FRAMES = 8  # differing frames traced to their first difference (`divergence`)
 
 
 class VerificationError(RuntimeError):
@@ -202,6 +203,15 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "golden_seconds": round(golden_seconds, 3),
         "valid_percent": valid_percent, "ready_percent": ready_percent,
     })
+    if not result["bit_exact"] and reference_match:
+        from .divergence import first_divergence
+
+        traced = result["first_mismatches"][:TRACED_FRAMES]
+        with status(f"tracing {len(traced)} differing frames to their first difference"):
+            diagnoses = [first_divergence(b, x[frame]) for frame in traced]
+        result["divergence"] = [{"frame": frame, **(d or {})} for frame, d in zip(traced, diagnoses)]
+        result["traced_differences_are_float32_ties"] = bool(diagnoses) and all(
+            d is not None and d["float32_rounding_tie"] for d in diagnoses)
     if labels is not None:
         predicted = out.apply(outputs)[:, 0] if out.label_select or out.host_argmax else \
             out.apply(outputs).argmax(axis=1)
@@ -212,6 +222,11 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         raise VerificationError(f"the host-side {out.head} differs from the golden model's by "
                                 f"{result['head_max_abs_error']:.3g} (float32 allows {HEAD_TOLERANCE})")
     if not result["bit_exact"]:
+        from .divergence import explain
+
+        traced = [d for d in result.get("divergence", []) if "layer" in d]
         raise VerificationError(f"{result['mismatched_frames']} of {result['frames']} frames differ from "
-                                f"the golden model (first: {result['first_mismatches']}); see report.json")
+                                f"the golden model (first: {result['first_mismatches']})"
+                                f"{explain(traced) if len(traced) == len(result.get('divergence', [])) else ''}"
+                                f"; see report.json")
     return result

@@ -544,8 +544,10 @@ def activation(walker: Walker, quant, current):
         raise node_error("activation quantizer scale must be positive", quant)
     thresholds = walker.search.find_thresholds(current, quant, out_type, qmin, qmax)
     walker.finish_layer(current, (thresholds, out_type, qmin))
-    return Quantized(out_type, Affine(walker.layout.channel_vector(quant, scale, len(current.acc_scale)),
-                                      np.zeros(())), origin=quant.output[0])
+    channel_scale = walker.layout.channel_vector(quant, scale, len(current.acc_scale))
+    walker.provenance[current.name] = {"quantizer": quant.name, "input": quant.input[0], "output": quant.output[0],
+                                       "scale": np.broadcast_to(channel_scale, (len(current.acc_scale),)).tolist()}
+    return Quantized(out_type, Affine(channel_scale, np.zeros(())), origin=quant.output[0])
 
 
 def argmax(walker: Walker, node):

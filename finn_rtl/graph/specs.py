@@ -6,6 +6,7 @@ a spec can be shared between the graph side, the cores and the reports.
 from __future__ import annotations
 
 import dataclasses
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
@@ -471,10 +472,11 @@ class MVTUSpec(Layer):
         """Both operands bipolar: the dot product becomes an XNOR-popcount."""
         return self.input_type.bipolar and self.weight_type.bipolar
 
-    @property
+    @cached_property
     def acc_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-channel bounds of the dot product over all legal inputs; with weights written
-        at run time, over all weights of the weight type too (the accumulator must hold any)."""
+        at run time, over all weights of the weight type too (the accumulator must hold any).
+        Cached: elaborating and estimating MobileNet-v1 asked 3,621 times (17 s)."""
         w = self.weights
         lo_x, hi_x = self.input_type.min, self.input_type.max
         if self.runtime_writeable:

@@ -19,7 +19,7 @@ described as ``real = scale * y + offset`` where ``y`` is an integer the hardwar
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -85,6 +85,10 @@ class Streamlined:
     network: NetworkSpec
     input_quantizer: InputQuantizer
     model: onnx.ModelProto  # the cleaned model the specs were derived from
+    # Where each thresholded layer's activation is in the cleaned model, by the layer's name:
+    # {"quantizer": node, "input"/"output": its tensors, "scale": per channel}, for tracing a
+    # mismatch to the first layer whose integers differ from the golden model's (`verification`).
+    provenance: dict = field(default_factory=dict)
 
 
 class Walker:
@@ -93,6 +97,7 @@ class Walker:
         self.name = name
         self.label_select = label_select
         self.label_select_requested = label_select
+        self.provenance: dict = {}  # `Streamlined.provenance`
         self.layers: list = []
         self.edges: list[Edge] = []
         self.stream = None  # the stream the next layer reads: (layer name, port); None: the input
@@ -146,7 +151,7 @@ class Walker:
                               notes=tuple(self.notes), input_order=self.layout.input_order,
                               output_order=None if output_spec.label_select else self.layout.order,
                               edges=tuple(self.edges))
-        return Streamlined(network, input_quantizer, w.model)
+        return Streamlined(network, input_quantizer, w.model, self.provenance)
 
     def visit(self, node, contexts: list) -> None:
         """Run a node's handler in the context of its input(s) and record its output's context."""

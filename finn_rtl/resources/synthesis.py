@@ -133,8 +133,10 @@ def design_sources(component, top: str) -> dict[str, str]:
     popcount leaves it instantiates."""
     from amaranth.back import rtlil
 
+    from ..cores.fast_meminit import installed
     from ..cores.popcount import VerilogLeaves
 
+    installed()
     leaves = VerilogLeaves()
     netlist = rtlil.convert(component, name=top, platform=leaves, emit_src=False)
     sources = {"design.il": netlist}

@@ -1,6 +1,8 @@
 """Weights written at run time (FINN's runtime_writeable_weights): an MVTU whose weight memory
 starts empty computes with the weights written through its weight port, bit-exact, in every
 memory style and across block-RAM banks."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,7 @@ def test_written_weights_replace_the_built_ones(case):
     *shape, style = case
     built = make_spec(rng, *shape).with_runtime_writeable(True).with_memory_styles({"weights": style})
     # Fine-tuned: other weights of the same type, the same thresholds.
-    tuned = built.__class__(**{**built.__dict__, "weights": random_values(rng, built.weight_type, built.weights.shape)})
+    tuned = dataclasses.replace(built, weights=random_values(rng, built.weight_type, built.weights.shape))
     x = random_values(rng, built.input_type, (3, built.mw))
     assert np.array_equal(simulate_written(built, tuned, x, valid_prob=0.7, ready_prob=0.6, seed=2), tuned.reference(x))
     assert np.array_equal(simulate_written(built, built, x), built.reference(x))
@@ -65,7 +67,7 @@ def test_written_weights_across_block_ram_banks():
     spec = make_spec(rng, 768, 64, 1, 16, QType(2, False), BIPOLAR, 3, QType(2, False))
     spec = spec.with_runtime_writeable(True).with_memory_styles({"weights": "block"}).with_clock(200.0)
     assert weight_banks(spec) == 3
-    tuned = spec.__class__(**{**spec.__dict__, "weights": random_values(rng, BIPOLAR, spec.weights.shape)})
+    tuned = dataclasses.replace(spec, weights=random_values(rng, BIPOLAR, spec.weights.shape))
     x = random_values(rng, spec.input_type, (2, 768))
     assert np.array_equal(simulate_written(spec, tuned, x, valid_prob=0.8, ready_prob=0.7), tuned.reference(x))
 

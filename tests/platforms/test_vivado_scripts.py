@@ -233,3 +233,34 @@ def test_a_design_that_exceeds_the_device_is_refused_in_one_line(build_dir, tmp_
     assert main(["deploy", str(build_dir), "--board", "pynq-z2", "-o", str(tmp_path / "fits")]) == 0
     fit = json.loads((build_dir / "report.json").read_text())["deploy"]["pynq-z2"]["fit"]
     assert fit["exceeds"] == {} and 0 < fit["share"]["LUT"] < 1 and fit["source"] in ("estimate", "synthesis")
+
+
+@pytest.mark.parametrize("board", ["zcu104", "u250"])
+def test_written_weights_widen_the_control_window_in_every_script(tmp_path, board):
+    """Weights written at run time sit in the upper half of a wider AXI4-Lite space: the IP's
+    address block and Vitis's kernel.xml say the whole range, the driver's description says where
+    the window starts, and the weight files travel beside the bitfile. `--shell none` cannot
+    write them and says so in one line."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    from finn_rtl.platforms.shell import control_bytes, weight_window
+
+    onnx.save(make_mlp(CFG, seed=2), str(tmp_path / "model.onnx"))
+    b = build(tmp_path / "model.onnx", tmp_path / "out",
+              folding={"MatMul_0": {"PE": 2, "SIMD": 4, "runtime_writeable_weights": 1, "ram_style": "ultra"},
+                       "MatMul_1": {"PE": 1, "SIMD": 2}})
+    d = deploy(b.out_dir, get_board(board), out_dir=tmp_path / board, ignore_timing=True)
+    span = control_bytes(b.network)
+    assert span > 128 and weight_window(b.network) == span // 2
+    description = json.loads((d.out_dir / "finn_rtl_top.json").read_text())
+    assert description["weights"]["window"] == span // 2
+    assert (d.out_dir / "weights" / "manifest.json").is_file()
+    assert f"set_property range {span} $block" in (d.out_dir / "package_ip.tcl").read_text()
+    if board == "u250":
+        port = next(p for p in ET.parse(d.out_dir / "kernel.xml").iter("port") if p.get("name") == "s_axi_control")
+        assert int(port.get("range"), 16) == span
+    assert all("error" not in check.lower() for check in d.checks), d.checks
+    with pytest.raises(CompileError, match=r"weights written at run time \(MatMul_0\.weights\), which only the "
+                                           r"memory shell can write"):
+        deploy(b.out_dir, get_board(board), out_dir=tmp_path / "axis", stream_only=True)

@@ -61,6 +61,7 @@ class ResidualCfg:
     scale_ratio: int = 1
     long_convs: int = 2  # convs on the long branch
     kernel: int = 3  # their kernel ("same" padding)
+    bottleneck: int = 0  # > 0: a bottleneck block, 1x1 (this many channels), 3x3 (stride), 1x1 (`channels`)
 
 
 @dataclass
@@ -191,15 +192,20 @@ class _ConvBuilder(_Builder):
                 raise ValueError("an identity shortcut needs stride 1 and equal channels")
             short, short_sample, short_scale = tensor, sample, in_scale
         long, long_sample = tensor, sample
-        pad = block.kernel // 2
-        for index in range(block.long_convs):
-            stride = block.stride if index == 0 else 1
-            if index < block.long_convs - 1:
-                mid = ConvCfg(block.channels, kernel=block.kernel, stride=stride, pad=pad, w_bits=block.w_bits,
+        # (channels, kernel, stride) of each conv on the long branch
+        if block.bottleneck:
+            plan = [(block.bottleneck, 1, 1), (block.bottleneck, 3, block.stride), (block.channels, 1, 1)]
+        else:
+            plan = [(block.channels, block.kernel, block.stride if index == 0 else 1)
+                    for index in range(block.long_convs)]
+        for index, (channels, kernel, stride) in enumerate(plan):
+            pad = kernel // 2
+            if index < len(plan) - 1:
+                mid = ConvCfg(channels, kernel=kernel, stride=stride, pad=pad, w_bits=block.w_bits,
                               a_bits=block.a_bits)
                 long, long_sample = self.conv(long, long_sample, mid, False, False, None)
                 continue
-            last = ConvCfg(block.channels, kernel=block.kernel, stride=stride, pad=pad, w_bits=block.w_bits,
+            last = ConvCfg(channels, kernel=kernel, stride=stride, pad=pad, w_bits=block.w_bits,
                            a_bits=block.a_bits, a_signed=True, relu=False)
             long, long_sample = self.conv(long, long_sample, last, False, False, None,
                                           a_scale=short_scale * block.scale_ratio)
@@ -310,6 +316,30 @@ def resnet8(bits: int = 2, merge: str = "add", scale_ratio: int = 1, dyadic: boo
                 AvgPoolCfg()]
     return ConvNetCfg(in_shape=(1, 3, 32, 32), in_bits=8, features=features,
                       fc=[LayerCfg(10, w_bits=bits, norm="none")], dyadic=dyadic)
+
+
+def imagenet_resnet(depth: int, w_bits: int = 4, a_bits: int = 4, size: int = 224, classes: int = 1000,
+                    width: float = 1.0) -> ConvNetCfg:
+    """A torchvision-style ResNet-18 or -50 for ImageNet: a 7x7/2 stem, the 3x3/2 pad-1 max pool,
+    four stages of basic (18) or bottleneck (50: 1x1-3x3-1x1, 4x expansion) blocks, each stage
+    after the first opening with stride 2 and a 1x1 downsample shortcut, a quantized global
+    average pool and an FC. The stem and FC keep 8-bit weights (as finn-examples' ResNet-50)."""
+    stages = {18: (2, 2, 2, 2), 50: (3, 4, 6, 3)}[depth]
+    block = dict(w_bits=w_bits, a_bits=a_bits)
+    channels = [max(1, int(c * width)) for c in (64, 128, 256, 512)]
+    features = [ConvCfg(channels[0], kernel=7, stride=2, pad=3, w_bits=8, a_bits=a_bits),
+                PoolCfg(kernel=3, stride=2, pad=1)]
+    current = channels[0]
+    for stage, (count, mid) in enumerate(zip(stages, channels)):
+        out = mid * 4 if depth == 50 else mid
+        for index in range(count):
+            stride = 2 if stage and not index else 1
+            features.append(ResidualCfg(out, stride=stride, downsample=stride != 1 or current != out,
+                                        bottleneck=mid if depth == 50 else 0, **block))
+            current = out
+    features.append(AvgPoolCfg())
+    return ConvNetCfg(in_shape=(1, 3, size, size), in_bits=8, features=features,
+                      fc=[LayerCfg(classes, w_bits=8, norm="none")])
 
 
 def mobilenet_v1(width: float = 0.25, bits: int = 4, blocks: int = 13, size: int = 32) -> ConvNetCfg:
