@@ -221,6 +221,15 @@ def written_weights(spec: MVTUSpec):
     return WritableMemory(spec.name, "weights", shape.depth, shape.width, 0)
 
 
+def weight_words(spec: MVTUSpec, bit_planes: bool) -> list[int]:
+    """The spec's weight words (`rom_fields`), or with bit planes each word's PE x SIMD weights
+    re-packed plane by plane."""
+    (words, bits), = spec.rom_fields("weights")  # [NF*SF, PE*SIMD] codes
+    if not bit_planes:
+        return pack_fields([(words, bits)])
+    return [pack_planes(word.reshape(spec.pe, spec.simd), bits) for word in words]
+
+
 def accumulator_shape(spec: MVTUSpec):
     bits, is_signed = spec.accumulator
     return signed(bits) if is_signed else unsigned(bits)
@@ -245,9 +254,11 @@ class MVTU(wiring.Component):
 
     path_ns = staticmethod(path_ns)
 
-    def memory_words(self, name: str) -> list[int]:
+    @staticmethod
+    def memory_words(spec: MVTUSpec, name: str) -> list[int]:
+        """The words of written memory `name` as the core (its datapath chosen from the spec) stores them."""
         assert name == "weights", "an MVTU writes its weights only"
-        return self._weight_rom_init()
+        return weight_words(spec, datapath(spec) == "planes")
 
     @staticmethod
     def resource_features(spec: MVTUSpec) -> dict[str, float]:
@@ -299,20 +310,14 @@ class MVTU(wiring.Component):
     @staticmethod
     def _rows_per_pe(spec: MVTUSpec) -> list[np.ndarray]:
         """Each PE's weight codes, [row, lane]: the rows of the weight ROM it reads."""
-        (words, _), = spec.rom_fields("weights")
         if spec.runtime_writeable:  # any weight may come: every lane of every plane is live
             return [None] * spec.pe
+        (words, _), = spec.rom_fields("weights")
         return [words[:, pe * spec.simd:(pe + 1) * spec.simd] for pe in range(spec.pe)]
 
     # -- constant tables ---------------------------------------------------------
     def _weight_rom_init(self) -> list[int]:
-        """The spec's weight words (`rom_fields`), or with bit planes each word's PE x SIMD
-        weights re-packed plane by plane."""
-        spec = self.spec
-        (words, bits), = spec.rom_fields("weights")  # [NF*SF, PE*SIMD] codes
-        if not self.bit_planes:
-            return pack_fields([(words, bits)])
-        return [pack_planes(word.reshape(spec.pe, spec.simd), bits) for word in words]
+        return weight_words(self.spec, self.bit_planes)
 
     # -- hardware -------------------------------------------------------------------
     def elaborate(self, platform):

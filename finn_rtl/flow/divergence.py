@@ -30,22 +30,10 @@ def load_provenance(out_dir) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def layer_outputs(network, stream_input: np.ndarray) -> dict:
-    outputs = {}
-    for position, layer in enumerate(network.layers):
-        inputs = [stream_input] if position == 0 else \
-            [outputs[network.edges[i].producer] for i in network.in_edges(layer.name)]
-        outputs[layer.name] = layer.reference(*inputs)
-    return outputs
-
-
-def golden_tensors(model_path, x: np.ndarray) -> dict:
-    """Every tensor of qonnx's run of the cleaned model on one frame."""
+def golden_tensors(wrapper, x: np.ndarray) -> dict:
+    """Every tensor of qonnx's run of the cleaned model (`wrapper`, batch 1) on one frame."""
     from qonnx.core.onnx_exec import execute_onnx
 
-    from ..graph.ingest import clean
-
-    wrapper = clean(model_path, batch_size=1)
     return execute_onnx(wrapper, {wrapper.graph.input[0].name: x.astype(np.float32)}, return_full_exec_context=True)
 
 
@@ -55,17 +43,27 @@ def channels_last(tensor: np.ndarray, channels: int) -> np.ndarray:
     return t.T.reshape(-1)
 
 
-def first_divergence(b, x_frame: np.ndarray) -> dict | None:
-    """The first thresholded layer where one frame's golden integers differ from the hardware's,
-    the element, both values and the golden quantizer's input in steps; None if none differs
-    (or the build has no provenance: built before it was recorded)."""
+def first_divergences(b, frames: np.ndarray) -> list[dict | None]:
+    """For each frame: the first thresholded layer where its golden integers differ from the
+    hardware's, the element, both values and the golden quantizer's input in steps; None if none
+    differs (or the build has no provenance: built before it was recorded)."""
+    from ..graph.ingest import clean
+
     provenance = load_provenance(b.out_dir)
     if not provenance:
-        return None
+        return [None] * len(frames)
+    wrapper = clean(b.out_dir / "original.onnx", batch_size=1)
+    return [frame_divergence(b, provenance, golden_tensors(wrapper, frame[None]), frame) for frame in frames]
+
+
+def first_divergence(b, x_frame: np.ndarray) -> dict | None:
+    """`first_divergences` of one frame."""
+    return first_divergences(b, x_frame[None])[0]
+
+
+def frame_divergence(b, provenance: dict, tensors: dict, x_frame: np.ndarray) -> dict | None:
     network = b.network
-    stream = network.to_stream(b.input_quantizer.quantize(x_frame[None]))
-    ours = layer_outputs(network, stream)
-    tensors = golden_tensors(b.out_dir / "original.onnx", x_frame[None])
+    ours = network.layer_outputs(network.to_stream(b.input_quantizer.quantize(x_frame[None])))
     for layer in network.layers:
         if getattr(layer, "thresholds", None) is None:
             continue

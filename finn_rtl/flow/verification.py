@@ -204,11 +204,11 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "valid_percent": valid_percent, "ready_percent": ready_percent,
     })
     if not result["bit_exact"] and reference_match:
-        from .divergence import first_divergence
+        from .divergence import first_divergences
 
         traced = result["first_mismatches"][:TRACED_FRAMES]
         with status(f"tracing {len(traced)} differing frames to their first difference"):
-            diagnoses = [first_divergence(b, x[frame]) for frame in traced]
+            diagnoses = first_divergences(b, x[traced])
         result["divergence"] = [{"frame": frame, **(d or {})} for frame, d in zip(traced, diagnoses)]
         result["traced_differences_are_float32_ties"] = bool(diagnoses) and all(
             d is not None and d["float32_rounding_tie"] for d in diagnoses)

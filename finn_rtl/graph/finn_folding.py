@@ -97,22 +97,6 @@ def translate(network, folding: dict) -> tuple:
     """(network, finn-rtl folding, notes) of a FINN folding config for `network`: the network is
     itself, or with its thresholds split out where the config has thresholding layers."""
     thresholding = [(name, entry) for name, entry in folding.items() if finn_op(name) == THRESHOLDING]
-    translated, notes, narrow = {}, [], []
-    if thresholding:
-        # Weights written at run time widen an accumulator to any weights' sums: set before the
-        # split, so that the thresholding layer takes the widened accumulator.
-        matrix = [entry for name, entry in folding.items() if FOLDED_KINDS.get(finn_op(name)) == "MVTU"]
-        mvtus = [layer for layer in network.layers if layer.kind == "MVTU"]
-        if len(matrix) == len(mvtus):
-            network = network.with_layers({layer.name: layer.with_runtime_writeable(True)
-                                           for layer, entry in zip(mvtus, matrix)
-                                           if int(entry.get("runtime_writeable_weights", 0))})
-        network, placed = split_thresholds(network, thresholding)
-        for name, entry in placed.items():
-            translated[name] = {{"ram_style": "ram_style_thresholds"}.get(key, key): entry[key]
-                                for key in ("PE", "ram_style") if key in entry}
-        notes.append(f"{len(placed)} thresholding layers of their own, as FINN's {thresholding[0][0]} ... "
-                     f"{thresholding[-1][0]}")
     by_kind: dict[str, list] = {kind: [] for kind in set(FOLDED_KINDS.values())}
     ignored: dict[str, int] = {}
     for name, entry in folding.items():
@@ -123,11 +107,27 @@ def translate(network, folding: dict) -> tuple:
             ignored[op] = ignored.get(op, 0) + 1
     for kind, entries in by_kind.items():
         layers = [layer for layer in network.layers if layer.kind == kind]
-        if not entries:
-            continue
-        if len(entries) != len(layers):
+        if entries and len(entries) != len(layers):
             raise CompileError(f"the FINN folding config has {len(entries)} {kind} layers "
                                f"({entries[0][0]}...), this network {len(layers)}: it is for another network")
+    translated, notes, narrow = {}, [], []
+    if thresholding:
+        # Weights written at run time widen an accumulator to any weights' sums: set before the
+        # split, so that the thresholding layer takes the widened accumulator.
+        mvtus = [layer for layer in network.layers if layer.kind == "MVTU"]
+        network = network.with_layers({layer.name: layer.with_runtime_writeable(True)
+                                       for layer, (_, entry) in zip(mvtus, by_kind["MVTU"])
+                                       if int(entry.get("runtime_writeable_weights", 0))})
+        network, placed = split_thresholds(network, thresholding)
+        for name, entry in placed.items():
+            translated[name] = {{"ram_style": "ram_style_thresholds"}.get(key, key): entry[key]
+                                for key in ("PE", "ram_style") if key in entry}
+        notes.append(f"{len(placed)} thresholding layers of their own, as FINN's {thresholding[0][0]} ... "
+                     f"{thresholding[-1][0]}")
+    for kind, entries in by_kind.items():
+        if not entries:
+            continue
+        layers = [layer for layer in network.layers if layer.kind == kind]
         for (finn_name, entry), layer in zip(entries, layers):
             unknown = sorted(set(entry) - set(CARRIED_KEYS) - set(IGNORED_KEYS))
             if unknown:

@@ -511,8 +511,8 @@ class NetworkSpec:
         out[:, self.output_order] = y
         return out
 
-    def reference(self, x: np.ndarray) -> np.ndarray:
-        """Bit-exact numpy model of the whole accelerator: stream-order x [n, in] -> [n, out]."""
+    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Each layer's bit-exact numpy output, by name, for stream-order x [n, in]."""
         outputs = {}
         for position, layer in enumerate(self.layers):
             if position == 0:
@@ -520,7 +520,11 @@ class NetworkSpec:
             else:
                 inputs = [outputs[self.edges[i].producer] for i in self.in_edges(layer.name)]
             outputs[layer.name] = layer.reference(*inputs)
-        y = outputs[self.layers[-1].name]
+        return outputs
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """Bit-exact numpy model of the whole accelerator: stream-order x [n, in] -> [n, out]."""
+        y = self.layer_outputs(x)[self.layers[-1].name]
         if self.output.label_select:
             return y.argmax(axis=1)[:, None]
         return y

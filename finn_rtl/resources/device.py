@@ -71,8 +71,8 @@ def balance_memories(network: NetworkSpec, device, unset: dict, fifo_styles: lis
     device's `pressure` most per block RAM it frees (taking the largest drop instead moves a
     whole weight ROM into LUTs first), until none lowers it."""
     streams = network.edge_streams()
-    total = estimate_network(network.with_layers({layer.name: layer.with_memory_styles(unset[layer.name])
-                                                  for layer in network.layers if unset[layer.name]}))["total"]
+    layers = {layer.name: layer.with_memory_styles(unset[layer.name]) for layer in network.layers}
+    total = estimate_network(network.with_layers(layers))["total"]
     used = {"LUT": total["LUT"] + total["LUTRAM"], "BRAM18": 2 * total["BRAM36"] + total["BRAM18"],
             "URAM": total["URAM"]}
     capacity = {"LUT": device.lut, "BRAM18": 2 * device.bram36, "URAM": device.uram}
@@ -82,7 +82,6 @@ def balance_memories(network: NetworkSpec, device, unset: dict, fifo_styles: lis
                   for name, shape in layer.memories().items() if unset[layer.name].get(name) == "block"]
     candidates += [(("fifo", index), stream.fifo_memory) for index, stream in enumerate(streams)
                    if fifo_styles[index] is None and stream.fifo_memory_style == "block"]
-    layers = {layer.name: layer.with_memory_styles(unset[layer.name]) for layer in network.layers}
 
     def luts(where, style) -> int:
         """Estimated LUTs of the part that holds the memory, with the memory in `style`."""
