@@ -30,7 +30,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.back import verilog
+from amaranth.back import rtlil
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, Value, unsigned
 
 
@@ -528,8 +528,9 @@ def weighted_popcount(m, terms: list[tuple[int, Value]], platform, name: str, en
 def convert(top, name: str) -> str:
     """Verilog of `top` with the text of every leaf module it instantiates."""
     from .fast_meminit import installed
+    from .verilog_out import rtlil_to_verilog, wrap_long_lines
 
     installed()  # memory contents in one constant: MobileNet-v1 to Verilog 161 s -> 85 s
     leaves = VerilogLeaves()
-    text = verilog.convert(top, name=name, platform=leaves, emit_src=False)
-    return text + "".join(leaves.modules[module] for module in sorted(leaves.modules))
+    text = rtlil_to_verilog(rtlil.convert(top, name=name, platform=leaves, emit_src=False))
+    return wrap_long_lines(text + "".join(leaves.modules[module] for module in sorted(leaves.modules)))

@@ -5,14 +5,16 @@ The hardware computes exact integers; qonnx computes the model in float32. A qua
 that is mathematically a hair from a rounding boundary (x.5 steps) can land on either side of it
 in float32, by the order of a convolution's sums (seen on the shared MobileNet-v1: one element in
 a 100,352-element layer, 5.500000 steps in the golden model, rounded half to even to 6, where
-the exact comparison gives 5). After such a tie every later difference in the frame is its
-consequence, so a frame is explained by its first difference alone.
+the exact comparison gives 5). Later differences in the frame may be its consequences, so the
+integer model is run again with the golden's side of each tie, until no quantizer differs (the
+frame is explained by ties, and the outputs must then be the golden's bit for bit) or one
+differs that is no tie (the hardware is wrong there).
 
 For each differing frame: qonnx on the cleaned original model, that frame alone, with every
 tensor kept; the compiler's integer model layer by layer; at each thresholded layer (in
 topological order) the golden quantizer's integers, `round(output / scale)`, against the
 layer's. The first element that differs is reported with the golden quantizer's input in steps,
-and called a tie when that lies within float32 rounding of a half step.
+and called a tie when that lies within float32 rounding of a half step (TIE_STEPS).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import json
 import numpy as np
 
 TIE_STEPS = 1e-3  # a float32 sum of a few thousand terms, relative to its magnitude in steps
+MAX_TIES = 16  # ties followed in one frame; more and the frame counts as not explained
 
 
 def load_provenance(out_dir) -> dict:
@@ -34,7 +37,9 @@ def golden_tensors(wrapper, x: np.ndarray) -> dict:
     """Every tensor of qonnx's run of the cleaned model (`wrapper`, batch 1) on one frame."""
     from qonnx.core.onnx_exec import execute_onnx
 
-    return execute_onnx(wrapper, {wrapper.graph.input[0].name: x.astype(np.float32)}, return_full_exec_context=True)
+    name = wrapper.graph.input[0].name
+    frame = x.astype(np.float32).reshape(wrapper.get_tensor_shape(name))  # as execute_batched takes it
+    return execute_onnx(wrapper, {name: frame}, return_full_exec_context=True)
 
 
 def channels_last(tensor: np.ndarray, channels: int) -> np.ndarray:
@@ -43,27 +48,50 @@ def channels_last(tensor: np.ndarray, channels: int) -> np.ndarray:
     return t.T.reshape(-1)
 
 
-def first_divergences(b, frames: np.ndarray) -> list[dict | None]:
-    """For each frame: the first thresholded layer where its golden integers differ from the
-    hardware's, the element, both values and the golden quantizer's input in steps; None if none
-    differs (or the build has no provenance: built before it was recorded)."""
+def trace_frames(b, frames: np.ndarray, golden: np.ndarray):
+    """`trace_frame` for each of `frames` in turn (a generator: a caller may stop early), with
+    `golden` its rows of what `compare` checks; None for each when the build has no provenance
+    (built before it was recorded)."""
     from ..graph.ingest import clean
 
     provenance = load_provenance(b.out_dir)
-    if not provenance:
-        return [None] * len(frames)
-    wrapper = clean(b.out_dir / "original.onnx", batch_size=1)
-    return [frame_divergence(b, provenance, golden_tensors(wrapper, frame[None]), frame) for frame in frames]
+    wrapper = clean(b.out_dir / "original.onnx", batch_size=1) if provenance else None
+    for frame, row in zip(frames, golden):
+        yield trace_frame(b, provenance, golden_tensors(wrapper, frame[None]), frame, row) if provenance else None
 
 
-def first_divergence(b, x_frame: np.ndarray) -> dict | None:
-    """`first_divergences` of one frame."""
-    return first_divergences(b, x_frame[None])[0]
+def trace_frame(b, provenance: dict, tensors: dict, x_frame: np.ndarray, golden_row: np.ndarray) -> dict:
+    """Where one frame goes apart from the golden model, and whether float32 ties explain it all.
 
+    The first differing element is found; while it is a float32 tie, the integer model takes
+    the golden model's side of it (`NetworkSpec.layer_outputs` overrides) and the next
+    difference is looked for. The frame is explained by ties when, with every tie taken the
+    golden's way, no quantizer differs and the outputs equal the golden's bit for bit.
 
-def frame_divergence(b, provenance: dict, tensors: dict, x_frame: np.ndarray) -> dict | None:
+    {"first": the first difference, "ties": the ties followed, "untied": a difference that is
+    no tie (None if none), "explained_by_ties": bool}."""
+    from .verification import element_errors
+
     network = b.network
-    ours = network.layer_outputs(network.to_stream(b.input_quantizer.quantize(x_frame[None])))
+    stream = network.to_stream(b.input_quantizer.quantize(x_frame[None]))
+    ties, overrides, untied = [], {}, None
+    while True:
+        difference = first_difference(network, provenance, tensors, network.layer_outputs(stream, overrides))
+        if difference is None or not difference["float32_rounding_tie"] or len(ties) == MAX_TIES:
+            untied = difference
+            break
+        ties.append(difference)
+        overrides.setdefault(difference["layer"], {})[difference["element"]] = difference["golden"]
+    outputs = network.from_stream(network.reference(stream, overrides))
+    outputs_equal = not element_errors(network, outputs, golden_row[None])[0].any()
+    return {"first": ties[0] if ties else untied, "ties": ties, "untied": untied,
+            "explained_by_ties": bool(ties) and untied is None and outputs_equal}
+
+
+def first_difference(network, provenance: dict, tensors: dict, ours: dict) -> dict | None:
+    """The first thresholded layer (in order) whose golden quantizer integers differ from `ours`
+    (`layer_outputs` of one frame): the element, both values, the golden quantizer's input in
+    steps and whether that is a float32 rounding tie; None if every compared layer agrees."""
     for layer in network.layers:
         if getattr(layer, "thresholds", None) is None:
             continue
@@ -91,18 +119,40 @@ def frame_divergence(b, provenance: dict, tensors: dict, x_frame: np.ndarray) ->
     return None
 
 
-def explain(diagnoses: list[dict]) -> str:
-    """One sentence for the error message."""
-    ties = [d for d in diagnoses if d and d["float32_rounding_tie"]]
-    if diagnoses and len(ties) == len(diagnoses):
-        d = ties[0]
-        return (f"; each of the {len(ties)} frames traced first differs at a rounding tie of the golden model's "
-                f"float32 arithmetic (e.g. layer {d['layer']}, channel {d['channel']}: its quantizer {d['quantizer']} "
-                f"sees {d['golden_quantizer_input_steps']:.6f} steps and rounds to {d['golden']}, the exact "
-                f"comparison gives {d['hardware']})")
-    located = [d for d in diagnoses if d and not d["float32_rounding_tie"]]
-    if located:
-        d = located[0]
-        return (f"; first difference: layer {d['layer']}, channel {d['channel']}, {d['hardware']} against the "
-                f"golden {d['golden']} ({d['golden_quantizer_input_steps']:.6f} steps: not a rounding tie)")
-    return ""
+def explain(divergence: list[dict]) -> str:
+    """One clause for the error message of a failed verification, from `verify`'s `divergence`
+    (frames traced in order, each with its trace's keys)."""
+    unexplained = [d for d in divergence if "explained_by_ties" in d and not d["explained_by_ties"]]
+    if not unexplained:
+        if divergence and all(d.get("explained_by_ties") for d in divergence):
+            return (f"; the {plural(len(divergence), 'frame')} traced {'differs' if len(divergence) == 1 else 'differ'} "
+                    f"only at float32 rounding ties, but more frames differ than are traced")
+        return ""
+    d = unexplained[0]
+    ties = f" after {plural(len(d['ties']), 'float32 rounding tie')} taken the golden's way" if d["ties"] else ""
+    if d["untied"] is not None:
+        u = d["untied"]
+        if u["float32_rounding_tie"]:
+            return f"; frame {d['frame']} has more than {MAX_TIES} float32 rounding ties"
+        return (f"; first difference that is no float32 rounding tie: frame {d['frame']}, layer {u['layer']}, "
+                f"channel {u['channel']}, {u['hardware']} against the golden {u['golden']} "
+                f"({u['golden_quantizer_input_steps']:.6f} steps: not a rounding tie){ties}")
+    return (f"; frame {d['frame']}: every quantizer agrees with the golden model{ties}, but the outputs "
+            f"differ (after the last thresholded layer)")
+
+
+def describe_ties(result: dict) -> str:
+    """One clause for a verification passed with float32 ties (report.json's `verification`)."""
+    explained = [d for d in result.get("divergence", []) if d.get("explained_by_ties")]
+    if not explained:
+        return ""
+    t = explained[0]["ties"][0]
+    differ = "differs" if len(explained) == 1 else "differ"
+    return (f"{plural(len(explained), 'frame')} {differ} from qonnx only at {plural(result['float32_ties'], 'rounding tie')} of its "
+            f"float32 arithmetic (e.g. frame {explained[0]['frame']}, layer {t['layer']}, channel {t['channel']}: "
+            f"{t['golden_quantizer_input_steps']:.6f} steps, rounded to {t['golden']} where the exact integers give "
+            f"{t['hardware']}), and equal it bit for bit with those ties taken its way")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

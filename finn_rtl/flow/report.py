@@ -75,14 +75,29 @@ def timing_summary(timing: dict) -> str:
     return f"estimated Fmax at {timing['clock_mhz']:g} MHz requested: " + "; ".join(parts)
 
 
+def verdict(result: dict) -> str:
+    """A verification's verdict in a few words."""
+    if result["bit_exact"]:
+        return "bit-exact"
+    if result.get("verified"):
+        from .divergence import plural
+
+        return (f"bit-exact but for float32 rounding ties of the golden model in "
+                f"{plural(result['frames_differing_only_at_float32_ties'], 'frame')}")
+    return f"{result['mismatched_frames']} mismatched"
+
+
 def verification_summary(result: dict) -> str:
     """One line for a verification result (report.json's `verification`)."""
-    text = (f"verified {result['frames']} frames: "
-            f"{'bit-exact' if result['bit_exact'] else str(result['mismatched_frames']) + ' mismatched'}; "
+    text = (f"verified {result['frames']} frames: {verdict(result)}; "
             f"II {result['measured_ii_cycles']:.1f} cycles (expected {result['expected_ii_cycles']}), "
             f"latency {result['latency_cycles']} cycles, rtlsim {result['rtlsim_cycles_per_second']:,} cycles/s")
     if "top1_accuracy" in result:
         text += f", top-1 accuracy {100 * result['top1_accuracy']:.2f}%"
+    if result.get("frames_differing_only_at_float32_ties"):
+        from .divergence import describe_ties
+
+        text += f"\n  {describe_ties(result)}"
     return text
 
 

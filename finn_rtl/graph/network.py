@@ -511,8 +511,13 @@ class NetworkSpec:
         out[:, self.output_order] = y
         return out
 
-    def layer_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Each layer's bit-exact numpy output, by name, for stream-order x [n, in]."""
+    def layer_outputs(self, x: np.ndarray, overrides: dict[str, dict[int, int]] | None = None
+                      ) -> dict[str, np.ndarray]:
+        """Each layer's bit-exact numpy output, by name, for stream-order x [n, in].
+
+        `overrides` {layer: {element: value}} replaces those elements of a layer's output (in
+        every frame) before the layers after it read it: how a golden model's choice at a
+        rounding tie is followed through the rest of the network."""
         outputs = {}
         for position, layer in enumerate(self.layers):
             if position == 0:
@@ -520,11 +525,17 @@ class NetworkSpec:
             else:
                 inputs = [outputs[self.edges[i].producer] for i in self.in_edges(layer.name)]
             outputs[layer.name] = layer.reference(*inputs)
+            if overrides and layer.name in overrides:
+                replaced = np.array(outputs[layer.name], copy=True)  # a layer may pass its input on
+                for element, value in overrides[layer.name].items():
+                    replaced[:, element] = value
+                outputs[layer.name] = replaced
         return outputs
 
-    def reference(self, x: np.ndarray) -> np.ndarray:
-        """Bit-exact numpy model of the whole accelerator: stream-order x [n, in] -> [n, out]."""
-        y = self.layer_outputs(x)[self.layers[-1].name]
+    def reference(self, x: np.ndarray, overrides: dict[str, dict[int, int]] | None = None) -> np.ndarray:
+        """Bit-exact numpy model of the whole accelerator: stream-order x [n, in] -> [n, out]
+        (`overrides` as in `layer_outputs`)."""
+        y = self.layer_outputs(x, overrides)[self.layers[-1].name]
         if self.output.label_select:
             return y.argmax(axis=1)[:, None]
         return y
