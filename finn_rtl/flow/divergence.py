@@ -48,28 +48,45 @@ def channels_last(tensor: np.ndarray, channels: int) -> np.ndarray:
     return t.T.reshape(-1)
 
 
-def trace_frames(b, frames: np.ndarray, golden: np.ndarray):
-    """`trace_frame` for each of `frames` in turn (a generator: a caller may stop early), with
-    `golden` its rows of what `compare` checks; None for each when the build has no provenance
-    (built before it was recorded)."""
+def trace_frames(b, frames: np.ndarray):
+    """`trace_frame` for each of `frames` in turn (a generator: a caller may stop early); None
+    for each when the build has no provenance (built before it was recorded)."""
     from ..graph.ingest import clean
 
     provenance = load_provenance(b.out_dir)
     wrapper = clean(b.out_dir / "original.onnx", batch_size=1) if provenance else None
-    for frame, row in zip(frames, golden):
-        yield trace_frame(b, provenance, golden_tensors(wrapper, frame[None]), frame, row) if provenance else None
+    for frame in frames:
+        if not provenance:
+            yield None
+            continue
+        tensors = golden_tensors(wrapper, frame[None])
+        yield trace_frame(b, provenance, tensors, compared_tensor(b, wrapper, tensors), frame)
 
 
-def trace_frame(b, provenance: dict, tensors: dict, x_frame: np.ndarray, golden_row: np.ndarray) -> dict:
-    """Where one frame goes apart from the golden model, and whether float32 ties explain it all.
+def compared_tensor(b, wrapper, tensors: dict) -> np.ndarray:
+    """What `compare` checks the hardware against, from a run's tensors: the model's output, or
+    the input of its host-side head."""
+    from ..graph.ingest import ORIGIN
+
+    head_node = b.network.output.head_node
+    if b.network.output.head is None:
+        return tensors[wrapper.graph.output[0].name]
+    node = next(n for n in wrapper.graph.node if n.doc_string == ORIGIN + head_node)
+    return tensors[node.input[0]]
+
+
+def trace_frame(b, provenance: dict, tensors: dict, golden_row: np.ndarray, x_frame: np.ndarray) -> dict:
+    """Where one frame, run alone, goes apart from the golden model, and whether float32 ties
+    explain it all.
 
     The first differing element is found; while it is a float32 tie, the integer model takes
     the golden model's side of it (`NetworkSpec.layer_outputs` overrides) and the next
-    difference is looked for. The frame is explained by ties when, with every tie taken the
-    golden's way, no quantizer differs and the outputs equal the golden's bit for bit.
+    difference is looked for. The frame is explained when, with every tie taken the golden's
+    way, no quantizer differs and the outputs equal the golden's bit for bit (with no ties at
+    all, the frame differed only in a batch's float32 sums: run alone, it is equal).
 
     {"first": the first difference, "ties": the ties followed, "untied": a difference that is
-    no tie (None if none), "explained_by_ties": bool}."""
+    no tie (None if none), "explained": bool}."""
     from .verification import element_errors
 
     network = b.network
@@ -83,9 +100,9 @@ def trace_frame(b, provenance: dict, tensors: dict, x_frame: np.ndarray, golden_
         ties.append(difference)
         overrides.setdefault(difference["layer"], {})[difference["element"]] = difference["golden"]
     outputs = network.from_stream(network.reference(stream, overrides))
-    outputs_equal = not element_errors(network, outputs, golden_row[None])[0].any()
+    outputs_equal = not element_errors(network, outputs, np.reshape(golden_row, (1, -1)))[0].any()
     return {"first": ties[0] if ties else untied, "ties": ties, "untied": untied,
-            "explained_by_ties": bool(ties) and untied is None and outputs_equal}
+            "explained": untied is None and outputs_equal}
 
 
 def first_difference(network, provenance: dict, tensors: dict, ours: dict) -> dict | None:
@@ -122,11 +139,8 @@ def first_difference(network, provenance: dict, tensors: dict, ours: dict) -> di
 def explain(divergence: list[dict]) -> str:
     """One clause for the error message of a failed verification, from `verify`'s `divergence`
     (frames traced in order, each with its trace's keys)."""
-    unexplained = [d for d in divergence if "explained_by_ties" in d and not d["explained_by_ties"]]
+    unexplained = [d for d in divergence if "explained" in d and not d["explained"]]
     if not unexplained:
-        if divergence and all(d.get("explained_by_ties") for d in divergence):
-            return (f"; the {plural(len(divergence), 'frame')} traced {'differs' if len(divergence) == 1 else 'differ'} "
-                    f"only at float32 rounding ties, but more frames differ than are traced")
         return ""
     d = unexplained[0]
     ties = f" after {plural(len(d['ties']), 'float32 rounding tie')} taken the golden's way" if d["ties"] else ""
@@ -143,7 +157,7 @@ def explain(divergence: list[dict]) -> str:
 
 def describe_ties(result: dict) -> str:
     """One clause for a verification passed with float32 ties (report.json's `verification`)."""
-    explained = [d for d in result.get("divergence", []) if d.get("explained_by_ties")]
+    explained = [d for d in result.get("divergence", []) if d.get("explained") and d["ties"]]
     if not explained:
         return ""
     t = explained[0]["ties"][0]

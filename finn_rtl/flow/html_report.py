@@ -9,6 +9,7 @@ import re
 from .divergence import describe_ties
 from .plots import _figure, _svg
 from .report import FIFO_COLUMNS, TIMING_COLUMNS, fifo_rows, timing_rows, timing_summary
+from .report import verdict as verification_verdict
 
 COLUMNS = ("LUT", "LUTRAM", "FF", "BRAM18", "BRAM36", "URAM", "DSP")
 STYLE = """
@@ -92,7 +93,7 @@ def _verification(v: dict) -> str:
     if not v:
         return "<p>Not verified in this build directory (run <code>finn-rtl verify</code>).</p>"
     verdict = "<span class=\"ok\">bit-exact</span>" if v["bit_exact"] else \
-        f"<span class=\"ok\">{_e(describe_ties(v))}</span>" if v.get("verified") else \
+        f"<span class=\"ok\">{_e(describe_ties(v) or verification_verdict(v))}</span>" if v.get("verified") else \
         f"<span class=\"bad\">{v['mismatched_frames']} of {v['frames']} frames differ</span>"
     rows = [("frames", v["frames"]), ("result against qonnx on the original model", None),
             ("measured II (cycles)", f"{v['measured_ii_cycles']:.1f}"),

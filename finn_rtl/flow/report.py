@@ -79,6 +79,8 @@ def verdict(result: dict) -> str:
     """A verification's verdict in a few words."""
     if result["bit_exact"]:
         return "bit-exact"
+    if result.get("verified") and not result.get("frames_differing_only_at_float32_ties"):
+        return "bit-exact (each differing frame run alone)"
     if result.get("verified"):
         from .divergence import plural
 

@@ -23,9 +23,8 @@ def test_a_wrong_threshold_is_traced_to_its_layer_and_is_no_tie(tmp_path):
     onnx.save(make_mlp(CFG, seed=6), str(tmp_path / "model.onnx"))
     b = build(tmp_path / "model.onnx", tmp_path / "out", target_ii=8)
     x = random_inputs(b, 40, seed=3)
-    golden_row = b.network.from_stream(b.network.reference(b.network.to_stream(b.input_quantizer.quantize(x[:1]))))
-    trace = next(trace_frames(b, x[:1], golden_row))
-    assert trace["first"] is None and not trace["explained_by_ties"]  # the build is right: nothing differs
+    trace = next(trace_frames(b, x[:1]))
+    assert trace["first"] is None and trace["ties"] == [] and trace["explained"]  # the build is right
     # One threshold of the second layer's channel 2 moved: the hardware is now wrong there.
     layer = b.network.layer("MatMul_1")
     thresholds = np.array(layer.thresholds)
@@ -40,7 +39,7 @@ def test_a_wrong_threshold_is_traced_to_its_layer_and_is_no_tie(tmp_path):
     assert result["hardware_matches_numpy_reference"] and not result["verified"]
     assert result["frames_differing_only_at_float32_ties"] == 0
     traced = result["divergence"][0]
-    assert not traced["explained_by_ties"] and traced["ties"] == []
+    assert not traced["explained"] and traced["ties"] == []
     first = traced["first"]
     assert first["layer"] == "MatMul_1" and first["channel"] == 2 and first["elements_differing"] >= 1
     assert first["golden"] == first["hardware"] + 1  # the moved threshold is reached one step later
@@ -67,7 +66,7 @@ def test_a_frame_differing_only_at_a_float32_tie_is_verified_with_the_tie_listed
     assert result["frames_differing_only_at_float32_ties"] == 1 and result["float32_ties"] == 1
     traced = result["divergence"][0]
     tie = traced["ties"][0]
-    assert traced["explained_by_ties"] and traced["untied"] is None and tie == traced["first"]
+    assert traced["explained"] and traced["untied"] is None and tie == traced["first"]
     assert tie["layer"] == "MatMul_0" and tie["float32_rounding_tie"]
     assert abs(abs(tie["golden_quantizer_input_steps"] % 1) - 0.5) < 1e-3
     assert abs(tie["golden"] - tie["hardware"]) == 1
@@ -82,13 +81,13 @@ def test_failures_are_explained_in_one_clause():
     tie = {"layer": "Conv_17_thresholds", "quantizer": "Quant_46", "channel": 481, "hardware": 5, "golden": 6,
            "golden_quantizer_input_steps": 5.5, "float32_rounding_tie": True}
     wrong = {**tie, "channel": 3, "golden_quantizer_input_steps": 2.75, "float32_rounding_tie": False}
-    explained = {"frame": 0, "first": tie, "ties": [tie], "untied": None, "explained_by_ties": True}
-    assert explain([explained]).startswith("; the 1 frame traced differs only at float32 rounding ties")
-    after_tie = {"frame": 4, "first": tie, "ties": [tie], "untied": wrong, "explained_by_ties": False}
+    explained = {"frame": 0, "first": tie, "ties": [tie], "untied": None, "explained": True}
+    assert explain([explained]) == ""  # nothing failed
+    after_tie = {"frame": 4, "first": tie, "ties": [tie], "untied": wrong, "explained": False}
     text = explain([explained, after_tie])
     assert "frame 4, layer Conv_17_thresholds, channel 3, 5 against the golden 6" in text
     assert "not a rounding tie) after 1 float32 rounding tie" in text
-    outputs_only = {"frame": 2, "first": None, "ties": [], "untied": None, "explained_by_ties": False}
+    outputs_only = {"frame": 2, "first": None, "ties": [], "untied": None, "explained": False}
     assert "every quantizer agrees with the golden model, but the outputs differ" in explain([outputs_only])
     assert explain([{"frame": 1}]) == ""  # a build without provenance: nothing to say
     assert "frame 0, layer Conv_17_thresholds, channel 481: 5.500000 steps, rounded to 6" in describe_ties(

@@ -117,6 +117,6 @@ def test_shared_mobilenet_at_finn_zcu104_folding_verifies(tmp_path):
     assert result["verified"] and not result["bit_exact"] and result["mismatched_frames"] == 1
     assert result["hardware_matches_numpy_reference"] and result["measured_ii_cycles"] == 394_272
     (traced,) = result["divergence"]
-    assert traced["frame"] == 0 and traced["explained_by_ties"]
+    assert traced["frame"] == 0 and traced["explained"]
     tie = traced["ties"][0]
     assert (tie["layer"], tie["channel"], tie["golden"], tie["hardware"]) == ("Conv_17_thresholds", 481, 6, 5)
