@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from .graph.errors import CompileError
+from .progress import status
 from .graph.specs import FoldingError
 
 
@@ -19,6 +20,12 @@ def _add_verify_options(parser):
                         help="output tready probability in rtlsim (backpressure), percent")
     parser.add_argument("--valid-percent", type=int, default=100,
                         help="input tvalid probability in rtlsim, percent")
+
+
+def _add_cluster_option(parser):
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run rtlsim shards and Yosys units on the Ray cluster at HOST:PORT (default: "
+                             "$RAY_ADDRESS if set; 'local' starts Ray on this machine)")
 
 
 def _load_data(args, count, model_path):
@@ -237,6 +244,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     build_cmd = commands.add_parser("build", help="compile a QONNX model to Verilog")
+    _add_cluster_option(build_cmd)
     build_cmd.add_argument("model", help="QONNX model file (.onnx)")
     build_cmd.add_argument("-o", "--out", required=True, help="build directory")
     build_cmd.add_argument("--folding", help="JSON file: {layer: {\"PE\": n, \"SIMD\": n}}")
@@ -265,6 +273,7 @@ def main(argv=None) -> int:
     explore_cmd.add_argument("--json", metavar="FILE", help="write the frontier as JSON")
 
     verify_cmd = commands.add_parser("verify", help="verify a build directory in rtlsim against qonnx")
+    _add_cluster_option(verify_cmd)
     verify_cmd.add_argument("build_dir")
     verify_cmd.add_argument("-n", "--count", type=int, help="number of frames (default: all)")
     verify_cmd.add_argument("--input-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
@@ -275,6 +284,7 @@ def main(argv=None) -> int:
     report_cmd.add_argument("build_dir")
 
     synth_cmd = commands.add_parser("synth", help="measure a build's resources with Yosys (per layer)")
+    _add_cluster_option(synth_cmd)
     synth_cmd.add_argument("build_dir")
 
     deploy_cmd = commands.add_parser("deploy", help="Vivado/Vitis project, shell and host driver for a board")
@@ -287,8 +297,14 @@ def main(argv=None) -> int:
     from .flow.report import verification_summary
     from .sim.verilator import SimulationError
 
+    from . import cluster
+
     try:
         _check_arguments(args)
+        address = cluster.address_from(getattr(args, "cluster", None)) if hasattr(args, "cluster") else None
+        if address is not None:
+            with status(f"joining the Ray cluster at {address}"):
+                cluster.connect(address)
         if args.command == "build":
             folding = read_folding(args.folding) if args.folding else None
             data = _load_data(args, args.verify, args.model) if args.verify else None
@@ -350,6 +366,8 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
         _internal_error(args, exc)
         return 2
+    finally:
+        cluster.disconnect()
     return 0
 
 

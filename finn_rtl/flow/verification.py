@@ -136,14 +136,41 @@ def element_errors(network: NetworkSpec, hw: np.ndarray, golden: np.ndarray) -> 
 
 def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """qonnx on the original model: (what `compare` checks the hardware against, the model's
-    output). With a host-side head the integers are checked on the head's input."""
+    output). With a host-side head the integers are checked on the head's input. On a cluster
+    (`finn_rtl.cluster`) the frames run as shards there."""
+    from .. import cluster
+
+    head_node = network.output.head_node if network.output.head is not None else None
+    on_cluster = cluster.active()
+    shards = cluster.golden_shards(len(x), on_cluster.cpus) if on_cluster is not None else []
+    if len(shards) < 2:
+        return golden_frames(source, head_node, x)
+    model = on_cluster.put(Path(source).read_bytes())
+    values, _ = on_cluster.run_tasks(golden_shard, [(model, head_node, x[shard]) for shard in shards],
+                                     [f"golden model shard {i}" for i in range(len(shards))],
+                                     f"golden model (qonnx) on {len(on_cluster.nodes)} nodes: {len(shards)} shards")
+    return tuple(np.concatenate([value["value"][part] for value in values]) for part in (0, 1))
+
+
+def golden_frames(source, head_node: str | None, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`golden_outputs` on this machine, of the model file `source`."""
     from ..graph.ingest import execute_batched
 
-    if network.output.head is None:
+    if head_node is None:
         output = execute_batched(source, x)
         return output, output
-    output, head_input = execute_batched(source, x, input_of=network.output.head_node)
+    output, head_input = execute_batched(source, x, input_of=head_node)
     return head_input, output
+
+
+def golden_shard(model: bytes, head_node: str | None, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """On a cluster node: `golden_frames` of the model sent as bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="finn-rtl-golden-") as work:
+        path = Path(work) / "original.onnx"
+        path.write_bytes(model)
+        return golden_frames(path, head_node, x)
 
 
 def golden_alone(b: Build, x: np.ndarray, frames, golden: np.ndarray, golden_output: np.ndarray
@@ -204,6 +231,11 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "golden_seconds": round(golden_seconds, 3),
         "valid_percent": valid_percent, "ready_percent": ready_percent,
     })
+    if run.cluster is not None:
+        from .. import cluster
+
+        # the reruns of every job of this verification: golden-model shards and rtlsim shards
+        result["cluster"] = {**run.cluster, "reruns": list(cluster.active().reruns)}
     if not result["bit_exact"] and reference_match:
         result.update(trace_differences(b, x, outputs, golden))
     if labels is not None:

@@ -149,14 +149,22 @@ def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
     return synthesize({"design.v": verilog}, top, version)
 
 
+def cached_path(sources: dict[str, str], top: str, version: str) -> Path:
+    """Where a unit's result is cached: a hash of its sources (as Yosys reads them), its top, the
+    script, the Yosys version and the timing analysis."""
+    sources = {name: for_yosys(text) for name, text in sources.items()}
+    script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json", netlist="netlist.json")
+    key = hashlib.sha256("\0".join([*sources, *sources.values(), top, script, version,
+                                    f"timing {ANALYSIS_VERSION}"]).encode()).hexdigest()[:32]
+    return cache_dir("synth") / f"{key}.json"
+
+
 def synthesize(sources: dict[str, str], top: str, version: str) -> dict:
     """Cell counts of `top` after synthesis of `sources` (file name: RTLIL `.il` or Verilog text),
     cached; returns {"cells", "resources", "cached", "seconds"}."""
     sources = {name: for_yosys(text) for name, text in sources.items()}
     script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json", netlist="netlist.json")
-    key = hashlib.sha256("\0".join([*sources, *sources.values(), top, script, version,
-                                    f"timing {ANALYSIS_VERSION}"]).encode()).hexdigest()[:32]
-    cached = cache_dir("synth") / f"{key}.json"
+    cached = cached_path(sources, top, version)
     if cached.is_file():
         result = json.loads(cached.read_text())
         return {**result, "cached": True}
@@ -236,10 +244,17 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
     version = yosys_version()
     with status("synthesis: Verilog of each unit"):
         units = synthesis_units(network)
-    jobs = jobs or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = pool.map(lambda unit: synthesize(*unit, version), units.values())
-        results = dict(zip(units, track(done, f"Yosys: {len(units)} units", total=len(units))))
+    from .. import cluster
+
+    on_cluster = cluster.active()
+    placement = None
+    if on_cluster is not None:
+        results, placement = synthesize_on_cluster(on_cluster, units, version)
+    else:
+        jobs = jobs or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            done = pool.map(lambda unit: synthesize(*unit, version), units.values())
+            results = dict(zip(units, track(done, f"Yosys: {len(units)} units", total=len(units))))
     total = empty()
     for result in results.values():
         total = add(total, result["resources"])
@@ -254,7 +269,30 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
                  "scope": "each layer out of context with the FIFOs and width converters of its input "
                           "edges; total = sum of the units"},
         **({"notes": [ULTRA_NOTE]} if uses_ultra(network) else {}),
+        **({"cluster": placement} if placement is not None else {}),
         "units_synthesized": sum(not r["cached"] for r in results.values()),
         "units_cached": sum(r["cached"] for r in results.values()),
         "seconds": round(time.perf_counter() - start, 2),
     }
+
+
+def synthesize_on_cluster(on_cluster, units: dict, version: str) -> tuple[dict, dict]:
+    """`synthesize` of every unit not in this machine's cache as a task on the cluster; each
+    result is cached here too. ({unit: result}, where the units ran)."""
+    results, remote = {}, []
+    for name, (sources, top) in units.items():
+        path = cached_path(sources, top, version)
+        if path.is_file():
+            results[name] = {**json.loads(path.read_text()), "cached": True}
+        else:
+            remote.append(name)
+    values, reruns = on_cluster.run_tasks(synthesize, [(*units[name], version) for name in remote],
+                                          [f"synthesis of unit {name}" for name in remote],
+                                          f"Yosys on {len(on_cluster.nodes)} nodes: {len(remote)} units")
+    for name, value in zip(remote, values):
+        result = {key: item for key, item in value["value"].items() if key != "cached"}
+        store(cached_path(*units[name], version), result)
+        results[name] = {**result, "cached": False}
+    placement = {"unit_nodes": {name: value["node"] for name, value in zip(remote, values)}, "reruns": reruns,
+                 **on_cluster.describe()}
+    return {name: results[name] for name in units}, placement

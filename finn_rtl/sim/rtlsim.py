@@ -49,6 +49,7 @@ class RtlsimResult:
     build_seconds: float
     loop_seconds: float  # slowest simulator process's clock loop (the processes run in parallel)
     fifo_peaks: np.ndarray | None = None  # highest fill level per FIFO, for monitored designs
+    cluster: dict | None = None  # where it ran, on a cluster: nodes, shards, reruns
 
     @property
     def cycles_per_frame(self) -> float:
@@ -108,6 +109,12 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     writes = register_writes(network) if WeightMap.of(network) else None
     design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words,
                                        weight_port=writes is not None)
+    from .. import cluster
+
+    on_cluster = cluster.active()
+    if on_cluster is not None and not monitored_fifos:
+        return simulate_on_cluster(on_cluster, network, design, inputs, writes, valid_percent=valid_percent,
+                                   ready_percent=ready_percent, seed=seed)
     jobs = jobs or os.cpu_count() or 1
     # A shard pays a process start and a pipeline fill, so it needs enough work: 64 frames, or
     # SHARD_CYCLES cycles for slow designs (CNV at II 36,864 on 100 images, 3.7 M cycles, ran
@@ -152,3 +159,40 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     return RtlsimResult(outputs.reshape(len(inputs), network.out_elements),
                         sum(r.total_cycles for r in runs), first.frame_in_cycle, first.frame_out_cycle,
                         wall, design.build_seconds, max(r.loop_seconds for r in runs), peaks)
+
+
+def simulate_on_cluster(on_cluster, network: NetworkSpec, design, inputs: np.ndarray, writes, *,
+                        valid_percent: int, ready_percent: int, seed: int) -> RtlsimResult:
+    """`simulate`'s frames as shards on a Ray cluster (`finn_rtl.cluster`): the same outputs, in
+    frame order; cycle statistics from the first shard, as on one machine."""
+    from ..cluster import ClusterError, run_shard, shard_plan
+
+    top = PortGeometry.of(network)
+    shards = shard_plan(len(inputs), network.analytic_ii, on_cluster.cpus)
+    executable = on_cluster.ship(design.executable)
+    key = design.executable.parent.name
+    run_args = (top.in_beats_per_frame, top.out_width, top.out_beats_per_frame)
+    start = time.perf_counter()
+    jobs = []
+    for index, shard in enumerate(shards):
+        words = pack_beats(inputs[shard], network.input_type, top.in_elements_per_beat, top.in_width)
+        kwargs = {"valid_percent": valid_percent, "ready_percent": ready_percent, "seed": seed + index,
+                  "max_idle": max(10_000, 4 * network.analytic_ii), "weight_writes": writes}
+        jobs.append((executable, key, network.name, shard.tolist(), words, (*run_args, len(shard)), kwargs))
+    results, reruns = on_cluster.run_tasks(run_shard, jobs, [f"rtlsim shard {i}" for i in range(len(shards))],
+                                           f"rtlsim on {len(on_cluster.nodes)} nodes: {len(shards)} shards")
+    wall = time.perf_counter() - start
+    covered = sorted(frame for result in results for frame in result["value"]["frames"])
+    if covered != list(range(len(inputs))):
+        raise ClusterError(f"the cluster's shards returned {len(covered)} frames for {len(inputs)}")
+    runs = [result["value"]["run"] for result in results]
+    outputs = np.concatenate([unpack_beats(r.output_words, network.output_type, top.out_elements_per_beat)
+                              for r in runs])
+    first = runs[0]
+    placement = {"shards": len(shards), "frames_per_shard": [len(s) for s in shards],
+                 "shard_nodes": [result["node"] for result in results],
+                 "shard_loop_seconds": [round(r.loop_seconds, 3) for r in runs], "reruns": reruns,
+                 **on_cluster.describe()}
+    return RtlsimResult(outputs.reshape(len(inputs), network.out_elements),
+                        sum(r.total_cycles for r in runs), first.frame_in_cycle, first.frame_out_cycle,
+                        wall, design.build_seconds, max(r.loop_seconds for r in runs), None, placement)
