@@ -206,15 +206,14 @@ def connect(address: str) -> Cluster:
     except ImportError:
         raise ClusterError("--cluster needs Ray on this machine and the nodes: pip install 'ray==2.60.0'") from None
     started_here = address == "local"
-    if not started_here:
-        address = address.removeprefix("ray://") if address.startswith("ray://") else address
-        why = _reachable(address)
+    if address not in ("local", "auto"):  # "auto": the cluster this machine is a node of
+        why = _reachable(address.removeprefix("ray://"))
         if why is not None:
             raise ClusterError(f"cannot reach the Ray head at {address}: {why} (start one with `ray start --head`, "
                                "or use --cluster local)")
     try:
-        ray.init(address=None if started_here else address, include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False, configure_logging=False)
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+                 configure_logging=False)
     except Exception as error:  # noqa: BLE001 - Ray raises many kinds; each is one line here
         raise ClusterError(f"cannot join the Ray cluster at {address}: "
                            f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}") from None
@@ -239,7 +238,12 @@ def check_versions(cluster: Cluster) -> None:
     probe = ray.remote(num_cpus=0, max_retries=1)(_node_versions)
     refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["node_id"], soft=False)).remote()
             for node in cluster.nodes]
-    for node, reply in zip(cluster.nodes, ray.get(refs, timeout=300)):
+    try:
+        replies = ray.get(refs, timeout=300)
+    except Exception as error:  # noqa: BLE001 - a node that cannot run the probe is one line
+        raise ClusterError(f"the nodes of the cluster at {cluster.address} did not answer finn-rtl's version probe "
+                           f"({one_line(error)}): is finn-rtl installed on every node?") from None
+    for node, reply in zip(cluster.nodes, replies):
         for tool, theirs in reply["versions"].items():
             if theirs != mine.get(tool):
                 raise ClusterError(f"node {node['ip']} ({node['node_id'][:8]}) runs {tool} {theirs}, this machine "

@@ -198,3 +198,14 @@ def test_shared_cnv_on_200_cifar10_images_through_two_nodes_equals_the_local_run
     remote = json.loads((tmp_path / "out" / "report.json").read_text())["verification"]
     assert {k: remote[k] for k in SAME_RESULT} == {k: local[k] for k in SAME_RESULT}
     assert remote["cluster"]["shards"] >= 2
+
+
+def test_cluster_local_starts_ray_here(tfc):
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    command = " ".join(cli("verify", str(tfc), "-n", "300", "--cluster", "local"))
+    run = subprocess.run(["unshare", "--net", "sh", "-c", f"ip link set lo up && {command}"], capture_output=True,
+                         text=True, env={**env, "PYTHONPATH": str(REPO)}, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "verified 300 frames: bit-exact" in run.stdout
+    placement = json.loads((tfc / "report.json").read_text())["verification"]["cluster"]
+    assert placement["address"] == "local" and [node["ip"] for node in placement["nodes"]] == ["127.0.0.1"]

@@ -115,7 +115,7 @@ def test_shared_mobilenet_at_finn_zcu104_folding_verifies(tmp_path):
     x = np.random.default_rng(0).random((20, 3, 224, 224), dtype=np.float32)[:2]
     result = verify(b, x)
     assert result["verified"] and not result["bit_exact"] and result["mismatched_frames"] == 1
-    assert result["hardware_matches_numpy_reference"] and result["measured_ii_cycles"] == 394_272
+    assert result["hardware_matches_numpy_reference"] and abs(result["ii_deviation"]) <= 0.01
     (traced,) = result["divergence"]
     assert traced["frame"] == 0 and traced["explained"]
     tie = traced["ties"][0]
