@@ -124,8 +124,8 @@ def main() -> int:
     projected = frames * per_frame / nodes + overhead * shards / nodes
     print(f"projection, ImageNet validation ({frames:,} images) of the shared MobileNet-v1 at FINN's ZCU104 folding "
           f"(II {MOBILENET_II:,}, {MOBILENET_KCPS:g}k cycles/s per simulator): {frames * per_frame / 3600:.1f} h on one "
-          f"CPU; on {nodes} nodes of 1 CPU, {shards} shards: {projected / 3600:.2f} h (+ the golden model, "
-          f"not yet sharded)")
+          f"CPU; on {nodes} nodes of 1 CPU, {shards} shards: {projected / 3600:.2f} h of rtlsim (the golden "
+          f"model runs in shards beside it)")
     return 0
 
 
