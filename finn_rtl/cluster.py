@@ -79,7 +79,6 @@ def local_versions() -> dict:
 class Cluster:
     address: str
     nodes: list[dict]  # {"node_id", "ip", "cpus"}
-    started_here: bool = False
     reruns: list = field(default_factory=list)  # every job submitted again since connecting
     _shipped: dict = field(default_factory=dict)  # executable path -> object ref
 
@@ -205,7 +204,6 @@ def connect(address: str) -> Cluster:
         import ray
     except ImportError:
         raise ClusterError("--cluster needs Ray on this machine and the nodes: pip install 'ray==2.60.0'") from None
-    started_here = address == "local"
     if address not in ("local", "auto"):  # "auto": the cluster this machine is a node of
         why = _reachable(address.removeprefix("ray://"))
         if why is not None:
@@ -215,11 +213,10 @@ def connect(address: str) -> Cluster:
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
                  configure_logging=False)
     except Exception as error:  # noqa: BLE001 - Ray raises many kinds; each is one line here
-        raise ClusterError(f"cannot join the Ray cluster at {address}: "
-                           f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}") from None
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {one_line(error)}") from None
     nodes = [{"node_id": n["NodeID"], "ip": n["NodeManagerAddress"], "cpus": n["Resources"].get("CPU", 0)}
              for n in ray.nodes() if n["Alive"]]
-    cluster = Cluster(address if not started_here else "local", nodes, started_here)
+    cluster = Cluster(address, nodes)
     try:
         check_versions(cluster)
     except ClusterError:
@@ -264,12 +261,4 @@ def golden_shards(frames: int, cpus: int) -> list[np.ndarray]:
     """Frame indices of each golden-model shard: at least 64 frames each (a shard pays the model's
     cleaning, about a second), at most two per CPU."""
     count = max(1, min(2 * cpus, frames // 64))
-    return [s for s in np.array_split(np.arange(frames), count) if len(s)]
-
-
-def shard_plan(frames: int, cycles_per_frame: int, cpus: int) -> list[np.ndarray]:
-    """Frame indices of each shard: about two shards per CPU for balance, each at least 16 frames
-    or 250k cycles (a shard pays a process start and a pipeline fill)."""
-    enough = max(1, min(frames // 16, frames * cycles_per_frame // 250_000))
-    count = max(1, min(2 * cpus, enough, frames))
     return [s for s in np.array_split(np.arange(frames), count) if len(s)]

@@ -66,13 +66,11 @@ def trace_frames(b, frames: np.ndarray):
 def compared_tensor(b, wrapper, tensors: dict) -> np.ndarray:
     """What `compare` checks the hardware against, from a run's tensors: the model's output, or
     the input of its host-side head."""
-    from ..graph.ingest import ORIGIN
+    from ..graph.ingest import origin_node
 
-    head_node = b.network.output.head_node
     if b.network.output.head is None:
         return tensors[wrapper.graph.output[0].name]
-    node = next(n for n in wrapper.graph.node if n.doc_string == ORIGIN + head_node)
-    return tensors[node.input[0]]
+    return tensors[origin_node(wrapper, b.network.output.head_node).input[0]]
 
 
 def trace_frame(b, provenance: dict, tensors: dict, golden_row: np.ndarray, x_frame: np.ndarray) -> dict:

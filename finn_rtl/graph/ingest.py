@@ -251,6 +251,11 @@ def clean(source, batch_size: int | None = None):
 BATCH_ONE_OPS = ("Im2Col",)
 
 
+def origin_node(model, name: str):
+    """The node of a cleaned model that was `name` in the user's file (None if there is none)."""
+    return next((n for n in model.graph.node if n.doc_string == ORIGIN + name), None)
+
+
 def execute_batched(source, x: np.ndarray, input_of: str | None = None):
     """qonnx execution of a whole batch at once (row-independent ops only).
 
@@ -272,7 +277,7 @@ def execute_batched(source, x: np.ndarray, input_of: str | None = None):
                            f"{tuple(expected[1:])} per frame")
     node = None
     if input_of is not None:
-        node = next((n for n in model.graph.node if n.doc_string == ORIGIN + input_of), None)
+        node = origin_node(model, input_of)
         if node is None:
             raise CompileError(f"node {input_of!r} is not in the model")
     batches = [x[i:i + 1] for i in range(len(x))] if one_by_one else [x]

@@ -162,9 +162,9 @@ def cached_path(sources: dict[str, str], top: str, version: str) -> Path:
 def synthesize(sources: dict[str, str], top: str, version: str) -> dict:
     """Cell counts of `top` after synthesis of `sources` (file name: RTLIL `.il` or Verilog text),
     cached; returns {"cells", "resources", "cached", "seconds"}."""
+    cached = cached_path(sources, top, version)
     sources = {name: for_yosys(text) for name, text in sources.items()}
     script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json", netlist="netlist.json")
-    cached = cached_path(sources, top, version)
     if cached.is_file():
         result = json.loads(cached.read_text())
         return {**result, "cached": True}

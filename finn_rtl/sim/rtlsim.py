@@ -125,11 +125,9 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
 
     def run(index_shard):
         index, shard = index_shard
-        words = pack_beats(inputs[shard], network.input_type, top.in_elements_per_beat, top.in_width)
-        return verilator.run_stream(design, words, top.in_beats_per_frame, top.out_width,
-                                    top.out_beats_per_frame, len(shard), valid_percent=valid_percent,
-                                    ready_percent=ready_percent, seed=seed + index,
-                                    max_idle=max(10_000, 4 * network.analytic_ii), weight_writes=writes)
+        words, args, kwargs = shard_stream(network, inputs, shard, index, writes, valid_percent=valid_percent,
+                                           ready_percent=ready_percent, seed=seed)
+        return verilator.run_stream(design, words, *args, **kwargs)
 
     start = time.perf_counter()
     try:
@@ -161,24 +159,32 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
                         wall, design.build_seconds, max(r.loop_seconds for r in runs), peaks)
 
 
+def shard_stream(network: NetworkSpec, inputs: np.ndarray, shard: np.ndarray, index: int, writes, *,
+                 valid_percent: int, ready_percent: int, seed: int) -> tuple[np.ndarray, tuple, dict]:
+    """One shard's `verilator.run_stream` arguments: (input words, positional rest, keywords)."""
+    top = PortGeometry.of(network)
+    words = pack_beats(inputs[shard], network.input_type, top.in_elements_per_beat, top.in_width)
+    return words, (top.in_beats_per_frame, top.out_width, top.out_beats_per_frame, len(shard)), {
+        "valid_percent": valid_percent, "ready_percent": ready_percent, "seed": seed + index,
+        "max_idle": max(10_000, 4 * network.analytic_ii), "weight_writes": writes}
+
+
 def simulate_on_cluster(on_cluster, network: NetworkSpec, design, inputs: np.ndarray, writes, *,
                         valid_percent: int, ready_percent: int, seed: int) -> RtlsimResult:
     """`simulate`'s frames as shards on a Ray cluster (`finn_rtl.cluster`): the same outputs, in
     frame order; cycle statistics from the first shard, as on one machine."""
-    from ..cluster import ClusterError, run_shard, shard_plan
+    from ..cluster import ClusterError, run_shard
 
     top = PortGeometry.of(network)
     shards = shard_plan(len(inputs), network.analytic_ii, on_cluster.cpus)
     executable = on_cluster.ship(design.executable)
     key = design.executable.parent.name
-    run_args = (top.in_beats_per_frame, top.out_width, top.out_beats_per_frame)
     start = time.perf_counter()
     jobs = []
     for index, shard in enumerate(shards):
-        words = pack_beats(inputs[shard], network.input_type, top.in_elements_per_beat, top.in_width)
-        kwargs = {"valid_percent": valid_percent, "ready_percent": ready_percent, "seed": seed + index,
-                  "max_idle": max(10_000, 4 * network.analytic_ii), "weight_writes": writes}
-        jobs.append((executable, key, network.name, shard.tolist(), words, (*run_args, len(shard)), kwargs))
+        words, args, kwargs = shard_stream(network, inputs, shard, index, writes, valid_percent=valid_percent,
+                                           ready_percent=ready_percent, seed=seed)
+        jobs.append((executable, key, network.name, shard.tolist(), words, args, kwargs))
     results, reruns = on_cluster.run_tasks(run_shard, jobs, [f"rtlsim shard {i}" for i in range(len(shards))],
                                            f"rtlsim on {len(on_cluster.nodes)} nodes: {len(shards)} shards")
     wall = time.perf_counter() - start
@@ -196,3 +202,11 @@ def simulate_on_cluster(on_cluster, network: NetworkSpec, design, inputs: np.nda
     return RtlsimResult(outputs.reshape(len(inputs), network.out_elements),
                         sum(r.total_cycles for r in runs), first.frame_in_cycle, first.frame_out_cycle,
                         wall, design.build_seconds, max(r.loop_seconds for r in runs), None, placement)
+
+
+def shard_plan(frames: int, cycles_per_frame: int, cpus: int) -> list[np.ndarray]:
+    """Frame indices of each cluster shard: about two shards per CPU for balance, each at least
+    16 frames or SHARD_CYCLES cycles (a shard pays a process start and a pipeline fill)."""
+    enough = max(1, min(frames // 16, frames * cycles_per_frame // SHARD_CYCLES))
+    count = max(1, min(2 * cpus, enough, frames))
+    return [s for s in np.array_split(np.arange(frames), count) if len(s)]
