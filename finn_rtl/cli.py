@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +22,28 @@ def _add_verify_options(parser):
                         help="output tready probability in rtlsim (backpressure), percent")
     parser.add_argument("--valid-percent", type=int, default=100,
                         help="input tvalid probability in rtlsim, percent")
+    parser.add_argument("--sweep", metavar="READY[/VALID],...",
+                        help="rtlsim the same frames again at each output-ready (and input-valid) percentage, "
+                             "e.g. 75,50,25/50, in parallel (on the cluster with --cluster); every point must "
+                             "give the same outputs; report.json lists each point's II")
+
+
+def parse_sweep(text: str | None) -> list[tuple[int, int]]:
+    """--sweep "75,50,25/50" -> [(valid, ready)]: [(100, 75), (100, 50), (50, 25)]."""
+    if not text:
+        return []
+    points = []
+    for item in text.split(","):
+        ready, _, valid = item.strip().partition("/")
+        try:
+            point = (int(valid) if valid else 100, int(ready))
+        except ValueError:
+            point = None
+        if point is None or not all(1 <= p <= 100 for p in point):
+            raise CompileError(f"--sweep {text}: {item.strip()!r} is not READY or READY/VALID with percentages "
+                               "from 1 to 100 (e.g. 75,50,25/50)")
+        points.append(point)
+    return points
 
 
 def _add_cluster_option(parser):
@@ -45,12 +69,12 @@ def _verify(b, count, args, data):
     from .flow import random_inputs, verify
 
     x, labels = data if data is not None else (random_inputs(b, count, *args.input_range), None)
-    return verify(b, x, labels, valid_percent=args.valid_percent, ready_percent=args.ready_percent)
+    return verify(b, x, labels, valid_percent=args.valid_percent, ready_percent=args.ready_percent,
+                  sweep=parse_sweep(args.sweep))
 
 
 def _check_arguments(args) -> None:
     """Refuse arguments that cannot work before doing anything."""
-    from pathlib import Path
 
     for name in ("verify", "count", "target_ii", "max_luts", "max_brams", "max_dsps"):
         value = getattr(args, name, None)
@@ -62,6 +86,7 @@ def _check_arguments(args) -> None:
         raise CompileError(f"--target-fps {target_fps}: use a positive number of frames per second")
     if target_fps is not None and getattr(args, "target_ii", None) is not None:
         raise CompileError("--target-fps and --target-ii both set the II: give one")
+    parse_sweep(getattr(args, "sweep", None))
     for name in ("ready_percent", "valid_percent"):
         value = getattr(args, name, None)
         if value is not None and not 1 <= value <= 100:
@@ -83,7 +108,6 @@ def _internal_error(args, exc: BaseException) -> None:
     import platform
     import traceback
     from importlib import metadata
-    from pathlib import Path
 
     directory = Path(getattr(args, "out", None) or getattr(args, "build_dir", None) or ".")
     try:
@@ -171,8 +195,39 @@ def _frontier_table(found, frontier, budget, clock_mhz) -> str:
     return "\n".join(lines)
 
 
+def _measured_rows(frontier, budget, clock_mhz) -> list[dict]:
+    """`explore --synth`: every frontier folding synthesized (Yosys per unit, all foldings' units
+    in one parallel batch, on the cluster if one is active); its measured resources and Fmax."""
+    from .flow.report import timing_report
+    from .resources.planner import device_use
+    from .resources.synthesis import synthesize_networks
+
+    family = budget.family if budget else "7series"
+    rows = []
+    for candidate, synthesis in zip(frontier, synthesize_networks([c.network for c in frontier])):
+        fmax = timing_report(synthesis, clock_mhz)["families"][family]["fmax_mhz"]
+        used = device_use(synthesis["total"])
+        rows.append({"fmax_mhz": fmax, "fps": round(min(clock_mhz, fmax or clock_mhz) * 1e6 / candidate.ii, 1),
+                     **{column: used[column] for column in ("LUT", "FF", "BRAM36", "DSP")},
+                     "exceeds": budget.exceeded(synthesis["total"]) if budget else [],
+                     "units_synthesized": synthesis["units_synthesized"], "units_cached": synthesis["units_cached"],
+                     **({"cluster": synthesis["cluster"]} if "cluster" in synthesis else {})})
+    return rows
+
+
+def _measured_table(frontier, measured, budget) -> str:
+    lines = [f"{'II cycles':>10} {'FPS':>12} {'Fmax':>7} {'LUT':>9} {'FF':>9} {'BRAM36':>7} {'DSP':>5}  "
+             "fits (measured)"]
+    for candidate, row in zip(frontier, measured):
+        fmax = f"{row['fmax_mhz']:>7.1f}" if row["fmax_mhz"] else f"{'-':>7}"
+        lines.append(f"{candidate.ii:>10,} {row['fps']:>12,.1f} {fmax} {row['LUT']:>9,} {row['FF']:>9,} "
+                     f"{row['BRAM36']:>7g} {row['DSP']:>5}  {'no: ' + ', '.join(row['exceeds']) if row['exceeds'] else 'yes'}")
+    lines.append(f"measured: Yosys synth_xilinx of every unit of the {len(frontier)} foldings, Fmax from its netlists "
+                 f"({budget.family if budget else '7series'} delays)")
+    return "\n".join(lines)
+
+
 def _explore(args) -> None:
-    from pathlib import Path
 
     from .graph.streamline import streamline
     from .resources.planner import candidates, pareto, plan
@@ -182,6 +237,9 @@ def _explore(args) -> None:
     found = candidates(network, budget, clock)
     frontier = pareto(found)
     print(_frontier_table(found, frontier, budget, clock))
+    measured = _measured_rows(frontier, budget, clock) if args.synth else None
+    if measured is not None:
+        print(_measured_table(frontier, measured, budget))
     if budget is not None or args.target_fps is not None:
         from .resources.planner import UNLIMITED
 
@@ -190,6 +248,8 @@ def _explore(args) -> None:
               f"build it with --target-ii {best.ii}")
     if args.json:
         rows = [c.row(clock) for c in frontier]
+        if measured is not None:
+            rows = [{**row, "measured": m} for row, m in zip(rows, measured)]
         document = {"clock_mhz": clock, "budget": budget.name if budget else None, "frontier": rows}
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     if args.plot:
@@ -263,7 +323,12 @@ def main(argv=None) -> int:
     _add_deploy_options(build_cmd, required=False)
     _add_budget_options(build_cmd)
 
-    explore_cmd = commands.add_parser("explore", help="FPS vs resources of the Pareto-optimal foldings (estimates)")
+    explore_cmd = commands.add_parser("explore", help="FPS vs resources of the Pareto-optimal foldings (estimates; "
+                                      "measured with --synth)")
+    _add_cluster_option(explore_cmd)
+    explore_cmd.add_argument("--synth", action="store_true",
+                             help="also synthesize every Pareto-optimal folding with Yosys (all units in parallel, "
+                                  "on the cluster with --cluster) and print measured resources and Fmax")
     explore_cmd.add_argument("model", help="QONNX model file (.onnx)")
     explore_cmd.add_argument("--board", choices=sorted(BOARDS), metavar="BOARD",
                              help="budget: the board's device, with a margin")
@@ -293,6 +358,52 @@ def main(argv=None) -> int:
     _add_deploy_options(deploy_cmd, required=True)
 
     args = parser.parse_args(argv)
+    from . import cluster
+
+    address = cluster.address_from(getattr(args, "cluster", None)) if hasattr(args, "cluster") else None
+    if address is not None and argv is None and EXIT_FILE not in os.environ:
+        return _supervise(sys.argv[1:], address)
+    code = _run(args, address)
+    if EXIT_FILE in os.environ:
+        Path(os.environ[EXIT_FILE]).write_text(str(code))
+    return code
+
+
+# Where a supervised run (`_supervise`) writes its exit status when it ends by itself.
+EXIT_FILE = "FINN_RTL_EXIT_FILE"
+
+
+def _supervise(argv: list[str], address: str) -> int:
+    """A command on a cluster runs in a child process. When the Ray head, or this machine's Ray
+    node, goes away, Ray ends its driver at once without a word (measured with Ray 2.60: exit
+    status 1, nothing on stderr); the child writes its exit status to a file whenever it ends by
+    itself, so a child that ended without one lost the cluster, and that is said here."""
+    import subprocess
+    import tempfile
+
+    from . import cluster
+
+    with tempfile.TemporaryDirectory(prefix="finn-rtl-") as work:
+        exit_file = Path(work) / "exit"
+        child = subprocess.Popen([sys.executable, "-m", "finn_rtl.cli", *argv],
+                                 env={**os.environ, EXIT_FILE: str(exit_file)})
+        while True:
+            try:
+                status_code = child.wait()
+                break
+            except KeyboardInterrupt:  # the child got the same interrupt and ends by itself
+                continue
+        if exit_file.is_file():
+            return int(exit_file.read_text())
+    head = address.removeprefix("ray://")
+    why = cluster.unreachable(head) if head not in ("local", "auto") else None
+    gone = f"its head does not answer: {why}" if why else "the Ray node on this machine stopped or dropped this driver"
+    print(f"finn-rtl: error: lost the Ray cluster at {address} during the run ({gone}; the run ended with status "
+          f"{status_code}); run it again when the cluster is back", file=sys.stderr)
+    return 2
+
+
+def _run(args, address) -> int:
     from .flow import VerificationError, build, load_build, read_folding
     from .flow.report import verification_summary
     from .sim.verilator import SimulationError
@@ -301,7 +412,6 @@ def main(argv=None) -> int:
 
     try:
         _check_arguments(args)
-        address = cluster.address_from(getattr(args, "cluster", None)) if hasattr(args, "cluster") else None
         if address is not None:
             with status(f"joining the Ray cluster at {address}"):
                 cluster.connect(address)
@@ -345,7 +455,6 @@ def main(argv=None) -> int:
         else:
             if not args.data and not args.count:
                 raise CompileError("verify needs --data or -n N random frames")
-            from pathlib import Path
 
             b = load_build(args.build_dir)
             data = _load_data(args, args.count, Path(args.build_dir) / "original.onnx")

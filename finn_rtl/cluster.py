@@ -1,4 +1,5 @@
-"""Work fanned out over a Ray cluster (`--cluster ADDRESS`, or RAY_ADDRESS): rtlsim shards today.
+"""Work fanned out over a Ray cluster (`--cluster ADDRESS`, or RAY_ADDRESS): rtlsim and golden-model
+shards (handshake sweeps included) and Yosys units (`synth`, `explore --synth`).
 
 Without a cluster nothing here runs and Ray is not imported: the single-machine flow is as it was.
 With one, `connect` checks that the head answers and that every node runs the same finn-rtl
@@ -184,7 +185,7 @@ def _node_versions() -> dict:
     return {"node_id": ray.get_runtime_context().get_node_id(), "versions": local_versions()}
 
 
-def _reachable(address: str) -> str | None:
+def unreachable(address: str) -> str | None:
     """None if the head's port accepts a connection, else why not."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -205,7 +206,7 @@ def connect(address: str) -> Cluster:
     except ImportError:
         raise ClusterError("--cluster needs Ray on this machine and the nodes: pip install 'ray==2.60.0'") from None
     if address not in ("local", "auto"):  # "auto": the cluster this machine is a node of
-        why = _reachable(address.removeprefix("ray://"))
+        why = unreachable(address.removeprefix("ray://"))
         if why is not None:
             raise ClusterError(f"cannot reach the Ray head at {address}: {why} (start one with `ray start --head`, "
                                "or use --cluster local)")

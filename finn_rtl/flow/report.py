@@ -96,6 +96,10 @@ def verification_summary(result: dict) -> str:
             f"latency {result['latency_cycles']} cycles, rtlsim {result['rtlsim_cycles_per_second']:,} cycles/s")
     if "top1_accuracy" in result:
         text += f", top-1 accuracy {100 * result['top1_accuracy']:.2f}%"
+    if result.get("sweep"):
+        rates = ", ".join(f"valid {p['valid_percent']}%/ready {p['ready_percent']}%: II {p['measured_ii_cycles']:.1f}"
+                          for p in result["sweep"])
+        text += f"\n  handshake sweep, the same outputs at every point: {rates}"
     if result.get("frames_differing_only_at_float32_ties"):
         from .divergence import describe_ties
 

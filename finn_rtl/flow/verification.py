@@ -190,10 +190,12 @@ def golden_alone(b: Build, x: np.ndarray, frames, golden: np.ndarray, golden_out
 
 
 def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, ready_percent: int = 100,
-           seed: int = 1, cxx_opt: str | None = None) -> dict:
+           seed: int = 1, cxx_opt: str | None = None, sweep=()) -> dict:
     """rtlsim `x` through the build and compare with qonnx on the original model. `cxx_opt`: g++
-    optimisation of the simulator (default: chosen from the expected cycles and design size)."""
-    from ..sim.rtlsim import simulate
+    optimisation of the simulator (default: chosen from the expected cycles and design size).
+    `sweep`: more (valid %, ready %) points, simulated beside the first run; each must give the
+    first run's outputs (backpressure never changes a result), and each point's II is reported."""
+    from ..sim.rtlsim import simulate_points
 
     start = time.perf_counter()
     ints = b.input_quantizer.quantize(x)
@@ -202,9 +204,9 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         golden, golden_output = golden_outputs(b.network, b.out_dir / "original.onnx", x)
     golden_seconds = time.perf_counter() - start
     stream = b.network.to_stream(ints)
-    with status(f"rtlsim (Verilator build, then {len(x)} frames)"):
-        run = simulate(b.network, b.verilog, stream, valid_percent=valid_percent,
-                       ready_percent=ready_percent, seed=seed, cxx_opt=cxx_opt)
+    points = list(dict.fromkeys([(valid_percent, ready_percent), *sweep]))
+    with status(f"rtlsim (Verilator build, then {len(x)} frames" + (f" at {len(points)} handshake rates)" if len(points) > 1 else ")")):
+        run, *swept = simulate_points(b.network, b.verilog, stream, points, seed=seed, cxx_opt=cxx_opt)
     outputs = b.network.from_stream(run.outputs)
     result = compare(b.network, outputs, golden)
     if 0 < result["mismatched_frames"] <= RECHECK_MAX_FRAMES:
@@ -231,6 +233,8 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "golden_seconds": round(golden_seconds, 3),
         "valid_percent": valid_percent, "ready_percent": ready_percent,
     })
+    if swept:
+        result["sweep"] = [sweep_point(point, other, run) for point, other in zip(points[1:], swept)]
     if run.cluster is not None:
         from .. import cluster
 
@@ -247,6 +251,12 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
     if result.get("head_max_abs_error", 0.0) > HEAD_TOLERANCE:
         raise VerificationError(f"the host-side {out.head} differs from the golden model's by "
                                 f"{result['head_max_abs_error']:.3g} (float32 allows {HEAD_TOLERANCE})")
+    for point in result.get("sweep", []):
+        if point["frames_differing_from_first_run"]:
+            raise VerificationError(f"at valid {point['valid_percent']}%, ready {point['ready_percent']}% the outputs "
+                                    f"of {point['frames_differing_from_first_run']} frames differ from the run at valid "
+                                    f"{valid_percent}%, ready {ready_percent}% (first: frame "
+                                    f"{point['first_differing_frame']}): the handshake changes results; see report.json")
     if not result["verified"]:
         from .divergence import explain
 
@@ -254,6 +264,15 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
                                 f"the golden model (first: {result['first_mismatches']})"
                                 f"{explain(result.get('divergence', []))}; see report.json")
     return result
+
+
+def sweep_point(point: tuple[int, int], run, first) -> dict:
+    """report.json's entry for one point of a handshake sweep, against the first run."""
+    differing = np.nonzero(np.any(run.outputs != first.outputs, axis=1))[0]
+    return {"valid_percent": point[0], "ready_percent": point[1], "measured_ii_cycles": run.cycles_per_frame,
+            "latency_cycles": run.latency_cycles, "total_cycles": run.total_cycles,
+            "frames_differing_from_first_run": int(len(differing)),
+            "first_differing_frame": int(differing[0]) if len(differing) else None}
 
 
 def trace_differences(b: Build, x: np.ndarray, outputs: np.ndarray, golden: np.ndarray) -> dict:

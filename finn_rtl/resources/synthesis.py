@@ -240,21 +240,44 @@ def uses_ultra(network: NetworkSpec) -> bool:
 
 def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
     """report.json's `resources.synthesis`: per unit and in total, with the tool and its flags."""
+    return synthesize_networks([network], jobs)[0]
+
+
+def synthesize_networks(networks: list[NetworkSpec], jobs: int | None = None) -> list[dict]:
+    """`synthesize_network` of several foldings of a network (`explore --synth`) in one batch:
+    every distinct unit once (foldings share most of their layers), all of them in parallel, as
+    local Yosys processes or as tasks on the active cluster."""
     start = time.perf_counter()
     version = yosys_version()
-    with status("synthesis: Verilog of each unit"):
-        units = synthesis_units(network)
+    with status(f"synthesis: Verilog of each unit of {len(networks)} design{'s' * (len(networks) > 1)}"):
+        per_network = [synthesis_units(network) for network in networks]
+    keys = [{name: cached_path(*unit, version).stem for name, unit in units.items()} for units in per_network]
+    distinct = {}  # cache key -> (label, unit): the unit as it first appears
+    for number, (units, named) in enumerate(zip(per_network, keys)):
+        for name, unit in units.items():
+            label = name if len(networks) == 1 else f"{name} (design {number + 1})"
+            distinct.setdefault(named[name], (label, unit))
+    labelled = {label: unit for label, unit in distinct.values()}
     from .. import cluster
 
     on_cluster = cluster.active()
     placement = None
     if on_cluster is not None:
-        results, placement = synthesize_on_cluster(on_cluster, units, version)
+        results, placement = synthesize_on_cluster(on_cluster, labelled, version)
     else:
         jobs = jobs or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            done = pool.map(lambda unit: synthesize(*unit, version), units.values())
-            results = dict(zip(units, track(done, f"Yosys: {len(units)} units", total=len(units))))
+            done = pool.map(lambda unit: synthesize(*unit, version), labelled.values())
+            results = dict(zip(labelled, track(done, f"Yosys: {len(labelled)} units", total=len(labelled))))
+    by_key = {key: results[label] for key, (label, _) in distinct.items()}
+    seconds = round(time.perf_counter() - start, 2)
+    return [synthesis_summary(networks[number], {name: by_key[key] for name, key in named.items()}, version,
+                              placement, seconds) for number, named in enumerate(keys)]
+
+
+def synthesis_summary(network: NetworkSpec, results: dict, version: str, placement: dict | None,
+                      seconds: float) -> dict:
+    """report.json's `resources.synthesis` from each unit's result."""
     total = empty()
     for result in results.values():
         total = add(total, result["resources"])
@@ -272,7 +295,7 @@ def synthesize_network(network: NetworkSpec, jobs: int | None = None) -> dict:
         **({"cluster": placement} if placement is not None else {}),
         "units_synthesized": sum(not r["cached"] for r in results.values()),
         "units_cached": sum(r["cached"] for r in results.values()),
-        "seconds": round(time.perf_counter() - start, 2),
+        "seconds": seconds,
     }
 
 

@@ -99,11 +99,20 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
     core); cycle statistics come from the first shard, which starts on an empty
     pipeline like every shard.
     """
+    return simulate_points(network, verilog, inputs, [(valid_percent, ready_percent)], seed=seed, jobs=jobs,
+                           monitored_fifos=monitored_fifos, cxx_opt=cxx_opt)[0]
+
+
+def simulate_points(network: NetworkSpec, verilog: str, inputs: np.ndarray, points: list[tuple[int, int]], *,
+                    seed: int = 1, jobs: int | None = None, monitored_fifos: int = 0,
+                    cxx_opt: str | None = None) -> list[RtlsimResult]:
+    """`simulate` of the same frames at each (input valid %, output ready %) point, all points'
+    shards at once (local processes, or tasks on the active cluster): a backpressure sweep costs
+    the wall time of its slowest shard, not the sum of its runs. One result per point."""
     inputs = np.asarray(inputs, dtype=np.int64).reshape(len(inputs), network.in_elements)
-    top = PortGeometry.of(network)
     # Optimised C++ pays back when cycles x design size is large (measured: TFC_2W2A at II 64 on
     # 10k frames takes 101 s in total at -O0, 30 s at -O2; a small random MLP the other way round).
-    work = len(inputs) * network.analytic_ii * len(verilog)
+    work = len(points) * len(inputs) * network.analytic_ii * len(verilog)
     opt = cxx_opt or (verilator.FAST_SIM if work > 1e11 else verilator.FAST_BUILD)
     peak_words = verilator.words_per_beat(PEAK_BITS * monitored_fifos) if monitored_fifos else 0
     writes = register_writes(network) if WeightMap.of(network) else None
@@ -111,52 +120,108 @@ def simulate(network: NetworkSpec, verilog: str, inputs: np.ndarray, *, valid_pe
                                        weight_port=writes is not None)
     from .. import cluster
 
-    on_cluster = cluster.active()
-    if on_cluster is not None and not monitored_fifos:
-        return simulate_on_cluster(on_cluster, network, design, inputs, writes, valid_percent=valid_percent,
-                                   ready_percent=ready_percent, seed=seed)
-    jobs = jobs or os.cpu_count() or 1
-    # A shard pays a process start and a pipeline fill, so it needs enough work: 64 frames, or
-    # SHARD_CYCLES cycles for slow designs (CNV at II 36,864 on 100 images, 3.7 M cycles, ran
-    # as one process at 0.85 M cycles/s, where two take 0.8 M each in parallel).
-    enough = max(len(inputs) // 64, len(inputs) * network.analytic_ii // SHARD_CYCLES)
-    worth = max(1, min(len(inputs) // 2, enough))
-    shards = [s for s in np.array_split(np.arange(len(inputs)), min(jobs, worth)) if len(s)]
-
-    def run(index_shard):
-        index, shard = index_shard
-        words, args, kwargs = shard_stream(network, inputs, shard, index, writes, valid_percent=valid_percent,
-                                           ready_percent=ready_percent, seed=seed)
-        return verilator.run_stream(design, words, *args, **kwargs)
-
+    on_cluster = cluster.active() if not monitored_fifos else None
+    if on_cluster is not None:
+        shards = shard_plan(len(inputs), network.analytic_ii, max(1, on_cluster.cpus // len(points)))
+    else:
+        shards = local_shards(len(inputs), network.analytic_ii, max(1, (jobs or os.cpu_count() or 1) // len(points)))
+    plan = [(point, index, shard) for point in points for index, shard in enumerate(shards)]
     start = time.perf_counter()
+    if on_cluster is not None:
+        runs, placement = _run_on_cluster(on_cluster, network, design, inputs, plan, writes, seed)
+    else:
+        runs, placement = _run_here(network, design, inputs, plan, writes, seed, jobs, monitored_fifos), None
+    wall = time.perf_counter() - start
+    results = []
+    for number in range(len(points)):
+        mine = runs[number * len(shards):(number + 1) * len(shards)]
+        results.append(_result(network, len(inputs), mine, wall, design.build_seconds, monitored_fifos, placement))
+    return results
+
+
+def local_shards(frames: int, cycles_per_frame: int, jobs: int) -> list[np.ndarray]:
+    """Frame indices of each local simulator process. A shard pays a process start and a
+    pipeline fill, so it needs enough work: 64 frames, or SHARD_CYCLES cycles for slow designs
+    (CNV at II 36,864 on 100 images, 3.7 M cycles, ran as one process at 0.85 M cycles/s, where
+    two take 0.8 M each in parallel)."""
+    enough = max(frames // 64, frames * cycles_per_frame // SHARD_CYCLES)
+    worth = max(1, min(frames // 2, enough))
+    return [s for s in np.array_split(np.arange(frames), min(jobs, worth)) if len(s)]
+
+
+def _run_here(network, design, inputs, plan, writes, seed, jobs, monitored_fifos) -> list:
+    """The plan's shards as local simulator processes; a stall is rerun with the FIFO levels
+    exposed, to say where the stream stopped."""
+    def run(job):
+        (valid, ready), index, shard = job
+        words, args, kwargs = shard_stream(network, inputs, shard, index, writes, valid_percent=valid,
+                                           ready_percent=ready, seed=seed)
+        try:
+            return verilator.run_stream(design, words, *args, **kwargs)
+        except verilator.SimulationError as error:
+            error.point = (valid, ready)
+            raise
+
     try:
-        with ThreadPoolExecutor(max_workers=len(shards)) as pool:
-            runs = list(pool.map(run, enumerate(shards)))
+        with ThreadPoolExecutor(max_workers=min(len(plan), jobs or os.cpu_count() or 1)) as pool:
+            return list(pool.map(run, plan))
     except verilator.SimulationError as error:
         if "stall:" not in str(error) or monitored_fifos or not network.edges:
             raise
-        # Rerun the stalled case with FIFO levels exposed, to say where the stream stopped.
         from ..cores.accelerator import to_verilog
+        valid, ready = error.point
         try:
-            simulate(network, to_verilog(network, monitor_fifos=True), inputs, valid_percent=valid_percent,
-                     ready_percent=ready_percent, seed=seed, jobs=jobs,
-                     monitored_fifos=len(network.edges))
+            simulate(network, to_verilog(network, monitor_fifos=True), inputs, valid_percent=valid,
+                     ready_percent=ready, seed=seed, jobs=jobs, monitored_fifos=len(network.edges))
         except verilator.SimulationError as diagnosed:
             raise verilator.SimulationError(f"{error}\n{describe_fifo_levels(network, str(diagnosed))}") from None
         raise
-    wall = time.perf_counter() - start
+
+
+def _run_on_cluster(on_cluster, network, design, inputs, plan, writes, seed) -> tuple[list, dict]:
+    """The plan's shards as tasks on a Ray cluster (`finn_rtl.cluster`); every frame of every
+    point must come back exactly once."""
+    from ..cluster import ClusterError, run_shard
+
+    executable = on_cluster.ship(design.executable)
+    key = design.executable.parent.name
+    jobs, names = [], []
+    for (valid, ready), index, shard in plan:
+        words, args, kwargs = shard_stream(network, inputs, shard, index, writes, valid_percent=valid,
+                                           ready_percent=ready, seed=seed)
+        jobs.append((executable, key, network.name, shard.tolist(), words, args, kwargs))
+        names.append(f"rtlsim shard {index}" + (f" at valid {valid}%, ready {ready}%" if (valid, ready) != (100, 100) else ""))
+    results, reruns = on_cluster.run_tasks(run_shard, jobs, names,
+                                           f"rtlsim on {len(on_cluster.nodes)} nodes: {len(jobs)} shards")
+    points = sorted({point for point, _, _ in plan})
+    for point in points:
+        covered = sorted(frame for (p, _, _), result in zip(plan, results) if p == point
+                         for frame in result["value"]["frames"])
+        if covered != list(range(len(inputs))):
+            raise ClusterError(f"the cluster's shards returned {len(covered)} frames for {len(inputs)}")
+    runs = [result["value"]["run"] for result in results]
+    shards = [shard for point, _, shard in plan if point == plan[0][0]]
+    placement = {"shards": len(shards), "frames_per_shard": [len(s) for s in shards],
+                 "shard_nodes": [result["node"] for result in results],
+                 "shard_loop_seconds": [round(r.loop_seconds, 3) for r in runs], "reruns": reruns,
+                 **on_cluster.describe()}
+    return runs, placement
+
+
+def _result(network, frames, runs, wall, build_seconds, monitored_fifos, placement) -> RtlsimResult:
+    """One point's shards put together in frame order; cycle statistics from the first shard."""
+    top = PortGeometry.of(network)
     outputs = np.concatenate([unpack_beats(r.output_words, network.output_type, top.out_elements_per_beat)
                               for r in runs])
-    first = runs[0]
     peaks = None
     if monitored_fifos:
         words = np.stack([r.fifo_peak_words for r in runs]).astype("<u4")
         per_run = np.stack([unpack_beats(w[None, :], QType(PEAK_BITS, False), monitored_fifos) for w in words])
         peaks = per_run.max(axis=0)
-    return RtlsimResult(outputs.reshape(len(inputs), network.out_elements),
-                        sum(r.total_cycles for r in runs), first.frame_in_cycle, first.frame_out_cycle,
-                        wall, design.build_seconds, max(r.loop_seconds for r in runs), peaks)
+    first = runs[0]
+    return RtlsimResult(outputs.reshape(frames, network.out_elements), sum(r.total_cycles for r in runs),
+                        first.frame_in_cycle, first.frame_out_cycle, wall, build_seconds,
+                        max(r.loop_seconds for r in runs), peaks, placement)
 
 
 def shard_stream(network: NetworkSpec, inputs: np.ndarray, shard: np.ndarray, index: int, writes, *,
@@ -167,41 +232,6 @@ def shard_stream(network: NetworkSpec, inputs: np.ndarray, shard: np.ndarray, in
     return words, (top.in_beats_per_frame, top.out_width, top.out_beats_per_frame, len(shard)), {
         "valid_percent": valid_percent, "ready_percent": ready_percent, "seed": seed + index,
         "max_idle": max(10_000, 4 * network.analytic_ii), "weight_writes": writes}
-
-
-def simulate_on_cluster(on_cluster, network: NetworkSpec, design, inputs: np.ndarray, writes, *,
-                        valid_percent: int, ready_percent: int, seed: int) -> RtlsimResult:
-    """`simulate`'s frames as shards on a Ray cluster (`finn_rtl.cluster`): the same outputs, in
-    frame order; cycle statistics from the first shard, as on one machine."""
-    from ..cluster import ClusterError, run_shard
-
-    top = PortGeometry.of(network)
-    shards = shard_plan(len(inputs), network.analytic_ii, on_cluster.cpus)
-    executable = on_cluster.ship(design.executable)
-    key = design.executable.parent.name
-    start = time.perf_counter()
-    jobs = []
-    for index, shard in enumerate(shards):
-        words, args, kwargs = shard_stream(network, inputs, shard, index, writes, valid_percent=valid_percent,
-                                           ready_percent=ready_percent, seed=seed)
-        jobs.append((executable, key, network.name, shard.tolist(), words, args, kwargs))
-    results, reruns = on_cluster.run_tasks(run_shard, jobs, [f"rtlsim shard {i}" for i in range(len(shards))],
-                                           f"rtlsim on {len(on_cluster.nodes)} nodes: {len(shards)} shards")
-    wall = time.perf_counter() - start
-    covered = sorted(frame for result in results for frame in result["value"]["frames"])
-    if covered != list(range(len(inputs))):
-        raise ClusterError(f"the cluster's shards returned {len(covered)} frames for {len(inputs)}")
-    runs = [result["value"]["run"] for result in results]
-    outputs = np.concatenate([unpack_beats(r.output_words, network.output_type, top.out_elements_per_beat)
-                              for r in runs])
-    first = runs[0]
-    placement = {"shards": len(shards), "frames_per_shard": [len(s) for s in shards],
-                 "shard_nodes": [result["node"] for result in results],
-                 "shard_loop_seconds": [round(r.loop_seconds, 3) for r in runs], "reruns": reruns,
-                 **on_cluster.describe()}
-    return RtlsimResult(outputs.reshape(len(inputs), network.out_elements),
-                        sum(r.total_cycles for r in runs), first.frame_in_cycle, first.frame_out_cycle,
-                        wall, design.build_seconds, max(r.loop_seconds for r in runs), None, placement)
 
 
 def shard_plan(frames: int, cycles_per_frame: int, cpus: int) -> list[np.ndarray]:

@@ -36,11 +36,12 @@ def namespaces_allowed() -> bool:
 pytestmark = pytest.mark.skipif(not namespaces_allowed(), reason="cannot make a network namespace (unshare --net)")
 
 
-def in_cluster(*command: str, kill_shard_after: float | None = None, cache: Path | None = None
-               ) -> subprocess.CompletedProcess:
+def in_cluster(*command: str, kill_shard_after: float | None = None, cache: Path | None = None,
+               kill_head_after: float | None = None) -> subprocess.CompletedProcess:
     """`command` run with RAY_ADDRESS set to a fresh two-node loopback cluster (1 CPU each);
     `cache`: the nodes' FINN_RTL_CACHE."""
     kill = ["--kill-shard-after", str(kill_shard_after)] if kill_shard_after is not None else []
+    kill += ["--kill-head-after", str(kill_head_after)] if kill_head_after is not None else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     if cache is not None:
         env["FINN_RTL_CACHE"] = str(cache)
@@ -112,6 +113,18 @@ def test_an_unreachable_head_is_one_line_and_exit_2(tfc):
         "`ray start --head`, or use --cluster local)"]
 
 
+def test_a_head_that_dies_mid_run_is_one_line_and_exit_2(tfc):
+    """The head's GCS server and raylet killed while shards run: Ray ends the driver without a
+    word; finn-rtl says in one line that the cluster was lost, and where."""
+    run = in_cluster(*cli("verify", str(tfc), "--data", str(shared_file("data/mnist_test.npz"))), kill_head_after=0)
+    assert "loopback_cluster: killed head process" in run.stderr
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        "finn-rtl: error: lost the Ray cluster at 127.0.0.1:6379 during the run (its head does not answer: "
+        "Connection refused; the run ended with status 1); run it again when the cluster is back")
+
+
 def test_a_node_with_another_verilator_is_refused_naming_both_versions(tfc):
     # The driver claims another Verilator than the nodes have: as if a node had been set up
     # with another one.
@@ -153,6 +166,44 @@ def test_mlp_units_synthesized_through_the_cluster_equal_local_synthesis(tmp_pat
     cfg = MLPCfg(in_shape=(1, 32), layers=[LayerCfg(16, w_bits=2, a_bits=2), LayerCfg(8, w_bits=2, a_bits=2)])
     onnx.save(make_mlp(cfg, seed=2), str(tmp_path / "mlp.onnx"))
     synthesized_through_the_cluster_equals_local_synthesis(tmp_path / "mlp.onnx", 16, tmp_path)
+
+
+def test_explore_synth_through_the_cluster_equals_local_exploration(tmp_path):
+    """explore --synth: the frontier's units as tasks on the cluster (empty caches there), the
+    same measured rows as on this machine."""
+    import onnx
+    from support.modelgen import LayerCfg, MLPCfg, make_mlp
+
+    cfg = MLPCfg(in_shape=(1, 12), layers=[LayerCfg(6, w_bits=2, a_bits=2), LayerCfg(4, w_bits=2)])
+    onnx.save(make_mlp(cfg, seed=1), str(tmp_path / "mlp.onnx"))
+    explore = ("explore", str(tmp_path / "mlp.onnx"), "--synth", "--clock-mhz", "200", "--json")
+    local = subprocess.run(cli(*explore, str(tmp_path / "local.json")), capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert local.returncode == 0, local.stderr[-3000:]
+    run = in_cluster(*cli(*explore, str(tmp_path / "cluster.json")), cache=tmp_path / "cluster_cache")
+    assert run.returncode == 0, run.stderr[-3000:]
+    here = json.loads((tmp_path / "local.json").read_text())["frontier"]
+    there = json.loads((tmp_path / "cluster.json").read_text())["frontier"]
+    placement = there[0]["measured"]["cluster"]
+    assert there[0]["measured"]["units_cached"] == 0  # the nodes synthesized it: their caches were empty
+    where = ("cluster", "units_cached", "units_synthesized")
+    for row in here + there:
+        row["measured"] = {key: value for key, value in row["measured"].items() if key not in where}
+    assert there == here
+    assert set(placement["unit_nodes"].values()) <= {f"127.0.0.1 ({node['node_id'][:8]})" for node in placement["nodes"]}
+
+
+def test_a_handshake_sweep_runs_on_the_cluster_with_the_same_outputs(tfc, tmp_path):
+    """verify --sweep: every point's shards as tasks at once; each point's outputs equal the first
+    run's, every frame of every point came back once."""
+    x, y = mnist(2000)
+    np.savez(tmp_path / "mnist2000.npz", x=x, y=y)
+    run = in_cluster(*cli("verify", str(tfc), "--data", str(tmp_path / "mnist2000.npz"), "--sweep", "50,25/50"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "handshake sweep, the same outputs at every point" in run.stdout
+    result = json.loads((tfc / "report.json").read_text())["verification"]
+    assert result["bit_exact"] and [p["frames_differing_from_first_run"] for p in result["sweep"]] == [0, 0]
+    assert len(result["cluster"]["shard_nodes"]) == 3 * result["cluster"]["shards"]
 
 
 @pytest.mark.slow

@@ -56,6 +56,25 @@ def test_build_and_verify(model_file, tmp_path):
     assert "verified 40 frames: bit-exact" in checked.stdout
 
 
+def test_handshake_sweep_gives_the_same_outputs_at_every_rate(model_file, tmp_path):
+    """--sweep simulates the frames again at each ready/valid rate, beside the first run; the
+    outputs must not change, and each point's II slows with its rate."""
+    out = tmp_path / "out"
+    result = run_cli("build", model_file, "-o", out, "--verify", 64, "--sweep", "50,25/50")
+    # (for this MLP one output beat per frame: even ready 25% costs little of its II of 72)
+    assert result.returncode == 0, result.stderr
+    assert "handshake sweep, the same outputs at every point" in result.stdout
+    verification = json.loads((out / "report.json").read_text())["verification"]
+    assert verification["bit_exact"]
+    sweep = verification["sweep"]
+    assert [(p["valid_percent"], p["ready_percent"]) for p in sweep] == [(100, 50), (50, 25)]
+    assert all(p["frames_differing_from_first_run"] == 0 for p in sweep)
+    # a slower handshake never speeds the design up
+    assert all(p["measured_ii_cycles"] >= verification["measured_ii_cycles"] for p in sweep)
+    refused = run_cli("verify", out, "--sweep", "50,0")
+    _error(refused, "--sweep 50,0", "'0' is not READY or READY/VALID")
+
+
 def _error(result, *fragments):
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
@@ -176,6 +195,28 @@ def test_synth_prints_measured_resources(model_file, tmp_path):
     assert int(total[1]) > 0
     report = json.loads((out / "report.json").read_text())
     assert report["resources"]["synthesis"]["total"]["LUT"] == int(total[1])
+
+
+def test_explore_synth_measures_every_frontier_folding(model_file, tmp_path):
+    """explore --synth: every Pareto-optimal folding synthesized (its distinct units once, in
+    parallel), measured resources and Fmax beside the estimates; the measured counts are those
+    `synth` reports for a build of the same folding."""
+    result = run_cli("explore", model_file, "--synth", "--clock-mhz", "200", "--json", tmp_path / "frontier.json")
+    assert result.returncode == 0, result.stderr
+    assert "fits (measured)" in result.stdout
+    frontier = json.loads((tmp_path / "frontier.json").read_text())["frontier"]
+    assert len(frontier) >= 3 and all(row["measured"]["LUT"] > 0 for row in frontier)
+    assert all(row["measured"]["fps"] == round(min(200.0, row["measured"]["fmax_mhz"]) * 1e6 / row["ii_cycles"], 1)
+               for row in frontier)
+    slowest = frontier[-1]
+    out = tmp_path / "slowest"
+    built = run_cli("build", model_file, "-o", out, "--target-ii", slowest["ii_cycles"], "--clock-mhz", "200",
+                    "--synth")
+    assert built.returncode == 0, built.stderr
+    report = json.loads((out / "report.json").read_text())
+    total = report["resources"]["synthesis"]["total"]
+    assert slowest["measured"]["LUT"] == total["LUT"] + total["LUTRAM"] and slowest["measured"]["FF"] == total["FF"]
+    assert slowest["measured"]["fmax_mhz"] == report["timing"]["families"]["7series"]["fmax_mhz"]
 
 
 def test_synth_of_a_directory_that_is_not_a_build(tmp_path):

@@ -11,7 +11,8 @@ and raylets listen on all interfaces.) The head listens on 127.0.0.1:6379 (the n
 private: no clash), each node has `--cpus` CPUs, token authentication is on with a token made
 for this cluster, and the command gets RAY_ADDRESS. `--kill-shard-after S` kills, S seconds
 after the command starts, a worker process that is running an rtlsim shard on the last node (by
-its pid), as a crash would. The command's exit status is the script's; the cluster is stopped
+its pid), as a crash would; `--kill-head-after S` kills the head node instead (its GCS server and
+raylet, by pid), once a shard is running. The command's exit status is the script's; the cluster is stopped
 after it.
 """
 from __future__ import annotations
@@ -58,6 +59,19 @@ def shard_workers_of_last_node() -> list[int]:
     return [p for p in pids if "ray::rtlsim shard" in _safe(cmdline, p) and _safe(parent, p) == last]
 
 
+def head_processes() -> list[int]:
+    """Pids of the head node's GCS server and raylet (the oldest raylet)."""
+    pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    lines = {p: _safe(_cmdline, p) for p in pids}
+    raylets = [p for p in pids if "raylet/raylet" in lines[p]]
+    return [p for p in pids if "gcs_server" in lines[p].split(" ")[0]] + raylets[:1]
+
+
+def _cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace")
+
+
 def _safe(read, pid):
     try:
         return read(pid)
@@ -70,6 +84,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=1)
     parser.add_argument("--kill-shard-after", type=float)
+    parser.add_argument("--kill-head-after", type=float)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -87,6 +102,14 @@ def main() -> int:
                     print(f"loopback_cluster: killed shard worker {victims[0]}", file=sys.stderr, flush=True)
                     break
                 time.sleep(0.2)
+        if args.kill_head_after is not None:
+            time.sleep(args.kill_head_after)
+            deadline = time.monotonic() + 120
+            while run.poll() is None and time.monotonic() < deadline and not shard_workers_of_last_node():
+                time.sleep(0.2)
+            for pid in head_processes():
+                os.kill(pid, 9)
+                print(f"loopback_cluster: killed head process {pid}", file=sys.stderr, flush=True)
         return run.wait()
     finally:
         subprocess.run([*ray_command(), "stop", "--force"], env=env, capture_output=True)
