@@ -258,8 +258,12 @@ def disconnect() -> None:
     _active = None
 
 
-def golden_shards(frames: int, cpus: int) -> list[np.ndarray]:
-    """Frame indices of each golden-model shard: at least 64 frames each (a shard pays the model's
-    cleaning, about a second), at most two per CPU."""
-    count = max(1, min(2 * cpus, frames // 64))
-    return [s for s in np.array_split(np.arange(frames), count) if len(s)]
+def golden_shards(frames: int, chunk: int, cpus: int) -> list[np.ndarray]:
+    """Frame indices of each golden-model shard: whole chunks of `chunk` frames (the batches the
+    golden model runs, `ingest.golden_chunk`, so every frame is computed in the batch it has on
+    one machine), at least 64 frames each (a shard pays the model's cleaning, about a second), at
+    most two per CPU."""
+    chunks = -(-frames // chunk)
+    count = max(1, min(2 * cpus, frames // 64, chunks))
+    return [np.arange(frames)[c[0] * chunk:(c[-1] + 1) * chunk]
+            for c in np.array_split(np.arange(chunks), count) if len(c)]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..graph.errors import CompileError
+from ..graph.ingest import golden_chunk
 from ..progress import status
 from ..graph.network import NetworkSpec
 
@@ -142,7 +143,7 @@ def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndar
 
     head_node = network.output.head_node if network.output.head is not None else None
     on_cluster = cluster.active()
-    shards = cluster.golden_shards(len(x), on_cluster.cpus) if on_cluster is not None else []
+    shards = cluster.golden_shards(len(x), golden_chunk(x[0].size), on_cluster.cpus) if on_cluster is not None else []
     if len(shards) < 2:
         return golden_frames(source, head_node, x)
     model = on_cluster.put(Path(source).read_bytes())
@@ -153,13 +154,14 @@ def golden_outputs(network: NetworkSpec, source, x: np.ndarray) -> tuple[np.ndar
 
 
 def golden_frames(source, head_node: str | None, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`golden_outputs` on this machine, of the model file `source`."""
+    """`golden_outputs` on this machine, of the model file `source`, `golden_chunk` frames at a time."""
     from ..graph.ingest import execute_batched
 
+    chunk = golden_chunk(x[0].size)
     if head_node is None:
-        output = execute_batched(source, x)
+        output = execute_batched(source, x, chunk=chunk)
         return output, output
-    output, head_input = execute_batched(source, x, input_of=head_node)
+    output, head_input = execute_batched(source, x, input_of=head_node, chunk=chunk)
     return head_input, output
 
 

@@ -256,19 +256,29 @@ def origin_node(model, name: str):
     return next((n for n in model.graph.node if n.doc_string == ORIGIN + name), None)
 
 
-def execute_batched(source, x: np.ndarray, input_of: str | None = None):
+def golden_chunk(frame_elements: int) -> int:
+    """Frames the golden model runs at once: at most 1,024, and at most about 4 M input values
+    (16 MB; MobileNet-v1's activations are 2.7 times its input) per chunk. It depends on the frame
+    size only, so a frame's float32 sums are taken over the same batch wherever it runs: on this
+    machine, or in a cluster shard made of whole chunks (`cluster.golden_shards`)."""
+    return max(1, min(1024, (1 << 22) // max(1, frame_elements)))
+
+
+def execute_batched(source, x: np.ndarray, input_of: str | None = None, chunk: int | None = None):
     """qonnx execution of a whole batch at once (row-independent ops only).
 
     The model's batch dimension is set to len(x) before cleaning, so every
     node sees the whole batch; tests compare this against per-frame execution.
     With `input_of` (a node name of the user's model) the result is (output, that node's input),
-    both from the same execution.
+    both from the same execution. With `chunk`, the frames run `chunk` at a time (the model
+    cleaned once for that batch size; a last, shorter chunk is padded with zero frames).
     """
     _, execute_onnx, _ = _qonnx()
     x = np.asarray(x, dtype=np.float32)
     source = read_model(source)  # read once: the op check and the cleaning share it
     one_by_one = any(node.op_type in BATCH_ONE_OPS for node in source.graph.node)
-    model = clean(source, batch_size=None if one_by_one else len(x))
+    chunk = min(chunk or len(x), len(x))
+    model = clean(source, batch_size=None if one_by_one else chunk)
     iname = model.graph.input[0].name
     oname = model.graph.output[0].name
     expected = tuple(model.get_tensor_shape(iname))
@@ -280,14 +290,18 @@ def execute_batched(source, x: np.ndarray, input_of: str | None = None):
         node = origin_node(model, input_of)
         if node is None:
             raise CompileError(f"node {input_of!r} is not in the model")
-    batches = [x[i:i + 1] for i in range(len(x))] if one_by_one else [x]
+    size = 1 if one_by_one else chunk
     outputs, inputs = [], []
-    for batch in batches:
+    for start in range(0, len(x), size):
+        batch = x[start:start + size]
+        frames = len(batch)
+        if frames < size:
+            batch = np.concatenate([batch, np.zeros((size - frames, *batch.shape[1:]), dtype=batch.dtype)])
         context = execute_onnx(model, {iname: batch.reshape(len(batch), *expected[1:])},
                                return_full_exec_context=node is not None)
-        outputs.append(context[oname])
+        outputs.append(context[oname][:frames])
         if node is not None:
-            inputs.append(context[node.input[0]])
+            inputs.append(context[node.input[0]][:frames])
     output = np.concatenate(outputs)
     return output if node is None else (output, np.concatenate(inputs))
 

@@ -54,6 +54,28 @@ def test_batched_golden_agrees_with_frame_by_frame(name):
     assert compare(s.network, hw, frames)["bit_exact"]
 
 
+def test_golden_outputs_do_not_depend_on_where_the_frames_run():
+    """The golden model runs `golden_chunk` frames at a time (its memory bounded: a whole ImageNet
+    batch in one qonnx execution would keep every activation of every frame), and cluster shards
+    are whole chunks, so each frame is computed in the same batch on one machine and in a shard.
+    (For this model the batch does not change a result anyway; float32 sums may differ between
+    batch compositions in general, as between a batch and a frame alone.)"""
+    from finn_rtl.cluster import golden_shards
+    from finn_rtl.flow.verification import golden_frames
+    from finn_rtl.graph.ingest import golden_chunk
+
+    cfg = CONFIGS["non-dyadic-scales"]
+    model = make_mlp(cfg, seed=5)
+    x = random_inputs(cfg, 2600, seed=6)
+    chunk = golden_chunk(x[0].size)
+    assert chunk == 1024
+    whole = golden_frames(model, None, x)[0]
+    shards = golden_shards(len(x), chunk, cpus=2)
+    assert [len(shard) for shard in shards] == [1024, 1024, 552]
+    assert np.array_equal(np.concatenate([golden_frames(model, None, x[shard])[0] for shard in shards]), whole)
+    assert np.array_equal(execute_batched(model, x[:1024]), whole[:1024])  # a chunk is one batch
+
+
 def test_streamlined_onnx_executes_like_the_hardware_model(tmp_path):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
