@@ -168,9 +168,11 @@ def test_mlp_units_synthesized_through_the_cluster_equal_local_synthesis(tmp_pat
     synthesized_through_the_cluster_equals_local_synthesis(tmp_path / "mlp.onnx", 16, tmp_path)
 
 
+@pytest.mark.slow
 def test_explore_synth_through_the_cluster_equals_local_exploration(tmp_path):
     """explore --synth: the frontier's units as tasks on the cluster (empty caches there), the
-    same measured rows as on this machine."""
+    same measured rows as on this machine (about 2 minutes; the units go through the same path
+    as `synth`'s, which the MLP test above runs in CI)."""
     import onnx
     from support.modelgen import LayerCfg, MLPCfg, make_mlp
 
