@@ -2,6 +2,7 @@
 
 usage: python benchmarks/profile_layers.py MODEL.onnx [--target-ii N] [--frames N] [--signals LAYER ...]
        python benchmarks/profile_layers.py MODEL.onnx --alone [--layers NAME ...]
+       python benchmarks/profile_layers.py --build BUILD_DIR --sample [--frames 1] [--signals LAYER ...]
 
 Instructions are counted with callgrind, not timed, so the numbers repeat exactly whatever
 else the machine does (wall-clock rates here vary by +-30%).
@@ -11,6 +12,10 @@ every executed instruction is mapped back (through inlined Verilator helpers, `a
 to the generated C++ statement it belongs to, and the statement to the layer, FIFO or width
 converter whose signal it assigns. `--signals LAYER` also lists that layer's costliest signals
 (digits folded, so `dot3_x1_w0_2` and `dot7_x1_w0_2` count together).
+
+`--sample`: time shares from `perf record` samples (cpu-clock) attributed the same way, at the
+simulator's full speed: what the README's MobileNet-v1 breakdown was measured with (`--build` of
+its build directory, 1 frame, about 5 minutes with the debug build).
 
 `--alone`: each layer compiled alone between the top's register slices; the marginal cost of a
 cycle is (Ir(n frames) - Ir(n/2 frames)) / (cycles(n) - cycles(n/2)), which removes process
@@ -29,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def stream_command(executable: Path, network, frames: int, workdir: Path, seed: int = 0) -> tuple[list[str], Path]:
@@ -39,7 +45,9 @@ def stream_command(executable: Path, network, frames: int, workdir: Path, seed: 
 
     top = PortGeometry.of(network)
     qtype = network.input_type
-    x = np.random.default_rng(seed).integers(qtype.min, qtype.max + 1, size=(frames, network.in_elements))
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-1, 1], (frames, network.in_elements)) if qtype.bipolar else \
+        rng.integers(qtype.min, qtype.max + 1, size=(frames, network.in_elements))
     words = pack_beats(x, qtype, top.in_elements_per_beat, top.in_width)
     np.ascontiguousarray(words, dtype="<u4").tofile(workdir / "in.bin")
     stats = workdir / "stats.txt"
@@ -149,16 +157,39 @@ def statement_owner(lines: list[str], number: int) -> str:
     return "?"
 
 
-def profile_whole(network, frames: int, signal_layers) -> None:
+def perf_cost_by_address(command: list[str], out: Path, binary: Path) -> collections.Counter:
+    """Instruction address (in the binary) -> cpu-clock samples there, from `perf record` of the
+    command: time, not instruction counts, so that stalls (instruction fetch, branch misses)
+    count; it runs at full speed, so a whole MobileNet-v1 frame takes seconds, not hours."""
+    subprocess.run(["perf", "record", "-e", "cpu-clock", "-o", str(out), *command], check=True, capture_output=True)
+    mmaps = subprocess.run(["perf", "script", "-i", str(out), "--show-mmap-events"], capture_output=True,
+                           text=True).stdout
+    mapped = re.search(r"\[(0x[0-9a-f]+)\((0x[0-9a-f]+)\) @ (0x[0-9a-f]+) [^\]]*\]: r-xp \S*" + re.escape(binary.name),
+                       mmaps)
+    base = int(mapped.group(1), 16) - int(mapped.group(3), 16)  # a position-independent executable
+    samples = subprocess.run(["perf", "script", "-i", str(out), "-F", "ip,dso"], capture_output=True,
+                             text=True).stdout
+    cost = collections.Counter()
+    for line in samples.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and binary.name in parts[1]:
+            cost[int(parts[0], 16) - base] += 1
+    return cost
+
+
+def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> None:
     from finn_rtl.cores.accelerator import to_verilog
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         executable = build_with_debug_info(to_verilog(network), network.name, tmp)
         command, stats = stream_command(executable, network, frames, tmp)
-        text = callgrind(command, tmp / "callgrind.out", "--dump-instr=yes", "--dump-line=no")
+        if sample:
+            cost = perf_cost_by_address(command, tmp / "perf.data", executable)
+        else:
+            text = callgrind(command, tmp / "callgrind.out", "--dump-instr=yes", "--dump-line=no")
+            cost = self_cost_by_address(text, executable.name)
         cycles = simulated_cycles(stats)
-        cost = self_cost_by_address(text, executable.name)
         addresses = sorted(cost)
         lines = subprocess.run(["addr2line", "-i", "-a", "-e", str(executable)], capture_output=True, text=True,
                                input="\n".join(hex(a) for a in addresses)).stdout.splitlines()
@@ -188,38 +219,59 @@ def profile_whole(network, frames: int, signal_layers) -> None:
             by_signal[signal] += ir
     total = sum(by_part.values())
     kinds = {layer.name: type(layer).__name__ for layer in network.layers}
-    print(f"{network.name}: II {network.analytic_ii}, {frames} frames, {cycles} cycles, "
-          f"{total / cycles:.0f} instructions per cycle")
-    print(f"{'part':50} {'kind':18} {'instr/cycle':>12} {'share':>6}")
-    for part, ir in by_part.most_common():
-        if ir / cycles >= 20:
-            print(f"{part:50} {kinds.get(part, ''):18} {ir / cycles:12.0f} {100 * ir / total:5.1f}%")
+    if sample:
+        print(f"{network.name}: II {network.analytic_ii}, {frames} frames, {cycles} cycles, {total} samples "
+              "(cpu-clock, perf)")
+        by_kind = collections.Counter()
+        for part, n in by_part.items():
+            by_kind[kinds.get(part, "FIFO" if part.startswith("fifo") else part)] += n
+        for kind, n in by_kind.most_common(12):
+            print(f"  {kind:50} {100 * n / total:5.1f}%")
+        print(f"{'part':50} {'kind':18} {'share':>6}")
+        for part, n in by_part.most_common(30):
+            print(f"{part:50} {kinds.get(part, ''):18} {100 * n / total:5.1f}%")
+    else:
+        print(f"{network.name}: II {network.analytic_ii}, {frames} frames, {cycles} cycles, "
+              f"{total / cycles:.0f} instructions per cycle")
+        print(f"{'part':50} {'kind':18} {'instr/cycle':>12} {'share':>6}")
+        for part, ir in by_part.most_common():
+            if ir / cycles >= 20:
+                print(f"{part:50} {kinds.get(part, ''):18} {ir / cycles:12.0f} {100 * ir / total:5.1f}%")
     for layer in signal_layers or []:
         print(f"\n{layer}: costliest signals")
         rows = [(s, ir) for s, ir in by_signal.items() if s.startswith(f"{layer}: ")]
         for signal, ir in sorted(rows, key=lambda r: -r[1])[:12]:
-            print(f"  {signal[len(layer) + 2:]:48} {ir / cycles:12.0f}")
+            print(f"  {signal[len(layer) + 2:]:48} " + (f"{100 * ir / total:11.1f}%" if sample else f"{ir / cycles:12.0f}"))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model")
+    parser.add_argument("model", nargs="?", help="QONNX model (or --build)")
     parser.add_argument("--target-ii", type=int)
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--clock-mhz", type=float, default=200.0, help="the clock the cores are pipelined for")
     parser.add_argument("--alone", action="store_true", help="compile and measure each layer alone")
     parser.add_argument("--layers", nargs="*", help="with --alone: only these layers")
     parser.add_argument("--signals", nargs="*", help="list the costliest signals of these layers")
+    parser.add_argument("--sample", action="store_true",
+                        help="time shares from perf samples instead of callgrind's instruction counts "
+                             "(fast enough for ImageNet networks; needs `perf`)")
+    parser.add_argument("--build", help="profile this build directory's network (its folding) instead of "
+                                        "building the model")
     args = parser.parse_args()
 
-    from finn_rtl.flow import build
+    from finn_rtl.flow import build, load_build
 
-    with tempfile.TemporaryDirectory() as out:
-        network = build(args.model, Path(out) / "build", target_ii=args.target_ii, clock_mhz=args.clock_mhz).network
+    if args.build:
+        network = load_build(args.build).network
+    else:
+        with tempfile.TemporaryDirectory() as out:
+            network = build(args.model, Path(out) / "build", target_ii=args.target_ii,
+                            clock_mhz=args.clock_mhz).network
     if args.alone:
         profile_alone(network, max(2, args.frames), args.layers)
     else:
-        profile_whole(network, args.frames, args.signals)
+        profile_whole(network, args.frames, args.signals, args.sample)
     return 0
 
 
