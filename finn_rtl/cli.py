@@ -75,7 +75,6 @@ def _verify(b, count, args, data):
 
 def _check_arguments(args) -> None:
     """Refuse arguments that cannot work before doing anything."""
-
     for name in ("verify", "count", "target_ii", "max_luts", "max_brams", "max_dsps"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name.startswith("max_") else 1):
@@ -228,7 +227,6 @@ def _measured_table(frontier, measured, budget) -> str:
 
 
 def _explore(args) -> None:
-
     from .graph.streamline import streamline
     from .resources.planner import candidates, pareto, plan
 
@@ -455,7 +453,6 @@ def _run(args, address) -> int:
         else:
             if not args.data and not args.count:
                 raise CompileError("verify needs --data or -n N random frames")
-
             b = load_build(args.build_dir)
             data = _load_data(args, args.count, Path(args.build_dir) / "original.onnx")
             print(verification_summary(_verify(b, args.count, args, data)))

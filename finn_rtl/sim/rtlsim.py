@@ -128,7 +128,7 @@ def simulate_points(network: NetworkSpec, verilog: str, inputs: np.ndarray, poin
     plan = [(point, index, shard) for point in points for index, shard in enumerate(shards)]
     start = time.perf_counter()
     if on_cluster is not None:
-        runs, placement = _run_on_cluster(on_cluster, network, design, inputs, plan, writes, seed)
+        runs, placement = _run_on_cluster(on_cluster, network, design, inputs, plan, shards, writes, seed)
     else:
         runs, placement = _run_here(network, design, inputs, plan, writes, seed, jobs, monitored_fifos), None
     wall = time.perf_counter() - start
@@ -178,9 +178,9 @@ def _run_here(network, design, inputs, plan, writes, seed, jobs, monitored_fifos
         raise
 
 
-def _run_on_cluster(on_cluster, network, design, inputs, plan, writes, seed) -> tuple[list, dict]:
-    """The plan's shards as tasks on a Ray cluster (`finn_rtl.cluster`); every frame of every
-    point must come back exactly once."""
+def _run_on_cluster(on_cluster, network, design, inputs, plan, shards, writes, seed) -> tuple[list, dict]:
+    """The plan's shards (`shards` at each point) as tasks on a Ray cluster (`finn_rtl.cluster`);
+    every frame of every point must come back exactly once."""
     from ..cluster import ClusterError, run_shard
 
     executable = on_cluster.ship(design.executable)
@@ -193,14 +193,12 @@ def _run_on_cluster(on_cluster, network, design, inputs, plan, writes, seed) -> 
         names.append(f"rtlsim shard {index}" + (f" at valid {valid}%, ready {ready}%" if (valid, ready) != (100, 100) else ""))
     results, reruns = on_cluster.run_tasks(run_shard, jobs, names,
                                            f"rtlsim on {len(on_cluster.nodes)} nodes: {len(jobs)} shards")
-    points = sorted({point for point, _, _ in plan})
-    for point in points:
+    for point in dict.fromkeys(point for point, _, _ in plan):
         covered = sorted(frame for (p, _, _), result in zip(plan, results) if p == point
                          for frame in result["value"]["frames"])
         if covered != list(range(len(inputs))):
             raise ClusterError(f"the cluster's shards returned {len(covered)} frames for {len(inputs)}")
     runs = [result["value"]["run"] for result in results]
-    shards = [shard for point, _, shard in plan if point == plan[0][0]]
     placement = {"shards": len(shards), "frames_per_shard": [len(s) for s in shards],
                  "shard_nodes": [result["node"] for result in results],
                  "shard_loop_seconds": [round(r.loop_seconds, 3) for r in runs], "reruns": reruns,

@@ -47,16 +47,12 @@ def shard_workers_of_last_node() -> list[int]:
         with open(f"/proc/{pid}/stat") as f:
             return int(f.read().rsplit(")", 1)[1].split()[1])
 
-    def cmdline(pid):
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-
     pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    raylets = sorted(p for p in pids if "raylet/raylet" in _safe(cmdline, p))
+    raylets = sorted(p for p in pids if "raylet/raylet" in _safe(_cmdline, p))
     if not raylets:
         return []
     last = raylets[-1]
-    return [p for p in pids if "ray::rtlsim shard" in _safe(cmdline, p) and _safe(parent, p) == last]
+    return [p for p in pids if "ray::rtlsim shard" in _safe(_cmdline, p) and _safe(parent, p) == last]
 
 
 def head_processes() -> list[int]:
@@ -70,6 +66,25 @@ def head_processes() -> list[int]:
 def _cmdline(pid):
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         return f.read().replace(b"\0", b" ").decode(errors="replace")
+
+
+def wait_for_shard_workers(run, after: float) -> list[int]:
+    """After `after` seconds, wait (at most 2 minutes, while `run` runs) until a worker runs an
+    rtlsim shard on the last node; their pids, or none."""
+    time.sleep(after)
+    deadline = time.monotonic() + 120
+    while run.poll() is None and time.monotonic() < deadline:
+        workers = shard_workers_of_last_node()
+        if workers:
+            return workers
+        time.sleep(0.2)
+    return []
+
+
+def kill(pids: list[int], what: str) -> None:
+    for pid in pids:
+        os.kill(pid, 9)
+        print(f"loopback_cluster: killed {what} {pid}", file=sys.stderr, flush=True)
 
 
 def _safe(read, pid):
@@ -93,23 +108,10 @@ def main() -> int:
         start(args.nodes, args.cpus, env)
         run = subprocess.Popen(command, env={**env, "RAY_ADDRESS": HEAD})
         if args.kill_shard_after is not None:
-            time.sleep(args.kill_shard_after)
-            deadline = time.monotonic() + 120
-            while run.poll() is None and time.monotonic() < deadline:
-                victims = shard_workers_of_last_node()
-                if victims:
-                    os.kill(victims[0], 9)
-                    print(f"loopback_cluster: killed shard worker {victims[0]}", file=sys.stderr, flush=True)
-                    break
-                time.sleep(0.2)
+            kill(wait_for_shard_workers(run, args.kill_shard_after)[:1], "shard worker")
         if args.kill_head_after is not None:
-            time.sleep(args.kill_head_after)
-            deadline = time.monotonic() + 120
-            while run.poll() is None and time.monotonic() < deadline and not shard_workers_of_last_node():
-                time.sleep(0.2)
-            for pid in head_processes():
-                os.kill(pid, 9)
-                print(f"loopback_cluster: killed head process {pid}", file=sys.stderr, flush=True)
+            wait_for_shard_workers(run, args.kill_head_after)
+            kill(head_processes(), "head process")
         return run.wait()
     finally:
         subprocess.run([*ray_command(), "stop", "--force"], env=env, capture_output=True)
