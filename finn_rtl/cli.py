@@ -379,8 +379,6 @@ def _supervise(argv: list[str], address: str) -> int:
     import subprocess
     import tempfile
 
-    from . import cluster
-
     with tempfile.TemporaryDirectory(prefix="finn-rtl-") as work:
         exit_file = Path(work) / "exit"
         child = subprocess.Popen([sys.executable, "-m", "finn_rtl.cli", *argv],
@@ -393,12 +391,31 @@ def _supervise(argv: list[str], address: str) -> int:
                 continue
         if exit_file.is_file():
             return int(exit_file.read_text())
+    gone = _head_gone(address) or "the Ray node on this machine stopped or dropped this driver"
+    print(_lost_cluster_line(address, gone, f"the run ended with status {status_code}"), file=sys.stderr)
+    return 2
+
+
+def _head_gone(address: str) -> str | None:
+    """Why the head at `address` no longer answers; None if it does (or has no address to ask)."""
+    from . import cluster
+
     head = address.removeprefix("ray://")
     why = cluster.unreachable(head) if head not in ("local", "auto") else None
-    gone = f"its head does not answer: {why}" if why else "the Ray node on this machine stopped or dropped this driver"
-    print(f"finn-rtl: error: lost the Ray cluster at {address} during the run ({gone}; the run ended with status "
-          f"{status_code}); run it again when the cluster is back", file=sys.stderr)
-    return 2
+    return f"its head does not answer: {why}" if why else None
+
+
+def _lost_cluster_line(address: str, gone: str, how: str) -> str:
+    return (f"finn-rtl: error: lost the Ray cluster at {address} during the run ({gone}; {how}); run it again "
+            "when the cluster is back")
+
+
+def _lost_cluster_error(address: str | None, exc: BaseException) -> str | None:
+    """The line for an error that ended a run on a cluster whose head has gone meanwhile: the
+    error (a broken pipe or a closed socket to Ray, whichever Ray raised first) came from losing
+    the cluster, and that is what the line says. None when there is no cluster or it still answers."""
+    gone = _head_gone(address) if address is not None else None
+    return None if gone is None else _lost_cluster_line(address, gone, f"the run stopped on {type(exc).__name__}: {exc}")
 
 
 def _run(args, address) -> int:
@@ -457,8 +474,8 @@ def _run(args, address) -> int:
             data = _load_data(args, args.count, Path(args.build_dir) / "original.onnx")
             print(verification_summary(_verify(b, args.count, args, data)))
     except OSError as exc:
-        print(f"finn-rtl: error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}",
-              file=sys.stderr)
+        print(_lost_cluster_error(address, exc) or f"finn-rtl: error: {exc.strerror or exc}"
+              f"{': ' + str(exc.filename) if exc.filename else ''}", file=sys.stderr)
         return 2
     except (CompileError, FoldingError) as exc:
         print(f"finn-rtl: error: {exc}", file=sys.stderr)
@@ -470,7 +487,11 @@ def _run(args, address) -> int:
         print("finn-rtl: interrupted", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
-        _internal_error(args, exc)
+        lost = _lost_cluster_error(address, exc)
+        if lost:
+            print(lost, file=sys.stderr)
+        else:
+            _internal_error(args, exc)
         return 2
     finally:
         cluster.disconnect()

@@ -8,6 +8,7 @@ Ray socket can reach another host. The tests skip without Ray, without the right
 namespace, or without ../shared."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,15 +115,18 @@ def test_an_unreachable_head_is_one_line_and_exit_2(tfc):
 
 
 def test_a_head_that_dies_mid_run_is_one_line_and_exit_2(tfc):
-    """The head's GCS server and raylet killed while shards run: Ray ends the driver without a
-    word; finn-rtl says in one line that the cluster was lost, and where."""
+    """The head's GCS server and raylet killed while shards run: Ray either ends the driver without
+    a word (measured here) or first raises whatever its socket to the head raised (a broken pipe,
+    seen in CI); either way finn-rtl says in one line that the cluster was lost, and where."""
     run = in_cluster(*cli("verify", str(tfc), "--data", str(shared_file("data/mnist_test.npz"))), kill_head_after=0)
     assert "loopback_cluster: killed head process" in run.stderr
     assert run.returncode == 2, run.stderr[-3000:]
     assert "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines()[-1] == (
-        "finn-rtl: error: lost the Ray cluster at 127.0.0.1:6379 during the run (its head does not answer: "
-        "Connection refused; the run ended with status 1); run it again when the cluster is back")
+    errors = [line for line in run.stderr.splitlines() if line.startswith("finn-rtl: ")]
+    assert len(errors) == 1 and errors[0] == run.stderr.strip().splitlines()[-1], run.stderr[-3000:]
+    assert re.fullmatch(r"finn-rtl: error: lost the Ray cluster at 127\.0\.0\.1:6379 during the run \(its head does "
+                        r"not answer: Connection refused; (the run ended with status 1|the run stopped on \w+: .+)\); "
+                        r"run it again when the cluster is back", errors[0]), errors[0]
 
 
 def test_a_node_with_another_verilator_is_refused_naming_both_versions(tfc):

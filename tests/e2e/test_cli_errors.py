@@ -77,6 +77,50 @@ def test_internal_errors_write_a_report(model_file, tmp_path, capsys, monkeypatc
     assert "Traceback" in report and "qonnx " in report and "mlp.onnx" in report
 
 
+
+@pytest.mark.parametrize("error", [BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset"),
+                                   RuntimeError("a Ray call failed")])
+def test_an_error_after_the_cluster_head_went_away_says_the_cluster_was_lost(model_file, tmp_path, capsys,
+                                                                          monkeypatch, error):
+    """Killing a Ray head mid-run sometimes ends the driver silently (the supervisor says so) and
+    sometimes surfaces first as whatever error Ray's socket raised in the driver: that error is
+    the lost cluster, not a bug and not a bare "Broken pipe"."""
+    import finn_rtl.flow
+    from finn_rtl import cluster
+
+    def head_gone(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cluster, "connect", lambda address: None)
+    monkeypatch.setattr(finn_rtl.flow, "build", head_gone)
+    out = tmp_path / "out"
+    assert main(["build", str(model_file), "-o", str(out), "--cluster", "127.0.0.1:1"]) == 2
+    one_error_line(capsys, "lost the Ray cluster at 127.0.0.1:1 during the run (its head does not answer: "
+                   f"Connection refused; the run stopped on {type(error).__name__}: {error}); run it again when "
+                   "the cluster is back")
+    assert not (out / "error_report.txt").exists()
+
+
+def test_an_error_while_the_cluster_head_answers_is_reported_as_itself(model_file, tmp_path, capsys, monkeypatch):
+    import socket
+
+    import finn_rtl.flow
+    from finn_rtl import cluster
+
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+
+        def broken_pipe(*args, **kwargs):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        monkeypatch.setattr(cluster, "connect", lambda address: None)
+        monkeypatch.setattr(finn_rtl.flow, "build", broken_pipe)
+        address = "127.0.0.1:%d" % head.getsockname()[1]
+        assert main(["build", str(model_file), "-o", str(tmp_path / "out"), "--cluster", address]) == 2
+    one_error_line(capsys, "finn-rtl: error: Broken pipe")
+
+
 def mutate(model: onnx.ModelProto, kind: str, index: int, value: float) -> bytes:
     graph = model.graph
     if kind == "truncate":
