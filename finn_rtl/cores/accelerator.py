@@ -27,6 +27,7 @@ from ..graph.network import NetworkSpec
 from ..graph.weight_map import WeightMap
 from ..graph.specs import MVTUSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
 from .arith import nested_counters
+from .emit import LayerInstance
 from .fifo import PEAK_BITS, StreamFIFO
 from .label_select import LabelSelect
 from .merge import Concat, Duplicate
@@ -78,8 +79,9 @@ class Accelerator(wiring.Component):
 in the LSBs): for
     FIFO sizing runs and stall diagnosis only."""
 
-    def __init__(self, network: NetworkSpec, monitor_fifos: bool = False):
+    def __init__(self, network: NetworkSpec, monitor_fifos: bool = False, instances: dict | None = None):
         self.network = network
+        self.instances = instances or {}  # layer name -> its core's separately converted module (`emit`)
         self.geometry = PortGeometry.of(network)
         self.monitor_fifos = monitor_fifos
         monitored = PEAK_BITS * len(network.edges)
@@ -113,7 +115,10 @@ in the LSBs): for
         fifos = []
         cores = {}
         for layer in self.network.layers:
-            cores[layer.name] = core = make_core(layer)
+            core = make_core(layer)
+            if layer.name in self.instances:
+                core = LayerInstance(core, self.instances[layer.name])
+            cores[layer.name] = core
             m.submodules[layer.name] = core
         for index, edge in enumerate(self.network.edge_streams(), start=1):
             producer = output_ports(cores[edge.edge.producer], self.network.layer(edge.edge.producer).outputs)
@@ -183,7 +188,9 @@ def make_core(layer) -> wiring.Component:
     return core(layer)
 
 
-def to_verilog(network: NetworkSpec, monitor_fifos: bool = False) -> str:
-    from .popcount import convert
+def to_verilog(network: NetworkSpec, monitor_fifos: bool = False, workers: int | None = None) -> str:
+    """Each core converted on its own (on `workers` processes; default: by the design's size),
+    then the top level (`emit`)."""
+    from .emit import to_verilog
 
-    return convert(Accelerator(network, monitor_fifos), network.name)
+    return to_verilog(network, monitor_fifos, workers)

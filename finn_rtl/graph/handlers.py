@@ -491,7 +491,7 @@ def affine_step_on_ints(walker: Walker, node, current):
     if node.op_type == "Relu":
         if qtype.min >= 0 and np.all(np.asarray(affine.scale) > 0) and np.all(affine.offset == 0):
             return current
-        consumers = walker.g.w.find_consumers(node.output[0]) or []
+        consumers = walker.g.consumers.get(node.output[0], [])
         if len(consumers) == 1 and consumers[0].op_type in REQUANTIZERS:
             # Relu -> Quant on a signed tensor (a signed shortcut into an unsigned activation):
             # the Relu joins the requantization's chain, the thresholds see both.

@@ -19,9 +19,29 @@ def _qonnx():
     # qonnx is imported lazily: it is slow to import and the CLI's --help should not pay for it.
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.util.cleanup import cleanup_model
 
     return ModelWrapper, execute_onnx, cleanup_model
+
+
+def cleanup_model(wrapper):
+    """qonnx's `cleanup_model` (its transformations, in its order) without its last one,
+    `GiveReadableTensorNames`: `clean` names the tensors once, at its end. The renaming scans the
+    graph for every tensor, and ran once per cleanup: 5 of the 8 s `clean` took on MobileNet-v1."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (GiveUniqueNodeNames, GiveUniqueParameterTensors,
+                                              RemoveStaticGraphInputs, RemoveUnusedTensors)
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    for node in wrapper.graph.node:  # as qonnx's cleanup does: its own ops in its own domain
+        if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            node.domain = "qonnx.custom_op.general"
+    for transformation in (InferShapes(), GiveUniqueParameterTensors(),
+                           FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
+                           FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
+                           GiveUniqueNodeNames()):
+        wrapper = wrapper.transform(transformation)
+    return wrapper
 
 
 def node_attributes(node) -> dict:
@@ -167,19 +187,23 @@ def fold_constant_quantizers(wrapper):
 
     _, _, cleanup_model = _qonnx()
     opset = next((o.version for o in wrapper.model.opset_import if o.domain in ("", "ai.onnx")), 11)
-    folded = True
-    while folded:
+    constants = {init.name for init in wrapper.graph.initializer}
+    folded_any = False
+    while True:  # sweeps in graph order until one folds nothing
         folded = False
-        for node in wrapper.graph.node:
-            constant = all(not name or wrapper.get_initializer(name) is not None for name in node.input)
+        for node in list(wrapper.graph.node):
+            constant = all(not name or name in constants for name in node.input)
             if node.op_type in QUANTIZERS and constant and not _feeds_weights(wrapper, node.output[0]):
                 context = {name: wrapper.get_initializer(name) for name in node.input if name}
                 onnx_exec.execute_node(node, context, wrapper.graph, opset)
                 wrapper.set_initializer(node.output[0], np.asarray(context[node.output[0]], dtype=np.float32))
                 wrapper.graph.node.remove(node)
-                folded = True
-                break
-    return cleanup_model(wrapper)
+                constants.add(node.output[0])
+                folded = folded_any = True
+        if not folded:
+            break
+    # The cleanup that ran before this found nothing more to fold unless a quantizer was folded.
+    return cleanup_model(wrapper) if folded_any else wrapper
 
 
 def _check_finite_constants(model: onnx.ModelProto) -> None:

@@ -43,7 +43,7 @@ def quantized_inputs(walker: Walker, node, contexts) -> list[Quantized]:
 
 
 def quantizer_name(walker: Walker, state: Quantized) -> str:
-    producer = walker.g.w.find_producer(state.origin) if state.origin else None
+    producer = walker.g.producers.get(state.origin) if state.origin else None
     return user_name(producer) if producer is not None else "the network input"
 
 

@@ -101,7 +101,7 @@ def constant_weights(g: GraphView, node, out_axis: int = 1):
     tensor = node.input[1]
     if g.init(tensor) is not None:
         return annotated_weights(g, node, tensor, out_axis)
-    producer = g.w.find_producer(tensor)
+    producer = g.producers.get(tensor)
     if producer is None or producer.op_type not in ("Quant", "BipolarQuant") or \
             g.init(producer.input[0]) is None:
         raise node_error("MatMul weights must be a constant tensor through Quant/BipolarQuant; "

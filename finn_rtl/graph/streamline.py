@@ -212,7 +212,7 @@ class Walker:
         else:
             channels = int(np.prod(shape[1:]))
         pixels = int(np.prod(shape[1:])) // channels
-        producer = self.g.w.find_producer(tensor)
+        producer = self.g.producers.get(tensor)
         name = f"{producer.name if producer is not None else 'input'}_fork"
         self.add_layer(DuplicateSpec(name, channels, pixels, context.state.qtype, outputs))
         return name

