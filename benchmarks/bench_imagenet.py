@@ -52,9 +52,14 @@ def model_path(source: str, work: Path) -> Path | None:
 
 
 def peak_mb() -> float:
+    """This process's peak resident memory plus the largest of its children's (the Verilog
+    workers, which run beside it): an upper bound of the build's peak."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) / 1024 + children
     return float("nan")
 
 

@@ -120,7 +120,7 @@ def simulate_points(network: NetworkSpec, verilog: str, inputs: np.ndarray, poin
                                        weight_port=writes is not None)
     from .. import cluster
 
-    on_cluster = cluster.active() if not monitored_fifos else None
+    on_cluster = cluster.active()
     if on_cluster is not None:
         shards = shard_plan(len(inputs), network.analytic_ii, max(1, on_cluster.cpus // len(points)))
     else:

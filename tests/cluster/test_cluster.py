@@ -266,3 +266,23 @@ def test_cluster_local_starts_ray_here(tfc):
     assert "verified 300 frames: bit-exact" in run.stdout
     placement = json.loads((tfc / "report.json").read_text())["verification"]["cluster"]
     assert placement["address"] == "local" and [node["ip"] for node in placement["nodes"]] == ["127.0.0.1"]
+
+
+def test_fifo_sizing_checks_run_as_cluster_tasks(tmp_path):
+    """`build --size-fifos` on a cluster: both candidate depth sets, each at full rate and under
+    input and output backpressure, checked as tasks at once; the same depths as on this machine."""
+    import onnx
+    from support.convgen import ConvCfg, ConvNetCfg, ResidualCfg, make_convnet
+    from support.modelgen import LayerCfg
+
+    model = tmp_path / "residual.onnx"
+    onnx.save(make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[ConvCfg(4, pad=1), ResidualCfg(4)],
+                                      fc=[LayerCfg(10, norm="none")]), seed=2), str(model))
+    local = build(model, tmp_path / "local", fifo_sizing=True).report["fifos"]["sized_by_simulation"]
+    run = in_cluster(*cli("build", str(model), "-o", str(tmp_path / "remote"), "--size-fifos"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    remote = json.loads((tmp_path / "remote" / "report.json").read_text())["fifos"]["sized_by_simulation"]
+    assert remote["depths"] == local["depths"] and remote["used"] == local["used"]
+    assert len(remote["checks"]) == 2
+    assert all(check["ran_on"] == "cluster" and check["passed"] for check in remote["checks"].values())
+    assert all(check["ran_on"] == "this machine" for check in local["checks"].values())

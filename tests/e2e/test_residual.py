@@ -64,7 +64,40 @@ def test_fifo_sizing_confirms_the_analytic_shortcut_depths(tmp_path):
     merges = sizing["merge_inputs"]
     assert len(merges) == 4 and all(m["check_run_depth"] <= m["analytic_depth"] for m in merges), merges
     assert any(m["check_run_depth"] == m["analytic_depth"] > 100 for m in merges), merges  # a shortcut
+    # ... and ran without a stall with the input and the output paused half the time
+    lean = sizing["checks"]["min(peak + 1, default)"]
+    assert lean["passed"] and lean["points_valid_ready_percent"] == [[100, 100], [50, 100], [100, 50]], lean
+    assert lean["ran_on"] == "this machine" and sizing["used"] == "min(peak + 1, default)"
     check_bit_exact_at_ii(b, random_inputs(b, 16))
+
+
+def test_sized_depths_that_stall_under_backpressure_are_not_used(monkeypatch):
+    """The lean depths reach the II at full rate but stall with the output paused: the peaks
+    are used; if those stall too, the default depths are."""
+    from finn_rtl.flow import fifo_sizing
+    from finn_rtl.graph.streamline import streamline
+    from finn_rtl.sim import rtlsim
+    from finn_rtl.sim.verilator import SimulationError
+
+    net = streamline(make_convnet(small_net(), seed=11)).network
+    real = rtlsim.simulate_points
+    stalling = {"lean": True, "safe": False}
+
+    def points(network, verilog, x, pts, **kwargs):
+        runs = real(network, verilog, x, pts, **kwargs)
+        # the lean candidate is at most the default depth everywhere; the peaks exceed it somewhere
+        is_lean = all(d <= default for d, default in zip(network.fifo_depths, net.default_fifo_depths))
+        if (100, 50) in pts and (stalling["lean"] if is_lean else stalling["safe"]):
+            raise SimulationError("rtlsim failed (exit 3): stall: no stream moved for 100000 cycles")
+        return runs
+
+    monkeypatch.setattr(rtlsim, "simulate_points", points)
+    sized, info = fifo_sizing.size_fifos(net)
+    assert info["checks"]["min(peak + 1, default)"]["stalled_at_valid_ready_percent"] == [[100, 50]]
+    assert info["used"] == "peak + 1" and sized.fifo_depths == tuple(max(2, p + 1) for p in info["peaks"])
+    stalling["safe"] = True
+    sized, info = fifo_sizing.size_fifos(net)
+    assert info["used"].startswith("default") and sized.fifo_depths == net.fifo_depths
 
 
 def test_a_stalled_shortcut_is_named(tmp_path):
