@@ -415,7 +415,9 @@ def _lost_cluster_error(address: str | None, exc: BaseException) -> str | None:
     error (a broken pipe or a closed socket to Ray, whichever Ray raised first) came from losing
     the cluster, and that is what the line says. None when there is no cluster or it still answers."""
     gone = _head_gone(address) if address is not None else None
-    return None if gone is None else _lost_cluster_line(address, gone, f"the run stopped on {type(exc).__name__}: {exc}")
+    if gone is None:
+        return None
+    return _lost_cluster_line(address, gone, f"the run stopped on {type(exc).__name__}: {exc}")
 
 
 def _run(args, address) -> int:

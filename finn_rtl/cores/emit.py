@@ -122,7 +122,10 @@ def convert_layers(units: list[tuple[str, object]], workers: int, top=None) -> l
     `workers - 1` fresh Pythons, each taking the largest core left whenever it is done with one.
     `top` (component, name), if given, is converted here first; its Verilog starts the first
     result."""
-    queue = deque(sorted(units, key=lambda unit: -_work(unit[1])))
+    # Pickled here, before any thread runs: converting the top level fills the specs' cached
+    # properties, and a spec pickled meanwhile by a worker's thread changes under it.
+    pickled = [pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL) if workers > 1 else None for unit in units]
+    queue = deque(sorted(zip(units, pickled), key=lambda item: -_work(item[0][1])))
     lock = threading.Lock()
 
     def take():
@@ -134,27 +137,27 @@ def convert_layers(units: list[tuple[str, object]], workers: int, top=None) -> l
         here = Conversion()
         if top is not None:
             here.add_top(*top)
-        while (unit := take()) is not None:
-            here.add(*unit)
+        while (item := take()) is not None:
+            here.add(*item[0])
         return [here.finish(), *(other.result() for other in others)]
 
 
 def _convert_in_worker(take) -> ConvertedLayers:
     """Cores converted by a fresh Python (`python -m finn_rtl.cores.emit`, pickles on its stdin and
-    stdout) until `take()` has none left: no fork of a process that may hold threads or a Ray
-    connection, no re-import of a user's script."""
+    stdout) until `take()` ((name, spec), the pair pickled) has none left: no fork of a process
+    that may hold threads or a Ray connection, no re-import of a user's script."""
     with tempfile.TemporaryFile() as errors:
         worker = subprocess.Popen([sys.executable, "-m", "finn_rtl.cores.emit"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=errors)
         names = []
         try:
             while True:
-                unit = take()
-                pickle.dump(unit, worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                item = take()
+                worker.stdin.write(item[1] if item is not None else pickle.dumps(None))
                 worker.stdin.flush()
-                if unit is None:
+                if item is None:
                     return pickle.load(worker.stdout)
-                names.append(unit[0])
+                names.append(item[0][0])
                 pickle.load(worker.stdout)  # done with it
         except (OSError, EOFError, pickle.UnpicklingError):
             worker.kill()

@@ -67,7 +67,8 @@ def size_fifos(network: NetworkSpec, frames: int = 4, seed: int = 0) -> tuple[Ne
                "check_run_depth": lean[i],
                "check_run_peak": None if lean_check["peaks"] is None else lean_check["peaks"][i]}
               for i, edge in enumerate(network.edges) if network.layer(edge.consumer).inputs > 1]
-    info = {"depths": list(defaults if depths is None else depths), "peaks": peaks, "check_run_ii_cycles": lean_check["ii_cycles"],
+    info = {"depths": list(defaults if depths is None else depths), "peaks": peaks,
+            "check_run_ii_cycles": lean_check["ii_cycles"],
             "merge_inputs": merges,
             "used": used or "default (the sized depths stalled under backpressure)",
             "checks": {name: {key: value for key, value in check.items() if key != "peaks"}

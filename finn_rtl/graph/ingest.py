@@ -36,8 +36,8 @@ def cleanup_model(wrapper):
     for node in wrapper.graph.node:  # as qonnx's cleanup does: its own ops in its own domain
         if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
             node.domain = "qonnx.custom_op.general"
-    for transformation in (InferShapes(), GiveUniqueParameterTensors(),
-                           FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
+    kept = ["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]  # qonnx's preserve_qnt_ops
+    for transformation in (InferShapes(), GiveUniqueParameterTensors(), FoldConstants(exclude_op_types=kept),
                            FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
                            GiveUniqueNodeNames()):
         wrapper = wrapper.transform(transformation)

@@ -1,6 +1,7 @@
 """The accelerator's Verilog with each layer's core converted on its own (`cores.emit`): proven
 equal by Yosys to a conversion of the whole design, from one process or two; a worker that dies
 is an error naming its cores."""
+import pickle
 import re
 import subprocess
 
@@ -75,7 +76,8 @@ class NotASpec:
 
 
 def test_a_worker_that_dies_is_an_error_naming_its_cores():
-    units = iter([("finn_rtl_top__L7_broken", NotASpec()), None])
+    unit = ("finn_rtl_top__L7_broken", NotASpec())
+    units = iter([(unit, pickle.dumps(unit)), None])
     with pytest.raises(RuntimeError, match=r"converting finn_rtl_top__L7_broken to Verilog failed \(exit 1\): "
                                            r".*(No module named|Can't get attribute)"):
         emit._convert_in_worker(lambda: next(units))
