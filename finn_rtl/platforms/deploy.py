@@ -56,7 +56,7 @@ def write_shell(b, out_dir, word_bytes: int, *, clock_mhz: float, platform: str,
     samples = random_inputs(b, 256, seed=7)
     check_host_input(b, desc, samples if check_inputs is None else np.concatenate([samples, check_inputs]))
     verilog = out / f"{kernel}.v"
-    verilog.write_text(shell_verilog(b.network, word_bytes, ident, name=kernel))
+    verilog.write_text(shell_verilog(b.network, word_bytes, ident, name=kernel, accelerator_verilog=b.verilog))
     description = out / f"{base_name}.json"
     description.write_text(json.dumps(desc, indent=1) + "\n")
     driver = out / "driver.py"
