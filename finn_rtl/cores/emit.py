@@ -100,11 +100,12 @@ class Conversion:
         # Yosys marks the module a conversion started from as the design's top; a core is not.
         # A core without registers, or without reset ones, gets its clock or reset port all the
         # same (unused), so the top level can connect both before the core is converted.
+        ports = _ports(text, name)
         head = f"module \\{name}\n"
         missing = "".join(f"  wire width 1 input {1_000_000 + i} \\{port}\n"
-                          for i, port in enumerate(sorted(CLOCK_PORTS - _ports(text, name))))
+                          for i, port in enumerate(sorted(CLOCK_PORTS - ports)))
         self.texts.append(text.replace(f"attribute \\top 1\n{head}", head + missing, 1))
-        self.modules.append(LayerModule(name, CLOCK_PORTS | _ports(text, name)))
+        self.modules.append(LayerModule(name, CLOCK_PORTS | ports))
 
     def finish(self) -> ConvertedLayers:
         from .verilog_out import rtlil_to_verilog
@@ -181,7 +182,7 @@ def _work(layer) -> int:
 def workers_for(network) -> int:
     if sum(_work(layer) for layer in network.layers) < PARALLEL_FROM:
         return 1
-    return min(len(os.sched_getaffinity(0)), len(network.layers))
+    return len(os.sched_getaffinity(0))
 
 
 def to_verilog(network, monitor_fifos: bool = False, workers: int | None = None) -> str:

@@ -101,18 +101,19 @@ def _constant(value: int, width: int) -> str:
 
 
 def _with_initial_blocks(chunk: str, memories: dict) -> str:
-    lines = chunk.split("\n")
+    declarations = {f"  reg [{width - 1}:0] {_identifier(memid)} [{len(rows) - 1}:0];": memid
+                    for memid, (width, rows) in memories.items()}
     out = []
-    for line in lines:
+    for line in chunk.split("\n"):
         out.append(line)
-        for memid, (width, rows) in list(memories.items()):
-            if line == f"  reg [{width - 1}:0] {_identifier(memid)} [{len(rows) - 1}:0];":
-                mask, name = (1 << width) - 1, _identifier(memid)
-                out += ["  initial begin", *(f"    {name}[{i}] = {_constant(int(row) & mask, width)};"
-                                             for i, row in enumerate(rows)), "  end"]
-                del memories[memid]
-    if memories:
-        raise RuntimeError(f"memories {', '.join(memories)} not declared in Yosys's Verilog")
+        memid = declarations.pop(line, None)
+        if memid is not None:
+            width, rows = memories[memid]
+            mask, name = (1 << width) - 1, _identifier(memid)
+            out += ["  initial begin", *(f"    {name}[{i}] = {_constant(int(row) & mask, width)};"
+                                         for i, row in enumerate(rows)), "  end"]
+    if declarations:
+        raise RuntimeError(f"memories {', '.join(declarations.values())} not declared in Yosys's Verilog")
     return "\n".join(out)
 
 

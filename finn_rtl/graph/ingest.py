@@ -20,7 +20,7 @@ def _qonnx():
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    return ModelWrapper, execute_onnx, cleanup_model
+    return ModelWrapper, execute_onnx
 
 
 def cleanup_model(wrapper):
@@ -185,7 +185,6 @@ def fold_constant_quantizers(wrapper):
     (a folded bias may make a node constant)."""
     from qonnx.core import onnx_exec
 
-    _, _, cleanup_model = _qonnx()
     opset = next((o.version for o in wrapper.model.opset_import if o.domain in ("", "ai.onnx")), 11)
     constants = {init.name for init in wrapper.graph.initializer}
     folded_any = False
@@ -221,7 +220,7 @@ def _check_finite_constants(model: onnx.ModelProto) -> None:
 
 def clean(source, batch_size: int | None = None):
     """Return a cleaned qonnx ModelWrapper (shapes inferred, constants folded, Quant ops kept)."""
-    ModelWrapper, _, cleanup_model = _qonnx()
+    ModelWrapper, _ = _qonnx()
     model = read_model(source)
     init_names = {i.name for i in model.graph.initializer}
     if not [i for i in model.graph.input if i.name not in init_names]:
@@ -297,7 +296,7 @@ def execute_batched(source, x: np.ndarray, input_of: str | None = None, chunk: i
     both from the same execution. With `chunk`, the frames run `chunk` at a time (the model
     cleaned once for that batch size; a last, shorter chunk is padded with zero frames).
     """
-    _, execute_onnx, _ = _qonnx()
+    _, execute_onnx = _qonnx()
     x = np.asarray(x, dtype=np.float32)
     source = read_model(source)  # read once: the op check and the cleaning share it
     one_by_one = any(node.op_type in BATCH_ONE_OPS for node in source.graph.node)
@@ -332,7 +331,7 @@ def execute_batched(source, x: np.ndarray, input_of: str | None = None, chunk: i
 
 def execute_frames(source, x: np.ndarray) -> np.ndarray:
     """qonnx execution one frame at a time: the golden model exactly as a user would run it."""
-    _, execute_onnx, _ = _qonnx()
+    _, execute_onnx = _qonnx()
     model = clean(source)
     iname = model.graph.input[0].name
     oname = model.graph.output[0].name

@@ -106,7 +106,7 @@ class GraphView:
 
     def run_nodes(self, nodes, inputs: dict, output: str):
         """Execute nodes with qonnx (as the golden model does) on the given inputs."""
-        _, execute_onnx, _ = _qonnx()
+        _, execute_onnx = _qonnx()
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.transformation.infer_shapes import InferShapes
 

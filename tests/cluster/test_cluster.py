@@ -272,12 +272,10 @@ def test_fifo_sizing_checks_run_as_cluster_tasks(tmp_path):
     """`build --size-fifos` on a cluster: both candidate depth sets, each at full rate and under
     input and output backpressure, checked as tasks at once; the same depths as on this machine."""
     import onnx
-    from support.convgen import ConvCfg, ConvNetCfg, ResidualCfg, make_convnet
-    from support.modelgen import LayerCfg
+    from support.convgen import TINY_RESIDUAL, make_convnet
 
     model = tmp_path / "residual.onnx"
-    onnx.save(make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[ConvCfg(4, pad=1), ResidualCfg(4)],
-                                      fc=[LayerCfg(10, norm="none")]), seed=2), str(model))
+    onnx.save(make_convnet(TINY_RESIDUAL, seed=2), str(model))
     local = build(model, tmp_path / "local", fifo_sizing=True).report["fifos"]["sized_by_simulation"]
     run = in_cluster(*cli("build", str(model), "-o", str(tmp_path / "remote"), "--size-fifos"))
     assert run.returncode == 0, run.stderr[-3000:]

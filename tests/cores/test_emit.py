@@ -6,8 +6,7 @@ import re
 import subprocess
 
 import pytest
-from support.convgen import ConvCfg, ConvNetCfg, ResidualCfg, make_convnet
-from support.modelgen import LayerCfg
+from support.convgen import TINY_RESIDUAL, make_convnet
 
 from finn_rtl.cores import emit
 from finn_rtl.graph.streamline import streamline
@@ -16,8 +15,7 @@ from finn_rtl.graph.streamline import streamline
 @pytest.fixture(scope="module")
 def residual_network():
     """A padded conv, a residual block (a fork, two convs, an add), thresholds and an FC."""
-    net = streamline(make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
-        ConvCfg(4, pad=1), ResidualCfg(4)], fc=[LayerCfg(10, norm="none")]), seed=2)).network
+    net = streamline(make_convnet(TINY_RESIDUAL, seed=2)).network
     return net.with_folding({"Conv_0": {"PE": 4, "SIMD": 3}, "Conv_1": {"PE": 2, "SIMD": 4}})
 
 

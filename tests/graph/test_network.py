@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
-from support.convgen import ConvCfg, ConvNetCfg, ResidualCfg, make_convnet, resnet8
+from support.convgen import TINY_RESIDUAL, ConvCfg, ConvNetCfg, ResidualCfg, make_convnet, resnet8
 from support.modelgen import LayerCfg
 
 from finn_rtl.graph.datatypes import QType
@@ -65,8 +65,7 @@ def test_shortcut_fifo_covers_what_the_long_branch_holds():
 
 
 def test_duplicate_lanes_follow_the_producer_and_windows_the_consumer():
-    streamlined = streamline(make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[
-        ConvCfg(4, pad=1), ResidualCfg(4)], fc=[LayerCfg(10, norm="none")]), seed=2))
+    streamlined = streamline(make_convnet(TINY_RESIDUAL, seed=2))
     net = streamlined.network
     folded = net.with_folding({"Conv_0": {"PE": 4, "SIMD": 3}, "Conv_1": {"PE": 2, "SIMD": 4}})
     fork = next(layer for layer in folded.layers if isinstance(layer, DuplicateSpec))
@@ -127,8 +126,7 @@ def _add_inputs(model):
 
 
 def test_add_of_unrelated_scales_names_both_quantizers():
-    model = make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[ConvCfg(4, pad=1), ResidualCfg(4)],
-                                    fc=[LayerCfg(10, norm="none")]), seed=2)
+    model = make_convnet(TINY_RESIDUAL, seed=2)
     long_quant = _add_inputs(model)[0]
     quants = [n for n in model.graph.node if n.op_type == "Quant"]
     _rescale_quant(model, quants.index(long_quant), 1.37)
@@ -150,8 +148,7 @@ def test_concat_of_different_scales_is_refused():
 
 
 def test_add_before_its_inputs_are_quantized_is_refused():
-    model = make_convnet(ConvNetCfg(in_shape=(1, 3, 8, 8), features=[ConvCfg(4, pad=1), ResidualCfg(4)],
-                                    fc=[LayerCfg(10, norm="none")]), seed=2)
+    model = make_convnet(TINY_RESIDUAL, seed=2)
     add = next(n for n in model.graph.node if n.op_type == "Add" and
                not any(i.name in n.input for i in model.graph.initializer))
     producers = {o: n for n in model.graph.node for o in n.output}

@@ -303,6 +303,10 @@ def cnv(weight_bits: int, act_bits: int) -> ConvNetCfg:
 CNV_W1A1 = cnv(1, 1)
 CNV_W2A2 = cnv(2, 2)
 
+# The smallest residual network: a padded conv, one identity block (a fork, two convs, an add), an FC.
+TINY_RESIDUAL = ConvNetCfg(in_shape=(1, 3, 8, 8), features=[ConvCfg(4, pad=1), ResidualCfg(4)],
+                           fc=[LayerCfg(10, norm="none")])
+
 
 def resnet8(bits: int = 2, merge: str = "add", scale_ratio: int = 1, dyadic: bool = True) -> ConvNetCfg:
     """A ResNet-8-like CIFAR-10 net: a 16-channel stem, three basic blocks (16 identity, 32 and
