@@ -25,6 +25,7 @@ import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from amaranth import ClockSignal, Instance, ResetSignal
 from amaranth.back import rtlil
@@ -145,13 +146,22 @@ def convert_layers(units: list[tuple[str, object]], workers: int, top=None) -> l
         return [here.finish(), *(other.result() for other in others)]
 
 
+def _worker_environment() -> dict[str, str]:
+    """This process's environment, with the directory finn_rtl was imported from first on the
+    worker's path: a script that found the package through sys.path, not an install, works too."""
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_parent, env.get("PYTHONPATH"))))
+    return env
+
+
 def _convert_in_worker(take) -> ConvertedLayers:
     """Cores converted by a fresh Python (`python -m finn_rtl.cores.emit`, pickles on its stdin and
     stdout) until `take()` ((name, spec), the pair pickled) has none left: no fork of a process
     that may hold threads or a Ray connection, no re-import of a user's script."""
     with tempfile.TemporaryFile() as errors:
         worker = subprocess.Popen([sys.executable, "-m", "finn_rtl.cores.emit"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=errors)
+                                  stdout=subprocess.PIPE, stderr=errors, env=_worker_environment())
         names = []
         try:
             while True:

@@ -1,9 +1,12 @@
 """The accelerator's Verilog with each layer's core converted on its own (`cores.emit`): proven
 equal by Yosys to a conversion of the whole design, from one process or two; a worker that dies
 is an error naming its cores."""
+import os
 import pickle
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from support.convgen import TINY_RESIDUAL, make_convnet
@@ -106,3 +109,14 @@ def test_a_core_without_registers_still_gets_clock_and_reset_ports(monkeypatch):
     header = re.search(r"module top__L0_wire\(([^)]*)\);", converted.verilog).group(1)
     assert {"clk", "rst"} <= set(header.split(", "))
     assert "(* top" not in converted.verilog
+
+
+def test_workers_import_the_same_finn_rtl_as_the_driver_without_an_install(tmp_path, monkeypatch):
+    """A script that puts a checkout on sys.path (no pip install) still gets working workers."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    env = emit._worker_environment()
+    found = subprocess.run([sys.executable, "-c",
+                            "import finn_rtl, pathlib; print(pathlib.Path(finn_rtl.__file__).resolve())"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    assert found == str(Path(emit.__file__).resolve().parents[1] / "__init__.py")
+    assert env["PYTHONPATH"].split(os.pathsep)[1] == str(tmp_path)
