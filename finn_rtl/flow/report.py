@@ -93,7 +93,8 @@ def verification_summary(result: dict) -> str:
     """One line for a verification result (report.json's `verification`)."""
     text = (f"verified {result['frames']} frames: {verdict(result)}; "
             f"II {result['measured_ii_cycles']:.1f} cycles (expected {result['expected_ii_cycles']}), "
-            f"latency {result['latency_cycles']} cycles, rtlsim {result['rtlsim_cycles_per_second']:,} cycles/s")
+            f"latency {result['latency_cycles']} cycles, rtlsim {result['rtlsim_cycles_per_second']:,} cycles/s"
+            + (" (2 threads)" if result.get("rtlsim_threads", 1) > 1 else ""))
     if "top1_accuracy" in result:
         text += f", top-1 accuracy {100 * result['top1_accuracy']:.2f}%"
     if result.get("sweep"):

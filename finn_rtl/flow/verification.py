@@ -231,6 +231,7 @@ def verify(b: Build, x: np.ndarray, labels=None, *, valid_percent: int = 100, re
         "rtlsim_seconds": round(run.wall_seconds, 3),
         "rtlsim_loop_seconds": round(run.loop_seconds, 3),
         "rtlsim_cycles_per_second": round(run.cycles_per_second),
+        "rtlsim_threads": run.threads,  # 2: the design cut in two, a thread per half (`sim.partition`)
         "verilator_build_seconds": round(run.build_seconds, 3),
         "golden_seconds": round(golden_seconds, 3),
         "valid_percent": valid_percent, "ready_percent": ready_percent,

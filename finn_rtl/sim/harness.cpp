@@ -12,6 +12,9 @@
 // Built with -DWEIGHT_PORT for a design with weights written at run time, a 13th argument names a
 // file of (register, value) uint32 pairs, written through the `weights` port after reset and
 // before the first beat, one a cycle (the cycle count starts after them).
+// Built with -DPARTS for a design cut in two (`partition.py`, which generates parts.h): the same
+// loop runs on two threads, one per half, each on a stand-in for the top (`Half`) that evaluates
+// its half and swaps the signals crossing the cut with the other thread once a cycle.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +24,9 @@
 #include <vector>
 
 #include "verilated.h"
+#ifndef PARTS
 #include TOP_HEADER
+#endif
 
 template <typename T>
 static void set_port(T& port, const uint32_t* words, int n) {
@@ -44,6 +49,26 @@ static void get_port(const VlWide<N>& port, uint32_t* words, int n) {
     for (int i = 0; i < n; ++i) words[i] = static_cast<std::size_t>(i) < N ? port[i] : 0;
 }
 
+static void copy_bits(uint32_t* dst, int to, const uint32_t* src, int from, int length) {
+    if (((to | from) & 31) == 0) {  // whole words, as the generated code mostly asks for
+        const int words = length >> 5, rest = length & 31;
+        for (int i = 0; i < words; ++i) dst[(to >> 5) + i] = src[(from >> 5) + i];
+        if (rest) {
+            const uint32_t mask = (1u << rest) - 1u;
+            uint32_t& word = dst[(to >> 5) + words];
+            word = (word & ~mask) | (src[(from >> 5) + words] & mask);
+        }
+        return;
+    }
+    for (int i = 0; i < length; ++i) {
+        const uint32_t bit = (src[(from + i) >> 5] >> ((from + i) & 31)) & 1u;
+        dst[(to + i) >> 5] = (dst[(to + i) >> 5] & ~(1u << ((to + i) & 31))) | (bit << ((to + i) & 31));
+    }
+}
+static void set_bits(uint32_t* dst, int to, int length) {
+    for (int i = 0; i < length; ++i) dst[(to + i) >> 5] |= 1u << ((to + i) & 31);
+}
+
 #ifdef FIFO_PEAK_WORDS
 template <typename T>
 static void print_words(FILE* f, const char* label, const T& port) {
@@ -55,14 +80,17 @@ static void print_words(FILE* f, const char* label, const T& port) {
 }
 #endif
 
-int main(int argc, char** argv) {
+// `report`: this copy of the loop writes the result files and messages (with -DPARTS, the other
+// thread runs the same loop on the same inputs, cycle for cycle, silently).
+template <class Top>
+static int run(int argc, char** argv, Top* top, bool report) {
 #ifdef WEIGHT_PORT
     const int arguments = 14;
 #else
     const int arguments = 13;
 #endif
     if (argc != arguments) {
-        std::fprintf(stderr, "usage: %s IN_WORDS IN_BPF OUT_WORDS OUT_BPF FRAMES in out stats "
+        if (report) std::fprintf(stderr, "usage: %s IN_WORDS IN_BPF OUT_WORDS OUT_BPF FRAMES in out stats "
                              "VALID%% READY%% SEED MAX_IDLE%s\n", argv[0], arguments == 14 ? " weights" : "");
         return 2;
     }
@@ -80,15 +108,13 @@ int main(int argc, char** argv) {
     std::vector<uint32_t> input(static_cast<std::size_t>(in_beats) * in_words);
     FILE* f = std::fopen(argv[6], "rb");
     if (!f || std::fread(input.data(), 4, input.size(), f) != input.size()) {
-        std::fprintf(stderr, "cannot read %ld beats from %s\n", in_beats, argv[6]);
+        if (report) std::fprintf(stderr, "cannot read %ld beats from %s\n", in_beats, argv[6]);
         return 2;
     }
     std::fclose(f);
     std::vector<uint32_t> output(static_cast<std::size_t>(out_beats) * out_words);
     std::vector<uint64_t> in_cycle(in_beats), out_cycle(out_beats);
 
-    auto context = std::make_unique<VerilatedContext>();
-    auto top = std::make_unique<TOP_CLASS>(context.get());
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> percent(0, 99);
 
@@ -106,7 +132,7 @@ int main(int argc, char** argv) {
     {
         FILE* w = std::fopen(argv[13], "rb");
         if (!w) {
-            std::fprintf(stderr, "cannot read weights from %s\n", argv[13]);
+            if (report) std::fprintf(stderr, "cannot read weights from %s\n", argv[13]);
             return 2;
         }
         uint32_t pair[2];
@@ -161,6 +187,7 @@ int main(int argc, char** argv) {
         }
         idle = (in_fire || out_fire) ? 0 : idle + 1;
         if (idle > max_idle) {
+            if (!report) return 3;
             std::fprintf(stderr,
                          "stall: no stream moved for %ld cycles at cycle %llu; input accepted %ld/%ld "
                          "beats (tready=%d), output produced %ld/%ld beats (tvalid=%d)\n",
@@ -178,6 +205,7 @@ int main(int argc, char** argv) {
     }
     const std::chrono::duration<double> loop_seconds = std::chrono::steady_clock::now() - loop_start;
     top->final();
+    if (!report) return 0;
 
     f = std::fopen(argv[7], "wb");
     std::fwrite(output.data(), 4, output.size(), f);
@@ -195,3 +223,104 @@ int main(int argc, char** argv) {
     std::fclose(f);
     return 0;
 }
+
+#ifndef PARTS
+int main(int argc, char** argv) {
+    auto context = std::make_unique<VerilatedContext>();
+    auto top = std::make_unique<TOP_CLASS>(context.get());
+    return run(argc, argv, top.get(), true);
+}
+#else
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "parts.h"
+
+// What the two threads share: each half's values for the other half and the top-level outputs,
+// published after each rising edge into the slot of that cycle's parity, and the number of the
+// last cycle published. A thread overwrites a slot two cycles later, only after the other
+// thread has published the cycle in between, so it is done reading it.
+struct Exchange {
+    alignas(64) std::atomic<uint64_t> published[2] = {{0}, {0}};  // cycle + 1
+    alignas(64) uint32_t slots[2][2][PUBLISHED_WORDS0 > PUBLISHED_WORDS1 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1] = {};
+};
+
+template <int K, class Model>
+struct Half {
+    PART_TOP_PORTS
+    Model* model;
+    Exchange* exchange;
+    uint64_t cycle = 0;
+    bool started = false, last_clk = false;
+
+    Half(Model* m, Exchange* x) : model(m), exchange(x) {}
+
+    uint32_t* slot(int half) { return exchange->slots[half][cycle & 1]; }
+    void publish_into(uint32_t* words) {
+        if constexpr (K == 0) publish0<Half>(*model, words); else publish1<Half>(*model, words);
+    }
+    void apply() {
+        if constexpr (K == 0) apply0(*model, *this, slot(1)); else apply1(*model, *this, slot(0));
+    }
+    void meet() {  // publish this cycle's values, wait for the other half's
+        publish_into(slot(K));
+        exchange->published[K].store(cycle + 1, std::memory_order_release);
+        for (unsigned spins = 0; exchange->published[1 - K].load(std::memory_order_acquire) < cycle + 1; ++spins) {
+            if (spins > 4096) std::this_thread::yield();
+#if defined(__x86_64__)
+            else __builtin_ia32_pause();
+#endif
+        }
+        const uint32_t* both[2] = {slot(0), slot(1)};
+        top_outputs(*this, both);
+    }
+    void eval() {
+        apply();
+        if (!started) {  // like the whole design's first eval: the initial values, no edge
+            started = true;
+            last_clk = clk;
+            model->eval();
+            meet();
+            return;
+        }
+        const bool rising = clk && !last_clk;
+        last_clk = clk;
+        model->eval();
+        if (rising) {
+            ++cycle;
+            meet();
+            return;
+        }
+        // What this half published for the cycle must not have changed when the cycle's inputs
+        // came in: the other half has computed with it.
+        uint32_t now[PUBLISHED_WORDS0 > PUBLISHED_WORDS1 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1] = {};
+        publish_into(now);
+        if (std::memcmp(now, slot(K), sizeof(uint32_t) * (K == 0 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1)) != 0) {
+            std::fprintf(stderr, "partition: half %d's values crossing the cut changed within cycle %llu "
+                                 "(they depend combinationally on the cycle's inputs)\n",
+                         K, static_cast<unsigned long long>(cycle));
+            std::fflush(stderr);
+            std::_Exit(4);
+        }
+    }
+    void final() { model->final(); }
+};
+
+int main(int argc, char** argv) {
+    Exchange exchange;
+    int second_result = 0;
+    std::thread second([&] {
+        auto context = std::make_unique<VerilatedContext>();
+        auto model = std::make_unique<VPart1>(context.get());
+        Half<1, VPart1> half(model.get(), &exchange);
+        second_result = run(argc, argv, &half, false);
+    });
+    auto context = std::make_unique<VerilatedContext>();
+    auto model = std::make_unique<VPart0>(context.get());
+    Half<0, VPart0> half(model.get(), &exchange);
+    const int result = run(argc, argv, &half, true);
+    second.join();
+    return result != 0 ? result : second_result;
+}
+#endif

@@ -14,7 +14,7 @@ from ..cores.weight_port import register_writes
 from ..graph.datatypes import QType
 from ..graph.network import NetworkSpec
 from ..graph.weight_map import WeightMap
-from . import verilator
+from . import partition, verilator
 
 SHARD_CYCLES = 250_000  # simulated cycles per extra simulator process, at least
 
@@ -50,6 +50,7 @@ class RtlsimResult:
     loop_seconds: float  # slowest simulator process's clock loop (the processes run in parallel)
     fifo_peaks: np.ndarray | None = None  # highest fill level per FIFO, for monitored designs
     cluster: dict | None = None  # where it ran, on a cluster: nodes, shards, reruns
+    threads: int = 1  # simulator threads per process: 2 where the design was cut in two (`partition`)
 
     @property
     def cycles_per_frame(self) -> float:
@@ -116,26 +117,40 @@ def simulate_points(network: NetworkSpec, verilog: str, inputs: np.ndarray, poin
     opt = cxx_opt or (verilator.FAST_SIM if work > 1e11 else verilator.FAST_BUILD)
     peak_words = verilator.words_per_beat(PEAK_BITS * monitored_fifos) if monitored_fifos else 0
     writes = register_writes(network) if WeightMap.of(network) else None
-    design = verilator.compile_verilog(verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words,
-                                       weight_port=writes is not None)
     from .. import cluster
 
     on_cluster = cluster.active()
+    cpus = jobs or os.cpu_count() or 1
     if on_cluster is not None:
         shards = shard_plan(len(inputs), network.analytic_ii, max(1, on_cluster.cpus // len(points)))
     else:
-        shards = local_shards(len(inputs), network.analytic_ii, max(1, (jobs or os.cpu_count() or 1) // len(points)))
+        shards = local_shards(len(inputs), network.analytic_ii, max(1, cpus // len(points)))
     plan = [(point, index, shard) for point in points for index, shard in enumerate(shards)]
+    # One simulator process on a machine with a core to spare: a large design is cut in two, a
+    # thread for each half (`partition`); cuts that are not exact are found as the run goes.
+    threads = on_cluster is None and not monitored_fifos and len(plan) == 1 and cpus >= 2 and \
+        partition.worth_threads(network)
     start = time.perf_counter()
-    if on_cluster is not None:
-        runs, placement = _run_on_cluster(on_cluster, network, design, inputs, plan, shards, writes, seed)
-    else:
-        runs, placement = _run_here(network, design, inputs, plan, writes, seed, jobs, monitored_fifos), None
+    while True:
+        design = verilator.compile_verilog(
+            verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words, weight_port=writes is not None,
+            split=(lambda: partition.partition(network, verilog)) if threads else None)
+        try:
+            if on_cluster is not None:
+                runs, placement = _run_on_cluster(on_cluster, network, design, inputs, plan, shards, writes, seed)
+            else:
+                runs, placement = _run_here(network, design, inputs, plan, writes, seed, jobs, monitored_fifos), None
+            break
+        except verilator.SimulationError as error:
+            if not (threads and partition.CUT_NOT_EXACT in str(error)):
+                raise
+            threads = False  # the whole design on one thread
     wall = time.perf_counter() - start
     results = []
     for number in range(len(points)):
         mine = runs[number * len(shards):(number + 1) * len(shards)]
-        results.append(_result(network, len(inputs), mine, wall, design.build_seconds, monitored_fifos, placement))
+        results.append(_result(network, len(inputs), mine, wall, design.build_seconds, monitored_fifos, placement,
+                               2 if threads else 1))
     return results
 
 
@@ -206,7 +221,7 @@ def _run_on_cluster(on_cluster, network, design, inputs, plan, shards, writes, s
     return runs, placement
 
 
-def _result(network, frames, runs, wall, build_seconds, monitored_fifos, placement) -> RtlsimResult:
+def _result(network, frames, runs, wall, build_seconds, monitored_fifos, placement, threads=1) -> RtlsimResult:
     """One point's shards put together in frame order; cycle statistics from the first shard."""
     top = PortGeometry.of(network)
     outputs = np.concatenate([unpack_beats(r.output_words, network.output_type, top.out_elements_per_beat)
@@ -219,7 +234,7 @@ def _result(network, frames, runs, wall, build_seconds, monitored_fifos, placeme
     first = runs[0]
     return RtlsimResult(outputs.reshape(frames, network.out_elements), sum(r.total_cycles for r in runs),
                         first.frame_in_cycle, first.frame_out_cycle, wall, build_seconds,
-                        max(r.loop_seconds for r in runs), peaks, placement)
+                        max(r.loop_seconds for r in runs), peaks, placement, threads)
 
 
 def shard_stream(network: NetworkSpec, inputs: np.ndarray, shard: np.ndarray, index: int, writes, *,

