@@ -104,8 +104,21 @@ def split_layers(network) -> tuple[list[str], list[str]]:
     return names[:index], names[index:]
 
 
+class CutError(RuntimeError):
+    """The design could not be cut in two; rtlsim simulates it whole."""
+
+
 def partition(network, verilog: str) -> PartitionedDesign:
     """The design's Verilog cut between two halves of its layers (`split_layers`)."""
+    try:
+        return _partition(network, verilog)
+    except CutError:
+        raise
+    except (KeyError, ValueError, StopIteration, OSError, json.JSONDecodeError) as error:
+        raise CutError(f"{network.name} could not be cut in two ({type(error).__name__}: {error})") from None
+
+
+def _partition(network, verilog: str) -> PartitionedDesign:
     top = network.name
     first, second = split_layers(network)
     glue, stubs = _glue_and_stubs(verilog, top)
@@ -134,7 +147,7 @@ def _yosys(work: Path, script: str) -> None:
     run = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=work, capture_output=True, text=True)
     if run.returncode != 0:
         detail = " / ".join((run.stderr or run.stdout).strip().splitlines()[-3:])
-        raise RuntimeError(f"Yosys could not cut the design in two: {detail or 'no output'}")
+        raise CutError(f"Yosys could not cut the design in two: {detail or 'no output'}")
 
 
 MODULE = re.compile(r"^module (\S+?)\s*\(.*?^endmodule\n", re.M | re.S)

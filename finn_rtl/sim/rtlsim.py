@@ -132,19 +132,21 @@ def simulate_points(network: NetworkSpec, verilog: str, inputs: np.ndarray, poin
         partition.worth_threads(network)
     start = time.perf_counter()
     while True:
-        design = verilator.compile_verilog(
-            verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words, weight_port=writes is not None,
-            split=(lambda: partition.partition(network, verilog)) if threads else None)
         try:
+            design = verilator.compile_verilog(
+                verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words, weight_port=writes is not None,
+                split=(lambda: partition.partition(network, verilog)) if threads else None)
             if on_cluster is not None:
                 runs, placement = _run_on_cluster(on_cluster, network, design, inputs, plan, shards, writes, seed)
             else:
                 runs, placement = _run_here(network, design, inputs, plan, writes, seed, jobs, monitored_fifos), None
             break
+        except partition.CutError:
+            threads = False  # the whole design on one thread
         except verilator.SimulationError as error:
             if not (threads and partition.CUT_NOT_EXACT in str(error)):
                 raise
-            threads = False  # the whole design on one thread
+            threads = False  # a half's values followed the cycle's inputs: one thread
     wall = time.perf_counter() - start
     results = []
     for number in range(len(points)):

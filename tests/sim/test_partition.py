@@ -97,3 +97,19 @@ def test_rtlsim_cuts_a_large_design_run_as_one_process(monkeypatch):
     assert cut.threads == 2
     assert np.array_equal(cut.outputs, alone.outputs)
     assert np.array_equal(cut.frame_out_cycle, alone.frame_out_cycle)
+
+
+def test_a_design_that_cannot_be_cut_is_simulated_whole(monkeypatch, tmp_path):
+    network = chain_network()
+    verilog = to_verilog(network)
+
+    def refuse(module, top, net, second):
+        raise KeyError("datapath")
+
+    monkeypatch.setattr(partition, "_assign_cells", refuse)
+    monkeypatch.setattr(partition, "THREADS_FROM", 0)
+    monkeypatch.setattr(verilator, "cache_dir", lambda: tmp_path)  # not the cached good cut
+    with pytest.raises(partition.CutError, match="could not be cut in two"):
+        partition.partition(network, verilog)
+    result = rtlsim.simulate(network, verilog, frames(network, 2), jobs=2)
+    assert result.threads == 1
