@@ -130,12 +130,12 @@ def simulate_points(network: NetworkSpec, verilog: str, inputs: np.ndarray, poin
     # thread for each half (`partition`); cuts that are not exact are found as the run goes.
     threads = on_cluster is None and not monitored_fifos and len(plan) == 1 and cpus >= 2 and \
         partition.worth_threads(network)
-    start = time.perf_counter()
     while True:
         try:
             design = verilator.compile_verilog(
                 verilog, network.name, cxx_opt=opt, fifo_peak_words=peak_words, weight_port=writes is not None,
                 split=(lambda: partition.partition(network, verilog)) if threads else None)
+            start = time.perf_counter()
             if on_cluster is not None:
                 runs, placement = _run_on_cluster(on_cluster, network, design, inputs, plan, shards, writes, seed)
             else:
