@@ -258,7 +258,7 @@ struct Half {
 
     uint32_t* slot(int half) { return exchange->slots[half][cycle & 1]; }
     void publish_into(uint32_t* words) {
-        if constexpr (K == 0) publish0<Half>(*model, words); else publish1<Half>(*model, words);
+        if constexpr (K == 0) publish0(*model, words); else publish1(*model, words);
     }
     void apply() {
         if constexpr (K == 0) apply0(*model, *this, slot(1)); else apply1(*model, *this, slot(0));

@@ -289,7 +289,7 @@ def _exchange_header(modules: dict, top: str) -> str:
         lines.append(f"static const int PUBLISHED_WORDS{k} = {max(1, words)};")
     for k, cell in enumerate(halves):
         model = f"VPart{k}"
-        lines += [f"template <class Proxy> static void publish{k}(const {model}& m, uint32_t* w) {{"]
+        lines += [f"static void publish{k}(const {model}& m, uint32_t* w) {{"]
         for port, width, offset in published[k]:
             lines.append(f"    get_port(m.{_c(port)}, w + {offset // 32}, {-(-width // 32)});")
         lines.append("}")
