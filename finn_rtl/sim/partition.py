@@ -57,10 +57,11 @@ class PortBits:
 
 @dataclass(frozen=True)
 class PartitionedDesign:
-    """`verilog`: the design's modules and the two halves' (`part_modules`); `header`: the C++
-    that moves the signals between the halves and the harness (`harness.cpp` with -DPARTS)."""
+    """`halves`: each half's Verilog, its module (`part_modules`) and the modules under it, so
+    that each verilation parses only its own half; `header`: the C++ that moves the signals
+    between the halves and the harness (`harness.cpp` with -DPARTS)."""
 
-    verilog: str
+    halves: tuple  # (Verilog of half 0, of half 1)
     header: str
     layers: tuple  # the layers of each half, by name
 
@@ -138,7 +139,9 @@ def _partition(network, verilog: str) -> PartitionedDesign:
                      "write_verilog -norename -noattr -selected parts.v")
         parts_verilog = (work / "parts.v").read_text()
     header = _exchange_header(design["modules"], top)
-    return PartitionedDesign(verilog + parts_verilog, header, (tuple(first), tuple(second)))
+    modules = _modules(verilog + parts_verilog)
+    halves = tuple("".join(modules[name] for name in _modules_under(modules, root)) for root in part_modules(top))
+    return PartitionedDesign(halves, header, (tuple(first), tuple(second)))
 
 
 def _yosys(work: Path, script: str) -> None:
@@ -153,6 +156,24 @@ def _yosys(work: Path, script: str) -> None:
 MODULE = re.compile(r"^module (\S+?)\s*\(.*?^endmodule\n", re.M | re.S)
 PORT_DECLARATION = re.compile(r"^\s*(?:input|output|inout)\b[^;]*;\n", re.M)
 FUNCTION = re.compile(r"^\s*function\b.*?^\s*endfunction\b", re.M | re.S)  # inputs of its own
+
+
+def _modules(verilog: str) -> dict[str, str]:
+    """Each module's Verilog by its name (without the escaping backslash)."""
+    return {match.group(1).lstrip("\\"): match.group(0) for match in MODULE.finditer(verilog)}
+
+
+def _modules_under(modules: dict[str, str], root: str) -> list[str]:
+    """`root` and the modules it instantiates, directly or further down, in the design's order.
+    An instance is a statement whose first word is a module's name (Yosys writes one per line)."""
+    reached, pending = {root}, [root]
+    while pending:
+        for line in modules[pending.pop()].splitlines():
+            word = line.split(maxsplit=1)[0].lstrip("\\") if line.strip() else ""
+            if word in modules and word not in reached:
+                reached.add(word)
+                pending.append(word)
+    return [name for name in modules if name in reached]
 
 
 def _glue_and_stubs(verilog: str, top: str) -> tuple[str, str]:

@@ -134,11 +134,15 @@ def _verilator_flags(top: str) -> list[str]:
             "--x-initial", "fast", "-O3", "--top-module", top]
 
 
-def _make(obj: Path, makefile: str, jobs: int | None, cxx_opt: str, *extra: str) -> list[str]:
+def _optimisation(cxx_opt: str) -> list[str]:
     # Optimisation levels go to make, per file class: the "slow" files hold initial blocks
     # (weight ROM contents), huge and run once, so they are compiled without optimisation.
+    return [f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}"]
+
+
+def _make(obj: Path, makefile: str, jobs: int | None, cxx_opt: str) -> list[str]:
     return ["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(obj), "-f", makefile,
-            f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}", *extra]
+            *_optimisation(cxx_opt)]
 
 
 def _run(command: list[str], cwd: Path, what: str, *others: list[str]) -> None:
@@ -171,20 +175,29 @@ def _build_halves(design, top: str, work: Path, defines: str, jobs: int | None, 
 
     from .partition import part_modules
 
-    (work / f"{top}.v").write_text(design.verilog)
-    (work / "parts.h").write_text(design.header)
     first, second = part_modules(top)
+    for name, verilog in zip((first, second), design.halves):
+        (work / f"{name}.v").write_text(verilog)
+    (work / "parts.h").write_text(design.header)
     commands = [
         [*_verilator_flags(first), "--prefix", "VPart0", "--exe", "-CFLAGS", f"{defines} -I{work} -I{work / 'obj1'}",
-         "--Mdir", str(work / "obj"), "-o", f"V{top}", str(work / f"{top}.v"), str(HARNESS)],
-        [*_verilator_flags(second), "--prefix", "VPart1", "--Mdir", str(work / "obj1"), str(work / f"{top}.v")],
+         "--Mdir", str(work / "obj"), "-o", f"V{top}", str(work / f"{first}.v"), str(HARNESS)],
+        [*_verilator_flags(second), "--prefix", "VPart1", "--Mdir", str(work / "obj1"), str(work / f"{second}.v")],
     ]
     _run(commands[0], work, f"{top} (cut in two)", commands[1])
-    _run(_make(work / "obj1", "VPart1.mk", jobs, cxx_opt), work, top)
     runtime = cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}"
     _reuse_runtime(runtime, work / "obj")
-    _run(_make(work / "obj", "VPart0.mk", jobs, cxx_opt, f"LDLIBS={work / 'obj1' / 'VPart1__ALL.a'} -pthread"),
-         work, top)
+    # One make, so the halves' C++ shares its job slots: both models' libraries compile side by
+    # side, then the harness links them (two makes of -j each, one after the other, left a core
+    # idle at each one's end; two at once ran twice the jobs there are cores).
+    options = " ".join(f"'{option}'" for option in _optimisation(cxx_opt))
+    (work / "halves.mk").write_text(
+        "all: part0 part1\n"
+        f"\t+$(MAKE) -C obj -f VPart0.mk {options} 'LDLIBS={work / 'obj1' / 'VPart1__ALL.a'} -pthread'\n"
+        f"part0:\n\t+$(MAKE) -C obj -f VPart0.mk {options} VPart0__ALL.a\n"
+        f"part1:\n\t+$(MAKE) -C obj1 -f VPart1.mk {options} VPart1__ALL.a\n"
+        ".PHONY: all part0 part1\n")
+    _run(["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(work), "-f", "halves.mk"], work, top)
     _keep_runtime(runtime, work / "obj")
     return work / "obj" / f"V{top}"
 

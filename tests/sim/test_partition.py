@@ -57,8 +57,12 @@ def test_the_cut_is_at_the_fifos_and_the_crossing_values_are_named_plainly():
     design = partition.partition(network, to_verilog(network))
     first, second = design.layers
     assert list(first) + list(second) == [layer.name for layer in network.layers]
-    for module in partition.part_modules(network.name):
-        assert f"module {module}(" in design.verilog
+    mine, theirs = partition.part_modules(network.name)
+    for verilog, (mine, theirs) in zip(design.halves, [(mine, theirs), (theirs, mine)]):
+        assert f"module {mine}(" in verilog and f"module {theirs}(" not in verilog
+    for verilog, layers in zip(design.halves, design.layers):  # each half holds its own layers' cores only
+        for layer in network.layers:
+            assert (f"\\datapath.{layer.name} " in verilog) == (layer.name in layers), layer.name
     assert "published[0]" in design.header and "published[1]" in design.header
     assert "$" not in design.header and "__02" not in design.header  # no names Verilator would encode
 
