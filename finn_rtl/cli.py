@@ -93,8 +93,11 @@ def _check_arguments(args) -> None:
     if getattr(args, "input_scale", None) is not None and not np.isfinite(args.input_scale):
         raise CompileError("--input-scale must be a finite number")
     out = getattr(args, "out", None)
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise CompileError(f"-o {out} is a file; name a directory (new or existing)")
+    if out is not None:  # checked before the work, not found after it
+        existing = next(path for path in (Path(out), *Path(out).absolute().parents) if path.exists())
+        if not existing.is_dir():
+            what = f"-o {out} is a file" if existing == Path(out) else f"-o {out}: {existing} is a file"
+            raise CompileError(f"{what}; name a directory (new or existing)")
     if getattr(args, "board", None):  # a clock the board cannot run is refused before any work
         from .platforms.boards import get_board
 

@@ -114,6 +114,7 @@ def test_an_unreachable_head_is_one_line_and_exit_2(tfc):
         "`ray start --head`, or use --cluster local)"]
 
 
+@pytest.mark.slow
 def test_a_head_that_dies_mid_run_is_one_line_and_exit_2(tfc):
     """The head's GCS server and raylet killed while shards run: Ray either ends the driver without
     a word (measured here) or first raises whatever its socket to the head raised (a broken pipe,
@@ -163,6 +164,7 @@ def synthesized_through_the_cluster_equals_local_synthesis(model: Path, target_i
     assert all(node.startswith("127.0.0.1 (") for node in nodes)
 
 
+@pytest.mark.slow
 def test_mlp_units_synthesized_through_the_cluster_equal_local_synthesis(tmp_path):
     import onnx
     from support.modelgen import LayerCfg, MLPCfg, make_mlp
@@ -268,6 +270,7 @@ def test_cluster_local_starts_ray_here(tfc):
     assert placement["address"] == "local" and [node["ip"] for node in placement["nodes"]] == ["127.0.0.1"]
 
 
+@pytest.mark.slow
 def test_fifo_sizing_checks_run_as_cluster_tasks(tmp_path):
     """`build --size-fifos` on a cluster: both candidate depth sets, each at full rate and under
     input and output backpressure, checked as tasks at once; the same depths as on this machine."""

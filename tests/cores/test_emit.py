@@ -45,7 +45,7 @@ def numbered_per_module(verilog: str) -> str:
     return "\nmodule ".join(renumber(chunk) for chunk in verilog.split("\nmodule "))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_cores_converted_apart_are_proven_equal_to_the_whole_design(residual_network, tmp_path, workers):
     """On one process and on two (which convert different cores, each with its own numbering of
     unnamed signals, and run Yosys apart)."""

@@ -181,6 +181,7 @@ def test_board_clock_refused_before_building(model_file, tmp_path):
     (tmp_path / "file").write_text("x")
     result = run_cli("deploy", tmp_path / "out", "--board", "pynq-z1", "-o", tmp_path / "file" / "sub")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{tmp_path / 'file'} is a file" in result.stderr  # said before the project is prepared
     assert result.stderr.startswith("finn-rtl: error:") and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -197,6 +198,7 @@ def test_synth_prints_measured_resources(model_file, tmp_path):
     assert report["resources"]["synthesis"]["total"]["LUT"] == int(total[1])
 
 
+@pytest.mark.slow
 def test_explore_synth_measures_every_frontier_folding(model_file, tmp_path):
     """explore --synth: every Pareto-optimal folding synthesized (its distinct units once, in
     parallel), measured resources and Fmax beside the estimates; the measured counts are those

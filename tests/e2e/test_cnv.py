@@ -16,7 +16,7 @@ def cifar10():
     return cifar10_images(np.arange(IMAGES))
 
 
-@pytest.mark.parametrize("name,cfg", [("w1a1", CNV_W1A1), ("w2a2", CNV_W2A2)])
+@pytest.mark.parametrize("name,cfg", [("w1a1", CNV_W1A1), pytest.param("w2a2", CNV_W2A2, marks=pytest.mark.slow)])
 def test_cnv_cifar10_bit_exact_at_target_ii(name, cfg, cifar10, tmp_path):
     onnx.save(make_convnet(cfg, seed=7), str(tmp_path / "cnv.onnx"))
     b = build(tmp_path / "cnv.onnx", tmp_path / "out", target_ii=TARGET_II)

@@ -36,7 +36,7 @@ def test_zoo_style_mlp_rtlsim_bit_exact(name, tmp_path):
 
 
 @pytest.mark.parametrize("name,accuracy", [("TFC_1W1A", 0.9296), ("TFC_2W2A", 0.9660)])
-@pytest.mark.parametrize("folding", ["fast", "unfolded"])
+@pytest.mark.parametrize("folding", ["fast", pytest.param("unfolded", marks=pytest.mark.slow)])
 def test_tfc_mnist_bit_exact(name, accuracy, folding, mnist, tmp_path):
     model = shared_file(f"models/{name}.onnx")
     x, y = mnist
