@@ -177,6 +177,35 @@ def perf_cost_by_address(command: list[str], out: Path, binary: Path) -> collect
     return cost
 
 
+OUTPUT_PORTS = ("m__payload", "m__valid", "s__ready", "out_valid")  # a stream stage's outputs
+
+
+def stream_wire_drivers(verilog: str, top: str) -> dict[str, str]:
+    """Each top-level stream wire (in Verilator's C++ spelling) -> the instance whose output port
+    drives it, from the datapath's port connections (`.m__payload(\\s__payload$282 )`)."""
+    datapath = re.search(rf"^module \\{re.escape(top)}\.datapath\b.*?^endmodule", verilog, re.M | re.S)
+    drivers, instance = {}, None
+    for line in (datapath.group(0) if datapath else "").splitlines():
+        opened = re.match(r"^\s+\S+\s+(\S+)\s+\($", line)
+        if opened:
+            instance = opened.group(1).lstrip("\\")
+        connection = re.match(r"^\s+\.(\w+)\((\\?\S+)\s*\),?$", line)
+        if instance and connection and connection.group(1) in OUTPUT_PORTS:
+            wire = connection.group(2).lstrip("\\")
+            drivers[verilator_spelling(wire)] = instance
+    return drivers
+
+
+def verilator_spelling(name: str) -> str:
+    """Verilator's C++ name of a Verilog name: `s__payload$282` -> `s___05Fpayload__024282` (an
+    underscore after an underscore, and characters C++ names cannot hold, become `__0` + hex)."""
+    spelt = []
+    for index, ch in enumerate(name):
+        plain = ch.isalnum() or (ch == "_" and (index == 0 or name[index - 1] != "_"))
+        spelt.append(ch if plain else f"__0{ord(ch):X}")
+    return "".join(spelt)
+
+
 def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> None:
     from finn_rtl.cores.accelerator import to_verilog
 
@@ -202,6 +231,7 @@ def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> 
         sources: dict[str, list[str]] = {}
         by_part, by_signal = collections.Counter(), collections.Counter()
         prefix = f"{network.name}__DOT__datapath__DOT__"
+        driver = stream_wire_drivers(to_verilog(network), network.name)
         for address, ir in cost.items():
             file, _, number = outermost.get(address, "?:0").rpartition(":")
             number = re.match(r"\d+", number)
@@ -211,10 +241,20 @@ def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> 
                 if file not in sources:
                     sources[file] = Path(file).read_text().splitlines() if Path(file).is_file() else []
                 signal = statement_owner(sources[file], int(number.group(0)) if number else 0)
+                # `__Vdly__X`/`__VdlySet__X`: X's non-blocking assignment, part of X's owner's cost
+                signal = re.sub(r"^__Vdly(?:Set)?__", "", signal)
                 inside = re.match(rf"{re.escape(prefix)}([A-Za-z0-9_]+?)__DOT__(\w+)", signal)
-                part = inside.group(1) if inside else "top level (handshakes between stages, scheduling)"
+                wire = re.match(rf"{re.escape(prefix)}(\w+)$", signal)
                 if inside:
-                    signal = f"{inside.group(1)}: {re.sub(r'[0-9]+', '#', inside.group(2))}"
+                    part = inside.group(1)
+                    signal = f"{part}: {re.sub(r'[0-9]+', '#', inside.group(2))}"
+                elif wire and wire.group(1) in driver:
+                    # a stream wire between two stages: Verilator computes it with the logic of the
+                    # instance whose output drives it (the modules are inlined into one)
+                    part = driver[wire.group(1)]
+                    signal = f"{part}: output {re.sub(r'[0-9]+', '#', wire.group(1))}"
+                else:
+                    part = "top level (scheduling, glue)"
             by_part[part] += ir
             by_signal[signal] += ir
     total = sum(by_part.values())
@@ -224,7 +264,8 @@ def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> 
               "(cpu-clock, perf)")
         by_kind = collections.Counter()
         for part, n in by_part.items():
-            by_kind[kinds.get(part, "FIFO" if part.startswith("fifo") else part)] += n
+            glue = "FIFO" if part.startswith("fifo") else "width converter" if part.startswith("dwc") else part
+            by_kind[kinds.get(part, glue)] += n
         for kind, n in by_kind.most_common(12):
             print(f"  {kind:50} {100 * n / total:5.1f}%")
         print(f"{'part':50} {'kind':18} {'share':>6}")
