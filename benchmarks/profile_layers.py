@@ -183,27 +183,17 @@ OUTPUT_PORTS = ("m__payload", "m__valid", "s__ready", "out_valid")  # a stream s
 def stream_wire_drivers(verilog: str, top: str) -> dict[str, str]:
     """Each top-level stream wire (in Verilator's C++ spelling) -> the instance whose output port
     drives it, from the datapath's port connections (`.m__payload(\\s__payload$282 )`)."""
-    datapath = re.search(rf"^module \\{re.escape(top)}\.datapath\b.*?^endmodule", verilog, re.M | re.S)
+    from finn_rtl.sim.partition import verilog_modules, verilator_spelling
+
     drivers, instance = {}, None
-    for line in (datapath.group(0) if datapath else "").splitlines():
+    for line in verilog_modules(verilog).get(f"{top}.datapath", "").splitlines():
         opened = re.match(r"^\s+\S+\s+(\S+)\s+\($", line)
         if opened:
             instance = opened.group(1).lstrip("\\")
         connection = re.match(r"^\s+\.(\w+)\((\\?\S+)\s*\),?$", line)
         if instance and connection and connection.group(1) in OUTPUT_PORTS:
-            wire = connection.group(2).lstrip("\\")
-            drivers[verilator_spelling(wire)] = instance
+            drivers[verilator_spelling(connection.group(2).lstrip("\\"))] = instance
     return drivers
-
-
-def verilator_spelling(name: str) -> str:
-    """Verilator's C++ name of a Verilog name: `s__payload$282` -> `s___05Fpayload__024282` (an
-    underscore after an underscore, and characters C++ names cannot hold, become `__0` + hex)."""
-    spelt = []
-    for index, ch in enumerate(name):
-        plain = ch.isalnum() or (ch == "_" and (index == 0 or name[index - 1] != "_"))
-        spelt.append(ch if plain else f"__0{ord(ch):X}")
-    return "".join(spelt)
 
 
 def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> None:
@@ -211,7 +201,8 @@ def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> 
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        executable = build_with_debug_info(to_verilog(network), network.name, tmp)
+        verilog = to_verilog(network)
+        executable = build_with_debug_info(verilog, network.name, tmp)
         command, stats = stream_command(executable, network, frames, tmp)
         if sample:
             cost = perf_cost_by_address(command, tmp / "perf.data", executable)
@@ -231,7 +222,7 @@ def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> 
         sources: dict[str, list[str]] = {}
         by_part, by_signal = collections.Counter(), collections.Counter()
         prefix = f"{network.name}__DOT__datapath__DOT__"
-        driver = stream_wire_drivers(to_verilog(network), network.name)
+        driver = stream_wire_drivers(verilog, network.name)
         for address, ir in cost.items():
             file, _, number = outermost.get(address, "?:0").rpartition(":")
             number = re.match(r"\d+", number)

@@ -122,7 +122,8 @@ def partition(network, verilog: str) -> PartitionedDesign:
 def _partition(network, verilog: str) -> PartitionedDesign:
     top = network.name
     first, second = split_layers(network)
-    glue, stubs = _glue_and_stubs(verilog, top)
+    modules = verilog_modules(verilog)
+    glue, stubs = _glue_and_stubs(modules, top)
     with tempfile.TemporaryDirectory(prefix="finn-rtl-parts-") as work:
         work = Path(work)
         (work / "glue.v").write_text(stubs + glue)
@@ -139,7 +140,7 @@ def _partition(network, verilog: str) -> PartitionedDesign:
                      "write_verilog -norename -noattr -selected parts.v")
         parts_verilog = (work / "parts.v").read_text()
     header = _exchange_header(design["modules"], top)
-    modules = _modules(verilog + parts_verilog)
+    modules.update(verilog_modules(parts_verilog))
     halves = tuple("".join(modules[name] for name in _modules_under(modules, root)) for root in part_modules(top))
     return PartitionedDesign(halves, header, (tuple(first), tuple(second)))
 
@@ -158,7 +159,7 @@ PORT_DECLARATION = re.compile(r"^\s*(?:input|output|inout)\b[^;]*;\n", re.M)
 FUNCTION = re.compile(r"^\s*function\b.*?^\s*endfunction\b", re.M | re.S)  # inputs of its own
 
 
-def _modules(verilog: str) -> dict[str, str]:
+def verilog_modules(verilog: str) -> dict[str, str]:
     """Each module's Verilog by its name (without the escaping backslash)."""
     return {match.group(1).lstrip("\\"): match.group(0) for match in MODULE.finditer(verilog)}
 
@@ -176,16 +177,14 @@ def _modules_under(modules: dict[str, str], root: str) -> list[str]:
     return [name for name in modules if name in reached]
 
 
-def _glue_and_stubs(verilog: str, top: str) -> tuple[str, str]:
+def _glue_and_stubs(modules: dict[str, str], top: str) -> tuple[str, str]:
     """The top level's own two modules (the top and its datapath), whole; every other module
     (the layers' cores, FIFOs, width converters, register slices, leaves) as a black box: its
     header and port declarations. Yosys then only sees the wiring between them (flattening the
     FIFOs too took 5 minutes on MobileNet-v1: their zero-initialised storage is thousands of
     initialisation cells)."""
     glue, stubs = [], []
-    for match in MODULE.finditer(verilog):
-        name = match.group(1).lstrip("\\")
-        text = match.group(0)
+    for name, text in modules.items():
         if name in (top, f"{top}.datapath"):
             glue.append(text)
         else:
@@ -312,22 +311,22 @@ def _exchange_header(modules: dict, top: str) -> str:
         model = f"VPart{k}"
         lines += [f"static void publish{k}(const {model}& m, uint32_t* w) {{"]
         for port, width, offset in published[k]:
-            lines.append(f"    get_port(m.{_c(port)}, w + {offset // 32}, {-(-width // 32)});")
+            lines.append(f"    get_port(m.{verilator_spelling(port)}, w + {offset // 32}, {-(-width // 32)});")
         lines.append("}")
         lines.append(f"template <class Proxy> static void apply{k}({model}& m, const Proxy& top, const uint32_t* other) {{")
         for port, bits in cell["connections"].items():
             if cell["port_directions"][port] != "input":
                 continue
-            lines.append(_gather(f"m.{_c(port)}", bits, k, driven, top_inputs))
+            lines.append(_gather(f"m.{verilator_spelling(port)}", bits, k, driven, top_inputs))
         lines.append("}")
     lines.append("template <class Proxy> static void top_outputs(Proxy& top, const uint32_t* const* published) {")
     for port, info in top_module["ports"].items():
         if info["direction"] == "output":
-            lines.append(_gather(f"top.{_c(port)}", info["bits"], None, driven, top_inputs, published=True))
+            lines.append(_gather(f"top.{verilator_spelling(port)}", info["bits"], None, driven, top_inputs, published=True))
     lines.append("}")
     lines.append("#define PART_TOP_PORTS \\")
     for port, info in top_module["ports"].items():
-        lines.append(f"    {_ctype(len(info['bits']))} {_c(port)} = {{}}; \\")
+        lines.append(f"    {_ctype(len(info['bits']))} {verilator_spelling(port)} = {{}}; \\")
     lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -345,7 +344,7 @@ def _gather(target: str, bits: list, half, driven: dict, top_inputs: dict, publi
             source = (f"published[{k}]" if published else ("self" if k == half else "other"), bit)
         elif net in top_inputs:
             port, bit = top_inputs[net]
-            source = (f"top.{_c(port)}", bit)
+            source = (f"top.{verilator_spelling(port)}", bit)
         else:
             source = ("const", 0)  # undriven: Verilator's x-initial fast gives 0
         if runs and runs[-1][0] == source[0] and source[0] != "const" and runs[-1][1] + runs[-1][3] == source[1] \
@@ -372,9 +371,14 @@ def _gather(target: str, bits: list, half, driven: dict, top_inputs: dict, publi
     return "    " + " ".join(parts)
 
 
-def _c(port: str) -> str:
-    """Verilator's C++ name of a port (escaped Verilog names get their characters encoded)."""
-    return "".join(ch if ch.isalnum() or ch == "_" else f"__0{ord(ch):X}" for ch in port)
+def verilator_spelling(name: str) -> str:
+    """Verilator's C++ name of a Verilog name: `s__payload$282` -> `s___05Fpayload__024282` (an
+    underscore after an underscore, and characters C++ names cannot hold, become `__0` + hex)."""
+    spelt = []
+    for index, ch in enumerate(name):
+        plain = ch.isalnum() or (ch == "_" and (index == 0 or name[index - 1] != "_"))
+        spelt.append(ch if plain else f"__0{ord(ch):X}")
+    return "".join(spelt)
 
 
 def _ctype(width: int) -> str:

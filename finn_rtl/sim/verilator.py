@@ -140,9 +140,8 @@ def _optimisation(cxx_opt: str) -> list[str]:
     return [f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}"]
 
 
-def _make(obj: Path, makefile: str, jobs: int | None, cxx_opt: str) -> list[str]:
-    return ["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(obj), "-f", makefile,
-            *_optimisation(cxx_opt)]
+def _make(obj: Path, makefile: str, jobs: int | None, *options: str) -> list[str]:
+    return ["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(obj), "-f", makefile, *options]
 
 
 def _run(command: list[str], cwd: Path, what: str, *others: list[str]) -> None:
@@ -163,7 +162,7 @@ def _build_whole(verilog: str, top: str, work: Path, defines: str, jobs: int | N
     _run([*_verilator_flags(top), "--exe", "-CFLAGS", defines, "--Mdir", str(work / "obj"), "-o", f"V{top}",
           str(work / f"{top}.v"), str(HARNESS)], work, top)
     _reuse_runtime(runtime, work / "obj")
-    _run(_make(work / "obj", f"V{top}.mk", jobs, cxx_opt), work, top)
+    _run(_make(work / "obj", f"V{top}.mk", jobs, *_optimisation(cxx_opt)), work, top)
     _keep_runtime(runtime, work / "obj")
     return work / "obj" / f"V{top}"
 
@@ -198,7 +197,7 @@ def _build_halves(design, top: str, work: Path, defines: str, jobs: int | None, 
         f"part0:\n\t+$(MAKE) -C obj -f VPart0.mk {options} VPart0__ALL.a {HARNESS.stem}.o\n"
         f"part1:\n\t+$(MAKE) -C obj1 -f VPart1.mk {options} VPart1__ALL.a\n"
         ".PHONY: all part0 part1\n")
-    _run(["make", "-s", "-j", str(jobs or os.cpu_count() or 1), "-C", str(work), "-f", "halves.mk"], work, top)
+    _run(_make(work, "halves.mk", jobs), work, top)
     _keep_runtime(runtime, work / "obj")
     return work / "obj" / f"V{top}"
 
