@@ -1,7 +1,7 @@
 """Small combinational building blocks shared by the cores."""
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
 
 def tree_sum(values: list, m=None, name: str = "sum") -> Value:
@@ -49,6 +49,16 @@ def tree_sum_bits(count: int, width: int) -> int:
         bits += sum(summed[:len(widths) // 2])
         widths = summed
     return bits
+
+
+def resized(value, shape) -> Value:
+    """`value` as `shape` (truncated, or extended by its own signedness), as assigning it to a
+    signal of that shape would make it: for an expression used where it is loaded, unnamed."""
+    value = Value.cast(value)
+    if len(value) < shape.width:
+        value = Cat(value, (value[-1] if value.shape().signed else Const(0, 1)).replicate(shape.width - len(value)))
+    value = value[:shape.width]
+    return value.as_signed() if shape.signed else value
 
 
 def lanes(word: Value, width: int, count: int) -> list[Value]:

@@ -103,7 +103,9 @@ class StreamFIFO(wiring.Component):
         latch_valid = Signal()
         data, held = self._storage(m, latch_valid, ~latch_valid | advance)
         with m.If(advance):
-            m.d.sync += [out_valid.eq(latch_valid), self.m.payload.eq(data)]
+            m.d.sync += out_valid.eq(latch_valid)
+        with m.If(advance & latch_valid):  # no copy of an empty latch (a wide word costs a simulator)
+            m.d.sync += self.m.payload.eq(data)
         return held + out_valid
 
     def _storage(self, m, latch_valid, load):
@@ -118,7 +120,9 @@ class StreamFIFO(wiring.Component):
         take = self.s.valid & room
         fetch = load & stored
         m.d.comb += self.s.ready.eq(room)
-        data = self._banks(m, produce, consume, take, load) if self.bank else self._memory(m, produce, consume, take, load)
+        # The latch is read only where a beat is fetched: with nothing stored it would copy a stale
+        # word (as wide as the stream) every cycle the FIFO is empty, and its valid is low anyway.
+        data = self._banks(m, produce, consume, take, fetch) if self.bank else self._memory(m, produce, consume, take, fetch)
         with m.If(load):
             m.d.sync += latch_valid.eq(stored)
         with m.If(take):

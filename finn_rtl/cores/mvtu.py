@@ -41,7 +41,7 @@ from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_produ
                        plane_bit, popcount_terms)
 from .pipelining import BRAM_OUT_NS, DSP_CASCADE_NS, DSP_MULTIPLY_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, stage_cuts, stage_delays
 from .popcount import CountPipeline, pipelined_popcount, popcount_structure
-from .threshold import delayed, threshold_features, threshold_path_ns, threshold_register_bits, threshold_stage
+from .threshold import register_output, threshold_features, threshold_path_ns, threshold_register_bits, threshold_stage
 
 
 # Bit planes cost one popcount per plane pair, lanes one multiply-add per lane. Measured in
@@ -332,7 +332,8 @@ class MVTU(wiring.Component):
         m.d.comb += advance.eq(~out_valid | self.m.ready)
         m.d.comb += self.m.valid.eq(out_valid)
 
-        # -- issue: walk (nf, sf); the input stream is consumed only in neuron fold 0
+        # -- issue: walk (nf, sf); the input stream is consumed only in neuron fold 0. The memories
+        # are read only where an operand is issued: an idle unit copies no weight words.
         issue = Signal()
         nf, sf = nested_counters(m, issue, (NF, SF), ("nf", "sf"))
         weight_addr, = nested_counters(m, issue, (NF * SF,), ("weight_addr",))
@@ -345,12 +346,12 @@ class MVTU(wiring.Component):
         weight_words = [] if self.written is not None else self._weight_rom_init()
         targets = []
         if weight_banks(spec) > 1:
-            weight_latches, weight_bank = banked_rom_read(m, spec, "weights", weight_words, weight_addr, advance,
+            weight_latches, weight_bank = banked_rom_read(m, spec, "weights", weight_words, weight_addr, issue,
                                                           targets)
         else:
             weight_memory = layer_memory(m, spec, "weights", weight_words)
             weight_read = weight_memory.read_port()
-            m.d.comb += [weight_read.addr.eq(weight_addr), weight_read.en.eq(advance)]
+            m.d.comb += [weight_read.addr.eq(weight_addr), weight_read.en.eq(issue)]
             weight_latches, weight_bank = [weight_read.data], None
             targets.append((weight_memory, 0, spec.memories()["weights"].depth))
         if self.written is not None:
@@ -375,7 +376,7 @@ class MVTU(wiring.Component):
             # vector.)
             input_buffer = layer_memory(m, spec, "input_buffer")
             buffer_read, buffer_write = input_buffer.read_port(), input_buffer.write_port()
-            m.d.comb += [buffer_read.en.eq(advance), buffer_read.addr.eq(sf),
+            m.d.comb += [buffer_read.en.eq(issue), buffer_read.addr.eq(sf),
                          buffer_write.addr.eq(sf), buffer_write.data.eq(repack(self.s.payload)),
                          buffer_write.en.eq(issue & from_stream)]
             if self.bit_planes:
@@ -421,7 +422,6 @@ class MVTU(wiring.Component):
                 x_lanes = lanes(held["x"], ib, SIMD)
 
         acc = [Signal(acc_shape, name=f"acc{pe}") for pe in range(PE)]
-        acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         dots, depths = [], set()
         for pe in range(PE):
             if self.bit_planes:
@@ -457,24 +457,27 @@ class MVTU(wiring.Component):
                 m.d.sync += later.eq(tags)
             tags = later
         dot_valid, dot_first, dot_last, dot_nf = tags[0], tags[1], tags[2], tags[3:3 + len(mac_nf)]
+        # (A named signal: unnamed, Verilator computed the sum as temporaries anyway, each cycle,
+        # at 1.7x the instructions.)
+        acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
         for pe in range(PE):
             m.d.comb += acc_next[pe].eq(Mux(dot_first, 0, acc[pe]) + dots[pe])
             with m.If(advance & dot_valid):
                 m.d.sync += acc[pe].eq(acc_next[pe])
 
-        # -- threshold stage
+        # -- threshold stage (each register loads only with a beat: an idle layer costs a
+        # simulator no comparisons)
         act_valid = Signal()
+        finished = dot_valid & dot_last
         act_acc = [Signal(acc_shape, name=f"act_acc{pe}") for pe in range(PE)]
         with m.If(advance):
-            m.d.sync += act_valid.eq(dot_valid & dot_last)
+            m.d.sync += act_valid.eq(finished)
+        with m.If(advance & finished):
             m.d.sync += [a.eq(n) for a, n in zip(act_acc, acc_next)]
-        results, delay = self._activations(m, act_acc, dot_nf, advance, acc_shape)
-        act_valid = delayed(m, act_valid, delay, advance)  # the threshold stage's registers
+        results, act_valid = self._activations(m, act_acc, dot_nf, advance, finished, act_valid, acc_shape)
 
         out_payload = Signal(self.out_width)
-        with m.If(advance):
-            m.d.sync += [out_valid.eq(act_valid),
-                         out_payload.eq(Cat(r.as_unsigned()[:ob] for r in results))]
+        register_output(m, advance, act_valid, out_valid, out_payload, Cat(r.as_unsigned()[:ob] for r in results))
         m.d.comb += self.m.payload.eq(out_payload)
         return m
 
@@ -527,14 +530,14 @@ class MVTU(wiring.Component):
             total = hold([total - negative[0]], f"dot{pe}_signed", last)[0]
         return total
 
-    def _activations(self, m, act_acc, mac_nf, advance, acc_shape):
-        """Per-PE output element values (before packing), and the cycles the threshold stage
-        delays them by."""
+    def _activations(self, m, act_acc, mac_nf, advance, finished, act_valid, acc_shape):
+        """Per-PE output element values (before packing) and their valid, behind the threshold
+        stage's registers (`act_acc` is loaded where `advance & finished`, its valid `act_valid`)."""
         spec = self.spec
         if spec.thresholds is None:
             if spec.binary_xnor:
-                return [(a.as_signed() * 2 - spec.mw) for a in act_acc], 0
-            return act_acc, 0
-        return threshold_stage(m, act_acc, mac_nf, advance, spec=spec,
+                return [(a.as_signed() * 2 - spec.mw) for a in act_acc], act_valid
+            return act_acc, act_valid
+        return threshold_stage(m, act_acc, mac_nf, advance, finished, act_valid, spec=spec,
                                signs=spec.channel_sign, value_shape=acc_shape,
                                output_type=spec.output_type, out_base=spec.out_base)

@@ -12,7 +12,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import PoolSpec
-from .arith import counter_bits, element_value, lanes, nested_counters
+from .arith import counter_bits, element_value, lanes, nested_counters, resized
 from .memories import layer_memory
 from .pipelining import adder_ns, lut_level_ns
 
@@ -50,20 +50,21 @@ class WindowPool(wiring.Component):
         first, last = pixel == 0, pixel == spec.window - 1
         m.d.comb += [read.addr.eq(group), write.addr.eq(group)]
 
-        reduced = []
-        for i, (x, acc) in enumerate(zip(lanes(self.s.payload, ib, spec.simd), lanes(read.data, ob, spec.simd))):
-            value = element_value(x, spec.input_type)
-            previous = element_value(acc, spec.output_type)
-            if spec.op == "max":
-                combined = Mux(value > previous, value, previous)
-            else:
-                combined = previous + value
-            chosen = Mux(first, value, combined)
-            lane = Signal(ob, name=f"lane{i}")
-            # Wire code: two's complement low bits, or for bipolar the bit "is +1".
-            m.d.comb += lane.eq(chosen > 0 if spec.output_type.bipolar else chosen)
-            reduced.append(lane)
-        result = Cat(*reduced)
+        def result():
+            """The pixel reduced into the partial result. Built per use (the write-back, the
+            output register), not a named signal: a simulator then reduces only with a beat."""
+            reduced = []
+            for x, acc in zip(lanes(self.s.payload, ib, spec.simd), lanes(read.data, ob, spec.simd)):
+                value = element_value(x, spec.input_type)
+                previous = element_value(acc, spec.output_type)
+                if spec.op == "max":
+                    combined = Mux(value > previous, value, previous)
+                else:
+                    combined = previous + value
+                chosen = Mux(first, value, combined)
+                # Wire code: two's complement low bits, or for bipolar the bit "is +1".
+                reduced.append(resized(chosen > 0 if spec.output_type.bipolar else chosen, unsigned(ob)))
+            return Cat(*reduced)
 
         # The last pixel of a window goes out instead of into the RAM; the output register is
         # free when empty or being read.
@@ -73,11 +74,11 @@ class WindowPool(wiring.Component):
             self.s.ready.eq(~last | room),
             self.m.valid.eq(out_valid),
             self.m.payload.eq(out_data),
-            write.data.eq(result),
+            write.data.eq(result()),
         ]
         m.d.comb += [accept.eq(self.s.valid & self.s.ready), write.en.eq(accept & ~last)]
         with m.If(room):
             m.d.sync += out_valid.eq(accept & last)
         with m.If(accept & last):
-            m.d.sync += out_data.eq(result)
+            m.d.sync += out_data.eq(result())
         return m

@@ -137,22 +137,29 @@ class SlidingWindow(wiring.Component):
         # column are registered after the counters, and the address after its products and sums;
         # the reader stalls as one pipeline on `advance`.
         if self.address_stages:
-            held = Signal(len(wrapped) + len(col) + len(cf) + 1, name="address_parts")
+            # (each stage's data loads only with a read issued: an idle generator's address
+            # arithmetic costs a simulator nothing)
+            held = Signal(len(wrapped) + len(col) + len(cf), name="address_parts")
+            held_valid = Signal(name="address_parts_valid")
             with m.If(advance):
-                m.d.sync += held.eq(Cat(wrapped, col, cf, issue))
+                m.d.sync += held_valid.eq(issue)
+            with m.If(issue):
+                m.d.sync += held.eq(Cat(wrapped, col, cf))
             h_wrapped, h_col = held[:len(wrapped)], held[len(wrapped):len(wrapped) + len(col)]
-            h_cf = held[len(wrapped) + len(col):-1]
+            h_cf = held[len(wrapped) + len(col):]
             address = Signal.like(read.addr, name="read_address")
             address_valid = Signal()
             with m.If(advance):
-                m.d.sync += [address.eq(h_wrapped * row_beats + h_col * CF + h_cf), address_valid.eq(held[-1])]
+                m.d.sync += address_valid.eq(held_valid)
+            with m.If(advance & held_valid):
+                m.d.sync += address.eq(h_wrapped * row_beats + h_col * CF + h_cf)
             m.d.comb += read.addr.eq(address)
             read_valid = address_valid
         else:
             m.d.comb += read.addr.eq(wrapped * row_beats + col * CF + cf)
             read_valid = issue
         m.d.comb += [
-            read.en.eq(advance),
+            read.en.eq(advance & read_valid),  # the output register loads only with a beat
             self.m.valid.eq(out_valid),
             self.m.payload.eq(read.data),
         ]

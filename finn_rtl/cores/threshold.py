@@ -96,14 +96,15 @@ def threshold_register_bits(spec, value_shape) -> int:
     return bits + (spec.pe * spec.thresholds_per_channel if compare_register else 0)
 
 
-def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
+def threshold_stage(m, values, group, advance, incoming, valid, *, spec, signs: np.ndarray | None,
                     value_shape, output_type, out_base: int):
     """Compare `values` (PE signals) with the thresholds of channel group `group`.
 
-    The ROM is read synchronously with `enable`: `values` must be the signals
-    that are registered in the same cycle `group` is presented. Returns the PE
-    output element values, and the cycles the caller delays the values' valid by: the pipeline
-    registers of `threshold_registers`, loaded with `enable`. The ROM
+    The ROM is read where `advance & incoming` (`incoming`: a beat is presented with `group`):
+    `values` must be the signals registered from that beat in the same cycle, and `valid` their
+    valid. Returns the PE output element values and their valid, behind the pipeline registers of
+    `threshold_registers`; each register loads only where it takes a beat (`advance` and its
+    valid), so a simulator skips the comparisons of an idle layer. The ROM
     holds the spec's `threshold_values` as `rom_fields` lays them out: a decreasing channel's
     thresholds flipped, so that its comparisons are inverted instead of its value negated (no
     adder in front of the comparators).
@@ -118,15 +119,17 @@ def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
     rom = layer_memory(m, spec, "thresholds", pack_fields(spec.rom_fields("thresholds")))
     assert rom.shape.width == pe * n * width + sign_bits, "the spec's threshold ROM shape is the core's"
     read = rom.read_port()
-    m.d.comb += [read.addr.eq(group), read.en.eq(enable)]
+    m.d.comb += [read.addr.eq(group), read.en.eq(advance & incoming)]
     rom_register, compare_register = threshold_registers(spec, width)
     word = read.data
     if rom_register:
         word = Signal(len(read.data), name="thresholds_word")
         held = [Signal(v.shape(), name=f"thresholds_value{lane}_held") for lane, v in enumerate(values)]
-        with m.If(enable):
+        with m.If(advance & valid):
             m.d.sync += [word.eq(read.data), *(h.eq(v) for h, v in zip(held, values))]
         values = held
+        valid = delayed(m, valid, 1, advance, "thresholds_word_valid")
+    compared_valid = delayed(m, valid, 1, advance) if compare_register else valid
     per_lane = lanes(word, width, pe * n)
     results = []
     for lane, value in enumerate(values):
@@ -144,12 +147,12 @@ def threshold_stage(m, values, group, enable, *, spec, signs: np.ndarray | None,
             bits = bits ^ word[pe * n * width + lane].replicate(n)
         if compare_register:
             held = Signal(n, name=f"thresholds_passed{lane}_bits")
-            with m.If(enable):
+            with m.If(advance & valid):
                 m.d.sync += held.eq(bits)
             bits = held
         passed = tree_sum(list(bits), m, f"thresholds_passed{lane}")
         results.append(passed if output_type.bipolar else out_base + passed)
-    return results, rom_register + compare_register
+    return results, compared_valid
 
 
 def delayed(m, valid, cycles: int, enable, name: str = "compared_valid"):
@@ -162,15 +165,24 @@ def delayed(m, valid, cycles: int, enable, name: str = "compared_valid"):
     return valid
 
 
-def register_thresholded(m, spec, held, held_valid, group, advance, value_shape, out_valid, out_data):
-    """Output register of a core whose `held` values (registered with `advance`, channel group
-    `group`) go through the spec's thresholds, if it has any."""
+def register_thresholded(m, spec, held, incoming, held_valid, group, advance, value_shape, out_valid, out_data):
+    """Output register of a core whose `held` values (registered from a beat presented with
+    channel group `group` where `advance & incoming`; their valid `held_valid`) go through the
+    spec's thresholds, if it has any."""
     results = held
     if spec.thresholds is not None:
-        results, delay = threshold_stage(m, held, group, advance, spec=spec,
-                                         signs=spec.channel_sign, value_shape=value_shape,
-                                         output_type=spec.output_type, out_base=spec.out_base)
-        held_valid = delayed(m, held_valid, delay, advance)
+        results, held_valid = threshold_stage(m, held, group, advance, incoming, held_valid, spec=spec,
+                                              signs=spec.channel_sign, value_shape=value_shape,
+                                              output_type=spec.output_type, out_base=spec.out_base)
+    register_output(m, advance, held_valid, out_valid, out_data,
+                    Cat(r.as_unsigned()[:spec.output_type.bits] for r in results))
+
+
+def register_output(m, advance, valid, out_valid, out_data, value):
+    """A stream's output register: `out_valid` follows `valid` where the pipeline advances, and
+    `out_data` loads `value` only with a beat (a simulator then skips computing `value` in the
+    cycles a starved layer advances empty)."""
     with m.If(advance):
-        m.d.sync += [out_valid.eq(held_valid),
-                     out_data.eq(Cat(r.as_unsigned()[:spec.output_type.bits] for r in results))]
+        m.d.sync += out_valid.eq(valid)
+    with m.If(advance & valid):
+        m.d.sync += out_data.eq(value)

@@ -61,6 +61,7 @@ class Thresholding(wiring.Component):
         per_input = [lanes(port.payload, qtype.bits, spec.pe) for port, qtype in zip(inputs, spec.input_types)]
         with m.If(advance):
             m.d.sync += held_valid.eq(accept)
+        with m.If(accept):
             for lane, h in enumerate(held):
                 terms = [element_value(values[lane], qtype) * factor if factor != 1 else
                          element_value(values[lane], qtype)
@@ -69,5 +70,5 @@ class Thresholding(wiring.Component):
                 for term in terms[1:]:
                     total = total + term
                 m.d.sync += h.eq(total)
-        register_thresholded(m, spec, held, held_valid, group, advance, value_shape, out_valid, out_data)
+        register_thresholded(m, spec, held, all_valid, held_valid, group, advance, value_shape, out_valid, out_data)
         return m

@@ -15,7 +15,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.specs import VectorUnitSpec
-from .arith import address_bits, counter_bits, lane_product, lanes, nested_counters, pack_fields
+from .arith import address_bits, counter_bits, lane_product, lanes, nested_counters, pack_fields, resized
 from .memories import distributed_bank_words, distributed_read_ns, layer_memory, walked_rom, walked_rom_register_bits
 from .pipelining import adder_ns, counter_ns, lut_level_ns
 from .threshold import register_thresholded, threshold_features, threshold_path_ns, threshold_register_bits
@@ -113,26 +113,32 @@ class VectorUnit(wiring.Component):
             held_products = [Signal(signed(len(Value.cast(p)) + 1), name=f"product{lane}_held")
                              for lane, p in enumerate(products)]
             tags = Signal(2 + len(group) + 1, name="product_tags")
-            with m.If(advance):
+            with m.If(accept):
                 m.d.sync += [h.eq(p) for h, p in zip(held_products, products)]
                 m.d.sync += tags.eq(Cat(first, last, group, accept))
+            with m.Elif(advance):
+                m.d.sync += tags[-1].eq(0)
             products = held_products
             first, last, group, valid = tags[0], tags[1], tags[2:2 + len(group)], tags[-1]
         m.d.comb += [partial_read.addr.eq(group), partial_write.addr.eq(group)]
 
-        sums = []
         p_lanes = lanes(partial_read.data, aw, PE)
-        for lane in range(PE):
-            total = Signal(acc_shape, name=f"sum{lane}")
-            m.d.comb += total.eq(Mux(first, 0, p_lanes[lane].as_signed()) + products[lane])
-            sums.append(total)
-        m.d.comb += [partial_write.data.eq(Cat(sums)), partial_write.en.eq(advance & valid & ~last)]
+
+        def sums():
+            # Not named signals: each use (the write-back, the held window) has the adds where it
+            # loads, so a simulator does them only with a beat; synthesis merges the two copies.
+            return [resized(Mux(first, 0, p_lanes[lane].as_signed()) + products[lane], acc_shape)
+                    for lane in range(PE)]
+
+        m.d.comb += [partial_write.data.eq(Cat(sums())), partial_write.en.eq(advance & valid & ~last)]
 
         # A finished window is held one cycle while its channel group's thresholds are read.
         held_valid = Signal()
         held = [Signal(acc_shape, name=f"held{lane}") for lane in range(PE)]
+        finished = valid & last
         with m.If(advance):
-            m.d.sync += held_valid.eq(valid & last)
-            m.d.sync += [h.eq(t) for h, t in zip(held, sums)]
-        register_thresholded(m, spec, held, held_valid, group, advance, acc_shape, out_valid, out_data)
+            m.d.sync += held_valid.eq(finished)
+        with m.If(advance & finished):
+            m.d.sync += [h.eq(t) for h, t in zip(held, sums())]
+        register_thresholded(m, spec, held, finished, held_valid, group, advance, acc_shape, out_valid, out_data)
         return m
