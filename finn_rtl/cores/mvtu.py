@@ -457,24 +457,25 @@ class MVTU(wiring.Component):
                 m.d.sync += later.eq(tags)
             tags = later
         dot_valid, dot_first, dot_last, dot_nf = tags[0], tags[1], tags[2], tags[3:3 + len(mac_nf)]
-        # (A named signal: unnamed, Verilator computed the sum as temporaries anyway, each cycle,
-        # at 1.7x the instructions.)
-        acc_next = [Signal(acc_shape, name=f"acc_next{pe}") for pe in range(PE)]
+        # The accumulator after a vector's last beat is the threshold stage's value: it changes
+        # only with the next beat, which comes no earlier than the edge where the stage (or the
+        # output register) takes it. Each sum is a signal of its full width, used once: Verilator
+        # then adds only with a beat (a sum cut to the register's width in its own assignment, or
+        # read twice, was computed every cycle).
         for pe in range(PE):
-            m.d.comb += acc_next[pe].eq(Mux(dot_first, 0, acc[pe]) + dots[pe])
+            total = Mux(dot_first, 0, acc[pe]) + dots[pe]
+            acc_next = Signal(total.shape(), name=f"acc_next{pe}")
+            m.d.comb += acc_next.eq(total)
             with m.If(advance & dot_valid):
-                m.d.sync += acc[pe].eq(acc_next[pe])
+                m.d.sync += acc[pe].eq(acc_next)
 
         # -- threshold stage (each register loads only with a beat: an idle layer costs a
         # simulator no comparisons)
         act_valid = Signal()
         finished = dot_valid & dot_last
-        act_acc = [Signal(acc_shape, name=f"act_acc{pe}") for pe in range(PE)]
         with m.If(advance):
             m.d.sync += act_valid.eq(finished)
-        with m.If(advance & finished):
-            m.d.sync += [a.eq(n) for a, n in zip(act_acc, acc_next)]
-        results, act_valid = self._activations(m, act_acc, dot_nf, advance, finished, act_valid, acc_shape)
+        results, act_valid = self._activations(m, acc, dot_nf, advance, finished, act_valid, acc_shape)
 
         out_payload = Signal(self.out_width)
         register_output(m, advance, act_valid, out_valid, out_payload, Cat(r.as_unsigned()[:ob] for r in results))
@@ -532,7 +533,8 @@ class MVTU(wiring.Component):
 
     def _activations(self, m, act_acc, mac_nf, advance, finished, act_valid, acc_shape):
         """Per-PE output element values (before packing) and their valid, behind the threshold
-        stage's registers (`act_acc` is loaded where `advance & finished`, its valid `act_valid`)."""
+        stage's registers (`act_acc` holds a finished vector's sums where `act_valid`; they were
+        loaded where `advance & finished`)."""
         spec = self.spec
         if spec.thresholds is None:
             if spec.binary_xnor:

@@ -110,8 +110,9 @@ class VectorUnit(wiring.Component):
         # write stays within one cycle, so a beat reads what the beat before it wrote.
         valid = accept
         if self.product_stage:
-            held_products = [Signal(signed(len(Value.cast(p)) + 1), name=f"product{lane}_held")
-                             for lane, p in enumerate(products)]
+            # (Each register has its product's shape: a wider one reads the product twice, its sign
+            # bit and itself, and Verilator then computes the product every cycle, not with a beat.)
+            held_products = [Signal(Value.cast(p).shape(), name=f"product{lane}_held") for lane, p in enumerate(products)]
             tags = Signal(2 + len(group) + 1, name="product_tags")
             with m.If(accept):
                 m.d.sync += [h.eq(p) for h, p in zip(held_products, products)]
