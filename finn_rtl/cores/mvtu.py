@@ -34,10 +34,10 @@ from ..graph.memory import BLOCK_STYLES
 from ..graph.specs import MVTUSpec
 from ..graph.weight_map import WritableMemory
 from .arith import (address_bits, counter_bits, element_value, lane_product, lanes, nested_counters, pack_fields,
-                    staged_tree_sum, tree_sum, tree_sum_bits)
+                    staged_tree_sum, tree_sum_bits)
 from .memories import banked_rom_read, layer_memory, rom_banks
 from .weight_port import weight_port_signature, window_bits, write_words
-from .bitplane import (add_plane, agreement_terms, bit_planes, chunks, dot_product_terms, pack_planes, planar,
+from .bitplane import (agreement_terms, bit_planes, chunks, dot_product_terms, pack_planes, planar,
                        plane_bit, popcount_terms)
 from .pipelining import BRAM_OUT_NS, DSP_CASCADE_NS, DSP_MULTIPLY_NS, adder_ns, counter_ns, lut_level_ns, mux_levels, stage_cuts, stage_delays
 from .popcount import CountPipeline, pipelined_popcount, popcount_structure
@@ -531,15 +531,15 @@ class MVTU(wiring.Component):
             total = hold([total - negative[0]], f"dot{pe}_signed", last)[0]
         return total
 
-    def _activations(self, m, act_acc, mac_nf, advance, finished, act_valid, acc_shape):
+    def _activations(self, m, sums, mac_nf, advance, finished, sums_valid, acc_shape):
         """Per-PE output element values (before packing) and their valid, behind the threshold
-        stage's registers (`act_acc` holds a finished vector's sums where `act_valid`; they were
-        loaded where `advance & finished`)."""
+        stage's registers (`sums`: the accumulators, holding a finished vector's sums where
+        `sums_valid`; they were loaded where `advance & finished`)."""
         spec = self.spec
         if spec.thresholds is None:
             if spec.binary_xnor:
-                return [(a.as_signed() * 2 - spec.mw) for a in act_acc], act_valid
-            return act_acc, act_valid
-        return threshold_stage(m, act_acc, mac_nf, advance, finished, act_valid, spec=spec,
+                return [(a.as_signed() * 2 - spec.mw) for a in sums], sums_valid
+            return sums, sums_valid
+        return threshold_stage(m, sums, mac_nf, advance, finished, sums_valid, spec=spec,
                                signs=spec.channel_sign, value_shape=acc_shape,
                                output_type=spec.output_type, out_base=spec.out_base)
