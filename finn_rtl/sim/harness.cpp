@@ -14,7 +14,9 @@
 // before the first beat, one a cycle (the cycle count starts after them).
 // Built with -DPARTS for a design cut in two (`partition.py`, which generates parts.h): the same
 // loop runs on two threads, one per half, each on a stand-in for the top (`Half`) that evaluates
-// its half and swaps the signals crossing the cut with the other thread once a cycle.
+// its half and takes the signals crossing the cut from the other thread's publication of the
+// cycle; with CUT_LOOKAHEAD the first half runs ahead while the cut FIFO's ready is sure to be
+// high. The second half's thread, which sees the outputs, decides when the run ends.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -65,6 +67,10 @@ static void copy_bits(uint32_t* dst, int to, const uint32_t* src, int from, int 
         dst[(to + i) >> 5] = (dst[(to + i) >> 5] & ~(1u << ((to + i) & 31))) | (bit << ((to + i) & 31));
     }
 }
+template <typename T>
+static bool port_bit(const T& port, int bit) { return (static_cast<uint64_t>(port) >> bit) & 1u; }
+template <std::size_t N>
+static bool port_bit(const VlWide<N>& port, int bit) { return (port[bit >> 5] >> (bit & 31)) & 1u; }
 static void set_bits(uint32_t* dst, int to, int length) {
     for (int i = 0; i < length; ++i) dst[(to + i) >> 5] |= 1u << ((to + i) & 31);
 }
@@ -80,10 +86,14 @@ static void print_words(FILE* f, const char* label, const T& port) {
 }
 #endif
 
-// `report`: this copy of the loop writes the result files and messages (with -DPARTS, the other
-// thread runs the same loop on the same inputs, cycle for cycle, silently).
 template <class Top>
-static int run(int argc, char** argv, Top* top, bool report) {
+static void print_more_stats(FILE*, const Top*) {}
+
+// `report`: this copy of the loop writes the result files and messages. `until`: this copy
+// follows (with -DPARTS, the first half's thread): it offers the same inputs cycle for cycle
+// with the same random gaps, takes no outputs, and stops when `until` is set.
+template <class Top>
+static int run(int argc, char** argv, Top* top, bool report, const std::atomic<bool>* until = nullptr) {
 #ifdef WEIGHT_PORT
     const int arguments = 14;
 #else
@@ -159,7 +169,7 @@ static int run(int argc, char** argv, Top* top, bool report) {
     uint64_t cycle = 0;
     bool offer = false;
     const bool always_valid = valid_pct >= 100, always_ready = ready_pct >= 100;
-    while (next_out < out_beats) {
+    while (until ? !until->load(std::memory_order_relaxed) : next_out < out_beats) {
         // Falling edge and new inputs are evaluated together; outputs are then sampled for the
         // rising edge, so each cycle costs two evaluations.
         top->clk = 0;
@@ -176,7 +186,7 @@ static int run(int argc, char** argv, Top* top, bool report) {
         top->m_axis_tready = always_ready || percent(rng) < ready_pct;
         top->eval();
         const bool in_fire = top->s_axis_tvalid && top->s_axis_tready;
-        const bool out_fire = top->m_axis_tvalid && top->m_axis_tready;
+        const bool out_fire = !until && top->m_axis_tvalid && top->m_axis_tready;
         if (in_fire) {
             in_cycle[next_in++] = cycle;
             offer = false;
@@ -186,7 +196,7 @@ static int run(int argc, char** argv, Top* top, bool report) {
             out_cycle[next_out++] = cycle;
         }
         idle = (in_fire || out_fire) ? 0 : idle + 1;
-        if (idle > max_idle) {
+        if (idle > max_idle && !until) {
             if (!report) return 3;
             std::fprintf(stderr,
                          "stall: no stream moved for %ld cycles at cycle %llu; input accepted %ld/%ld "
@@ -216,6 +226,7 @@ static int run(int argc, char** argv, Top* top, bool report) {
 #ifdef FIFO_PEAK_WORDS
     print_words(f, "fifo_peaks", top->fifo_peaks);
 #endif
+    print_more_stats(f, top);
     for (long i = 0; i < frames; ++i)
         std::fprintf(f, "frame %ld %llu %llu\n", i,
                      static_cast<unsigned long long>(in_cycle[i * in_bpf]),
@@ -237,13 +248,29 @@ int main(int argc, char** argv) {
 
 #include "parts.h"
 
+static const int MAX_WORDS = PUBLISHED_WORDS0 > PUBLISHED_WORDS1 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1;
+
+struct Slot {
+    uint64_t out_fires;  // the second half's: the cut FIFO's output handshakes before the cycle
+    uint32_t words[MAX_WORDS];
+};
+
+// Cycles the first half may run ahead of the second (a slot is written again only after the
+// other thread has finished the cycle it was for, see `obtain`), up to 16 MB of slots. How much
+// work each half has changes over thousands of cycles (a frame fills the pipeline's first layers
+// first), and a thread can lose its core for a while: on MobileNet-v1 with a busy loop beside it
+// on 2 cores, a ring of 64 cycles ran at 98k cycles/s, 4096 at 111k, 32768 at 120k, and meeting
+// every cycle at 58k. On an idle machine all ran alike (300-320k).
+static const uint64_t RING = (16u << 20) / (2 * sizeof(Slot)) < 32768 ? (16u << 20) / (2 * sizeof(Slot)) : 32768;
+
 // What the two threads share: each half's values for the other half and the top-level outputs,
-// published after each rising edge into the slot of that cycle's parity, and the number of the
-// last cycle published. A thread overwrites a slot two cycles later, only after the other
-// thread has published the cycle in between, so it is done reading it.
+// published after each rising edge into the slot of that cycle, and how many cycles have been
+// published (the initial values are cycle 0's).
 struct Exchange {
-    alignas(64) std::atomic<uint64_t> published[2] = {{0}, {0}};  // cycle + 1
-    alignas(64) uint32_t slots[2][2][PUBLISHED_WORDS0 > PUBLISHED_WORDS1 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1] = {};
+    alignas(64) std::atomic<uint64_t> published[2] = {{0}, {0}};
+    alignas(64) std::atomic<bool> finished{false};
+    alignas(64) std::atomic<uint64_t> predicted_cycles{0};  // cycles the first half ran on a sure ready
+    alignas(64) Slot slots[2][RING] = {};
 };
 
 template <int K, class Model>
@@ -251,52 +278,105 @@ struct Half {
     PART_TOP_PORTS
     Model* model;
     Exchange* exchange;
-    uint64_t cycle = 0;
+    uint64_t cycle = 0;  // rising edges so far
+    uint64_t obtained = ~0ull;  // the cycle `other` holds the other half's values for
+    uint64_t handshakes = 0;  // at the cut FIFO before `cycle`: inputs (first half), outputs (second)
+    const uint32_t* other = nullptr;
+    uint32_t predicted[MAX_WORDS] = {};  // the second half's values as the first half reads them: a high ready
     bool started = false, last_clk = false;
 
-    Half(Model* m, Exchange* x) : model(m), exchange(x) {}
+    Half(Model* m, Exchange* x) : model(m), exchange(x) {
+#if CUT_LOOKAHEAD
+        predicted[CUT_READY_BIT >> 5] = 1u << (CUT_READY_BIT & 31);
+#endif
+    }
 
-    uint32_t* slot(int half) { return exchange->slots[half][cycle & 1]; }
+    Slot& mine(uint64_t c) { return exchange->slots[K][c % RING]; }
     void publish_into(uint32_t* words) {
         if constexpr (K == 0) publish0(*model, words); else publish1(*model, words);
     }
-    void apply() {
-        if constexpr (K == 0) apply0(*model, *this, slot(1)); else apply1(*model, *this, slot(0));
+    void apply(const uint32_t* from_other) {
+        if constexpr (K == 0) apply0(*model, *this, from_other); else apply1(*model, *this, from_other);
     }
-    void meet() {  // publish this cycle's values, wait for the other half's
-        publish_into(slot(K));
+    void publish() {
+        Slot& slot = mine(cycle);
+        publish_into(slot.words);
+        slot.out_fires = handshakes;
         exchange->published[K].store(cycle + 1, std::memory_order_release);
-        for (unsigned spins = 0; exchange->published[1 - K].load(std::memory_order_acquire) < cycle + 1; ++spins) {
+    }
+    // The other half's values for this cycle: its publication, once there. The first half does
+    // not wait for it while the cut FIFO's ready is sure to be high: the FIFO holds at most the
+    // beats that went in less those out by the second half's last published cycle, and the ready
+    // is all the first half reads from the second (`partition._lookahead`). The first half keeps
+    // 4 cycles clear of the ring's end, so no slot it reads is being written. False once the
+    // second half has finished the run.
+    bool obtain() {
+        if (obtained == cycle) return true;
+        for (unsigned spins = 0;; ++spins) {
+            const uint64_t theirs = exchange->published[1 - K].load(std::memory_order_acquire);
+            if (theirs > cycle) {
+                other = exchange->slots[1 - K][cycle % RING].words;
+                break;
+            }
+#if CUT_LOOKAHEAD
+            if constexpr (K == 0) {
+                const Slot& last = exchange->slots[1][(theirs - 1) % RING];
+                if (theirs > 0 && cycle + 4 <= theirs + RING && handshakes - last.out_fires < CUT_FIFO_WORDS) {
+                    other = predicted;
+                    exchange->predicted_cycles.fetch_add(1, std::memory_order_relaxed);
+                    break;
+                }
+            }
+#endif
+            if (K == 0 && exchange->finished.load(std::memory_order_relaxed)) return false;
             if (spins > 4096) std::this_thread::yield();
 #if defined(__x86_64__)
             else __builtin_ia32_pause();
 #endif
         }
-        const uint32_t* both[2] = {slot(0), slot(1)};
+        obtained = cycle;
+        const uint32_t* both[2] = {K == 0 ? mine(cycle).words : other, K == 0 ? other : mine(cycle).words};
         top_outputs(*this, both);
+        return true;
+    }
+    // The cycle's handshake at the cut FIFO, read before the rising edge evaluates.
+    void count_handshake() {
+#if CUT_LOOKAHEAD
+        if constexpr (K == 0) {
+            const uint32_t* words = mine(cycle).words;
+            handshakes += ((words[CUT_VALID_BIT >> 5] >> (CUT_VALID_BIT & 31)) & 1u) &
+                          ((other[CUT_READY_BIT >> 5] >> (CUT_READY_BIT & 31)) & 1u);
+        } else {
+            handshakes += cut_fifo_out_fire(*model);
+        }
+#endif
     }
     void eval() {
-        apply();
         if (!started) {  // like the whole design's first eval: the initial values, no edge
             started = true;
             last_clk = clk;
+            const uint32_t none[MAX_WORDS] = {};
+            apply(none);
             model->eval();
-            meet();
+            publish();
             return;
         }
         const bool rising = clk && !last_clk;
         last_clk = clk;
+        if (!obtain()) return;
+        if (rising) count_handshake();
+        apply(other);
         model->eval();
         if (rising) {
             ++cycle;
-            meet();
+            publish();
             return;
         }
         // What this half published for the cycle must not have changed when the cycle's inputs
         // came in: the other half has computed with it.
-        uint32_t now[PUBLISHED_WORDS0 > PUBLISHED_WORDS1 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1] = {};
+        uint32_t now[MAX_WORDS] = {};
         publish_into(now);
-        if (std::memcmp(now, slot(K), sizeof(uint32_t) * (K == 0 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1)) != 0) {
+        if (std::memcmp(now, mine(cycle).words, sizeof(uint32_t) * (K == 0 ? PUBLISHED_WORDS0 : PUBLISHED_WORDS1)) != 0) {
             std::fprintf(stderr, "partition: half %d's values crossing the cut changed within cycle %llu "
                                  "(they depend combinationally on the cycle's inputs)\n",
                          K, static_cast<unsigned long long>(cycle));
@@ -307,20 +387,30 @@ struct Half {
     void final() { model->final(); }
 };
 
+template <int K, class Model>
+static void print_more_stats(FILE* f, const Half<K, Model>* half) {
+    std::fprintf(f, "predicted_cycles %llu\n",
+                 static_cast<unsigned long long>(half->exchange->predicted_cycles.load(std::memory_order_relaxed)));
+}
+
 int main(int argc, char** argv) {
-    Exchange exchange;
-    int second_result = 0;
-    std::thread second([&] {
+    auto exchange = std::make_unique<Exchange>();  // megabytes of slots: not on the stack
+    int first_result = 0;
+    std::thread first([&] {
+        auto context = std::make_unique<VerilatedContext>();
+        auto model = std::make_unique<VPart0>(context.get());
+        Half<0, VPart0> half(model.get(), exchange.get());
+        first_result = run(argc, argv, &half, false, &exchange->finished);
+    });
+    int result;
+    {
         auto context = std::make_unique<VerilatedContext>();
         auto model = std::make_unique<VPart1>(context.get());
-        Half<1, VPart1> half(model.get(), &exchange);
-        second_result = run(argc, argv, &half, false);
-    });
-    auto context = std::make_unique<VerilatedContext>();
-    auto model = std::make_unique<VPart0>(context.get());
-    Half<0, VPart0> half(model.get(), &exchange);
-    const int result = run(argc, argv, &half, true);
-    second.join();
-    return result != 0 ? result : second_result;
+        Half<1, VPart1> half(model.get(), exchange.get());
+        result = run(argc, argv, &half, true);
+        exchange->finished.store(true, std::memory_order_relaxed);
+        first.join();
+    }
+    return result != 0 ? result : first_result;
 }
 #endif

@@ -4,9 +4,9 @@ Verilator runs a model on one thread. Its own `--threads` splits the evaluation 
 into many small tasks that wait on each other several times a cycle, and on the shared
 MobileNet-v1 that was 2.5x slower than one thread. Here the accelerator's layers are split
 into two contiguous halves of about equal simulation cost instead, each half its own Verilator
-model on its own thread, and the threads meet once a cycle to swap the signals that cross the
-cut: the stream between two layers (valid, payload one way, ready the other), the registered
-reset, and the top-level ports a half owns.
+model on its own thread, and each thread publishes, once a cycle, the signals its half drives
+across the cut: the stream between two layers (valid, payload one way, ready the other), the
+registered reset, and the top-level ports a half owns.
 
 Exact, and checked every cycle: each thread publishes the values its half drives across the
 cut right after the clock edge, before it sees the other half's values for that cycle, which
@@ -17,6 +17,14 @@ combinational logic cannot give wrong results, only that error, and `rtlsim` the
 whole design on one thread. The cut is chosen where this holds: at the FIFO in front of a
 layer (its ready is its fill level, a register) after a producer whose valid and payload come
 from its output register.
+
+Lookahead: where the cut crosses a single edge straight into its FIFO, the first half need not
+wait for the second every cycle. The only value it reads from the second half is that FIFO's
+ready, which is high while the FIFO's memory holds fewer beats than it has words; the FIFO holds
+at most the beats that went in (which the first half knows) less those that came out by the
+last cycle the second half has simulated. While that bound is below the words, the ready is
+high for certain and the first half runs on, up to a ring of cycles ahead (`harness.cpp`). The
+second half, downstream, never needs a value before the first half has made it.
 
 The cut itself is Yosys's: the top level and its FIFOs and width converters are flattened
 around the layers' modules (read as black boxes), every cell is given to a half, and `submod`
@@ -33,9 +41,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..graph.memory import fifo_memory
 from ..graph.specs import MVTUSpec, PadSpec, PoolSpec, SlidingWindowSpec, ThresholdSpec, VectorUnitSpec
 
 CUT_NOT_EXACT = "values crossing the cut changed within cycle"  # the harness's words (exit 4)
+# A top-level port added to the cut design (and to nothing else) that shows the output handshake
+# (valid, ready) of the FIFO the cut crosses into. (A port on the FIFO's input, whose nets cross
+# the cut, made Yosys's `submod` drop the second half's input for them.)
+CUT_FIFO_OUT = "cut_fifo_out"
 # Below this cost (`simulation_cost`) a cycle's work is too small to pay for the threads' meeting
 # once a cycle. Measured on 2 cores: the shared CNV at II 36,864 (cost 453) 0.48M cycles/s on
 # two threads and 0.47-0.53M on one; the shared MobileNet-v1 at FINN's ZCU104 folding (1,145)
@@ -135,6 +148,7 @@ def _partition(network, verilog: str) -> PartitionedDesign:
                      "opt_clean; write_json flat.json")
         design = json.loads((work / "flat.json").read_text())
         _assign_cells(design["modules"][top], top, network, set(second))
+        cut_fifo = _watch_cut_fifo(design["modules"][top], network, set(second))
         (work / "parted.json").write_text(json.dumps(design))
         _yosys(work, f"read_json parted.json; hierarchy -top {top}; submod; opt_clean; write_json cut.json")
         design = json.loads((work / "cut.json").read_text())
@@ -143,7 +157,7 @@ def _partition(network, verilog: str) -> PartitionedDesign:
         _yosys(work, f"read_json renamed.json; select {top}_part0 {top}_part1; "
                      "write_verilog -norename -noattr -selected parts.v")
         parts_verilog = (work / "parts.v").read_text()
-    header = _exchange_header(design["modules"], top)
+    header = _exchange_header(design["modules"], top, cut_fifo)
     modules.update(verilog_modules(parts_verilog))
     halves = tuple("".join(modules[name] for name in _modules_under(modules, root)) for root in part_modules(top))
     return PartitionedDesign(halves, header, (tuple(first), tuple(second)))
@@ -235,9 +249,25 @@ def _assign_cells(module: dict, top: str, network, second: set) -> None:
         pieces = name.replace("$flatten\\", "", 1).replace("\\", "").split(".")
         if len(pieces) >= 2 and pieces[0] == "datapath" and pieces[1] in half_of:
             part[name] = half_of[pieces[1]]
+        elif pieces[0] != "datapath":  # the top's own: the reset register, which crosses downstream
+            part[name] = 0
     _place_glue(cells, part)
     for name, cell in cells.items():
         cell.setdefault("attributes", {})["submod"] = f"part{part[name]}"
+
+
+def _watch_cut_fifo(module: dict, network, second: set) -> tuple[str, int] | None:
+    """Where exactly one edge crosses the cut, the top-level port `CUT_FIFO_OUT` on its FIFO's
+    output handshake; returns the FIFO's cell and the words of its memory (`fifo_memory`: its
+    ready is that it holds fewer beats), or None where the cut crosses more."""
+    crossing = [(index, stream) for index, stream in enumerate(network.edge_streams(), start=1)
+                if stream.edge.producer not in second and stream.edge.consumer in second]
+    if len(crossing) != 1 or f"datapath.fifo{crossing[0][0]}" not in module["cells"]:
+        return None
+    index, stream = crossing[0]
+    ports = module["cells"][f"datapath.fifo{index}"]["connections"]
+    module["ports"][CUT_FIFO_OUT] = {"direction": "output", "bits": ports["m__valid"] + ports["m__ready"]}
+    return f"datapath.fifo{index}", fifo_memory(1, stream.depth).depth
 
 
 def _place_glue(cells: dict, part: dict) -> None:
@@ -259,6 +289,9 @@ def _place_glue(cells: dict, part: dict) -> None:
         return [net for port, bits in cell["connections"].items() for net in bits
                 if isinstance(net, int) and (cell.get("port_directions", {}).get(port) == "output") == direction]
 
+    # A cell whose output every layer reads (the reset register) says nothing of where a loop
+    # that reads it belongs (the output's tlast counter, which it resets).
+    broadcast = {name for name in cells if sum(len(readers.get(net, ())) for net in nets(name, True)) > 8}
     pending = [name for name in cells if name not in part]
     patient = True
     while pending:
@@ -269,8 +302,8 @@ def _place_glue(cells: dict, part: dict) -> None:
             if patient and any(other not in part for other in sinks):
                 left.append(name)
                 continue
-            votes = Counter(part[other] for other in (sinks or sources) if other in part) if patient else \
-                Counter(part[other] for other in sinks | sources if other in part)
+            neighbours = sorted(sinks or sources) if patient else sorted(sinks | (sources - broadcast))
+            votes = Counter(part[other] for other in neighbours if other in part)
             if votes:
                 part[name] = votes.most_common(1)[0][0]
             else:
@@ -285,23 +318,36 @@ def _place_glue(cells: dict, part: dict) -> None:
         pending = left
 
 
-def _exchange_header(modules: dict, top: str) -> str:
+def _exchange_header(modules: dict, top: str, cut_fifo: tuple[str, int] | None = None) -> str:
     """C++ for `harness.cpp` -DPARTS: the two halves' classes, and for each half what it
     publishes after a clock edge (the bits it drives into the other half or out of the top),
-    and how its inputs are set from the top level's ports and the other half's publication."""
+    and how its inputs are set from the top level's ports and the other half's publication;
+    with `cut_fifo` (`_watch_cut_fifo`), what the first half's lookahead needs, where the cut
+    allows it."""
     top_module = modules[top]
     instances = {cell["type"]: cell for cell in top_module["cells"].values()}
     halves = [instances[f"{top}_part{k}"] for k in (0, 1)]
-    driven = {}  # net -> (half, word offset of bit 0 in its publication, bit)
+    probes = {port: info["bits"] for port, info in top_module["ports"].items() if port == CUT_FIFO_OUT}
+    outputs = {port: info for port, info in top_module["ports"].items()
+               if info["direction"] == "output" and port not in probes}
+    read = {net for k, cell in enumerate(halves) for port, bits in cell["connections"].items()
+            if cell["port_directions"][port] == "input" for net in bits}
+    read |= {net for info in outputs.values() for net in info["bits"]}
+    driven = {}  # net -> (half, bit offset in its publication)
+    drivers = {}  # net -> (half, port, bit), of every output of a half
     published = [[], []]
     for k, cell in enumerate(halves):
         offset = 0
         for port, bits in cell["connections"].items():
-            if cell["port_directions"][port] == "output":
-                published[k].append((port, len(bits), offset))
-                for i, net in enumerate(bits):
-                    driven[net] = (k, offset + i)
-                offset += -(-len(bits) // 32) * 32
+            if cell["port_directions"][port] != "output":
+                continue
+            drivers.update({net: (k, port, i) for i, net in enumerate(bits)})
+            if not read.intersection(bits):  # a probe's alone: watched, never exchanged
+                continue
+            published[k].append((port, len(bits), offset))
+            for i, net in enumerate(bits):
+                driven[net] = (k, offset + i)
+            offset += -(-len(bits) // 32) * 32
     top_inputs = {}
     for port, info in top_module["ports"].items():
         if info["direction"] == "input":
@@ -324,15 +370,49 @@ def _exchange_header(modules: dict, top: str) -> str:
             lines.append(_gather(f"m.{verilator_spelling(port)}", bits, k, driven, top_inputs))
         lines.append("}")
     lines.append("template <class Proxy> static void top_outputs(Proxy& top, const uint32_t* const* published) {")
-    for port, info in top_module["ports"].items():
-        if info["direction"] == "output":
-            lines.append(_gather(f"top.{verilator_spelling(port)}", info["bits"], None, driven, top_inputs, published=True))
+    for port, info in outputs.items():
+        lines.append(_gather(f"top.{verilator_spelling(port)}", info["bits"], None, driven, top_inputs, published=True))
     lines.append("}")
+    lines += _lookahead(modules[f"{top}_part1"], halves, probes, driven, drivers, cut_fifo)
     lines.append("#define PART_TOP_PORTS \\")
     for port, info in top_module["ports"].items():
-        lines.append(f"    {_ctype(len(info['bits']))} {verilator_spelling(port)} = {{}}; \\")
+        if port not in probes:
+            lines.append(f"    {_ctype(len(info['bits']))} {verilator_spelling(port)} = {{}}; \\")
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _lookahead(second: dict, halves: list, probes: dict, driven: dict, drivers: dict,
+               cut_fifo: tuple[str, int] | None) -> list[str]:
+    """`CUT_LOOKAHEAD` 1 where the first half reads nothing from the second but the cut FIFO's
+    ready, and the FIFO's input valid comes from the first half: then the FIFO's words, where
+    the valid and ready sit in the halves' publications, and the FIFO's output handshake, read
+    on the second half's model within a cycle. `second`: the second half's module, whose ports
+    lead from the FIFO's own nets to the top level's."""
+    if cut_fifo is None or not probes or cut_fifo[0] not in second["cells"]:
+        return ["#define CUT_LOOKAHEAD 0"]
+    name, words = cut_fifo
+    fifo = second["cells"][name]["connections"]
+    on_top = {}  # the second half's nets at its ports -> the top level's
+    for port, bits in halves[1]["connections"].items():
+        on_top.update(zip(second["ports"][port]["bits"], bits))
+    valid, ready = on_top.get(fifo["s__valid"][0]), on_top.get(fifo["s__ready"][0])
+    out_valid, out_ready = probes[CUT_FIFO_OUT]
+    from_second = {net for port, bits in halves[0]["connections"].items()
+                   if halves[0]["port_directions"][port] == "input" for net in bits if driven.get(net, (0,))[0] == 1}
+    if None in (valid, ready) or from_second != {ready} or driven.get(valid, (1,))[0] != 0 or \
+            any(drivers.get(net, (0,))[0] != 1 for net in (out_valid, out_ready)):
+        return ["#define CUT_LOOKAHEAD 0"]
+
+    def bit(net):
+        _, port, index = drivers[net]
+        return f"port_bit(m.{verilator_spelling(port)}, {index})"
+
+    return ["#define CUT_LOOKAHEAD 1",
+            f"static const uint64_t CUT_FIFO_WORDS = {words};",
+            f"static const int CUT_VALID_BIT = {driven[valid][1]};  // in the first half's publication",
+            f"static const int CUT_READY_BIT = {driven[ready][1]};  // in the second half's",
+            f"static bool cut_fifo_out_fire(const VPart1& m) {{ return {bit(out_valid)} && {bit(out_ready)}; }}"]
 
 
 def _gather(target: str, bits: list, half, driven: dict, top_inputs: dict, published: bool = False) -> str:

@@ -211,6 +211,9 @@ class StreamRun:
     wall_seconds: float
     loop_seconds: float  # the harness's clock loop alone: the simulator's own speed
     fifo_peak_words: np.ndarray | None = None  # the `fifo_peaks` port after the run, if monitored
+    # a design cut in two: cycles its first half ran without waiting for the second, on a ready
+    # of the cut FIFO that was sure to be high (`partition`)
+    predicted_cycles: int | None = None
 
 
 def words_per_beat(bits: int) -> int:
@@ -245,4 +248,6 @@ def run_stream(design: CompiledDesign, in_words: np.ndarray, in_beats_per_frame:
     stamps = np.array([[int(v) for v in line.split()[2:]] for line in lines if line.startswith("frame ")],
                       dtype=np.int64).reshape(-1, 2)
     peaks = [np.array(line.split()[1:], dtype=np.uint64) for line in lines if line.startswith("fifo_peaks")]
-    return StreamRun(output, stamps[:, 0], stamps[:, 1], total, wall, loop_seconds, peaks[0] if peaks else None)
+    predicted = [int(line.split()[1]) for line in lines if line.startswith("predicted_cycles")]
+    return StreamRun(output, stamps[:, 0], stamps[:, 1], total, wall, loop_seconds, peaks[0] if peaks else None,
+                     predicted[0] if predicted else None)
