@@ -138,3 +138,33 @@ def test_a_design_that_cannot_be_cut_is_simulated_whole(monkeypatch, tmp_path):
         partition.partition(network, verilog)
     result = rtlsim.simulate(network, verilog, frames(network, 2), jobs=2)
     assert result.threads == 1
+
+
+def test_runtime_writeable_weights_are_written_into_both_halves(monkeypatch, tmp_path):
+    """FINN's runtime_writeable_weights on a design cut in two: the harness writes the weights
+    through the top's port before the first beat, each half taking the writes of its layers. Two
+    layers keep theirs in UltraRAM, which has no initial contents: unwritten, they would be 0."""
+    import onnx
+    from support.modelgen import LayerCfg, MLPCfg, make_mlp
+
+    from finn_rtl.flow import build
+
+    cfg = MLPCfg(in_shape=(1, 32), layers=[LayerCfg(16, w_bits=3), LayerCfg(12, w_bits=2), LayerCfg(12, w_bits=2),
+                                           LayerCfg(12, w_bits=2), LayerCfg(8, w_bits=4, norm="none")], tail="none")
+    onnx.save(make_mlp(cfg, seed=3), str(tmp_path / "mlp.onnx"))
+    written = {"runtime_writeable_weights": 1}
+    folding = {"MatMul_0": {"PE": 1, "SIMD": 32, "ram_style": "ultra", **written}, "MatMul_1": {"PE": 3, "SIMD": 4},
+               "MatMul_2": {"PE": 1, "SIMD": 6, **written},
+               "MatMul_3": {"PE": 2, "SIMD": 6, "ram_style": "ultra", **written},
+               "MatMul_4": {"PE": 1, "SIMD": 6, **written}}
+    b = build(tmp_path / "mlp.onnx", tmp_path / "build", folding=folding)
+    assert [b.network.layer(name).memory_style("weights") for name in ("MatMul_0", "MatMul_3")] == ["ultra"] * 2
+    first, second = partition.split_layers(b.network)
+    assert "MatMul_0" in first and "MatMul_3" in second
+    x = frames(b.network, 3)
+    alone = rtlsim.simulate(b.network, b.verilog, x, jobs=1)
+    monkeypatch.setattr(partition, "THREADS_FROM", 0)
+    cut = rtlsim.simulate(b.network, b.verilog, x, jobs=2)
+    assert (alone.threads, cut.threads) == (1, 2)
+    assert np.array_equal(cut.outputs, alone.outputs)
+    assert np.array_equal(cut.outputs, b.network.reference(x))
