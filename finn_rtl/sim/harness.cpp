@@ -71,6 +71,7 @@ template <typename T>
 static bool port_bit(const T& port, int bit) { return (static_cast<uint64_t>(port) >> bit) & 1u; }
 template <std::size_t N>
 static bool port_bit(const VlWide<N>& port, int bit) { return (port[bit >> 5] >> (bit & 31)) & 1u; }
+static bool word_bit(const uint32_t* words, int bit) { return (words[bit >> 5] >> (bit & 31)) & 1u; }
 static void set_bits(uint32_t* dst, int to, int length) {
     for (int i = 0; i < length; ++i) dst[(to + i) >> 5] |= 1u << ((to + i) & 31);
 }
@@ -281,6 +282,7 @@ struct Half {
     uint64_t cycle = 0;  // rising edges so far
     uint64_t obtained = ~0ull;  // the cycle `other` holds the other half's values for
     uint64_t handshakes = 0;  // at the cut FIFO before `cycle`: inputs (first half), outputs (second)
+    uint64_t predicted_cycles = 0;  // the first half's, shown in `exchange` for the stats
     const uint32_t* other = nullptr;
     uint32_t predicted[MAX_WORDS] = {};  // the second half's values as the first half reads them: a high ready
     bool started = false, last_clk = false;
@@ -320,10 +322,11 @@ struct Half {
             }
 #if CUT_LOOKAHEAD
             if constexpr (K == 0) {
-                const Slot& last = exchange->slots[1][(theirs - 1) % RING];
-                if (theirs > 0 && cycle + 4 <= theirs + RING && handshakes - last.out_fires < CUT_FIFO_WORDS) {
+                if (theirs > 0 && cycle + 4 <= theirs + RING &&
+                    handshakes - exchange->slots[1][(theirs - 1) % RING].out_fires < CUT_FIFO_WORDS) {
                     other = predicted;
-                    exchange->predicted_cycles.fetch_add(1, std::memory_order_relaxed);
+                    // a plain store: only the other thread's stats read it, after the run
+                    exchange->predicted_cycles.store(++predicted_cycles, std::memory_order_relaxed);
                     break;
                 }
             }
@@ -343,9 +346,7 @@ struct Half {
     void count_handshake() {
 #if CUT_LOOKAHEAD
         if constexpr (K == 0) {
-            const uint32_t* words = mine(cycle).words;
-            handshakes += ((words[CUT_VALID_BIT >> 5] >> (CUT_VALID_BIT & 31)) & 1u) &
-                          ((other[CUT_READY_BIT >> 5] >> (CUT_READY_BIT & 31)) & 1u);
+            handshakes += word_bit(mine(cycle).words, CUT_VALID_BIT) && word_bit(other, CUT_READY_BIT);
         } else {
             handshakes += cut_fifo_out_fire(*model);
         }

@@ -262,12 +262,15 @@ def _watch_cut_fifo(module: dict, network, second: set) -> tuple[str, int] | Non
     ready is that it holds fewer beats), or None where the cut crosses more."""
     crossing = [(index, stream) for index, stream in enumerate(network.edge_streams(), start=1)
                 if stream.edge.producer not in second and stream.edge.consumer in second]
-    if len(crossing) != 1 or f"datapath.fifo{crossing[0][0]}" not in module["cells"]:
+    if len(crossing) != 1:
         return None
     index, stream = crossing[0]
-    ports = module["cells"][f"datapath.fifo{index}"]["connections"]
+    fifo = f"datapath.fifo{index}"
+    if fifo not in module["cells"]:
+        return None
+    ports = module["cells"][fifo]["connections"]
     module["ports"][CUT_FIFO_OUT] = {"direction": "output", "bits": ports["m__valid"] + ports["m__ready"]}
-    return f"datapath.fifo{index}", fifo_memory(1, stream.depth).depth
+    return fifo, fifo_memory(1, stream.depth).depth
 
 
 def _place_glue(cells: dict, part: dict) -> None:
