@@ -11,7 +11,8 @@ Default: the whole design is compiled once with debug information and run under 
 every executed instruction is mapped back (through inlined Verilator helpers, `addr2line -i`)
 to the generated C++ statement it belongs to, and the statement to the layer, FIFO or width
 converter whose signal it assigns. `--signals LAYER` also lists that layer's costliest signals
-(digits folded, so `dot3_x1_w0_2` and `dot7_x1_w0_2` count together).
+(digits folded, so `dot3_x1_w0_2` and `dot7_x1_w0_2` count together); `--signals top` those of
+the top level (Verilator's scheduling and the statements no layer owns).
 
 `--sample`: time shares from `perf record` samples (cpu-clock) attributed the same way, at the
 simulator's full speed: what the README's MobileNet-v1 breakdown was measured with (`--build` of
@@ -246,6 +247,7 @@ def profile_whole(network, frames: int, signal_layers, sample: bool = False) -> 
                     signal = f"{part}: output {re.sub(r'[0-9]+', '#', wire.group(1))}"
                 else:
                     part = "top level (scheduling, glue)"
+                    signal = f"top: {re.sub(r'[0-9]+', '#', signal)}"
             by_part[part] += ir
             by_signal[signal] += ir
     total = sum(by_part.values())

@@ -188,9 +188,10 @@ def make_core(layer) -> wiring.Component:
     return core(layer)
 
 
-def to_verilog(network: NetworkSpec, monitor_fifos: bool = False, workers: int | None = None) -> str:
-    """Each core converted on its own (on `workers` processes; default: by the design's size),
-    then the top level (`emit`)."""
+def to_verilog(network: NetworkSpec, monitor_fifos: bool = False, workers: int | None = None,
+               groups: int | None = None) -> str:
+    """Each core converted on its own, in `groups` fixed groups on `workers` processes (default:
+    both by the design's size), then the top level (`emit`)."""
     from .emit import to_verilog
 
-    return to_verilog(network, monitor_fifos, workers)
+    return to_verilog(network, monitor_fifos, workers, groups)

@@ -9,6 +9,13 @@ memory contents kept out of Yosys (`fast_meminit.DeferredContents`): MobileNet-v
 (streamlining included) in 24 s at FINN's ZCU104 folding and 43 s at its U250 folding, from 50
 and 97 s.
 
+The cores are converted in fixed groups (`unit_groups`; `GROUPS` of them for a large design,
+whatever the machine), one Yosys run each, and the groups' Verilog is joined in network order.
+Yosys numbers the wires it makes over a run, so cores shared out one by one to whichever
+process was free came out with other names on each build, and every rebuild of MobileNet-v1
+missed the simulator cache (80-200 s of Verilator and g++). A build's Verilog is now the same
+text every time.
+
 The Verilog has the same modules and logic as a conversion of the whole: Amaranth already writes
 each core as a module of its own. What changes is the core module's name (`TOP__L<i>_<layer>`)
 and its port names, which are its signature's (`s__payload`, `m__valid`, `weights_write__addr`);
@@ -35,6 +42,9 @@ CLOCK_PORTS = frozenset({"clk", "rst"})
 # Lanes (PE x SIMD summed over the layers) from which cores are converted on several processes:
 # below it the whole conversion takes a few seconds, less than starting the workers.
 PARALLEL_FROM = 2048
+# Groups a large design's cores are converted in, each a Yosys run of its own (about 0.6 s to
+# start): enough to share among a few processes.
+GROUPS = 6
 
 
 @dataclass(frozen=True)
@@ -121,29 +131,62 @@ def _ports(rtlil_text: str, module: str) -> frozenset:
     return frozenset(re.findall(r"^\s*wire (?:width \d+ )?(?:input|output|inout) \d+\s+\\(\S+)$", body, re.M))
 
 
-def convert_layers(units: list[tuple[str, object]], workers: int, top=None) -> list[ConvertedLayers]:
-    """`units` ((module name, layer spec), ...) converted on `workers` processes: this one and
-    `workers - 1` fresh Pythons, each taking the largest core left whenever it is done with one.
-    `top` (component, name), if given, is converted here first; its Verilog starts the first
-    result."""
+def unit_groups(units: list[tuple[str, object]], count: int) -> list[list[tuple[str, object]]]:
+    """`units` in network order, cut into at most `count` runs of consecutive units of about equal
+    work (`_work`). Each group is one Yosys run, whose names for the wires it makes (`$procmux$N`,
+    `$auto$...$N`) count over the run: fixed groups give the same Verilog on every build, however
+    the groups are shared between processes, so a rebuild finds its simulator in the cache."""
+    total = sum(_work(layer) for _, layer in units)
+    groups, current, done = [], [], 0
+    for unit in units:
+        current.append(unit)
+        done += _work(unit[1])
+        if len(groups) < count - 1 and done * count >= total * (len(groups) + 1):
+            groups.append(current)
+            current = []
+    return groups + [current] if current or not groups else groups
+
+
+def convert_layers(units: list[tuple[str, object]], workers: int, top=None, groups: int = 1) -> list[ConvertedLayers]:
+    """`units` ((module name, layer spec), ...) converted in `groups` fixed groups (`unit_groups`)
+    on `workers` processes: this one and `workers - 1` fresh Pythons, each taking the largest group
+    left whenever it is done with one. `top` (component, name), if given, is converted here first,
+    with the first group; its Verilog starts the first result. Results are in the groups' order."""
+    batches = unit_groups(units, max(1, groups))
     # Pickled here, before any thread runs: converting the top level fills the specs' cached
     # properties, and a spec pickled meanwhile by a worker's thread changes under it.
-    pickled = [pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL) if workers > 1 else None for unit in units]
-    queue = deque(sorted(zip(units, pickled), key=lambda item: -_work(item[0][1])))
+    pickled = [pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL) if workers > 1 else None for batch in batches]
+    queue = deque(sorted(range(1, len(batches)), key=lambda i: -sum(_work(layer) for _, layer in batches[i])))
     lock = threading.Lock()
+    results: dict[int, ConvertedLayers] = {}
 
     def take():
         with lock:
             return queue.popleft() if queue else None
 
+    def convert_here(index: int, with_top: bool = False) -> None:
+        conversion = Conversion()
+        if with_top and top is not None:
+            conversion.add_top(*top)
+        for unit in batches[index]:
+            conversion.add(*unit)
+        results[index] = conversion.finish()
+
+    def take_for_worker():
+        index = take()
+        return None if index is None else (index, batches[index], pickled[index])
+
+    def in_worker():
+        _convert_in_worker(take_for_worker, results)
+
     with ThreadPoolExecutor(max(1, workers - 1)) as pool:
-        others = [pool.submit(_convert_in_worker, take) for _ in range(min(workers, len(units)) - 1)]
-        here = Conversion()
-        if top is not None:
-            here.add_top(*top)
-        while (item := take()) is not None:
-            here.add(*item[0])
-        return [here.finish(), *(other.result() for other in others)]
+        others = [pool.submit(in_worker) for _ in range(min(workers, len(batches)) - 1)]
+        convert_here(0, with_top=True)
+        while (index := take()) is not None:
+            convert_here(index)
+        for other in others:
+            other.result()
+    return [results[index] for index in range(len(batches))]
 
 
 def _worker_environment() -> dict[str, str]:
@@ -155,23 +198,24 @@ def _worker_environment() -> dict[str, str]:
     return env
 
 
-def _convert_in_worker(take) -> ConvertedLayers:
-    """Cores converted by a fresh Python (`python -m finn_rtl.cores.emit`, pickles on its stdin and
-    stdout) until `take()` ((name, spec), the pair pickled) has none left: no fork of a process
-    that may hold threads or a Ray connection, no re-import of a user's script."""
+def _convert_in_worker(take, results: dict) -> None:
+    """Groups of cores converted by a fresh Python (`python -m finn_rtl.cores.emit`, pickles on its
+    stdin and stdout) until `take()` ((index, group, the group pickled)) has none left, each
+    group's result into `results[index]`: no fork of a process that may hold threads or a Ray
+    connection, no re-import of a user's script."""
     with tempfile.TemporaryFile() as errors:
         worker = subprocess.Popen([sys.executable, "-m", "finn_rtl.cores.emit"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=errors, env=_worker_environment())
         names = []
         try:
-            while True:
-                item = take()
-                worker.stdin.write(item[1] if item is not None else pickle.dumps(None))
+            while (item := take()) is not None:
+                index, group, pickled = item
+                names = [name for name, _ in group]
+                worker.stdin.write(pickled)
                 worker.stdin.flush()
-                if item is None:
-                    return pickle.load(worker.stdout)
-                names.append(item[0][0])
-                pickle.load(worker.stdout)  # done with it
+                results[index] = pickle.load(worker.stdout)
+            worker.stdin.write(pickle.dumps(None))
+            worker.stdin.flush()
         except (OSError, EOFError, pickle.UnpicklingError):
             worker.kill()
             worker.wait()
@@ -189,13 +233,19 @@ def _work(layer) -> int:
     return getattr(layer, "pe", 1) * getattr(layer, "simd", 1) + layer.in_lanes + layer.out_lanes + 64
 
 
+def groups_for(network) -> int:
+    """Groups of cores (`unit_groups`) a design is converted in: a function of the design alone,
+    never of the machine, so its Verilog is the same everywhere."""
+    return 1 if sum(_work(layer) for layer in network.layers) < PARALLEL_FROM else GROUPS
+
+
 def workers_for(network) -> int:
-    if sum(_work(layer) for layer in network.layers) < PARALLEL_FROM:
+    if groups_for(network) == 1:
         return 1
-    return len(os.sched_getaffinity(0))
+    return min(GROUPS, len(os.sched_getaffinity(0)))
 
 
-def to_verilog(network, monitor_fifos: bool = False, workers: int | None = None) -> str:
+def to_verilog(network, monitor_fifos: bool = False, workers: int | None = None, groups: int | None = None) -> str:
     """The accelerator's Verilog: the top level and each layer's module, then the leaves."""
     from .accelerator import Accelerator
     from .fast_meminit import installed
@@ -207,7 +257,8 @@ def to_verilog(network, monitor_fifos: bool = False, workers: int | None = None)
     # Every core module has a clock and a reset port (`Conversion.add`), so the top level is
     # converted while the cores are, without waiting for their ports.
     instances = {layer.name: LayerModule(name, CLOCK_PORTS) for name, layer in units}
-    batches = convert_layers(units, workers, (Accelerator(network, monitor_fifos, instances), network.name))
+    groups = groups_for(network) if groups is None else groups
+    batches = convert_layers(units, workers, (Accelerator(network, monitor_fifos, instances), network.name), groups)
     leaves = {}
     for batch in batches:
         for name, leaf in batch.leaves.items():
@@ -220,13 +271,12 @@ def _worker_main() -> None:
     from .fast_meminit import installed
 
     installed()
-    conversion = Conversion()
-    while (unit := pickle.load(sys.stdin.buffer)) is not None:
-        conversion.add(*unit)
-        pickle.dump(True, sys.stdout.buffer)
+    while (group := pickle.load(sys.stdin.buffer)) is not None:
+        conversion = Conversion()
+        for unit in group:
+            conversion.add(*unit)
+        pickle.dump(conversion.finish(), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
         sys.stdout.buffer.flush()
-    pickle.dump(conversion.finish(), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.flush()
 
 
 if __name__ == "__main__":  # pickled results must name this module, not __main__

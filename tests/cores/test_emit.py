@@ -45,15 +45,15 @@ def numbered_per_module(verilog: str) -> str:
     return "\nmodule ".join(renumber(chunk) for chunk in verilog.split("\nmodule "))
 
 
-@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])
-def test_cores_converted_apart_are_proven_equal_to_the_whole_design(residual_network, tmp_path, workers):
-    """On one process and on two (which convert different cores, each with its own numbering of
-    unnamed signals, and run Yosys apart)."""
+@pytest.mark.parametrize("workers, groups", [pytest.param(1, 1, marks=pytest.mark.slow), (2, 3)])
+def test_cores_converted_apart_are_proven_equal_to_the_whole_design(residual_network, tmp_path, workers, groups):
+    """On one process and on two (which convert different groups of cores, each with its own
+    numbering of unnamed signals, and run Yosys apart)."""
     from finn_rtl.resources.synthesis import yosys_command
 
     top = residual_network.name
     (tmp_path / "gold.v").write_text(numbered_per_module(whole_design_verilog(residual_network)))
-    ours = emit.to_verilog(residual_network, workers=workers)
+    ours = emit.to_verilog(residual_network, workers=workers, groups=groups)
     (tmp_path / "gate.v").write_text(numbered_per_module(ours))
     cores = [layer.name for layer in residual_network.layers]
     assert all(f"module {emit.module_name(top, i, name)}(" in ours for i, name in enumerate(cores))
@@ -76,12 +76,33 @@ class NotASpec:
     name = "broken"
 
 
+def test_the_verilog_is_the_same_text_on_every_build_however_many_processes(residual_network):
+    """Yosys numbers the wires it makes over a run: with the cores in fixed groups, which process
+    converts which group does not change a name, so a rebuild hits the simulator cache."""
+    alone = emit.to_verilog(residual_network, workers=1, groups=3)
+    assert emit.to_verilog(residual_network, workers=2, groups=3) == alone
+    assert emit.to_verilog(residual_network, workers=3, groups=3) == alone
+    assert "$procmux$" in alone  # the names that used to differ are there
+
+
+def test_unit_groups_are_runs_of_consecutive_units_of_about_equal_work(residual_network):
+    units = [(f"L{i}", layer) for i, layer in enumerate(residual_network.layers)]
+    for count in (1, 2, 3, len(units), len(units) + 5):
+        groups = emit.unit_groups(units, count)
+        assert [unit for group in groups for unit in group] == units
+        assert 1 <= len(groups) <= count and all(groups)
+    works = [sum(emit._work(layer) for _, layer in group) for group in emit.unit_groups(units, 2)]
+    biggest = max(emit._work(layer) for _, layer in units)
+    assert abs(works[0] - works[1]) <= biggest
+    assert emit.unit_groups([], 3) == [[]]
+
+
 def test_a_worker_that_dies_is_an_error_naming_its_cores():
-    unit = ("finn_rtl_top__L7_broken", NotASpec())
-    units = iter([(unit, pickle.dumps(unit)), None])
+    group = [("finn_rtl_top__L7_broken", NotASpec())]
+    items = iter([(0, group, pickle.dumps(group)), None])
     with pytest.raises(RuntimeError, match=r"converting finn_rtl_top__L7_broken to Verilog failed \(exit 1\): "
                                            r".*(No module named|Can't get attribute)"):
-        emit._convert_in_worker(lambda: next(units))
+        emit._convert_in_worker(lambda: next(items), {})
 
 
 def test_a_core_without_registers_still_gets_clock_and_reset_ports(monkeypatch):
