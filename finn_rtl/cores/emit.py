@@ -153,9 +153,12 @@ def convert_layers(units: list[tuple[str, object]], workers: int, top=None, grou
     left whenever it is done with one. `top` (component, name), if given, is converted here first,
     with the first group; its Verilog starts the first result. Results are in the groups' order."""
     batches = unit_groups(units, max(1, groups))
+    helpers = min(workers, len(batches)) - 1
     # Pickled here, before any thread runs: converting the top level fills the specs' cached
-    # properties, and a spec pickled meanwhile by a worker's thread changes under it.
-    pickled = [pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL) if workers > 1 else None for batch in batches]
+    # properties, and a spec pickled meanwhile by a worker's thread changes under it. The first
+    # group is always converted here, with the top level, and never pickled.
+    pickled = {index: pickle.dumps(batches[index], protocol=pickle.HIGHEST_PROTOCOL)
+               for index in range(1, len(batches))} if helpers else {}
     queue = deque(sorted(range(1, len(batches)), key=lambda i: -sum(_work(layer) for _, layer in batches[i])))
     lock = threading.Lock()
     results: dict[int, ConvertedLayers] = {}
@@ -164,29 +167,28 @@ def convert_layers(units: list[tuple[str, object]], workers: int, top=None, grou
         with lock:
             return queue.popleft() if queue else None
 
-    def convert_here(index: int, with_top: bool = False) -> None:
-        conversion = Conversion()
-        if with_top and top is not None:
-            conversion.add_top(*top)
-        for unit in batches[index]:
-            conversion.add(*unit)
-        results[index] = conversion.finish()
-
     def take_for_worker():
         index = take()
         return None if index is None else (index, batches[index], pickled[index])
 
-    def in_worker():
-        _convert_in_worker(take_for_worker, results)
-
-    with ThreadPoolExecutor(max(1, workers - 1)) as pool:
-        others = [pool.submit(in_worker) for _ in range(min(workers, len(batches)) - 1)]
-        convert_here(0, with_top=True)
+    with ThreadPoolExecutor(max(1, helpers)) as pool:
+        others = [pool.submit(_convert_in_worker, take_for_worker, results) for _ in range(helpers)]
+        results[0] = convert_group(batches[0], top)
         while (index := take()) is not None:
-            convert_here(index)
+            results[index] = convert_group(batches[index])
         for other in others:
             other.result()
     return [results[index] for index in range(len(batches))]
+
+
+def convert_group(group: list[tuple[str, object]], top=None) -> ConvertedLayers:
+    """One group's cores (and `top` (component, name) first, if given) through one Yosys run."""
+    conversion = Conversion()
+    if top is not None:
+        conversion.add_top(*top)
+    for unit in group:
+        conversion.add(*unit)
+    return conversion.finish()
 
 
 def _worker_environment() -> dict[str, str]:
@@ -272,10 +274,7 @@ def _worker_main() -> None:
 
     installed()
     while (group := pickle.load(sys.stdin.buffer)) is not None:
-        conversion = Conversion()
-        for unit in group:
-            conversion.add(*unit)
-        pickle.dump(conversion.finish(), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(convert_group(group), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
         sys.stdout.buffer.flush()
 
 
