@@ -75,3 +75,16 @@ def test_unoptimised_code_does_not_stop_at_undefined_behaviour(tmp_path):
     subprocess.run([*compiler.cxx().split(), "-O0", "-o", str(program), str(source)], check=True,
                    env=verilator.verilator_env())
     assert subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout == "-16\n"
+
+
+def test_without_the_wheel_the_system_compiler_builds(monkeypatch):
+    monkeypatch.setattr(compiler, "zig", lambda: None)
+    compiler.cxx.cache_clear()
+    compiler.identity.cache_clear()
+    try:
+        assert compiler.make_options() == ["CXX=c++", "LINK=c++"]
+        assert compiler.identity().startswith("system c++ (")
+        assert "ZIG_GLOBAL_CACHE_DIR" not in compiler.environment({})
+    finally:
+        compiler.cxx.cache_clear()
+        compiler.identity.cache_clear()
