@@ -4,11 +4,12 @@ Measured on the shared MobileNet-v1 at FINN's ZCU104 folding (the design cut in 
 the same Verilog, interleaved runs on this 2-core machine, median kcycles/s): g++ 12 -O2 221 against
 379 for zig's clang 22 -O2 built for x86-64-v3 (1.71x; faster in each of 5 rounds), 334 for the
 host's own CPU model (znver3) and, in another set, 187 against g++'s 180 for the baseline x86-64.
-clang's code for AVX2/BMI2 is what pays (g++ with -march=x86-64-v3 had measured no faster). Outputs and cycle counts are the same. So simulators are
-built for the x86-64 level the host has (v3 where its CPU has AVX2, BMI1/2, FMA, F16C, LZCNT and
-MOVBE, else the baseline), not for its exact model: an executable runs on every machine of that
-level, which matters to the cluster, where one build is sent to every node
-(`cluster.local_versions` names the compiler and level a node must share).
+clang's code for AVX2/BMI2 is what pays (g++ with -march=x86-64-v3 had measured no faster).
+Outputs and cycle counts are the same. So simulators are built for the x86-64 level the host has
+(v3 where its CPU has AVX2, BMI1/2, FMA, F16C, LZCNT and MOVBE, else the baseline), not for its
+exact model: an executable runs on every machine of that level, which matters to the cluster,
+where one build is sent to every node (`cluster.local_versions` names the compiler and level a
+node must share).
 
 The wheel is a dependency, so the compiler is the same on every machine, whatever C++ compiler
 the system has. Without it (a platform it has no wheel for), the system's `c++` builds them.

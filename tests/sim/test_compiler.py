@@ -70,7 +70,8 @@ def test_unoptimised_code_does_not_stop_at_undefined_behaviour(tmp_path):
     """Verilator's sign extensions shift negative values left; zig's clang would trap there in
     -O0 code (the FAST_BUILD of short runs, and every build's initial blocks) by default."""
     source = tmp_path / "shift.cpp"
-    source.write_text("#include <cstdio>\nint main(int argc, char **) { int x = -argc; std::printf(\"%d\\n\", x << 4); }\n")
+    source.write_text("#include <cstdio>\n"
+                      "int main(int argc, char **) { int x = -argc; std::printf(\"%d\\n\", x << 4); }\n")
     program = tmp_path / "shift"
     subprocess.run([*compiler.cxx().split(), "-O0", "-o", str(program), str(source)], check=True,
                    env=verilator.verilator_env())
